@@ -1,0 +1,70 @@
+/// Normalisation layers' maths over the last axis, each one primitive with a fused backward.
+extension Variable {
+    /// LayerNorm over the last axis (D features):
+    ///
+    /// ```
+    /// mu = mean(x), var = mean((x - mu)^2), xhat = (x - mu) / sqrt(var + eps)
+    /// y = xhat * gamma + beta
+    /// dxhat = g * gamma
+    /// dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
+    /// dgamma = sum(g * xhat), dbeta = sum(g)      // over all leading axes
+    /// ```
+    public func layerNorm(weight: Variable?, bias: Variable?, eps: Float) throws -> Variable {
+        let d = shape.last ?? 0
+        if let weight, weight.shape != [d] { throw TensorError("layer_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
+        if let bias, bias.shape != [d] { throw TensorError("layer_norm", "bias \(fmt(bias.shape)) for input \(fmt(shape))") }
+        let mu = try value.mean(axes: [-1], keepDims: true)
+        let centered = try value - mu
+        let rstd = (try centered.squared().mean(axes: [-1], keepDims: true) + eps).pow(-0.5)
+        let xhat = try centered * rstd
+        var y = xhat
+        if let weight { y = try y * weight.value }
+        if let bias { y = try y + bias.value }
+        let gamma = weight?.value
+        let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+        let hasWeight = weight != nil
+        return Variable.record(y, inputs) { g, needs in
+            var dxhat = g
+            if let gamma { dxhat = try g * gamma }
+            var out: [Tensor?] = []
+            if needs[0] {
+                let m1 = try dxhat.mean(axes: [-1], keepDims: true)
+                let m2 = try (try dxhat * xhat).mean(axes: [-1], keepDims: true)
+                out.append(try (try (dxhat - m1) - (try xhat * m2)) * rstd)
+            } else { out.append(nil) }
+            let lead = Array(0..<(g.rank - 1))
+            if hasWeight { out.append(needs[out.count] ? try (try g * xhat).sum(axes: lead) : nil) }
+            if out.count < needs.count { out.append(needs[out.count] ? try g.sum(axes: lead) : nil) }
+            return out
+        }
+    }
+
+    /// T5's RMS norm over the last axis (no mean subtraction, no bias):
+    ///
+    /// ```
+    /// r = 1 / sqrt(mean(x^2) + eps), y = x * r * gamma
+    /// dx = r * (g*gamma - x * r^2 * mean(g*gamma * x)),  dgamma = sum(g * x * r)
+    /// ```
+    public func rmsNorm(weight: Variable, eps: Float) throws -> Variable {
+        let d = shape.last ?? 0
+        guard weight.shape == [d] else { throw TensorError("rms_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
+        let x = value, gamma = weight.value
+        let r = (try x.squared().mean(axes: [-1], keepDims: true) + eps).pow(-0.5)
+        let xr = try x * r
+        return Variable.record(try xr * gamma, [self, weight]) { g, needs in
+            let gg = try g * gamma
+            let dx = needs[0] ? try (try gg - (try x * (try r.squared() * (try (try gg * x).mean(axes: [-1], keepDims: true))))) * r : nil
+            let dgamma = needs[1] ? try (try g * xr).sum(axes: Array(0..<(g.rank - 1))) : nil
+            return [dx, dgamma]
+        }
+    }
+
+    /// Inverted dropout with a mask drawn from `rng`: `y = x * mask / (1 - p)`, `dx = g * mask / (1 - p)`.
+    public func dropout(p: Float, using rng: inout some RandomNumberGenerator) throws -> Variable {
+        guard p >= 0 && p < 1 else { throw TensorError("dropout", "probability \(p) outside [0, 1)") }
+        if p == 0 { return self }
+        let keep = 1 / (1 - p)
+        let mask = Tensor.uniform(shape, using: &rng).map { $0 >= p ? keep : 0 }
+        return Variable.record(try value * mask, [self]) { g, _ in [try g * mask] }
+    }
+}

@@ -1,0 +1,48 @@
+/// Elementwise maps. Each backward multiplies the incoming gradient by the local derivative.
+extension Variable {
+    /// Records a map whose derivative is `dydx(x, y)`.
+    func unary(_ y: Tensor, _ dydx: @escaping (_ x: Float, _ y: Float) -> Float) -> Variable {
+        let x = value
+        return Variable.record(y, [self]) { g, _ in
+            [try Tensor.zipMap(g, try Tensor.zipMap(x, y, "grad") { dydx($0, $1) }, "grad") { $0 * $1 }]
+        }
+    }
+
+    public func exp() -> Variable { unary(value.exp()) { _, y in y } }
+    public func log() -> Variable { unary(value.log()) { x, _ in 1 / x } }
+    public func sqrt() -> Variable { unary(value.sqrt()) { _, y in 0.5 / y } }
+    public func squared() -> Variable { unary(value.squared()) { x, _ in 2 * x } }
+    public func pow(_ p: Float) -> Variable { unary(value.pow(p)) { x, _ in p * _powf(x, p - 1) } }
+    public func tanh() -> Variable { unary(value.tanh()) { _, y in 1 - y * y } }
+    public func sigmoid() -> Variable { unary(value.sigmoid()) { _, y in y * (1 - y) } }
+    public func relu() -> Variable { unary(value.relu()) { x, _ in x > 0 ? 1 : 0 } }
+    public func abs() -> Variable { unary(value.abs()) { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) } }
+
+    /// Clamp; the gradient is 1 strictly inside `[low, high]` and 0 outside (as PyTorch, 1 at the bounds).
+    public func clamped(min low: Float = -.infinity, max high: Float = .infinity) -> Variable {
+        unary(value.clamped(min: low, max: high)) { x, _ in x >= low && x <= high ? 1 : 0 }
+    }
+
+    /// GELU, exact or tanh-approximated, with the matching derivative.
+    ///
+    /// ```
+    /// exact: d/dx = Phi(x) + x phi(x)
+    /// tanh:  u = sqrt(2/pi)(x + 0.044715 x^3),  d/dx = 0.5(1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi)(1 + 3*0.044715 x^2)
+    /// ```
+    public func gelu(approximation: GELUApproximation = .none) -> Variable {
+        switch approximation {
+        case .none:
+            return unary(value.gelu(approximation: .none)) { x, _ in
+                let cdf = 0.5 * (1 + _erff(x * 0.70710678118654752))
+                let pdf = 0.3989422804014327 * _expf(-0.5 * x * x)
+                return cdf + x * pdf
+            }
+        case .tanh:
+            return unary(value.gelu(approximation: .tanh)) { x, _ in
+                let k: Float = 0.79788456080286536
+                let t = _tanhf(k * (x + 0.044715 * x * x * x))
+                return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// Softmax and log-softmax along one axis, computed row by row on a contiguous copy with the axis last.
+extension Tensor {
+    /// Applies `kernel(row, n)` to every length-`n` row along `axis`, in place on a copy, and restores the layout.
+    func alongAxis(_ axis: Int, _ op: String, _ kernel: (UnsafeMutablePointer<Float>, Int) -> Void) throws -> Tensor {
+        let a = try Tensor.normalizeAxis(axis, rank: rank, op)
+        var order = Array(0..<rank)
+        order.remove(at: a)
+        order.append(a)
+        var moved = try permuted(order).contiguous()
+        let n = shape[a]
+        if n > 0 {
+            moved.withUnsafeMutableElements { buf in
+                var p = buf.baseAddress!
+                for _ in 0..<(buf.count / n) { kernel(p, n); p += n }
+            }
+        }
+        var inverse = [Int](repeating: 0, count: rank)
+        for (i, o) in order.enumerated() { inverse[o] = i }
+        return try moved.permuted(inverse)
+    }
+
+    /// `softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x)` along `axis`.
+    public func softmax(axis: Int = -1) throws -> Tensor {
+        try alongAxis(axis, "softmax") { row, n in
+            var m = -Float.infinity
+            for j in 0..<n { m = Swift.max(m, row[j]) }
+            if !m.isFinite { m = 0 }
+            var s: Float = 0
+            for j in 0..<n { row[j] = _expf(row[j] - m); s += row[j] }
+            let inv = 1 / s
+            for j in 0..<n { row[j] *= inv }
+        }
+    }
+
+    /// `log_softmax(x)_i = x_i - logsumexp(x)` along `axis`.
+    public func logSoftmax(axis: Int = -1) throws -> Tensor {
+        try alongAxis(axis, "log_softmax") { row, n in
+            var m = -Float.infinity
+            for j in 0..<n { m = Swift.max(m, row[j]) }
+            if !m.isFinite { m = 0 }
+            var s: Float = 0
+            for j in 0..<n { s += _expf(row[j] - m) }
+            let lse = m + _logf(s)
+            for j in 0..<n { row[j] -= lse }
+        }
+    }
+}
