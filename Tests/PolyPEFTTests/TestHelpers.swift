@@ -74,3 +74,38 @@ func gradCheck(_ inputs: [Tensor], step: Float = 1e-2, rtol: Float = 1e-2, seed:
                     file: file, line: line)
     }
 }
+
+/// Finite-difference check of the gradients that `backward()` leaves in `params`, for loss = sum(f() * cotangent).
+/// `f` must read the parameters' current values (it is re-run with each element nudged).
+func paramGradCheck(_ params: [Parameter], step: Float = 1e-2, rtol: Float = 1e-2, seed: UInt64 = 77,
+                    file: StaticString = #filePath, line: UInt = #line, _ f: () throws -> Variable) throws {
+    let probe = try f()
+    let cot = randomTensor(probe.shape, seed: seed)
+    func loss() throws -> Double {
+        let y = try f().value.scalars, c = cot.scalars
+        var s = 0.0
+        for i in 0..<y.count { s += Double(y[i]) * Double(c[i]) }
+        return s
+    }
+    for p in params { p.zeroGrad() }
+    try (try f() * Variable(cot)).sum().backward()
+    for (k, p) in params.enumerated() {
+        let analytic = p.grad ?? Tensor.zeros(p.value.shape)
+        var numeric = [Float](repeating: 0, count: p.count)
+        let original = p.value.contiguous()
+        for i in 0..<p.count {
+            var v = original
+            v.storage[i] += step
+            p.value = v
+            let up = try loss()
+            v.storage[i] -= 2 * step
+            p.value = v
+            let down = try loss()
+            numeric[i] = Float((up - down) / (2 * Double(step)))
+        }
+        p.value = original
+        let scale = numeric.map { Swift.abs($0) }.max() ?? 0
+        assertClose(analytic, Tensor(numeric, shape: p.value.shape), rtol: rtol, atol: rtol * Swift.max(scale, 1e-3) * 0.1,
+                    "gradient of parameter \(k)", file: file, line: line)
+    }
+}

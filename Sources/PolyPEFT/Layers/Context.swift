@@ -6,6 +6,7 @@
 /// - `recordsGradients`: when false, parameters enter the computation as constants and nothing is recorded.
 /// - `recorder`: optional sink for intermediates (routing weights, layer inputs/outputs) keyed by layer path.
 /// - `injectedUniformNoise`: optional per-layer-path noise replacing the router's uniform draws (golden tests).
+/// - `adaptersEnabled`: false runs the base model alone.
 public final class Context {
     public enum Mode: String, Sendable, Codable { case train, eval }
 
@@ -15,6 +16,8 @@ public final class Context {
     public var recordsGradients: Bool
     public var recorder: Recorder?
     public var injectedUniformNoise: [String: Tensor] = [:]
+    /// When false, adapter layers return their base layer's output (PEFT's `disable_adapter()`).
+    public var adaptersEnabled = true
 
     public init(mode: Mode = .eval, taskIDs: [Int]? = nil, rng: Xoshiro256 = Xoshiro256(seed: 0),
                 recordsGradients: Bool = true, recorder: Recorder? = nil) {

@@ -1,0 +1,37 @@
+/// A layer that wraps a frozen base `Linear` and adds a learned update:
+///
+/// ```
+/// y = base(x) + delta(x, context)
+/// ```
+/// LoRA, Poly/MHR and later IA3, bottleneck adapters and DoRA conform; unions (MAM, UniPELT gating) compose them.
+/// The base layer stays a child named `base_layer`, so base weights keep PEFT's names
+/// (`fc1.base_layer.weight`) and adapter tensors sit beside it (`fc1.poly_lora_A`).
+public protocol AdapterLayer: Layer {
+    /// The wrapped layer (frozen by the wrapper).
+    var baseLayer: Linear { get }
+    /// The dotted path of this layer in its model, used in error messages and recorded intermediates.
+    var path: String { get }
+    /// The adapter's own parameters with names relative to this layer (`poly_lora_A`, `poly_router.module_logits`).
+    func adapterParameters() -> [(name: String, parameter: Parameter)]
+    /// The update alone, for an input of the base layer.
+    func delta(_ x: Variable, _ ctx: Context) throws -> Variable
+}
+
+extension AdapterLayer {
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] {
+        namedParameters().filter { !$0.name.hasPrefix("base_layer.") }
+    }
+
+    /// `base(x) + delta(x)`, or `base(x)` alone when the context disables adapters.
+    public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
+        let base = try baseLayer.forward(x, ctx)
+        guard ctx.adaptersEnabled else { return base }
+        let y = try base + (try delta(x, ctx))
+        if let r = ctx.recorder {
+            r.record("layer.\(path).input", x.value)
+            r.record("layer.\(path).base_output", base.value)
+            r.record("layer.\(path).output", y.value)
+        }
+        return y
+    }
+}

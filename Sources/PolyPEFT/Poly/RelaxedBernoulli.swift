@@ -1,0 +1,37 @@
+/// PyTorch's `RelaxedBernoulli(temperature, logits).rsample()` with its exact clamps, as one primitive.
+///
+/// ```
+/// eps = 2^-23 (float32 machine epsilon), tiny = 2^-126
+/// p = clamp(sigmoid(L), eps, 1 - eps)            // clamp_probs
+/// u = clamp(u, eps, 1 - eps)                     // u ~ U[0, 1), drawn by the caller
+/// z = (log u - log1p(-u) + log p - log1p(-p)) / T
+/// y = clamp(sigmoid(z), tiny, 1 - eps)           // SigmoidTransform's clipped sigmoid
+/// dy/dL = y (1 - y) / T  where neither clamp is active, else 0   (d(logit(sigmoid L))/dL = 1)
+/// ```
+public enum RelaxedBernoulli {
+    static let eps = Float.ulpOfOne
+    static let tiny = Float.leastNormalMagnitude
+
+    /// Samples for `logits` given the raw uniform draws `uniform` (same shape).
+    public static func sample(logits: Variable, uniform: Tensor, temperature: Float) throws -> Variable {
+        guard uniform.shape == logits.shape else {
+            throw TensorError("relaxed_bernoulli", "noise \(fmt(uniform.shape)) does not match logits \(fmt(logits.shape))")
+        }
+        let l = logits.value.scalars, u = uniform.scalars
+        var y = [Float](repeating: 0, count: l.count)
+        var dydl = [Float](repeating: 0, count: l.count)
+        for i in 0..<l.count {
+            let p = Tensor.sigmoid(l[i])
+            let pc = Swift.min(Swift.max(p, eps), 1 - eps)
+            let uc = Swift.min(Swift.max(u[i], eps), 1 - eps)
+            let z = (_logf(uc) - _log1pf(-uc) + (_logf(pc) - _log1pf(-pc))) / temperature
+            let s = Tensor.sigmoid(z)
+            let yc = Swift.min(Swift.max(s, tiny), 1 - eps)
+            y[i] = yc
+            let pInside = p >= eps && p <= 1 - eps, sInside = s >= tiny && s <= 1 - eps
+            dydl[i] = pInside && sInside ? s * (1 - s) / temperature : 0
+        }
+        let d = Tensor(dydl, shape: logits.shape)
+        return Variable.record(Tensor(y, shape: logits.shape), [logits]) { g, _ in [try g * d] }
+    }
+}

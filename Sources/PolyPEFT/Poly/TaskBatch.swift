@@ -1,0 +1,37 @@
+/// Validated per-sample task ids and their distinct values.
+///
+/// Unlike PEFT, which silently wraps negative ids (Python indexing) and checks only the maximum, every id must lie in
+/// `0..<nTasks`.
+struct TaskBatch {
+    let ids: [Int]
+    /// Distinct ids in order of first appearance.
+    let distinct: [Int]
+    /// For each sample, the index of its id in `distinct`.
+    let groupOfSample: [Int]
+
+    init(_ taskIDs: [Int]?, batch: Int, nTasks: Int, layer: String) throws {
+        guard let taskIDs else {
+            throw PolyError("\(layer): task ids are required (set Context.taskIDs, one per sample)")
+        }
+        guard taskIDs.count == batch else {
+            throw PolyError("\(layer): \(taskIDs.count) task ids for a batch of \(batch) samples")
+        }
+        var index: [Int: Int] = [:]
+        var distinct: [Int] = []
+        var groups: [Int] = []
+        groups.reserveCapacity(batch)
+        for (i, id) in taskIDs.enumerated() {
+            guard id >= 0 && id < nTasks else {
+                throw PolyError("\(layer): task id \(id) of sample \(i) is out of range 0..<\(nTasks)")
+            }
+            if let g = index[id] { groups.append(g) } else {
+                index[id] = distinct.count
+                groups.append(distinct.count)
+                distinct.append(id)
+            }
+        }
+        ids = taskIDs
+        self.distinct = distinct
+        groupOfSample = groups
+    }
+}

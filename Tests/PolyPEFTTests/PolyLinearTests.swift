@@ -1,0 +1,133 @@
+import XCTest
+@testable import PolyPEFT
+
+final class PolyLinearTests: XCTestCase {
+    func makeLayer(in inF: Int = 6, out outF: Int = 4, r: Int = 2, tasks: Int = 3, skills: Int = 3, splits: Int = 2,
+                   mixing: MixingMode = .parameters, seed: UInt64 = 1) throws -> PolyLinear {
+        var g = Xoshiro256(seed: seed)
+        let base = Linear(inF, outF, using: &g)
+        let layer = try PolyLinear(wrapping: base, path: "fc", r: r, nTasks: tasks, nSkills: skills, nSplits: splits,
+                                   initWeights: false, mixing: mixing, using: &g)
+        layer.router.moduleLogits.value = Tensor.normal([tasks, splits * skills], std: 2, using: &g)
+        return layer
+    }
+
+    /// Per-sample reference with plain loops: PEFT's maths for parameter mixing, the documented form for outputs.
+    func reference(_ layer: PolyLinear, x: Tensor, tasks: [Int]) throws -> Tensor {
+        let s = layer.nSplits, k = layer.nSkills, r = layer.r
+        let inF = layer.baseLayer.inFeatures, outF = layer.baseLayer.outFeatures, d = inF / s, e = outF / s
+        let a = layer.loraA.value, b = layer.loraB.value, w = try layer.routingWeights()
+        let base = try layer.baseLayer(Variable(x), Context.inference()).value
+        let n = x.shape[0], t = x.rank == 3 ? x.shape[1] : 1
+        let xs = try x.reshaped([n * t, inF])
+        var out = try base.reshaped([n * t, outF]).scalars
+        for row in 0..<(n * t) {
+            let task = tasks[row / t]
+            for sOut in 0..<s { for c in 0..<e {
+                var acc: Float = 0
+                switch layer.mixing {
+                case .parameters:
+                    for j in 0..<r {
+                        var h: Float = 0
+                        for sIn in 0..<s { for i in 0..<d {
+                            var am: Float = 0
+                            for kk in 0..<k { am += w[task, sIn, kk] * a[sIn, kk, i, j] }
+                            h += xs[row, sIn * d + i] * am
+                        } }
+                        var bm: Float = 0
+                        for kk in 0..<k { bm += w[task, sOut, kk] * b[sOut, kk, j, c] }
+                        acc += h * bm
+                    }
+                case .outputs:
+                    for kk in 0..<k { for j in 0..<r {
+                        var h: Float = 0
+                        for sIn in 0..<s { for i in 0..<d { h += xs[row, sIn * d + i] * a[sIn, kk, i, j] } }
+                        acc += w[task, sOut, kk] * h * b[sOut, kk, j, c]
+                    } }
+                }
+                out[row * outF + sOut * e + c] += acc / Float(r)
+            } }
+        }
+        return Tensor(out, shape: Array(x.shape.dropLast()) + [outF])
+    }
+
+    func testForwardMatchesReferenceBothModesAndRanks() throws {
+        for mixing in MixingMode.allCases {
+            for splits in [1, 2] {
+                let layer = try makeLayer(splits: splits, mixing: mixing)
+                for shape in [[5, 6], [4, 3, 6]] {
+                    let x = randomTensor(shape, seed: 3)
+                    let tasks = [2, 0, 2, 1, 0].prefix(shape[0]).map { $0 }
+                    let y = try layer(Variable(x), Context.inference(taskIDs: tasks)).value
+                    assertClose(y, try reference(layer, x: x, tasks: tasks), rtol: 1e-5, atol: 1e-6, "\(mixing) S=\(splits) \(shape)")
+                }
+            }
+        }
+    }
+
+    func testGradientsByFiniteDifferences() throws {
+        for mixing in MixingMode.allCases {
+            for mode in [Context.Mode.eval, .train] {
+                let layer = try makeLayer(mixing: mixing)
+                let x = randomTensor([4, 2, 6], seed: 5)
+                let tasks = [1, 0, 1, 2]
+                let noise = randomTensor([4, 2, 3], seed: 6, low: 0.05, high: 0.95)
+                func run(_ input: Variable) throws -> Variable {
+                    let ctx = Context(mode: mode, taskIDs: tasks)
+                    ctx.injectedUniformNoise["fc"] = noise
+                    return try layer(input, ctx)
+                }
+                try paramGradCheck([layer.loraA, layer.loraB, layer.router.moduleLogits]) { try run(Variable(x)) }
+                try gradCheck([x]) { v in try run(v[0]) }
+            }
+        }
+    }
+
+    func testTaskIDValidationAndShapeErrors() throws {
+        let layer = try makeLayer()
+        let x = Variable(randomTensor([2, 6], seed: 1))
+        XCTAssertThrowsError(try layer(x, Context.inference(taskIDs: [0, 3]))) {
+            XCTAssertEqual("\($0)", "fc: task id 3 of sample 1 is out of range 0..<3")
+        }
+        XCTAssertThrowsError(try layer(x, Context.inference(taskIDs: [-1, 0]))) {
+            XCTAssertEqual("\($0)", "fc: task id -1 of sample 0 is out of range 0..<3")
+        }
+        XCTAssertThrowsError(try layer(x, Context.inference(taskIDs: [0]))) {
+            XCTAssertEqual("\($0)", "fc: 1 task ids for a batch of 2 samples")
+        }
+        XCTAssertThrowsError(try layer(x, Context.inference())) {
+            XCTAssertEqual("\($0)", "fc: task ids are required (set Context.taskIDs, one per sample)")
+        }
+        var g = Xoshiro256(seed: 0)
+        XCTAssertThrowsError(try PolyLinear(wrapping: Linear(6, 5, using: &g), path: "enc.q", r: 2, nTasks: 1, nSkills: 2, nSplits: 2, using: &g)) {
+            XCTAssertEqual("\($0)", "enc.q: in_features 6 and out_features 5 must both be divisible by n_splits 2")
+        }
+    }
+
+    func testDisabledAdapterEqualsBaseAndZeroInitIsIdentity() throws {
+        let layer = try makeLayer()
+        let x = Variable(randomTensor([3, 6], seed: 2))
+        let ctx = Context.inference(taskIDs: [0, 1, 2])
+        ctx.adaptersEnabled = false
+        XCTAssertEqual(try layer(x, ctx).value, try layer.baseLayer(x, ctx).value)
+        var g = Xoshiro256(seed: 4)
+        let fresh = try PolyLinear(wrapping: Linear(6, 4, using: &g), path: "fc", r: 2, nTasks: 3, nSkills: 2, nSplits: 1, using: &g)
+        let c2 = Context.inference(taskIDs: [0, 1, 2])
+        XCTAssertEqual(try fresh(x, c2).value, try fresh.baseLayer(x, c2).value)
+    }
+
+    /// Training mode: relaxed Bernoulli draws from the context's generator are reproducible and differ per sample.
+    func testTrainingModeSamplesPerSample() throws {
+        let layer = try makeLayer()
+        let x = Variable(randomTensor([2, 6], seed: 2))
+        let c1 = Context(mode: .train, taskIDs: [1, 1], rng: Xoshiro256(seed: 9))
+        let c2 = Context(mode: .train, taskIDs: [1, 1], rng: Xoshiro256(seed: 9))
+        let rec = Recorder()
+        c1.recorder = rec
+        XCTAssertEqual(try layer(x, c1).value, try layer(x, c2).value)
+        let w = rec["layer.fc.mixing_weights"]!
+        XCTAssertEqual(w.shape, [2, 2, 3])
+        XCTAssertNotEqual(try w.selecting(axis: 0, index: 0), try w.selecting(axis: 0, index: 1))
+        assertClose(try w.sum(axes: [2]), Tensor.ones([2, 2]), rtol: 1e-5)
+    }
+}
