@@ -131,3 +131,38 @@ final class PolyLinearTests: XCTestCase {
         assertClose(try w.sum(axes: [2]), Tensor.ones([2, 2]), rtol: 1e-5)
     }
 }
+
+final class LoRALinearTests: XCTestCase {
+    func testForwardGradientsMergeUnmerge() throws {
+        var g = Xoshiro256(seed: 2)
+        let lora = try LoRALinear(wrapping: Linear(5, 3, using: &g), path: "fc", r: 2, alpha: 4, initialization: .random, using: &g)
+        XCTAssertEqual(lora.namedParameters().map(\.name), ["base_layer.weight", "base_layer.bias", "lora_A.weight", "lora_B.weight"])
+        XCTAssertEqual(lora.loraA.weight.value.shape, [2, 5])
+        XCTAssertEqual(lora.loraB.weight.value.shape, [3, 2])
+        let x = randomTensor([4, 5], seed: 3)
+        let ctx = Context.inference()
+        let y = try lora(Variable(x), ctx).value
+        let expected = try (try x.matmul(lora.baseLayer.weight.value.T) + lora.baseLayer.bias!.value)
+            + (try x.matmul(lora.loraA.weight.value.T).matmul(lora.loraB.weight.value.T) * 2)
+        assertClose(y, expected, rtol: 1e-5)
+        try paramGradCheck([lora.loraA.weight, lora.loraB.weight]) { try lora(Variable(x), Context()) }
+        try lora.merge()
+        assertClose(try lora(Variable(x), ctx).value, y, rtol: 1e-5, atol: 1e-5)
+        try lora.unmerge()
+        assertClose(try lora(Variable(x), ctx).value, y, rtol: 1e-5, atol: 1e-5)
+        let rs = try LoRALinear(wrapping: Linear(5, 3, using: &g), path: "fc", r: 4, alpha: 4, useRslora: true, using: &g)
+        XCTAssertEqual(rs.scaling, 2)
+    }
+
+    /// Poly with one skill, one split and one task is LoRA with lora_alpha = 1 (scale 1/r).
+    func testPolyWithOneSkillEqualsLoRAAlphaOne() throws {
+        var g = Xoshiro256(seed: 5)
+        let base = Linear(6, 4, using: &g)
+        let poly = try PolyLinear(wrapping: base, path: "fc", r: 3, nTasks: 1, nSkills: 1, nSplits: 1, initWeights: false, using: &g)
+        let lora = try LoRALinear(wrapping: base, path: "fc", r: 3, alpha: 1, initialization: .random, using: &g)
+        lora.loraA.weight.value = try poly.loraA.value.reshaped([6, 3]).T.contiguous()       // [r, in]
+        lora.loraB.weight.value = try poly.loraB.value.reshaped([3, 4]).T.contiguous()       // [out, r]
+        let x = Variable(randomTensor([5, 6], seed: 6))
+        assertClose(try poly(x, Context.inference(taskIDs: [0, 0, 0, 0, 0])).value, try lora(x, Context.inference()).value, rtol: 1e-5, atol: 1e-6)
+    }
+}
