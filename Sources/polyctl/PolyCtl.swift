@@ -8,7 +8,7 @@ struct PolyCtl {
 
     /// Every top-level subcommand, in help order. Nested groups (`bench`) dispatch on their own next word.
     static var groups: [(name: String, overview: String, commands: [any Subcommand.Type])] { [
-        // ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
+        ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
     ] }
 
     static var help: String {

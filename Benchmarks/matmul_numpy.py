@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Compare PolyPEFT's matmul with numpy (OpenBLAS) float32 matmul on the same shapes, in the same run.
+
+For every shape and thread count (1 and 2) this runs the release `polyctl bench matmul --json` and, right after, numpy
+in a subprocess whose BLAS is limited to that many threads (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS;
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from that subprocess's environment because they slow OpenBLAS down
+on this machine). Both time the same thing: best of R runs after a warm-up, result allocation included, operands
+transposed as views when asked. Each pair is measured `--rounds` times and the best of each side is kept, which
+filters out noise from other processes on a shared machine.
+
+Usage (from the repository root, after `swift build -c release`):
+    python3 Benchmarks/matmul_numpy.py [--polyctl .build/release/polyctl] [--rounds 2] [--markdown]
+Optional script: numpy is needed here, never in the library or its tests.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+# (label, m, n, k, transpose_a)
+SHAPES = [(f"[{s},{s}]x[{s},{s}]", s, s, s, False) for s in (128, 256, 512, 1024, 2048)] + [
+    ("[2048,1024]x[1024,8]  (x A^T)", 2048, 8, 1024, False),
+    ("[2048,8]x[8,1024]  (h B^T)", 2048, 1024, 8, False),
+    ("[1024,2048]^T..x[2048,8]  (x^T g)", 1024, 8, 2048, True),
+    ("[8,2048]^T..x[2048,1024]  (g^T x)", 8, 1024, 2048, True),
+]
+
+NUMPY_CHILD = r"""
+import json, sys, time
+import numpy as np
+m, n, k, ta, reps = (int(v) for v in sys.argv[1:6])
+rng = np.random.default_rng(42)
+a = rng.uniform(-1, 1, (k, m)).astype(np.float32).T if ta else rng.uniform(-1, 1, (m, k)).astype(np.float32)
+b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+a @ b
+best = float("inf")
+for _ in range(reps):
+    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+print(json.dumps({"best_ms": best * 1e3, "gflops": 2 * m * n * k / best / 1e9}))
+"""
+
+
+def repeats(m, n, k):
+    """About 0.3 s of work per measurement at ~40 GFLOP/s, between 5 and 200 runs."""
+    seconds = 2 * m * n * k / 40e9
+    return max(5, min(200, int(0.3 / seconds)))
+
+
+def run_swift(polyctl, m, n, k, ta, threads, reps):
+    cmd = [polyctl, "bench", "matmul", "--m", str(m), "--n", str(n), "--k", str(k), "--threads", str(threads),
+           "--repeat", str(reps), "--json"] + (["--transpose-a"] if ta else [])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"polyctl failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr}")
+    return json.loads(out.stdout.splitlines()[0])["gflops"]
+
+
+def run_numpy(m, n, k, ta, threads, reps):
+    env = dict(os.environ)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        env.pop(var, None)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    out = subprocess.run([sys.executable, "-c", NUMPY_CHILD, str(m), str(n), str(k), str(int(ta)), str(reps)],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"numpy child failed: {out.stderr}")
+    return json.loads(out.stdout)["gflops"]
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--polyctl", default=os.path.join(here, "..", ".build", "release", "polyctl"))
+    parser.add_argument("--rounds", type=int, default=2, help="measurements per side; the best is kept")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    if not os.path.exists(args.polyctl):
+        sys.exit(f"{args.polyctl} not found: run `swift build -c release` first")
+
+    rows = []
+    for label, m, n, k, ta in SHAPES:
+        for threads in (int(t) for t in args.threads.split(",")):
+            reps = repeats(m, n, k)
+            swift = numpy = 0.0
+            for _ in range(args.rounds):
+                swift = max(swift, run_swift(args.polyctl, m, n, k, ta, threads, reps))
+                numpy = max(numpy, run_numpy(m, n, k, ta, threads, reps))
+            rows.append((label, threads, swift, numpy, swift / numpy))
+            if not args.markdown:
+                print(f"{label:36s} t={threads}  swift {swift:7.2f} GF/s  numpy {numpy:7.2f} GF/s  ratio {swift / numpy:5.2f}",
+                      flush=True)
+    if args.markdown:
+        print("| shape | threads | Swift GF/s | numpy GF/s | ratio |")
+        print("|---|---:|---:|---:|---:|")
+        for label, threads, swift, numpy, ratio in rows:
+            print(f"| `{label}` | {threads} | {swift:.1f} | {numpy:.1f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+/// Single-precision matrix multiply on raw buffers, for `Tensor.matmul`, autograd and layers.
+///
+/// ```
+/// C[i, j] (+)= sum_p A[i, p] * B[p, j]        A: [m, k], B: [k, n], C: [m, n]
+/// A[i, p] = a[i * rowStrideA + p * colStrideA]
+/// B[p, j] = b[p * rowStrideB + j * colStrideB]
+/// C[i, j] = c[i * ldc + j]
+/// ```
+///
+/// A and B are read through (row stride, column stride) pairs, so a transposed operand is the same buffer with the
+/// two strides swapped, a sliced one has larger strides, and a broadcast one has a zero stride: nothing is copied
+/// before the kernel's own packing. C is row-major with leading dimension `ldc >= n`.
+///
+/// Three kernels sit behind `multiply`, chosen by shape:
+/// - `GemmPacked` (general): GotoBLAS-style cache blocking, A and B packed into panels, a 6x16 register tile.
+/// - `GemmDirect` (skinny): `n <= 16` or `m <= 8` (LoRA's rank-r products and their gradients): no packing of the big
+///   operand, an 8x8 register tile reading A straight through its strides.
+/// - `reference`: the naive triple loop, kept as the test oracle.
+public enum Gemm {
+    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: the
+    /// fork-join costs more than it saves (measured with `polyctl bench matmul`, see BENCHMARKS.md).
+    public static let parallelThreshold = 1 << 19
+
+    /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
+    ///
+    /// - Parameters:
+    ///   - m, n, k: the extents; any may be 0 (with `k == 0`, C is zeroed unless `accumulate`).
+    ///   - a, rowStrideA, colStrideA: A `[m, k]`; strides are in elements and must be >= 0.
+    ///   - b, rowStrideB, colStrideB: B `[k, n]`.
+    ///   - c, ldc: C `[m, n]` row-major with row stride `ldc >= n`; must not overlap A or B.
+    ///   - accumulate: add into C (gradient accumulation) instead of overwriting it. When false C is only written,
+    ///     so it may be uninitialised memory.
+    ///   - threads: the most threads to use (>= 1); small products use one.
+    public static func multiply(m: Int, n: Int, k: Int,
+                                a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
+                                b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
+                                c: UnsafeMutablePointer<Float>, ldc: Int,
+                                accumulate: Bool, threads: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n, "Gemm.multiply: bad extents m=\(m) n=\(n) k=\(k) ldc=\(ldc)")
+        precondition(threads >= 1, "Gemm.multiply: threads must be >= 1, got \(threads)")
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        let workers = m * n * k < parallelThreshold ? 1 : threads
+        if n <= 16 || m <= 8 {
+            GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
+                                b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
+                                accumulate: accumulate, workers: workers)
+        } else {
+            GemmPacked.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
+                                b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
+                                accumulate: accumulate, workers: workers)
+        }
+    }
+
+    /// The oracle: the naive triple loop, accumulating each dot product in `Double`. Same contract as `multiply`.
+    public static func reference(m: Int, n: Int, k: Int,
+                                 a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
+                                 b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    s += Double(a[i * rowStrideA + p * colStrideA]) * Double(b[p * rowStrideB + j * colStrideB])
+                }
+                c[i * ldc + j] = accumulate ? c[i * ldc + j] + Float(s) : Float(s)
+            }
+        }
+    }
+}
+
+// MARK: SIMD helpers shared by the kernels
+
+/// `c + a * b`, one `vfmadd231ps ymm` when the target has FMA (`POLYPEFT_FMA`, see Package.swift); otherwise an
+/// unfused multiply and add (`addingProduct` would call libm's `fmaf` per lane there, ten times slower).
+@inline(__always)
+func fma8(_ c: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    #if POLYPEFT_FMA
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
+}
+
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Stores `v` at `p`, or adds it to what is there.
+@inline(__always)
+func update8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, add: Bool) {
+    store8(add ? load8(p) + v : v, p)
+}
+
+/// Rounds `x` up to a multiple of `m`.
+@inline(__always)
+func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }

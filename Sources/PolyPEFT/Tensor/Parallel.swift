@@ -1,0 +1,43 @@
+import Dispatch
+import Foundation
+
+/// The small thread helper the kernels share: a fork-join over a fixed number of workers.
+///
+/// No pool of its own: `DispatchQueue.concurrentPerform` runs the workers on libdispatch's threads and returns when
+/// all have finished, so a kernel is a plain function call for its caller.
+public enum Parallel {
+    /// The default number of threads of the kernels: `POLYPEFT_THREADS` when it holds a positive integer (read once,
+    /// at first use), otherwise `ProcessInfo.processInfo.activeProcessorCount`.
+    public static let defaultThreads: Int = {
+        if let s = ProcessInfo.processInfo.environment["POLYPEFT_THREADS"], let n = Int(s), n > 0 { return n }
+        return Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Runs `body(w)` for every worker `w` in `0..<workers`: inline when `workers <= 1`, otherwise concurrently.
+    /// Workers must write to disjoint memory.
+    @inline(__always)
+    static func run(workers: Int, _ body: (Int) -> Void) {
+        if workers <= 1 {
+            body(0)
+        } else {
+            // The workers touch disjoint memory through raw pointers the caller owns for the whole call, which
+            // Swift cannot prove: the closure is handed over as @unchecked Sendable.
+            withoutActuallyEscaping(body) { escaping in
+                let work = UncheckedSendable(escaping)
+                DispatchQueue.concurrentPerform(iterations: workers) { work.value($0) }
+            }
+        }
+    }
+
+    /// The `w`-th of `workers` near-equal contiguous parts of `0..<count`.
+    @inline(__always)
+    static func part(_ w: Int, of workers: Int, count: Int) -> Range<Int> {
+        (count * w / workers)..<(count * (w + 1) / workers)
+    }
+}
+
+/// Carries a value across the fork-join of `Parallel.run`; the caller guarantees the workers do not race.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

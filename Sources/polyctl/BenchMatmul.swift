@@ -1,0 +1,91 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl bench matmul`: times `Tensor.matmul` on one shape after checking a sample of its result.
+///
+/// ```
+/// A: [m, k] (stored [k, m] and read as a transposed view with --transpose-a), B: [k, n] (likewise --transpose-b)
+/// GFLOP/s = 2 * m * n * k / best time
+/// ```
+enum BenchMatmul: Subcommand {
+    static let name = "bench matmul"
+    static let overview = "Time the matrix multiply on one shape and check it against the reference."
+    static let usage = "bench matmul --m <m> --n <n> --k <k> [--threads <t>] [--transpose-a] [--transpose-b] [--repeat <r>] [--json]"
+    static let options: [OptionSpec] = [
+        OptionSpec("m", "<m>", "Rows of A and C.", default: "512"),
+        OptionSpec("n", "<n>", "Columns of B and C.", default: "512"),
+        OptionSpec("k", "<k>", "Columns of A, rows of B.", default: "512"),
+        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
+        OptionSpec("transpose-a", nil, "Store A as [k, m] and multiply its transposed view."),
+        OptionSpec("transpose-b", nil, "Store B as [n, k] and multiply its transposed view."),
+        OptionSpec("repeat", "<r>", "Timed runs after one warm-up; the best is reported.", default: "10"),
+        OptionSpec("json", nil, "Print the figures as one JSON object."),
+    ]
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let m = try args.int("m", default: 512, range: 1...65_536)
+        let n = try args.int("n", default: 512, range: 1...65_536)
+        let k = try args.int("k", default: 512, range: 1...65_536)
+        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
+        let repeats = try args.int("repeat", default: 10, range: 1...10_000)
+        let ta = args.flag("transpose-a"), tb = args.flag("transpose-b")
+        for (what, count) in [("A", m * k), ("B", k * n), ("C", m * n)] where count > 1 << 28 {
+            throw CLIError.usage("\(what) would have \(count) elements; the limit is \(1 << 28)", hint: "see 'polyctl \(name) --help'")
+        }
+
+        var rng = Xoshiro256(seed: 42)
+        // a: [m, k], b: [k, n] (views over transposed storage when asked)
+        let a = ta ? Tensor.uniform([k, m], low: -1, high: 1, using: &rng).T : Tensor.uniform([m, k], low: -1, high: 1, using: &rng)
+        let b = tb ? Tensor.uniform([n, k], low: -1, high: 1, using: &rng).T : Tensor.uniform([k, n], low: -1, high: 1, using: &rng)
+
+        let c = try a.matmul(b, threads: threads)  // warm-up, and the result checked below
+        try verify(a, b, c, rng: &rng)
+
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let r = try a.matmul(b, threads: threads)
+            let end = DispatchTime.now().uptimeNanoseconds
+            precondition(r.shape == [m, n])
+            times.append(Double(end - start) / 1e6)
+        }
+        times.sort()
+        let best = times[0], median = times[times.count / 2]
+        let gflops = 2 * Double(m) * Double(n) * Double(k) / (best * 1e6)
+        let shape = "[\(m),\(k)]\(ta ? "^T" : "") x [\(k),\(n)]\(tb ? "^T" : "")"
+        if args.flag("json") {
+            console.print("{\"m\": \(m), \"n\": \(n), \"k\": \(k), \"transpose_a\": \(ta), \"transpose_b\": \(tb), "
+                + "\"threads\": \(threads), \"repeat\": \(repeats), \"best_ms\": \(fmt3(best)), \"median_ms\": \(fmt3(median)), "
+                + "\"gflops\": \(fmt3(gflops))}")
+        } else {
+            console.print("shape:   \(shape)")
+            console.print("threads: \(threads)")
+            console.print("time:    best \(fmt3(best)) ms, median \(fmt3(median)) ms over \(repeats) runs")
+            console.print("speed:   \(fmt3(gflops)) GFLOP/s")
+        }
+        console.print("gflops=\(fmt3(gflops))")
+    }
+
+    /// Checks up to 256 sampled entries of `c` against dot products in `Double`.
+    static func verify(_ a: Tensor, _ b: Tensor, _ c: Tensor, rng: inout Xoshiro256) throws {
+        let m = a.shape[0], k = a.shape[1], n = b.shape[1]
+        let av = a.scalars, bv = b.scalars, cv = c.scalars  // row-major copies, outside the timing
+        let samples = Swift.min(256, m * n)
+        for s in 0..<samples {
+            let flat = samples == m * n ? s : Int(rng.next() % UInt64(m * n))
+            let i = flat / n, j = flat % n
+            var dot = 0.0, mag = 0.0
+            for p in 0..<k {
+                let t = Double(av[i * k + p]) * Double(bv[p * n + j])
+                dot += t
+                mag += Swift.abs(t)
+            }
+            let got = Double(cv[i * n + j])
+            guard Swift.abs(got - dot) <= 1e-5 * mag + 1e-6 else {
+                throw CLIError.runtime("result check failed at C[\(i), \(j)]: got \(got), expected \(dot)")
+            }
+        }
+    }
+
+    static func fmt3(_ x: Double) -> String { String(format: "%.3f", x) }
+}

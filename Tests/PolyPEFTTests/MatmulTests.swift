@@ -1,0 +1,156 @@
+import XCTest
+@testable import PolyPEFT
+
+/// The fast matmul (packed, direct, threaded) against the naive reference, on odd shapes and strided views.
+final class MatmulTests: XCTestCase {
+    func rand(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = Xoshiro256(seed: seed)
+        return Tensor.uniform(shape, low: -1, high: 1, using: &rng)
+    }
+
+    /// Same shape, and every element within `1e-5 * k` (entries of the operands are in [-1, 1], so a dot product of
+    /// length k is a sum of k terms of magnitude <= 1).
+    func assertClose(_ x: Tensor, _ y: Tensor, k: Int, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(x.shape, y.shape, what, file: file, line: line)
+        guard x.shape == y.shape else { return }
+        let a = x.scalars, b = y.scalars
+        var worst: Float = 0
+        for i in a.indices { worst = max(worst, abs(a[i] - b[i])) }
+        XCTAssertLessThanOrEqual(worst, 1e-5 * Float(max(k, 1)), what, file: file, line: line)
+        XCTAssertFalse(a.contains { $0.isNaN }, what, file: file, line: line)
+    }
+
+    func testOddShapesMatchReference() throws {
+        let sizes = [1, 7, 9, 17, 130]
+        var shapes: [(Int, Int, Int)] = []
+        for m in sizes { for n in sizes { for k in sizes { shapes.append((m, n, k)) } } }
+        // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
+        // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
+        shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (301, 299, 257), (1030, 8, 130), (700, 13, 70),
+                   (8, 700, 130), (5, 1000, 200), (40, 900, 60), (130, 33, 300)]
+        var seed: UInt64 = 1
+        for (m, n, k) in shapes {
+            let a = rand([m, k], seed: seed), b = rand([k, n], seed: seed + 1)
+            seed += 2
+            let expected = try a.matmulReference(b)
+            for threads in [1, 2] {
+                assertClose(try a.matmul(b, threads: threads), expected, k: k, "[\(m),\(k)]x[\(k),\(n)] threads \(threads)")
+            }
+        }
+    }
+
+    func testTransposedAndSlicedOperandsAreReadInPlace() throws {
+        for (m, n, k) in [(7, 9, 17), (33, 130, 65), (130, 8, 300), (8, 130, 65), (1024, 8, 100), (8, 600, 200)] {
+            let at = rand([k, m], seed: 10).T                                   // a: [m, k], strides [1, m]
+            let bt = rand([n, k], seed: 11).T                                   // b: [k, n], strides [1, k]
+            let aSliced = try rand([m + 3, 2 * k], seed: 12).sliced(axis: 0, start: 2, end: m + 2)
+                .sliced(axis: 1, step: 2)                                       // a: [m, k], strides [2k, 2]
+            let bSliced = try rand([k, 3 * n + 1], seed: 13).sliced(axis: 1, start: 1, step: 3)  // b: [k, n], strides [3n+1, 3]
+            XCTAssertFalse(at.isContiguous || bt.isContiguous || aSliced.isContiguous || bSliced.isContiguous)
+            for (a, b) in [(at, bt), (at, bSliced), (aSliced, bt), (aSliced, bSliced), (at.contiguous(), bt)] {
+                // Oracle on contiguous copies, so the reference's own stride handling is not trusted either.
+                let expected = try a.contiguous().matmulReference(b.contiguous())
+                XCTAssertEqual(try a.matmulReference(b), expected)
+                for threads in [1, 2] {
+                    assertClose(try a.matmul(b, threads: threads), expected, k: k,
+                                "[\(m),\(k)]x[\(k),\(n)] strides \(a.strides) \(b.strides) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testBatchedWithBroadcast() throws {
+        let cases: [([Int], [Int], [Int])] = [
+            ([2, 1, 5, 7], [3, 7, 4], [2, 3, 5, 4]),
+            ([4, 17, 9], [9, 33], [4, 17, 33]),       // rank-2 right operand broadcast over the batch
+            ([9, 17], [3, 17, 8], [3, 9, 8]),         // rank-2 left operand
+            ([6, 40, 70], [6, 70, 40], [6, 40, 40]),  // small products: the batch is shared among threads
+            ([2, 200, 130], [1, 130, 90], [2, 200, 90]),
+        ]
+        for (i, (sa, sb, so)) in cases.enumerated() {
+            let a = rand(sa, seed: 20 + UInt64(i)), b = rand(sb, seed: 40 + UInt64(i))
+            let k = sa.last!
+            for threads in [1, 2] {
+                let c = try a.matmul(b, threads: threads)
+                XCTAssertEqual(c.shape, so)
+                // Each batch element against a rank-2 product of the broadcast slices.
+                let a4 = try a.expanded(to: Array(so.dropLast(2)) + Array(sa.suffix(2)))
+                let b4 = try b.expanded(to: Array(so.dropLast(2)) + Array(sb.suffix(2)))
+                let batch = Tensor.elementCount(Array(so.dropLast(2)))
+                let flatA = try a4.reshaped([batch] + Array(sa.suffix(2)))
+                let flatB = try b4.reshaped([batch] + Array(sb.suffix(2)))
+                let flatC = try c.reshaped([batch] + Array(so.suffix(2)))
+                for e in 0..<batch {
+                    let expected = try flatA.selecting(index: e).matmulReference(flatB.selecting(index: e))
+                    assertClose(try flatC.selecting(index: e), expected, k: k, "\(sa) x \(sb) batch \(e) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testVectorOperandsFollowNumPy() throws {
+        let v = rand([5], seed: 1), m = rand([5, 3], seed: 2), w = rand([4, 5], seed: 3), batch = rand([2, 5, 3], seed: 4)
+        let vm = try v.matmul(m)
+        XCTAssertEqual(vm.shape, [3])
+        assertClose(vm, try v.reshaped([1, 5]).matmulReference(m).reshaped([3]), k: 5, "vector x matrix")
+        let mv = try w.matmul(v)
+        XCTAssertEqual(mv.shape, [4])
+        assertClose(mv, try w.matmulReference(v.reshaped([5, 1])).reshaped([4]), k: 5, "matrix x vector")
+        let vv = try v.matmul(v)
+        XCTAssertEqual(vv.shape, [])
+        XCTAssertEqual(vv.scalarValue, v.scalars.reduce(0) { $0 + $1 * $1 }, accuracy: 1e-5)
+        XCTAssertEqual(try v.matmul(batch).shape, [2, 3])
+    }
+
+    func testEmptyAndZeroDepth() throws {
+        XCTAssertEqual(try Tensor.zeros([0, 5]).matmul(rand([5, 3], seed: 1)).shape, [0, 3])
+        let z = try Tensor.zeros([2, 0]).matmul(Tensor.zeros([0, 3]))
+        XCTAssertEqual(z, Tensor.zeros([2, 3]))
+    }
+
+    func testGemmAccumulatesAndRespectsLdc() throws {
+        // m, n, k chosen to hit the direct kernel (n <= 16, m <= 8) and the packed one, with k spanning several
+        // chunks of each, so the later chunks' "add" is exercised along with the caller's.
+        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (50, 40, 300), (50, 40, 0)] {
+            let a = rand([m, k], seed: 5).scalars, b = rand([k, n], seed: 6).scalars
+            let ldc = n + 3
+            let c0 = rand([m, ldc], seed: 7).scalars
+            var fast = c0, slow = c0
+            for accumulate in [true, false] {
+                fast = c0; slow = c0
+                fast.withUnsafeMutableBufferPointer { c in
+                    Gemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
+                                  c: c.baseAddress!, ldc: ldc, accumulate: accumulate, threads: 2)
+                }
+                slow.withUnsafeMutableBufferPointer { c in
+                    Gemm.reference(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
+                                   c: c.baseAddress!, ldc: ldc, accumulate: accumulate)
+                }
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        let e = fast[i * ldc + j], r = slow[i * ldc + j]
+                        if j >= n { XCTAssertEqual(e, c0[i * ldc + j], "padding column overwritten") }
+                        XCTAssertEqual(e, r, accuracy: 1e-5 * Float(max(k, 1)), "m=\(m) n=\(n) k=\(k) acc=\(accumulate) (\(i),\(j))")
+                    }
+                }
+                if k == 0 && !accumulate { XCTAssertEqual(fast[0], 0) }
+            }
+        }
+    }
+
+    func testMismatchedShapesThrowNamingBoth() {
+        func message(_ a: [Int], _ b: [Int], threads: Int? = nil) -> String? {
+            do { _ = try Tensor.zeros(a).matmul(Tensor.zeros(b), threads: threads); return nil } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(message([2, 3], [4, 5]),
+                       "matmul: shapes [2, 3] and [4, 5] do not fit: 3 columns on the left, 4 rows on the right")
+        XCTAssertEqual(message([7], [6]), "matmul: shapes [7] and [6] do not fit: 7 columns on the left, 6 rows on the right")
+        XCTAssertEqual(message([2, 3, 4], [3, 4, 5]),
+                       "matmul: batch dimensions [2] and [3] of shapes [2, 3, 4] and [3, 4, 5] cannot be broadcast together")
+        XCTAssertEqual(message([], [3]), "matmul: operands must have rank >= 1, got shapes [] and [3]")
+        XCTAssertEqual(message([2, 2], [2, 2], threads: 0), "matmul: threads must be at least 1, got 0")
+        XCTAssertThrowsError(try Tensor.zeros([2, 3]).matmulReference(Tensor.zeros([2, 3])))
+    }
+}
