@@ -1,0 +1,136 @@
+import Foundation
+import XCTest
+@testable import PolyPEFT
+
+/// The golden conformance suite: for every case in `cases.json` of a golden directory (the copies bundled in the test
+/// resources, or `POLYPEFT_GOLDEN_DIR`), rebuild the base model, load the PEFT-saved adapter, and compare against
+/// the real PEFT tuner: eval outputs, per-layer intermediates, gradients of sum(output^2) for every adapter tensor
+/// and the input, and the train-mode record with its recorded noise injected. A case that cannot run fails.
+final class GoldenConformanceTests: XCTestCase {
+    static var goldenDirectory: URL {
+        if let env = ProcessInfo.processInfo.environment["POLYPEFT_GOLDEN_DIR"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        return Bundle.module.url(forResource: "golden", withExtension: nil)!
+    }
+
+    /// Relative tolerance against PEFT's float32 results, scaled by the largest magnitude of each compared tensor.
+    let rtol: Float = 1e-5
+
+    func assertGolden(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 0
+        assertClose(actual, expected, rtol: rtol, atol: rtol * Swift.max(scale, 1e-6), what, file: file, line: line)
+    }
+
+    func testGoldenCases() throws {
+        let dir = GoldenConformanceTests.goldenDirectory
+        let index = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("cases.json")))
+        guard let cases = index["cases"]?.arrayValue, !cases.isEmpty else {
+            XCTFail("\(dir.path)/cases.json lists no cases")
+            return
+        }
+        var checked = 0
+        for c in cases {
+            let name = c["name"]?.stringValue ?? "?"
+            do {
+                try runCase(c, in: dir.appendingPathComponent(name))
+                checked += 1
+            } catch {
+                XCTFail("golden case \(name) could not run: \(error)")
+            }
+        }
+        print("golden: \(checked) cases checked")
+    }
+
+    /// A model under test: its tree and how to run it on the case's inputs.
+    struct Subject {
+        let model: Module
+        let forward: (Context, _ inputGrad: Bool) throws -> (output: Variable, input: Variable?)
+    }
+
+    func makeSubject(_ c: JSONValue, _ dir: URL) throws -> Subject {
+        let kind = c["model_kind"]?.stringValue ?? "mlp"
+        let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
+        let baseWeights = try Safetensors.read(dir.appendingPathComponent("base_model.safetensors"))
+        switch kind {
+        case "mlp":
+            var rng = Xoshiro256(seed: 0)
+            let mlp = try MLP(try MLP.ops(from: c["architecture"] ?? .null), using: &rng)
+            try mlp.loadStateDict(baseWeights, source: "base_model.safetensors")
+            let x = try inputs.tensor("x")
+            return Subject(model: mlp) { ctx, grad in
+                let xv = Variable(x, requiresGrad: grad)
+                return (try mlp(xv, ctx), xv)
+            }
+        default:
+            throw ModuleError("model kind '\(kind)' is not supported by this build")
+        }
+    }
+
+    func runCase(_ c: JSONValue, in dir: URL) throws {
+        let name = dir.lastPathComponent
+        let subject = try makeSubject(c, dir)
+        let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model)
+        let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
+        let taskIDs = try inputs.intTensor("task_ids").values
+        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
+
+        // Eval mode: outputs, the base alone, and every recorded intermediate.
+        let recorder = Recorder()
+        let ctx = Context(mode: .eval, taskIDs: taskIDs, recordsGradients: false, recorder: recorder)
+        let y = try subject.forward(ctx, false).output
+        assertGolden(y.value, outputs["peft_output"]!, "\(name) peft_output")
+        let off = Context.inference(taskIDs: taskIDs)
+        off.adaptersEnabled = false
+        assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, "\(name) base_output")
+        var layerKeys = 0
+        for (key, expected) in outputs where key.hasPrefix("layer.") {
+            guard let actual = recorder[key] else { XCTFail("\(name): nothing recorded for \(key)"); continue }
+            assertGolden(actual, expected, "\(name) \(key)")
+            layerKeys += 1
+        }
+        XCTAssertGreaterThan(layerKeys, 0, "\(name): no intermediates compared")
+        for (path, layer) in peft.polyLayers {
+            assertGolden(try layer.routingWeights().indexSelect(axis: 0, taskIDs), outputs["layer.\(path).mixing_weights"]!, "\(name) routing readout \(path)")
+        }
+
+        // Gradients of sum(output^2) in eval mode.
+        let grads = try Safetensors.read(dir.appendingPathComponent("grads.safetensors"))
+        try checkGradients(peft, subject, Context(mode: .eval, taskIDs: taskIDs), expected: grads, loss: grads["loss"], name: "\(name) eval")
+
+        // Train mode with PEFT's recorded uniform noise injected into each router.
+        let trainURL = dir.appendingPathComponent("train_mode.safetensors")
+        let hasRecord = c["has_train_mode_record"]?.boolValue ?? false
+        XCTAssertEqual(hasRecord, FileManager.default.fileExists(atPath: trainURL.path), "\(name): train-mode record flag")
+        if hasRecord {
+            let train = try Safetensors.read(trainURL)
+            let tctx = Context(mode: .train, taskIDs: taskIDs, recorder: Recorder())
+            for (path, _) in peft.adapters { tctx.injectedUniformNoise[path] = train["layer.\(path).noise_uniform"] }
+            XCTAssertFalse(tctx.injectedUniformNoise.isEmpty, "\(name): no noise in the train-mode record")
+            try checkGradients(peft, subject, tctx, expected: train, loss: train["loss"], name: "\(name) train", output: train["peft_output"])
+            for (path, _) in peft.adapters {
+                assertGolden(tctx.recorder!["layer.\(path).mixing_weights"]!, train["layer.\(path).mixing_weights"]!, "\(name) train mixing \(path)")
+            }
+        }
+    }
+
+    func checkGradients(_ peft: PeftModel, _ subject: Subject, _ ctx: Context, expected: [String: Tensor], loss expectedLoss: Tensor?,
+                        name: String, output: Tensor? = nil) throws {
+        peft.model.zeroGrad()
+        let (y, x) = try subject.forward(ctx, true)
+        if let output { assertGolden(y.value, output, "\(name) output") }
+        let loss = try y.squared().sum()
+        if let expectedLoss { assertGolden(try loss.value.reshaped([1]), expectedLoss, "\(name) loss") }
+        try loss.backward()
+        var compared = 0
+        for (key, p) in peft.adapterParameters() {
+            guard let g = expected["grad." + key] else { XCTFail("\(name): no golden gradient for \(key)"); continue }
+            assertGolden(p.grad ?? Tensor.zeros(p.value.shape), g, "\(name) grad \(key)")
+            compared += 1
+        }
+        if let x, let gx = expected["grad.input.x"] {
+            assertGolden(x.grad ?? Tensor.zeros(x.shape), gx, "\(name) grad input")
+        }
+        XCTAssertGreaterThan(compared, 0, "\(name): no gradients compared")
+    }
+}
