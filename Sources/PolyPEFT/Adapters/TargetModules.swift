@@ -24,7 +24,7 @@ public enum TargetModules: Equatable, Sendable {
 
     var json: JSONValue {
         switch self {
-        case .names(let list): return .array(list.sorted().map { .string($0) })
+        case .names(let list): return .array(list.map { .string($0) })
         case .regex(let p): return .string(p)
         }
     }
