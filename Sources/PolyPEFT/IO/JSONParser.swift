@@ -15,7 +15,11 @@ public enum JSONParser {
 
     /// Parses one JSON value filling all of `data` (surrounding whitespace allowed).
     public static func parse(_ data: Data) throws -> JSONValue {
-        let bytes = [UInt8](data)
+        try parse(bytes: [UInt8](data))
+    }
+
+    /// Parses one JSON value filling all of `bytes`.
+    public static func parse(bytes: [UInt8]) throws -> JSONValue {
         if let bad = firstInvalidUTF8(bytes) { throw JSONError("input is not valid UTF-8", at: bad) }
         var reader = Reader(bytes: bytes)
         reader.skipWhitespace()
