@@ -15,13 +15,14 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     case object([String: JSONValue])
 
     /// Parses strict RFC 8259 JSON from UTF-8 bytes (see `JSONParser` for the rules), throwing `JSONError`.
-    public init(parsing data: Data) throws {
-        self = try JSONParser.parse(data)
+    /// `allowNonFinite` also accepts Python's `NaN`, `Infinity` and `-Infinity`.
+    public init(parsing data: Data, allowNonFinite: Bool = false) throws {
+        self = try JSONParser.parse(data, allowNonFinite: allowNonFinite)
     }
 
     /// Parses strict RFC 8259 JSON from a string, throwing `JSONError`.
-    public init(parsing text: String) throws {
-        self = try JSONParser.parse(Data(text.utf8))
+    public init(parsing text: String, allowNonFinite: Bool = false) throws {
+        self = try JSONParser.parse(bytes: Array(text.utf8), allowNonFinite: allowNonFinite)
     }
 
     /// The member `key` of an object, or nil (also nil when `self` is not an object).

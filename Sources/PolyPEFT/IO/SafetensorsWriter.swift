@@ -52,6 +52,14 @@ public struct SafetensorsEntry: Sendable, Equatable {
 public enum Safetensors {
     /// Encodes `entries` (and optional string metadata) as a safetensors buffer.
     public static func encode(entries: [String: SafetensorsEntry], metadata: [String: String]? = nil) throws -> Data {
+        let parts = try layout(entries: entries, metadata: metadata)
+        var out = Data(capacity: parts.reduce(0) { $0 + $1.count })
+        for p in parts { out.append(p) }
+        return out
+    }
+
+    /// The file as consecutive pieces: length field and header, then each entry's bytes in layout order.
+    static func layout(entries: [String: SafetensorsEntry], metadata: [String: String]?) throws -> [Data] {
         if entries["__metadata__"] != nil {
             throw TensorError("safetensors encode", "\"__metadata__\" is reserved and cannot name a tensor")
         }
@@ -77,11 +85,9 @@ public enum Safetensors {
         header += "}"
         var headerBytes = Data(header.utf8)
         headerBytes.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - headerBytes.count % 8) % 8))
-        var out = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(headerBytes)
-        for (_, entry) in ordered { out.append(entry.bytes) }
-        return out
+        var first8 = Data()
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { first8.append(contentsOf: $0) }
+        return [first8 + headerBytes] + ordered.map(\.value.bytes)
     }
 
     /// Encodes Float tensors, all stored as `dtype` (F32 by default; F64, F16 or BF16 on request).
@@ -92,13 +98,14 @@ public enum Safetensors {
 
     /// Writes `entries` to `url` atomically (see `AtomicFile`).
     public static func write(entries: [String: SafetensorsEntry], metadata: [String: String]? = nil, to url: URL) throws {
-        try AtomicFile.write(encode(entries: entries, metadata: metadata), to: url)
+        try AtomicFile.write(parts: layout(entries: entries, metadata: metadata), to: url)
     }
 
     /// Writes Float tensors to `url` atomically, stored as `dtype`.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String]? = nil,
                              dtype: SafetensorsDType = .F32, to url: URL) throws {
-        try AtomicFile.write(encode(tensors, metadata: metadata, dtype: dtype), to: url)
+        let entries = try tensors.mapValues { try SafetensorsEntry.float($0, as: dtype) }
+        try AtomicFile.write(parts: layout(entries: entries, metadata: metadata), to: url)
     }
 
     /// Reads every floating-point tensor of the file at `url` as `Float` (integer tensors throw unless
