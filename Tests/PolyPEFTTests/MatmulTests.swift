@@ -27,7 +27,7 @@ final class MatmulTests: XCTestCase {
         // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
         // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
         shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (301, 299, 257), (1030, 8, 130), (700, 13, 70),
-                   (8, 700, 130), (5, 1000, 200), (40, 900, 60), (130, 33, 300)]
+                   (8, 700, 130), (5, 1000, 200), (7, 64, 40), (8, 1024, 70), (40, 900, 60), (130, 33, 300)]
         var seed: UInt64 = 1
         for (m, n, k) in shapes {
             let a = rand([m, k], seed: seed), b = rand([k, n], seed: seed + 1)
