@@ -9,6 +9,9 @@ struct PolyCtl {
     /// Every top-level subcommand, in help order. Nested groups (`bench`) dispatch on their own next word.
     static var groups: [(name: String, overview: String, commands: [any Subcommand.Type])] { [
         ("train", TrainCommand.overview, [TrainCommand.self]),
+        ("eval", EvalCommand.overview, [EvalCommand.self]),
+        ("infer", InferCommand.overview, [InferCommand.self]),
+        ("inspect", InspectCommand.overview, [InspectCommand.self]),
         ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
     ] }
 

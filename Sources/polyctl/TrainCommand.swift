@@ -13,15 +13,17 @@ enum TrainCommand: Subcommand {
         OptionSpec("splits", "<n>", "Routing blocks per skill (MHR heads).", default: "1 for poly, 4 for mhr"),
         OptionSpec("rank", "<n>", "LoRA rank of each skill.", default: "2"),
         OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
-        OptionSpec("steps", "<n>", "Optimizer steps.", default: "1500"),
+        OptionSpec("steps", "<n>", "Optimizer steps.", default: "2000"),
         OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
-        OptionSpec("lr", "<x>", "Learning rate of the skills.", default: "0.003"),
+        OptionSpec("lr", "<x>", "Learning rate of the skills.", default: "0.01"),
         OptionSpec("router-lr", "<x>", "Learning rate of the router logits.", default: "0.1"),
         OptionSpec("eval-every", "<n>", "Validation interval in steps (0: only at the end).", default: "250"),
         OptionSpec("seed", "<n>", "Seed of the data, the initialisation and the batch order.", default: "0"),
         OptionSpec("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
         OptionSpec("output", "<dir>", "Run folder.", default: "runs/<timestamp>"),
         OptionSpec("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
+        OptionSpec("stop-after", "<n>", "Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume."),
+        OptionSpec("no-baseline", nil, "Skip training the shared-LoRA baseline of the same size."),
         OptionSpec("quiet", nil, "Print only the summary, no progress."),
         OptionSpec("json", nil, "Print progress and the summary as JSON lines."),
     ]
@@ -48,7 +50,10 @@ enum TrainCommand: Subcommand {
         let progress = ProgressLine(console: console, total: spec.training.steps, mode: json ? .json : nil)
         let quiet = args.flag("quiet")
         var lastValidation: Float?
+        let stopAfter = try args.int("stop-after", default: Int.max, range: 1...Int.max)
+        if trainer.step >= stopAfter { interrupt.raise() }
         try trainer.run(validation: data.validation, shouldStop: { interrupt.isRaised }) { event in
+            if case let .step(step, _, _) = event, step >= stopAfter { interrupt.raise() }
             switch event {
             case let .step(step, total, loss):
                 guard !quiet else { return }
@@ -62,12 +67,29 @@ enum TrainCommand: Subcommand {
             }
         }
         try RunCheckpoint.save(to: dir, spec: spec, peft: peft, trainer: trainer, baseWeights: data.baseWeights)
-        if interrupt.isRaised {
+        if interrupt.isRaised && trainer.step < spec.training.steps {
             console.print("\nInterrupted at step \(trainer.step): checkpoint saved; continue with 'polyctl train --resume \(dir.path)'")
             throw CLIError.interrupted
         }
-        try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir)
-            .emit(console, json: json)
+        let baseline = spec.method == "lora" || args.flag("no-baseline") ? nil : try trainBaseline(spec, data)
+        try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir,
+                        baseline: baseline).emit(console, json: json)
+    }
+
+    /// A single LoRA shared by all tasks, of the same size as the skill inventory (rank skills x rank), trained with
+    /// the same settings: the test loss it reaches, and its rank.
+    static func trainBaseline(_ spec: RunSpec, _ data: RunData) throws -> (loss: Float, rank: Int) {
+        let rank = spec.skills * spec.rank
+        var shared = spec
+        shared.method = "lora"
+        shared.rank = rank
+        let base = try MLPShape.model(data.baseWeights)
+        var g = Xoshiro256(seed: spec.dataSeed &+ 11)
+        let peft = try PeftModel(wrapping: base, config: shared.adapterConfig(), using: &g)
+        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
+                                  parameters: peft.adapterParameters().map { ($0.key, $0.parameter) }, configuration: spec.training)
+        try trainer.run(validation: nil)
+        return (try RegressionObjective.evaluate(base, data.test).loss, rank)
     }
 
     static func describe(_ s: RunSpec) -> String {
@@ -78,7 +100,7 @@ enum TrainCommand: Subcommand {
     /// The run to perform: a new spec from the options, or the saved one with `--resume`.
     static func plan(_ args: ParsedArguments) throws -> (RunSpec, URL, Bool) {
         if let resume = args.string("resume") {
-            let allowed: Set<String> = ["resume", "quiet", "json"]
+            let allowed: Set<String> = ["resume", "quiet", "json", "stop-after", "no-baseline"]
             if let other = args.values.keys.sorted().first(where: { !allowed.contains($0) }) {
                 throw CLIError.usage("'--\(other)' cannot be combined with '--resume' (the run's saved settings are used)", hint: "see 'polyctl train --help'")
             }

@@ -10,63 +10,73 @@ struct TrainReport {
     let trainer: Trainer
     let validation: Float?
     let dir: URL
+    /// Test loss of the shared-LoRA baseline and its rank, when trained.
+    var baseline: (loss: Float, rank: Int)?
 
-    /// The eval-mode allocation averaged over splits and layers: `[tasks][skills]`, or nil without Poly layers.
-    static func allocation(_ peft: PeftModel) throws -> [[Float]]? {
-        let layers = try peft.routing()
-        guard let first = layers.first else { return nil }
-        let (t, k) = (first.weights.shape[0], first.weights.shape[2])
-        var sum = [[Float]](repeating: [Float](repeating: 0, count: k), count: t)
-        for (_, w) in layers {
-            let m = try w.mean(axes: [1])                       // [T, K]
-            for i in 0..<t { for j in 0..<k { sum[i][j] += m[i, j] / Float(layers.count) } }
-        }
-        return sum
+    /// Each Poly layer's eval-mode allocation averaged over splits: `[tasks][skills]`. Layers are kept apart:
+    /// skill k of one layer has nothing to do with skill k of another.
+    static func allocations(_ peft: PeftModel) throws -> [(path: String, matrix: [[Float]])] {
+        try peft.routing().map { ($0.path, InspectCommand.matrix($0.weights)) }
     }
 
     func emit(_ console: Console, json: Bool) throws {
         let model = peft.model as! MLP
         let test = try RegressionObjective.evaluate(model, data.test)
-        let alloc = try TrainReport.allocation(peft)
-        let recovery = alloc.flatMap { a in data.synthetic.map { RoutingDiagnostics.recovery(learned: a, truth: $0.trueAllocation) } }
-        try writePictures(alloc)
+        let allocs = try TrainReport.allocations(peft)
+        let recoveries = allocs.compactMap { a in data.synthetic.map { RoutingDiagnostics.recovery(learned: a.matrix, truth: $0.trueAllocation) } }
+        let recovery = recoveries.isEmpty ? nil : (cells: recoveries.map(\.cellAccuracy).reduce(0, +) / Float(recoveries.count),
+                                                   rows: recoveries.map(\.exactRowAccuracy).reduce(0, +) / Float(recoveries.count))
+        try writePictures(allocs)
         if json {
             var fields = ["\"event\": \"summary\"", "\"steps\": \(trainer.step)", "\"test_loss\": \(ProgressLine.jsonNumber(Double(test.loss)))",
                           "\"output\": \"\(dir.path)\""]
             if let validation { fields.append("\"validation_loss\": \(ProgressLine.jsonNumber(Double(validation)))") }
+            if let baseline { fields.append("\"baseline_shared_lora_test_loss\": \(ProgressLine.jsonNumber(Double(baseline.loss)))") }
             if let r = recovery {
-                fields.append("\"allocation_cell_accuracy\": \(ProgressLine.jsonNumber(Double(r.cellAccuracy)))")
-                fields.append("\"allocation_exact_rows\": \(ProgressLine.jsonNumber(Double(r.exactRowAccuracy)))")
+                fields.append("\"allocation_cell_accuracy\": \(ProgressLine.jsonNumber(Double(r.cells)))")
+                fields.append("\"allocation_exact_rows\": \(ProgressLine.jsonNumber(Double(r.rows)))")
             }
             console.print("{" + fields.joined(separator: ", ") + "}")
             return
         }
         console.print("")
-        if let alloc {
-            console.print("Learned allocation (task x skill, eval-mode routing averaged over splits and layers):")
+        for (i, (path, alloc)) in allocs.enumerated() {
+            console.print("Learned allocation of \(path) (task x skill, eval-mode routing\(spec.splits > 1 ? " averaged over splits" : "")):")
             var map = TerminalHeatmap(rowLabels: spec.taskNames, columnLabels: (0..<alloc[0].count).map { "s\($0)" }, values: alloc)
-            map.range = 0...(alloc.flatMap { $0 }.max() ?? 1)
+            map.range = 0...1
             map.color = console.isTerminal
+            map.legend = i == allocs.count - 1
             console.write(map.render())
-            if let r = recovery {
+            if i < recoveries.count {
+                let r = recoveries[i]
                 let rows = Int((r.exactRowAccuracy * Float(alloc.count)).rounded())
-                console.print("Recovery of the true allocation: \(formatFixed(Double(r.cellAccuracy) * 100, digits: 1))% of cells, \(rows)/\(alloc.count) tasks exactly (skills matched by assignment, cells thresholded at 0.5)")
+                console.print("Recovery of the true allocation: \(formatFixed(Double(r.cellAccuracy) * 100, digits: 1))% of cells, \(rows)/\(alloc.count) tasks exactly")
             }
+            console.print("")
         }
+        if !recoveries.isEmpty { console.print("(skills matched to the truth by an optimal assignment; cells thresholded at 0.5 after scaling rows to max 1)") }
         var losses = "Test loss (MSE): \(formatFixed(Double(test.loss), digits: 5))"
         if let validation { losses += "   validation: \(formatFixed(Double(validation), digits: 5))" }
         console.print(losses)
+        if let baseline {
+            let ratio = test.loss > 0 ? Double(baseline.loss / test.loss) : .infinity
+            console.print("Shared LoRA baseline (one rank-\(baseline.rank) adapter for all tasks, same size): test loss \(formatFixed(Double(baseline.loss), digits: 5)), \(formatFixed(ratio, digits: 1))x the routed model's")
+        }
         console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), allocation.svg, loss.svg, checkpoint/")
     }
 
-    func writePictures(_ alloc: [[Float]]?) throws {
+    func writePictures(_ allocs: [(path: String, matrix: [[Float]])]) throws {
         var series = [SVGLinePlot.Series(name: "training", points: trainer.lossHistory.enumerated().map { (Double($0.offset + 1), Double($0.element)) })]
         series.append(.init(name: "validation", points: trainer.validationHistory.map { (Double($0.step), Double($0.loss)) }))
         let loss = SVGLinePlot(title: "Loss", xLabel: "step", yLabel: "MSE", series: series, logY: true)
         try AtomicFile.write(Data(loss.render().utf8), to: dir.appendingPathComponent("loss.svg"))
-        guard let alloc else { return }
-        var heat = SVGHeatmap(title: "Learned task x skill allocation", rowLabels: spec.taskNames,
-                              columnLabels: (0..<alloc[0].count).map { "skill \($0)" }, values: alloc.map { $0.map(Double.init) })
+        guard !allocs.isEmpty else { return }
+        // Layers side by side as one matrix: columns "fc1 s0" ... "fc2 s5".
+        let columns = allocs.flatMap { a in (0..<a.matrix[0].count).map { "\(a.path) s\($0)" } }
+        let values = spec.taskNames.indices.map { t in allocs.flatMap { $0.matrix[t].map(Double.init) } }
+        var heat = SVGHeatmap(title: "Learned task x skill allocation (per layer)", rowLabels: spec.taskNames,
+                              columnLabels: columns, values: values)
+        heat.range = 0...1
         heat.scaleLabel = "routing weight"
         try AtomicFile.write(Data(heat.render().utf8), to: dir.appendingPathComponent("allocation.svg"))
     }

@@ -55,3 +55,11 @@ public final class MLP: Module, Layer {
         return h
     }
 }
+
+extension MLP {
+    /// Width of the input of the first linear layer.
+    public var inputWidth: Int {
+        for op in ops { if case let .linear(_, inF, _, _) = op { return inF } }
+        return 0
+    }
+}

@@ -1,10 +1,10 @@
 /// Hyper-parameters of a training run. Saved in checkpoints, so a resumed run continues with the same settings.
 public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Total optimizer steps.
-    public var steps = 1500
+    public var steps = 2000
     public var batchSize = 256
     /// Learning rate of the skills (LoRA factors) and of any other trainable parameter.
-    public var learningRate: Float = 3e-3
+    public var learningRate: Float = 1e-2
     /// Learning rate of the routers' logits (Poly learns its allocation faster than its skills).
     public var routerLearningRate: Float = 1e-1
     public var weightDecay: Float = 0

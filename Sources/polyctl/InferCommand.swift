@@ -1,0 +1,73 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl infer --adapter DIR --task NAME --input FILE`: runs a trained adapter on inputs and prints one JSON line
+/// per input: `{"output": [...]}`.
+enum InferCommand: Subcommand {
+    static let name = "infer"
+    static let overview = "Run a trained adapter for a task on inputs (JSONL or safetensors)."
+    static let usage = "infer --adapter <dir> --task <name> --input <file> [--output <file>]"
+    static let options: [OptionSpec] = [
+        OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train'."),
+        OptionSpec("task", "<name>", "Task to route for (every input), e.g. task03."),
+        OptionSpec("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
+        OptionSpec("output", "<file>", "Write the JSON lines here instead of standard output."),
+    ]
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let hint = "see 'polyctl infer --help'"
+        guard let path = args.string("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: hint) }
+        guard let input = args.string("input") else { throw CLIError.usage("missing '--input <file>'", hint: hint) }
+        let run = try RunModel.open(path)
+        let taskName = args.string("task")
+        if case .poly = run.peft.config, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: hint) }
+        let task = try taskName.map(run.taskID) ?? 0
+        let x = try readInputs(input, width: run.model.inputWidth)
+        let y = try run.model(Variable(x), Context.inference(taskIDs: [Int](repeating: task, count: x.shape[0]))).value
+        let width = y.shape[1], v = y.scalars
+        var text = ""
+        for i in 0..<y.shape[0] {
+            let row = v[(i * width)..<((i + 1) * width)].map { JSONValue.double(Double($0)) }
+            text += JSONValue.object(["output": .array(row)]).compactString() + "\n"
+        }
+        if let out = args.string("output") {
+            try AtomicFile.write(Data(text.utf8), to: URL(fileURLWithPath: out))
+        } else {
+            console.write(text)
+        }
+    }
+
+    /// Inputs `[N, width]` from JSONL (`{"input": [...]}` per line) or a safetensors file with `x`.
+    static func readInputs(_ path: String, width: Int) throws -> Tensor {
+        let url = URL(fileURLWithPath: path)
+        if path.hasSuffix(".safetensors") {
+            let f = try SafetensorsFile(contentsOf: url)
+            guard f.contains("x") else { throw CLIError.runtime("\(path): no tensor named \"x\"") }
+            let x = try f.tensor("x")
+            guard x.rank == 2, x.shape[1] == width else {
+                throw CLIError.runtime("\(path): x has shape \(x.shape), expected [N, \(width)]")
+            }
+            return x
+        }
+        guard path.hasSuffix(".jsonl") else { throw CLIError.runtime("\(path): inputs must be .jsonl or .safetensors") }
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw CLIError.runtime("\(path): cannot read (\(error.localizedDescription))") }
+        var values: [Float] = []
+        var rows = 0
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let json: JSONValue
+            do { json = try JSONValue(parsing: String(trimmed)) } catch { throw CLIError.runtime("\(path):\(i + 1): not valid JSON (\(error))") }
+            guard let arr = json["input"]?.arrayValue else { throw CLIError.runtime("\(path):\(i + 1): missing \"input\" list") }
+            let row = arr.compactMap(\.doubleValue)
+            guard row.count == arr.count, row.count == width, row.allSatisfy(\.isFinite) else {
+                throw CLIError.runtime("\(path):\(i + 1): \"input\" must hold \(width) finite numbers, got \(arr.count) values")
+            }
+            values += row.map(Float.init)
+            rows += 1
+        }
+        guard rows > 0 else { throw CLIError.runtime("\(path): no inputs") }
+        return Tensor(values, shape: [rows, width])
+    }
+}

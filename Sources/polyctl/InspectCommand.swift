@@ -1,0 +1,84 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl inspect DIR`: what an adapter folder holds — config, parameter counts, per-layer routing as heatmaps,
+/// skill usage and sparsity. Reads only the adapter files, so PEFT-written adapters work too.
+enum InspectCommand: Subcommand {
+    static let name = "inspect"
+    static let overview = "Show an adapter's config, sizes and routing (PolyPEFT or PEFT folders)."
+    static let usage = "inspect <dir> [--json] [--numbers]"
+    static let maxPositionals = 1
+    static let options: [OptionSpec] = [
+        OptionSpec("numbers", nil, "Print routing weights as numbers instead of shades."),
+        OptionSpec("json", nil, "Machine-readable output."),
+    ]
+
+    /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]` (PEFT's maths, no model needed).
+    static func routing(logits: Tensor, splits: Int) throws -> Tensor {
+        let t = logits.shape[0], sk = logits.shape[1]
+        guard splits > 0, sk % splits == 0 else {
+            throw CLIError.runtime("router logits \(logits.shape) do not split into \(splits) splits")
+        }
+        let p = try logits.reshaped([t, splits, sk / splits]).sigmoid()
+        return try p / (try p.sum(axes: [2], keepDims: true) + 1e-12)
+    }
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        guard let path = args.positionals.first else {
+            throw CLIError.usage("missing the adapter folder", hint: "see 'polyctl inspect --help'")
+        }
+        let dir = URL(fileURLWithPath: path)
+        let (json, tensors) = try PeftAdapterFolder.read(from: dir)
+        let config = try AdapterConfig(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
+        let names = (try? RunSpec.read(from: dir))?.taskNames
+        let total = tensors.values.reduce(0) { $0 + $1.count }
+        var layers: [(path: String, weights: Tensor)] = []
+        if case .poly(let c) = config {
+            let suffix = ".poly_router.module_logits"
+            for key in tensors.keys.sorted() where key.hasSuffix(suffix) {
+                let layer = String(key.dropFirst(PeftModel.keyPrefix.count).dropLast(suffix.count))
+                layers.append((layer, try routing(logits: tensors[key]!, splits: c.nSplits)))
+            }
+        }
+        if args.flag("json") {
+            var o: [String: JSONValue] = ["config": json, "adapter_parameters": .int(total),
+                                          "tensors": .object(tensors.mapValues { .array($0.shape.map { .int($0) }) })]
+            o["routing"] = .object(Dictionary(uniqueKeysWithValues: layers.map { l in
+                (l.path, JSONValue.array(matrix(l.weights).map { .array($0.map { .double(Double($0)) }) }))
+            }))
+            console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
+            return
+        }
+        console.print("Adapter: \(dir.path)")
+        switch config {
+        case .poly(let c):
+            console.print("Type: Poly\(c.nSplits > 1 ? " / MHR" : "")  r=\(c.r)  tasks=\(c.nTasks)  skills=\(c.nSkills)  splits=\(c.nSplits)  mixing=\(c.mixing.rawValue)")
+        case .lora(let c):
+            console.print("Type: LoRA  r=\(c.r)  lora_alpha=\(formatFixed(c.loraAlpha, digits: 2))  dropout=\(formatFixed(c.loraDropout, digits: 2))")
+        }
+        console.print("Targets: \(config.targetModules?.summary ?? "(model default)")")
+        console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count) tensors")
+        for w in config.warnings { console.print("note: \(w)") }
+        for (layer, w) in layers {
+            let m = matrix(w)
+            let rows = names?.count == m.count ? names! : (0..<m.count).map { "task\($0)" }
+            console.print("")
+            console.print("Routing of \(layer) (task x skill, averaged over \(w.shape[1]) split\(w.shape[1] == 1 ? "" : "s")):")
+            var map = TerminalHeatmap(rowLabels: rows, columnLabels: (0..<m[0].count).map { "s\($0)" }, values: m)
+            map.range = 0...1
+            map.color = console.isTerminal
+            if args.flag("numbers") { map.style = .numbers(decimals: 2) }
+            console.write(map.render())
+            let usage = RoutingDiagnostics.skillUsage(m).map { formatFixed(Double($0), digits: 2) }.joined(separator: " ")
+            console.print("skill usage: \(usage)   effective skills: \(formatFixed(Double(RoutingDiagnostics.effectiveSkillCount(m)), digits: 2))   sparsity: \(formatFixed(Double(RoutingDiagnostics.sparsity(m)), digits: 2))   discreteness: \(formatFixed(Double(RoutingDiagnostics.discreteness(m)), digits: 2))")
+        }
+    }
+
+    /// `[T, S, K]` averaged over splits as rows of floats.
+    static func matrix(_ w: Tensor) -> [[Float]] {
+        let m = (try? w.mean(axes: [1])) ?? w
+        let k = m.shape[1]
+        let v = m.scalars
+        return (0..<m.shape[0]).map { Array(v[($0 * k)..<(($0 + 1) * k)]) }
+    }
+}
