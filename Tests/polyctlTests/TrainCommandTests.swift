@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+@testable import polyctl
+
+final class TrainCommandTests: XCTestCase {
+    var root: URL!
+
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("polyctl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+
+    func run(_ args: [String]) -> (code: Int32, out: String, err: String) {
+        let c = Console(passthrough: false)
+        let code = PolyCtl.run(args, console: c)
+        return (code, c.stdout, c.stderr)
+    }
+
+    let tiny = ["--steps", "30", "--eval-every", "10", "--batch-size", "64", "--no-baseline", "--quiet"]
+
+    func testTrainInspectEvalInferRoundTrip() throws {
+        let dir = root.appendingPathComponent("a").path
+        let t = run(["train"] + tiny + ["--output", dir])
+        XCTAssertEqual(t.code, 0, t.err)
+        XCTAssertTrue(t.out.contains("Learned allocation of fc1 (task x skill, eval-mode routing):"), t.out)
+        XCTAssertTrue(t.out.contains("Recovery of the true allocation: "))
+        for f in ["adapter_config.json", "adapter_model.safetensors", "allocation.svg", "loss.svg", "polypeft_run.json",
+                  "base_model.safetensors", "checkpoint/trainer_state.json", "checkpoint/optimizer.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), f)
+        }
+        let i = run(["inspect", dir])
+        XCTAssertEqual(i.code, 0, i.err)
+        XCTAssertTrue(i.out.contains("Type: Poly  r=2  tasks=18  skills=6  splits=1  mixing=outputs\nTargets: [\"fc1\", \"fc2\"]\nAdapter parameters: 2,232 in 6 tensors\n"), i.out)
+        XCTAssertTrue(i.out.contains("Routing of fc2 (task x skill, averaged over 1 split):\n        s0 s1 s2 s3 s4 s5\ntask00 "))
+        let e = run(["eval", "--adapter", dir, "--json"])
+        XCTAssertEqual(e.code, 0, e.err)
+        let json = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+        XCTAssertEqual((json["tasks"] as! [Any]).count, 18)
+        XCTAssertEqual(json["samples"] as? Int, 18 * 128)
+        let input = root.appendingPathComponent("in.jsonl")
+        try Data((String(repeating: "{\"input\": [" + Array(repeating: "0.5", count: 32).joined(separator: ", ") + "]}\n", count: 3)).utf8).write(to: input)
+        let inf = run(["infer", "--adapter", dir, "--task", "task03", "--input", input.path])
+        XCTAssertEqual(inf.code, 0, inf.err)
+        let lines = inf.out.split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines[0].hasPrefix("{\"output\":["))
+        XCTAssertEqual(lines[0], lines[2])
+        let bad = run(["infer", "--adapter", dir, "--task", "nope", "--input", input.path])
+        XCTAssertEqual(bad.code, 1)
+        XCTAssertEqual(bad.err, "error: unknown task 'nope' (this adapter knows: task00, task01, task02, task03, task04, task05, task06, task07, ...)\n")
+    }
+
+    /// An interrupted run resumed from its checkpoint ends bit-identical to an uninterrupted one.
+    func testResumeIsBitIdentical() throws {
+        let a = root.appendingPathComponent("a").path, b = root.appendingPathComponent("b").path
+        XCTAssertEqual(run(["train"] + tiny + ["--output", a]).code, 0)
+        let stopped = run(["train"] + tiny + ["--output", b, "--stop-after", "12"])
+        XCTAssertEqual(stopped.code, 130)
+        XCTAssertTrue(stopped.out.contains("Interrupted at step 12: checkpoint saved; continue with 'polyctl train --resume \(b)'"), stopped.out)
+        let resumed = run(["train", "--resume", b, "--quiet", "--no-baseline"])
+        XCTAssertEqual(resumed.code, 0, resumed.err)
+        for f in ["adapter_model.safetensors", "checkpoint/optimizer.safetensors"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/" + f)), try Data(contentsOf: URL(fileURLWithPath: b + "/" + f)), f)
+        }
+        let conflict = run(["train", "--resume", b, "--steps", "5"])
+        XCTAssertEqual(conflict.code, 64)
+        XCTAssertEqual(conflict.err, "error: '--steps' cannot be combined with '--resume' (the run's saved settings are used)\nhint: see 'polyctl train --help'\n")
+    }
+
+    func testUsageAndRuntimeErrors() {
+        let cases: [([String], Int32, String)] = [
+            (["train", "--bogus"], 64, "error: unknown option '--bogus'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, got 'x'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
+            (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' and '--splits' apply to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--resume", "/nonexistent/run"], 1, "error: /nonexistent/run is not a polyctl run folder (no polypeft_run.json)\n"),
+            (["train", "--data", "/nonexistent/d.jsonl"], 1, ""),
+            (["inspect"], 64, "error: missing the adapter folder\nhint: see 'polyctl inspect --help'\n"),
+            (["inspect", "/nonexistent"], 1, "error: /nonexistent: adapter folder does not exist\n"),
+            (["eval"], 64, "error: missing '--adapter <dir>'\nhint: see 'polyctl eval --help'\n"),
+        ]
+        for (args, code, err) in cases {
+            let r = run(args)
+            XCTAssertEqual(r.code, code, args.joined(separator: " "))
+            if !err.isEmpty { XCTAssertEqual(r.err, err, args.joined(separator: " ")) } else { XCTAssertTrue(r.err.hasPrefix("error: "), r.err) }
+        }
+    }
+
+    func testInspectReadsPEFTWrittenAdapter() throws {
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PolyPEFTTests/Resources/golden/mhr_k4_s2_r2/adapter").path
+        let r = run(["inspect", golden, "--numbers"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("Type: Poly / MHR  r=2  tasks=3  skills=4  splits=2  mixing=parameters"), r.out)
+        XCTAssertTrue(r.out.contains("Routing of fc1 (task x skill, averaged over 2 splits):\n         s0   s1   s2   s3\ntask0 "), r.out)
+    }
+
+    func testTrainHelpIsExact() {
+        let r = run(["train", "--help"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertEqual(r.out, """
+        OVERVIEW: Train Poly / MHR / LoRA adapters on multitask data (built-in by default).
+
+        USAGE: polyctl train [--method poly|mhr|lora] [--steps <n>] [--output <dir>] [options]
+
+        OPTIONS:
+          --method <poly|mhr|lora>       Adapter: Poly, MHR (Poly with splits) or one shared LoRA. (default: poly)
+          --skills <n>                   Skills (LoRAs) per adapted layer. (default: 6)
+          --splits <n>                   Routing blocks per skill (MHR heads). (default: 1 for poly, 4 for mhr)
+          --rank <n>                     LoRA rank of each skill. (default: 2)
+          --mixing <parameters|outputs>  Mix skill parameters (PEFT) or skill outputs. (default: outputs)
+          --steps <n>                    Optimizer steps. (default: 2000)
+          --batch-size <n>               Samples per step. (default: 256)
+          --lr <x>                       Learning rate of the skills. (default: 0.01)
+          --router-lr <x>                Learning rate of the router logits. (default: 0.1)
+          --eval-every <n>               Validation interval in steps (0: only at the end). (default: 250)
+          --seed <n>                     Seed of the data, the initialisation and the batch order. (default: 0)
+          --data <file>                  Your multitask data (.jsonl or .csv) instead of the built-in tasks.
+          --output <dir>                 Run folder. (default: runs/<timestamp>)
+          --resume <dir>                 Continue an interrupted run in <dir> (its settings are reused).
+          --stop-after <n>               Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.
+          --no-baseline                  Skip training the shared-LoRA baseline of the same size.
+          --quiet                        Print only the summary, no progress.
+          --json                         Print progress and the summary as JSON lines.
+          --help                         Show help information.
+
+        """)
+    }
+}
