@@ -18,9 +18,10 @@
 /// - `reference`: the naive triple loop, kept as the test oracle.
 public enum Gemm {
     /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: a fork-join
-    /// costs some 5-20 µs, so each worker needs ~50 µs of work (~2M flops) to gain. 3·2^20 is about 146^3: 128^3 runs
-    /// on one thread, 256^3 on all (measured with `polyctl bench matmul`, see BENCHMARKS.md).
-    public static let parallelThreshold = 3 << 20
+    /// costs some 5-20 µs, so each worker needs tens of µs of work to gain. 2^20 is about 101^3. Measured with
+    /// `polyctl bench matmul` (BENCHMARKS.md): at 104^3 and 128^3 two threads are within 1% of one on a busy machine
+    /// and faster on a quiet one; at 81^3 and 96^3 two threads lost 2-3%.
+    public static let parallelThreshold = 1 << 20
 
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
     ///
