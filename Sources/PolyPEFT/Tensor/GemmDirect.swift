@@ -14,7 +14,7 @@
 /// arithmetic intensity is only `2 * r` flops per element). B is used in place when its rows are contiguous and its
 /// width a multiple of 8; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
 /// `[k, roundUp(n, 8)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are not
-/// stored. Workers split the row blocks (or the column blocks when C has few rows).
+/// stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
 enum GemmDirect {
     static let mr = 8, nr = 8
     /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
@@ -57,11 +57,12 @@ enum GemmDirect {
         let tm = wide ? 4 : mr, tn = wide ? 16 : nr
         let rowBlocks = (m + tm - 1) / tm, colBlocks = (n + tn - 1) / tn
         let splitRows = !wide && (rowBlocks >= workers || rowBlocks >= colBlocks)
-        let parts = Swift.min(workers, splitRows ? rowBlocks : colBlocks)
+        let units = splitRows ? rowBlocks : colBlocks
+        let parts = workers == 1 ? 1 : Swift.min(4 * workers, units)  // handed out dynamically, see Parallel.forEach
         let chunk = m > mr && csA == 1 ? k : (wide ? kcWide : kc)
-        Parallel.run(workers: parts) { w in
-            let rows = splitRows ? Parallel.part(w, of: parts, count: rowBlocks) : 0..<rowBlocks
-            let cols = splitRows ? 0..<colBlocks : Parallel.part(w, of: parts, count: colBlocks)
+        Parallel.forEach(tasks: parts, workers: workers) { task, _ in
+            let rows = splitRows ? Parallel.part(task, of: parts, count: rowBlocks) : 0..<rowBlocks
+            let cols = splitRows ? 0..<colBlocks : Parallel.part(task, of: parts, count: colBlocks)
             var p0 = 0
             while p0 < k {
                 let kb = Swift.min(chunk, k - p0)
