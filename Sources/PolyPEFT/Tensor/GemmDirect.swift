@@ -10,11 +10,12 @@
 ///   C[i0 + i, j0..<j0+8] (+)= acc[i]
 /// ```
 ///
-/// The big operand is streamed once and never packed (packing would double the memory traffic of a product whose
-/// arithmetic intensity is only `2 * r` flops per element). B is used in place when its rows are contiguous and its
-/// width a multiple of 8; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
-/// `[k, roundUp(n, 8)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are not
-/// stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
+/// Tiles are 8x8, or 4x16 when m <= 8 and n > 16 (two vector loads of B per step). The big operand is streamed
+/// once and never packed (packing would double the memory traffic of a product whose arithmetic intensity is only
+/// `2 * r` flops per element). B is used in place when its rows are contiguous and its width a multiple of the tile
+/// width; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
+/// `[k, roundUp(n, tile width)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are
+/// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
 enum GemmDirect {
     static let mr = 8, nr = 8
     /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
