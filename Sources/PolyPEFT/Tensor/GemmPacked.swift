@@ -28,9 +28,12 @@ enum GemmPacked {
         let kcMax = Swift.min(kc, k)
         let ncMax = Swift.min(nc, roundUp(n, nr))
         let mcMax = Swift.min(mc, roundUp(m, mr))
-        let bBytes = kcMax * ncMax * 4, aBytes = kcMax * mcMax * 4
-        let bBuf = UnsafeMutableRawPointer.allocate(byteCount: bBytes, alignment: 64).bindMemory(to: Float.self, capacity: kcMax * ncMax)
-        let aBufs = UnsafeMutableRawPointer.allocate(byteCount: aBytes * workers, alignment: 64).bindMemory(to: Float.self, capacity: kcMax * mcMax * workers)
+        // bBuf: [ncMax / 16][kcMax][16], shared; aBufs: workers x [mcMax / 6][kcMax][6], one per worker.
+        let bCount = kcMax * ncMax, aCount = kcMax * mcMax * workers
+        let bBuf = UnsafeMutableRawPointer.allocate(byteCount: bCount * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: bCount)
+        let aBufs = UnsafeMutableRawPointer.allocate(byteCount: aCount * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: aCount)
         defer {
             UnsafeMutableRawPointer(bBuf).deallocate()
             UnsafeMutableRawPointer(aBufs).deallocate()
