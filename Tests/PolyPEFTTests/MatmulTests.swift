@@ -26,7 +26,7 @@ final class MatmulTests: XCTestCase {
         for m in sizes { for n in sizes { for k in sizes { shapes.append((m, n, k)) } } }
         // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
         // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
-        // (Threaded means m * n * k >= Gemm.parallelThreshold, about 3.1M.)
+        // (Threaded means m * n * k >= Gemm.parallelThreshold, about 3M.)
         shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (7, 64, 40), (130, 33, 300),
                    (301, 299, 257), (1030, 8, 400), (700, 13, 400), (8, 1500, 300), (5, 1040, 640), (40, 1300, 70)]
         XCTAssertGreaterThanOrEqual(40 * 1300 * 70, Gemm.parallelThreshold)
@@ -48,8 +48,10 @@ final class MatmulTests: XCTestCase {
             let aSliced = try rand([m + 3, 2 * k], seed: 12).sliced(axis: 0, start: 2, end: m + 2)
                 .sliced(axis: 1, step: 2)                                       // a: [m, k], strides [2k, 2]
             let bSliced = try rand([k, 3 * n + 1], seed: 13).sliced(axis: 1, start: 1, step: 3)  // b: [k, n], strides [3n+1, 3]
+            let aBroadcast = try rand([1, k], seed: 14).expanded(to: [m, k])          // a: [m, k], strides [0, 1]
             XCTAssertFalse(at.isContiguous || bt.isContiguous || aSliced.isContiguous || bSliced.isContiguous)
-            for (a, b) in [(at, bt), (at, bSliced), (aSliced, bt), (aSliced, bSliced), (at.contiguous(), bt)] {
+            for (a, b) in [(at, bt), (at, bSliced), (aSliced, bt), (aSliced, bSliced), (at.contiguous(), bt),
+                           (aBroadcast, bSliced)] {
                 // Oracle on contiguous copies, so the reference's own stride handling is not trusted either.
                 let expected = try a.contiguous().matmulReference(b.contiguous())
                 XCTAssertEqual(try a.matmulReference(b), expected)

@@ -18,8 +18,10 @@
 /// - `reference`: the naive triple loop, kept as the test oracle.
 public enum Gemm {
     /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: a fork-join
-    /// costs some 5-20 µs, so each worker needs ~50 µs of work (~2M flops) to gain. 3·2^20 is about 146^3: 128^3 runs
-    /// on one thread, 256^3 on all (measured with `polyctl bench matmul`, see BENCHMARKS.md).
+    /// costs some 5-20 µs plus the wake-up of the second thread, so each worker needs tens of µs of work to gain.
+    /// 3·2^20 is about 146^3. Measured with `polyctl bench matmul` / `matmul-bench` (BENCHMARKS.md): at 128^3 two
+    /// threads were 7% faster on a lightly loaded machine but 1-10% slower on a busy one, at 81^3-104^3 1-3% slower;
+    /// at 256^3 they gain up to 1.6x.
     public static let parallelThreshold = 3 << 20
 
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.

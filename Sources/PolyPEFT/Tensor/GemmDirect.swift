@@ -10,16 +10,18 @@
 ///   C[i0 + i, j0..<j0+8] (+)= acc[i]
 /// ```
 ///
-/// The big operand is streamed once and never packed (packing would double the memory traffic of a product whose
-/// arithmetic intensity is only `2 * r` flops per element). B is used in place when its rows are contiguous and its
-/// width a multiple of 8; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
-/// `[k, roundUp(n, 8)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are not
-/// stored. Workers split the row blocks (or the column blocks when C has few rows).
+/// Tiles are 8x8, or 4x16 when m <= 8 and n > 16 (two vector loads of B per step). The big operand is streamed
+/// once and never packed (packing would double the memory traffic of a product whose arithmetic intensity is only
+/// `2 * r` flops per element). B is used in place when its rows are contiguous and its width a multiple of the tile
+/// width; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
+/// `[k, roundUp(n, tile width)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are
+/// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
 enum GemmDirect {
     static let mr = 8, nr = 8
-    /// Depth of a chunk of k when sweeping: 32 keeps 32 read streams (one per row of B, or of A^T) in flight, few
-    /// enough for the hardware prefetchers (measured: 32 beat 64, 128 and 256 by 10-40% on the LoRA shapes).
-    static let kc = 32
+    /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
+    /// that many sequential streams, few enough for the hardware prefetchers. Measured on the LoRA gradient shapes:
+    /// `x^T·g` is best at 32 (16: -8%, 64: -12%, 128: -35%), `g^T·x` at 64 (32: -22%, 128: -9%).
+    static let kc = 32, kcWide = 64
 
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
@@ -56,11 +58,15 @@ enum GemmDirect {
         let tm = wide ? 4 : mr, tn = wide ? 16 : nr
         let rowBlocks = (m + tm - 1) / tm, colBlocks = (n + tn - 1) / tn
         let splitRows = !wide && (rowBlocks >= workers || rowBlocks >= colBlocks)
-        let parts = Swift.min(workers, splitRows ? rowBlocks : colBlocks)
-        let chunk = m > mr && csA == 1 ? k : kc
-        Parallel.run(workers: parts) { w in
-            let rows = splitRows ? Parallel.part(w, of: parts, count: rowBlocks) : 0..<rowBlocks
-            let cols = splitRows ? 0..<colBlocks : Parallel.part(w, of: parts, count: colBlocks)
+        let units = splitRows ? rowBlocks : colBlocks
+        let chunk = m > mr && csA == 1 ? k : (wide ? kcWide : kc)
+        // Tasks are handed out dynamically (see Parallel.forEach): 4 per worker when each streams whole rows of A;
+        // one per worker when k is swept in chunks, since smaller tasks cut every row into shorter runs, which the
+        // prefetchers follow less well (measured on x^T·g and g^T·x with 2 threads: 4 per worker was 20-25% slower).
+        let parts = workers == 1 ? 1 : Swift.min(chunk == k ? 4 * workers : workers, units)
+        Parallel.forEach(tasks: parts, workers: workers) { task, _ in
+            let rows = splitRows ? Parallel.part(task, of: parts, count: rowBlocks) : 0..<rowBlocks
+            let cols = splitRows ? 0..<colBlocks : Parallel.part(task, of: parts, count: colBlocks)
             var p0 = 0
             while p0 < k {
                 let kb = Swift.min(chunk, k - p0)

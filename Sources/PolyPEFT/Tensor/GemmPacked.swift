@@ -12,8 +12,8 @@
 ///
 /// Packing reads A and B through their strides (transposes and slices are never copied first) and zero-pads the
 /// last panels, so the micro-kernel always runs a full 6x16 tile; edge tiles are written through a small buffer.
-/// Packing buffers are allocated once per call. Workers split the rows of C (or its columns when C is wide and
-/// short) in whole panels, so they write disjoint tiles.
+/// Packing buffers are allocated once per call (one A buffer per worker). Workers take tasks of whole panels of rows
+/// of C (or of columns when C is wide and short), so they write disjoint tiles.
 ///
 /// Emitted code (checked with `objdump -d --no-show-raw-insn .build/release/PolyPEFT.build/GemmPacked.swift.o`):
 /// the inner loop is `vbroadcastss` + `vfmadd231ps ymm` with the 12 accumulators held in ymm registers.
@@ -28,9 +28,12 @@ enum GemmPacked {
         let kcMax = Swift.min(kc, k)
         let ncMax = Swift.min(nc, roundUp(n, nr))
         let mcMax = Swift.min(mc, roundUp(m, mr))
-        let bBytes = kcMax * ncMax * 4, aBytes = kcMax * mcMax * 4
-        let bBuf = UnsafeMutableRawPointer.allocate(byteCount: bBytes, alignment: 64).bindMemory(to: Float.self, capacity: kcMax * ncMax)
-        let aBufs = UnsafeMutableRawPointer.allocate(byteCount: aBytes * workers, alignment: 64).bindMemory(to: Float.self, capacity: kcMax * mcMax * workers)
+        // bBuf: [ncMax / 16][kcMax][16], shared; aBufs: workers x [mcMax / 6][kcMax][6], one per worker.
+        let bCount = kcMax * ncMax, aCount = kcMax * mcMax * workers
+        let bBuf = UnsafeMutableRawPointer.allocate(byteCount: bCount * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: bCount)
+        let aBufs = UnsafeMutableRawPointer.allocate(byteCount: aCount * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: aCount)
         defer {
             UnsafeMutableRawPointer(bBuf).deallocate()
             UnsafeMutableRawPointer(aBufs).deallocate()
@@ -51,13 +54,16 @@ enum GemmPacked {
                     }
                 }
                 let aBlock = a + pc * csA
+                // Tasks of whole panels, about 4 per worker but at least 8 panels each (so a packed B micro-panel
+                // is reused from L1 over several A panels), handed out dynamically.
                 let mPanels = (m + mr - 1) / mr
                 let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
-                let parts = Swift.min(workers, splitRows ? mPanels : bPanels)
-                Parallel.run(workers: parts) { w in
+                let units = splitRows ? mPanels : bPanels
+                let tasks = workers == 1 ? 1 : Swift.min(4 * workers, Swift.max(workers, units / 8), units)
+                Parallel.forEach(tasks: tasks, workers: workers) { task, w in
                     let aBuf = aBufs + w * kcMax * mcMax
-                    let rows = splitRows ? Parallel.part(w, of: parts, count: mPanels) : 0..<mPanels
-                    let cols = splitRows ? 0..<bPanels : Parallel.part(w, of: parts, count: bPanels)
+                    let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
+                    let cols = splitRows ? 0..<bPanels : Parallel.part(task, of: tasks, count: bPanels)
                     var ic = rows.lowerBound * mr
                     let icEnd = Swift.min(m, rows.upperBound * mr)
                     while ic < icEnd {

@@ -29,10 +29,43 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body(task, worker)` for every task in `0..<tasks` on at most `workers` threads. Tasks are handed out one
+    /// at a time in order, so a worker delayed by another process's load (the machine is shared) takes fewer of them
+    /// instead of holding up the join. `worker` (in `0..<workers`) names per-worker scratch buffers. Tasks must
+    /// write to disjoint memory.
+    static func forEach(tasks: Int, workers: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+        let w = Swift.min(workers, tasks)
+        if w <= 1 {
+            for t in 0..<tasks { body(t, 0) }
+            return
+        }
+        let queue = TaskCounter(limit: tasks)
+        run(workers: w) { worker in
+            while let t = queue.next() { body(t, worker) }
+        }
+    }
+
     /// The `w`-th of `workers` near-equal contiguous parts of `0..<count`.
     @inline(__always)
     static func part(_ w: Int, of workers: Int, count: Int) -> Range<Int> {
         (count * w / workers)..<(count * (w + 1) / workers)
+    }
+}
+
+/// Hands out `0..<limit` one number at a time to concurrent workers.
+final class TaskCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
     }
 }
 
