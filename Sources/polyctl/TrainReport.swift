@@ -63,6 +63,9 @@ struct TrainReport {
             console.print("Shared LoRA baseline (one rank-\(baseline.rank) adapter for all tasks, same size): test loss \(formatFixed(Double(baseline.loss), digits: 5)), \(formatFixed(ratio, digits: 1))x the routed model's")
         }
         console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), allocation.svg, loss.svg, checkpoint/")
+        if spec.mixing == .outputs && spec.method != "lora" {
+            console.print("Note: output mixing is a PolyPEFT extension; Hugging Face PEFT would load this folder but compute parameter mixing. Train with --mixing parameters for PEFT, or export tasks as LoRA.")
+        }
     }
 
     func writePictures(_ allocs: [(path: String, matrix: [[Float]])]) throws {

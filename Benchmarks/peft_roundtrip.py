@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Proves the PolyPEFT -> PEFT direction: an adapter written by `polyctl train` loads into Hugging Face PEFT
+(`PeftModel.from_pretrained`) and computes the same outputs as PolyPEFT.
+
+Optional; needs torch, peft and safetensors (e.g. `pip install torch peft`). Not part of the required tests (the
+PEFT -> PolyPEFT direction is covered by the golden suite).
+
+    python3 Benchmarks/peft_roundtrip.py [--polyctl .build/release/polyctl] [--method poly|mhr|lora] [--steps 200]
+
+Prints the largest absolute and relative differences per task and exits non-zero above the tolerance.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from peft import PeftModel
+from safetensors.numpy import save_file
+from safetensors.torch import load_file
+
+
+class MLP(torch.nn.Module):
+    """The base network of every polyctl run: fc1 (in -> hidden), relu, fc2 (hidden -> out)."""
+
+    def __init__(self, d_in, hidden, d_out):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(d_in, hidden)
+        self.fc2 = torch.nn.Linear(hidden, d_out)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--polyctl", default=".build/release/polyctl")
+    ap.add_argument("--method", default="poly", choices=["poly", "mhr", "lora"])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--tolerance", type=float, default=1e-5)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    work = tempfile.mkdtemp(prefix="polypeft-roundtrip-")
+    run = os.path.join(work, "run")
+    cmd = [args.polyctl, "train", "--method", args.method, "--steps", str(args.steps), "--output", run,
+           "--no-baseline", "--quiet"]
+    if args.method != "lora":
+        cmd += ["--mixing", "parameters"]  # PEFT implements parameter mixing only
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    spec = json.load(open(os.path.join(run, "polypeft_run.json")))
+    weights = load_file(os.path.join(run, "base_model.safetensors"))
+    hidden, d_in = weights["fc1.weight"].shape
+    d_out = weights["fc2.weight"].shape[0]
+    base = MLP(d_in, hidden, d_out)
+    base.load_state_dict(weights)
+    model = PeftModel.from_pretrained(base, run)
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((args.samples, d_in)).astype(np.float32)
+    xpath = os.path.join(work, "x.safetensors")
+    save_file({"x": x}, xpath)
+    worst_abs, worst_rel = 0.0, 0.0
+    tasks = spec["taskNames"] if args.method != "lora" else [None]
+    for t, name in enumerate(tasks):
+        infer = [args.polyctl, "infer", "--adapter", run, "--input", xpath] + (["--task", name] if name else [])
+        out = subprocess.run(infer, check=True, capture_output=True, text=True).stdout
+        ours = np.array([json.loads(line)["output"] for line in out.splitlines()], dtype=np.float64)
+        with torch.no_grad():
+            xt = torch.from_numpy(x)[:, None, :]          # PEFT's Poly layers need [batch, seq, in]
+            if name is None:
+                theirs = model(xt)
+            else:
+                theirs = model.base_model(xt, task_ids=torch.full((args.samples,), t, dtype=torch.long))
+        theirs = theirs[:, 0, :].double().numpy()
+        diff = np.abs(ours - theirs)
+        worst_abs = max(worst_abs, float(diff.max()))
+        worst_rel = max(worst_rel, float((diff / (np.abs(theirs).max() + 1e-12)).max()))
+    print(f"method={args.method} tasks={len(tasks)} samples={args.samples}")
+    print(f"max_abs_diff={worst_abs:.3e}")
+    print(f"max_rel_diff={worst_rel:.3e}")
+    ok = worst_rel <= args.tolerance
+    print("roundtrip=" + ("ok" if ok else "FAILED"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
