@@ -19,8 +19,11 @@ public enum AtomicDirectory {
                 guard !file.contains("/"), !file.isEmpty else { throw FileFormatError(path: target.path, "invalid file name '\(file)'") }
                 try AtomicFile.write(data, to: temp.appendingPathComponent(file))
             }
-            if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
-            if fm.fileExists(atPath: target.path) { try fm.moveItem(at: target, to: old) }
+            if fm.fileExists(atPath: target.path) {
+                // Only now is an older `.old` redundant: `target` is complete.
+                if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
+                try fm.moveItem(at: target, to: old)
+            }
             try fm.moveItem(at: temp, to: target)
             if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
         } catch {
