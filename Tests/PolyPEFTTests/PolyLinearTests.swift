@@ -156,6 +156,27 @@ final class LoRALinearTests: XCTestCase {
         XCTAssertEqual(rs.scaling, 2)
     }
 
+    func testInitialisationsAndDropout() throws {
+        var g = Xoshiro256(seed: 8)
+        let gauss = try LoRALinear(wrapping: Linear(64, 8, using: &g), path: "fc", r: 4, alpha: 8, initialization: .gaussian, using: &g)
+        let a = gauss.loraA.weight.value.scalars
+        let std = (a.map { $0 * $0 }.reduce(0, +) / Float(a.count)).squareRoot()
+        XCTAssertEqual(std, 0.25, accuracy: 0.03)                       // N(0, 1/r)
+        XCTAssertEqual(gauss.loraB.weight.value, Tensor.zeros([8, 4]))
+        let kaiming = try LoRALinear(wrapping: Linear(64, 8, using: &g), path: "fc", r: 4, alpha: 8, using: &g)
+        XCTAssertTrue(kaiming.loraA.weight.value.scalars.allSatisfy { Swift.abs($0) <= 0.125 })   // 1/sqrt(64)
+        XCTAssertEqual(kaiming.loraB.weight.value, Tensor.zeros([8, 4]))
+        let dropped = try LoRALinear(wrapping: Linear(64, 8, using: &g), path: "fc", r: 4, alpha: 8, dropout: 0.5,
+                                     initialization: .random, using: &g)
+        let x = Variable(randomTensor([3, 64], seed: 1))
+        let eval = try dropped(x, Context.inference()).value
+        XCTAssertEqual(try dropped(x, Context.inference()).value, eval)
+        XCTAssertNotEqual(try dropped(x, Context(mode: .train, rng: Xoshiro256(seed: 2))).value, eval)
+        XCTAssertThrowsError(try LoRALinear(wrapping: Linear(4, 4, using: &g), path: "fc", r: 0, alpha: 1, using: &g)) {
+            XCTAssertEqual("\($0)", "fc: LoRA r must be positive, got 0")
+        }
+    }
+
     /// Poly with one skill, one split and one task is LoRA with lora_alpha = 1 (scale 1/r).
     func testPolyWithOneSkillEqualsLoRAAlphaOne() throws {
         var g = Xoshiro256(seed: 5)

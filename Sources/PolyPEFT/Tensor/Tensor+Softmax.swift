@@ -19,12 +19,18 @@ extension Tensor {
         return try moved.permuted(inverse)
     }
 
+    /// The largest finite-or-not element of a row, 0 when it is not finite (so an all -inf row stays NaN-free).
+    @inline(__always)
+    static func stableMax(_ row: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        var m = -Float.infinity
+        for j in 0..<n { m = Swift.max(m, row[j]) }
+        return m.isFinite ? m : 0
+    }
+
     /// `softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x)` along `axis`.
     public func softmax(axis: Int = -1) throws -> Tensor {
         try alongAxis(axis, "softmax") { row, n in
-            var m = -Float.infinity
-            for j in 0..<n { m = Swift.max(m, row[j]) }
-            if !m.isFinite { m = 0 }
+            let m = Tensor.stableMax(row, n)
             var s: Float = 0
             for j in 0..<n { row[j] = _expf(row[j] - m); s += row[j] }
             let inv = 1 / s
@@ -35,9 +41,7 @@ extension Tensor {
     /// `log_softmax(x)_i = x_i - logsumexp(x)` along `axis`.
     public func logSoftmax(axis: Int = -1) throws -> Tensor {
         try alongAxis(axis, "log_softmax") { row, n in
-            var m = -Float.infinity
-            for j in 0..<n { m = Swift.max(m, row[j]) }
-            if !m.isFinite { m = 0 }
+            let m = Tensor.stableMax(row, n)
             var s: Float = 0
             for j in 0..<n { s += _expf(row[j] - m) }
             let lse = m + _logf(s)
