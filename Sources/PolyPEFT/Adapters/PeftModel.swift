@@ -9,7 +9,8 @@ import Foundation
 public final class PeftModel {
     /// The model tree, with adapters in place.
     public let model: Module
-    public let config: AdapterConfig
+    /// The adapter's config (kept in step by `addTasks` and `setRoutingOptions`).
+    public internal(set) var config: AdapterConfig
     /// Adapted layers by dotted path, in module order.
     public private(set) var adapters: [(path: String, layer: any AdapterLayer)] = []
     /// Modules made trainable and saved whole.
@@ -63,12 +64,14 @@ public final class PeftModel {
                 savedModules.append(path)
             }
         }
+        if case .poly(let c) = config { try applyRoutingOptions(c.routing) }
     }
 
     /// The adapter's tensors under PEFT's keys.
     public func adapterTensors() -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (key, p) in adapterParameters() { out[key] = p.value }
+        foldPendingTaskRows(into: &out)
         return out
     }
 
