@@ -32,11 +32,11 @@ public enum SparsityPrior {
         return Variable.record(Tensor(scalar: Float(value)), [m]) { g, _ in [d * g.scalarValue] }
     }
 
-    /// The digamma function psi(x) for x > 0: recurrence up to x >= 6, then the asymptotic series
+    /// The digamma function psi(x) for x > 0: recurrence up to x >= 10, then the asymptotic series
     /// `ln x - 1/(2x) - 1/(12x^2) + 1/(120x^4) - 1/(252x^6)` (error below 1e-10).
     static func digamma(_ x0: Double) -> Double {
         var x = x0, acc = 0.0
-        while x < 6 { acc -= 1 / x; x += 1 }
+        while x < 10 { acc -= 1 / x; x += 1 }
         let x2 = 1 / (x * x)
         return acc + Foundation.log(x) - 0.5 / x - x2 * (1.0 / 12 - x2 * (1.0 / 120 - x2 / 252))
     }

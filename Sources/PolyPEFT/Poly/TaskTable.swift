@@ -108,3 +108,20 @@ public struct TaskTable: Equatable, Sendable {
         return try TaskTable(json: try PeftAdapterFolder.readJSONObject(at: url), context: url.path)
     }
 }
+
+extension PeftModel {
+    /// Number of tasks of a Poly adapter (0 for other adapters).
+    public var taskCount: Int {
+        if case .poly(let c) = config { return c.nTasks }
+        return 0
+    }
+
+    /// Saves the adapter as `save(to:adapterName:)` does, plus `polypeft_tasks.json` beside it.
+    public func save(to directory: URL, tasks: TaskTable, adapterName: String = PeftAdapterFolder.defaultAdapterName) throws {
+        guard tasks.count == taskCount else {
+            throw PolyError("save: the task table names \(tasks.count) tasks, the adapter has \(taskCount)")
+        }
+        try save(to: directory, adapterName: adapterName)
+        try tasks.write(to: PeftAdapterFolder.folder(for: adapterName, in: directory))
+    }
+}
