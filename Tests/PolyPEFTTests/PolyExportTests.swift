@@ -56,6 +56,14 @@ final class PolyExportTests: XCTestCase {
             let lora = try PeftModel.load(from: folder, into: try routingTestMLP())
             assertClose(try forward(lora, x, .inference()).value, try forward(peft, x, .inference(taskIDs: [id, id])).value, rtol: 1e-5, atol: 1e-5)
         }
+        // By name, with research routing options (hard routing, shared skill) that the LoRA bakes in.
+        let hard = try routingTestModel(mixing: .outputs, routing: RoutingOptions(straightThrough: true, sharedSkill: true))
+        let one = try hard.exportTaskLoRA(task: "sst2", in: tasks, to: dir.appendingPathComponent("hard"))
+        let hardLoRA = try PeftModel.load(from: one, into: try routingTestMLP())
+        assertClose(try forward(hardLoRA, x, .inference()).value, try forward(hard, x, .inference(taskIDs: [1, 1])).value, rtol: 1e-5, atol: 1e-5)
+        XCTAssertThrowsError(try hard.exportTaskLoRA(task: "qqp", in: tasks, to: dir)) {
+            XCTAssertEqual("\($0)", "unknown task 'qqp' (known tasks: 'cola', 'sst2', 'rte')")
+        }
         XCTAssertThrowsError(try peft.exportTaskLoRAs(try TaskTable(["a", "b"]), to: dir)) {
             XCTAssertEqual("\($0)", "export: the task table names 2 tasks, the adapter has 3")
         }

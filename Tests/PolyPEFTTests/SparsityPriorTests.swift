@@ -63,9 +63,9 @@ final class RoutingReportTests: XCTestCase {
         for row in report.aggregate.allocation { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5) }
         XCTAssertEqual(report.aggregate.summary.effectiveSkillCount, 3, accuracy: 1e-3)
         XCTAssertGreaterThan(report.layers[0].summary.discreteness, report.layers[1].summary.discreteness)
-        let truth: [[Float]] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]].map { row in row }
-        let rec = try report.recovery(truth: [[truth[0][2], truth[0][0], truth[0][1]], [0, 1, 0], [0, 0, 1]])
-        XCTAssertEqual(rec.exactRowAccuracy, 1)
+        // Skills are unordered: a permuted truth is recovered exactly, a wrong one is not.
+        XCTAssertEqual(try report.recovery(truth: [[0, 1, 0], [0, 0, 1], [1, 0, 0]]).exactRowAccuracy, 1)
+        XCTAssertLessThan(try report.recovery(truth: [[1, 1, 0], [0, 0, 1], [1, 0, 0]]).exactRowAccuracy, 1)
         XCTAssertThrowsError(try peft.routingReport(tasks: try TaskTable(["x"]))) {
             XCTAssertEqual("\($0)", "routing report: the task table names 1 tasks, the adapter has 3")
         }

@@ -75,6 +75,15 @@ extension PeftModel {
         return try PeftAdapterFolder.write(config: lc.json, tensors: tensors, to: directory)
     }
 
+    /// Writes the task called `name` in `tasks` as a PEFT LoRA adapter folder.
+    @discardableResult
+    public func exportTaskLoRA(task name: String, in tasks: TaskTable, to directory: URL) throws -> URL {
+        guard tasks.count == taskCount else {
+            throw PolyError("export: the task table names \(tasks.count) tasks, the adapter has \(taskCount)")
+        }
+        return try exportTaskLoRA(task: try tasks.id(of: name), to: directory)
+    }
+
     /// Writes one LoRA adapter per task of `tasks` into `directory/<task name>/`. Returns the folders in task order.
     @discardableResult
     public func exportTaskLoRAs(_ tasks: TaskTable, to directory: URL) throws -> [URL] {

@@ -53,13 +53,16 @@ public struct RoutingOptions: Equatable, Sendable {
     public var json: JSONValue {
         var o: [String: JSONValue] = [:]
         if straightThrough { o["straight_through"] = true }
-        if temperature != 1 { o["temperature"] = .double(Double(temperature)) }
-        if dropout != 0 { o["dropout"] = .double(Double(dropout)) }
+        if temperature != 1 { o["temperature"] = .double(RoutingOptions.shortest(temperature)) }
+        if dropout != 0 { o["dropout"] = .double(RoutingOptions.shortest(dropout)) }
         if sharedSkill { o["shared_skill"] = true }
         if granularity != .layer { o["granularity"] = .string(granularity.description) }
         if unknownTasks != .error { o["unknown_tasks"] = .string(unknownTasks.rawValue) }
         return .object(o)
     }
+
+    /// The decimal a person wrote for a `Float` (0.1, not 0.10000000149011612); it reads back to the same `Float`.
+    static func shortest(_ x: Float) -> Double { Double("\(x)") ?? Double(x) }
 
     /// Reads a `polypeft_routing` object; unknown fields are errors (they would change the maths silently).
     public init(json: JSONValue, context: String = "polypeft_routing") throws {
