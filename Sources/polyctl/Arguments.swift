@@ -20,16 +20,18 @@ struct OptionSpec {
     }
 }
 
-/// Errors that end a command. `usage` exits 64 (EX_USAGE); `runtime` exits 1.
+/// Errors that end a command. `usage` exits 64 (EX_USAGE); `runtime` exits 1; `interrupted` exits 130.
 enum CLIError: Error, Equatable {
     case usage(String, hint: String)
     case runtime(String)
+    /// Stopped by Ctrl-C after saving (exit 130, as shells report SIGINT).
+    case interrupted
 }
 
 /// The parsed command line of one subcommand.
 struct ParsedArguments {
     let command: String
-    private(set) var values: [String: String] = [:]
+    private(set) var values: [String: String] = [:]   // option name -> value
     private(set) var flags: Set<String> = []
     private(set) var positionals: [String] = []
 

@@ -8,6 +8,7 @@ struct PolyCtl {
 
     /// Every top-level subcommand, in help order. Nested groups (`bench`) dispatch on their own next word.
     static var groups: [(name: String, overview: String, commands: [any Subcommand.Type])] { [
+        ("train", TrainCommand.overview, [TrainCommand.self]),
         ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
     ] }
 
@@ -38,6 +39,8 @@ struct PolyCtl {
         } catch let CLIError.runtime(message) {
             console.error("error: \(message)")
             return 1
+        } catch CLIError.interrupted {
+            return 130
         } catch {
             console.error("error: \(error)")
             return 1

@@ -49,6 +49,17 @@ final class ProgressLine {
         if pendingNewline { console.write("\n"); pendingNewline = false }
     }
 
+    /// `update` with metrics built at run time (e.g. by the trainer's callback), in display order.
+    func update(step: Int, metricList: [(key: String, value: Double)]) {
+        emit(step: step, metrics: metricList, force: false)
+    }
+
+    /// `finish` with metrics built at run time, in display order.
+    func finish(step: Int, metricList: [(key: String, value: Double)]) {
+        emit(step: step, metrics: metricList, force: true)
+        if pendingNewline { console.write("\n"); pendingNewline = false }
+    }
+
     private func emit(step: Int, metrics: [(key: String, value: Double)], force: Bool) {
         let now = clock()
         if first == nil { first = (step, now) }

@@ -45,6 +45,19 @@ final class IOFolderTests: XCTestCase {
         XCTAssertEqual(try SafetensorsFile(contentsOf: url).tensor("w").scalars, [1, 2])
     }
 
+    /// Because saves rename a new file into place, a file already opened (memory-mapped) keeps reading the old
+    /// contents when the same path is overwritten, e.g. loading an adapter and saving it back to the same folder.
+    func testOpenFileSurvivesAtomicOverwrite() throws {
+        let dir = IOTestSupport.scratchDirectory()
+        defer { try? fm.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        try Safetensors.write(["w": Tensor([1, 2, 3], shape: [3])], to: url)
+        let opened = try SafetensorsFile(contentsOf: url)
+        try Safetensors.write(["w": Tensor([7, 8, 9], shape: [3])], to: url)
+        XCTAssertEqual(try opened.tensor("w").scalars, [1, 2, 3])
+        XCTAssertEqual(try SafetensorsFile(contentsOf: url).tensor("w").scalars, [7, 8, 9])
+    }
+
     func testAtomicWriteIntoMissingDirectoryThrowsNamingThePath() {
         let url = URL(fileURLWithPath: "/nonexistent-polypeft-dir/x.json")
         XCTAssertThrowsError(try AtomicFile.write("{}", to: url)) { e in

@@ -41,6 +41,49 @@ final class IOJSONTests: XCTestCase {
         }
     }
 
+    func testNonFiniteNumbersOnlyWhenAllowed() throws {
+        XCTAssertEqual(parseError("Infinity"), "expected a value but found 'I' at byte 0")
+        let v = try JSONValue(parsing: "[NaN, Infinity, -Infinity, -1]", allowNonFinite: true)
+        let items = try XCTUnwrap(v.arrayValue)
+        XCTAssertTrue(items[0].doubleValue!.isNaN)
+        XCTAssertEqual(Array(items[1...]), [.double(.infinity), .double(-.infinity), .int(-1)])
+        XCTAssertEqual(v.pythonStyleString(indent: nil), "[NaN, Infinity, -Infinity, -1]")
+        XCTAssertThrowsError(try JSONValue(parsing: "-Inf", allowNonFinite: true))
+    }
+
+    /// Mutated JSON texts either throw `JSONError` or parse to a value that both writers round-trip exactly.
+    func testMutatedJSONParsesOrThrowsAndRoundTrips() throws {
+        var texts: [[UInt8]] = []
+        for name in IOTestSupport.goldenCases() {
+            texts.append([UInt8](try Data(contentsOf: IOTestSupport.goldenRoot.appendingPathComponent("\(name)/adapter/adapter_config.json"))))
+        }
+        texts.append(Array(#"{"a": [1, -2.5e-3, "\u00e9\ud83d\ude00", {"b": [[], {}]}], "c": null}"#.utf8))
+        let alphabet = Array(#"{}[]",:-+.0123456789eE\u truefalsnl"#.utf8) + [0xC3, 0xA9, 0x80, 0xFF]
+        var rng = Xoshiro256(seed: 77)
+        var parsed = 0
+        for _ in 0..<5000 {
+            var t = texts[Int(rng.next() % UInt64(texts.count))]
+            for _ in 0..<(1 + Int(rng.next() % 3)) where !t.isEmpty {
+                let at = Int(rng.next() % UInt64(t.count))
+                switch rng.next() % 3 {
+                case 0: t[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: t.remove(at: at)
+                default: t.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                }
+            }
+            do {
+                let v = try JSONParser.parse(bytes: t)
+                parsed += 1
+                XCTAssertEqual(try JSONValue(parsing: v.pythonStyleString(indent: 2)), v)
+                XCTAssertEqual(try JSONValue(parsing: v.pythonStyleString(indent: nil)), v)
+                XCTAssertEqual(try JSONValue(parsing: v.compactString()), v)
+            } catch is JSONError {
+            } catch { XCTFail("unexpected error \(error)") }
+        }
+        XCTAssertGreaterThan(parsed, 100)
+        XCTAssertLessThan(parsed, 4000)
+    }
+
     func testUTF8ValidatorMatchesTheStandardLibrary() {
         var rng = Xoshiro256(seed: 11)
         let alphabet: [UInt8] = [0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xA0, 0xED, 0x9F, 0xF0, 0x90, 0xF4, 0x8F, 0xF5, 0xFF]

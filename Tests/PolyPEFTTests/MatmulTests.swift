@@ -26,8 +26,10 @@ final class MatmulTests: XCTestCase {
         for m in sizes { for n in sizes { for k in sizes { shapes.append((m, n, k)) } } }
         // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
         // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
-        shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (301, 299, 257), (1030, 8, 130), (700, 13, 70),
-                   (8, 700, 130), (5, 1000, 200), (40, 900, 60), (130, 33, 300)]
+        // (Threaded means m * n * k >= Gemm.parallelThreshold, about 3.1M.)
+        shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (7, 64, 40), (130, 33, 300),
+                   (301, 299, 257), (1030, 8, 400), (700, 13, 400), (8, 1500, 300), (5, 1040, 640), (40, 1300, 70)]
+        XCTAssertGreaterThanOrEqual(40 * 1300 * 70, Gemm.parallelThreshold)
         var seed: UInt64 = 1
         for (m, n, k) in shapes {
             let a = rand([m, k], seed: seed), b = rand([k, n], seed: seed + 1)
@@ -40,7 +42,7 @@ final class MatmulTests: XCTestCase {
     }
 
     func testTransposedAndSlicedOperandsAreReadInPlace() throws {
-        for (m, n, k) in [(7, 9, 17), (33, 130, 65), (130, 8, 300), (8, 130, 65), (1024, 8, 100), (8, 600, 200)] {
+        for (m, n, k) in [(7, 9, 17), (33, 130, 65), (130, 8, 300), (8, 130, 65), (1024, 8, 400), (8, 1200, 400)] {
             let at = rand([k, m], seed: 10).T                                   // a: [m, k], strides [1, m]
             let bt = rand([n, k], seed: 11).T                                   // b: [k, n], strides [1, k]
             let aSliced = try rand([m + 3, 2 * k], seed: 12).sliced(axis: 0, start: 2, end: m + 2)

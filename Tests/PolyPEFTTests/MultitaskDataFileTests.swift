@@ -63,6 +63,9 @@ final class MultitaskDataFileTests: XCTestCase {
         XCTAssertEqual(d.taskNames, ["a, \"quoted\" task", "plain", "multi\nline"])
         XCTAssertEqual(d.inputs.scalars, [1, 2, 3, 4, 5, 6])
         XCTAssertEqual(d.targets.scalars, [1.5, -2, 3])
+        // A UTF-8 byte-order mark is skipped.
+        XCTAssertEqual(try parse("\u{FEFF}task,x0,y0\na,1,2\n", .csv).taskNames, ["a"])
+        XCTAssertEqual(try parse("\u{FEFF}{\"input\": [1], \"target\": [2], \"task\": \"a\"}", .jsonl).count, 1)
     }
 
     func testCSVErrors() {

@@ -52,23 +52,25 @@ final class PolyLinearTests: XCTestCase {
     }
 
     func testForwardMatchesReferenceBothModesAndRanks() throws {
-        for mixing in MixingMode.allCases {
+        for mixing in MixingMode.allCases { for strategy in RoutingStrategy.allCases {
             for splits in [1, 2] {
                 let layer = try makeLayer(splits: splits, mixing: mixing)
+                layer.strategy = strategy
                 for shape in [[5, 6], [4, 3, 6]] {
                     let x = randomTensor(shape, seed: 3)
                     let tasks = [2, 0, 2, 1, 0].prefix(shape[0]).map { $0 }
                     let y = try layer(Variable(x), Context.inference(taskIDs: tasks)).value
-                    assertClose(y, try reference(layer, x: x, tasks: tasks), rtol: 1e-5, atol: 1e-6, "\(mixing) S=\(splits) \(shape)")
+                    assertClose(y, try reference(layer, x: x, tasks: tasks), rtol: 1e-5, atol: 1e-6, "\(mixing) \(strategy) S=\(splits) \(shape)")
                 }
             }
-        }
+        } }
     }
 
     func testGradientsByFiniteDifferences() throws {
-        for mixing in MixingMode.allCases {
+        for mixing in MixingMode.allCases { for strategy in [RoutingStrategy.perGroup, .perRow] {
             for mode in [Context.Mode.eval, .train] {
                 let layer = try makeLayer(mixing: mixing)
+                layer.strategy = strategy
                 let x = randomTensor([4, 2, 6], seed: 5)
                 let tasks = [1, 0, 1, 2]
                 let noise = randomTensor([4, 2, 3], seed: 6, low: 0.05, high: 0.95)
@@ -80,7 +82,7 @@ final class PolyLinearTests: XCTestCase {
                 try paramGradCheck([layer.loraA, layer.loraB, layer.router.moduleLogits]) { try run(Variable(x)) }
                 try gradCheck([x]) { v in try run(v[0]) }
             }
-        }
+        } }
     }
 
     func testTaskIDValidationAndShapeErrors() throws {

@@ -88,6 +88,7 @@ final class SafetensorsHostileTests: XCTestCase {
         XCTAssertEqual(message(#"{"__metadata__":{"k":"v","k":"w"}}"#), #"header is not valid JSON: duplicate key "k" at byte 25"#)
         // Valid edge cases are accepted: empty header, zero-size tensors, scalars, unpadded header.
         XCTAssertNoThrow(try SafetensorsFile(data: IOTestSupport.rawFile(header: "{}")))
+        XCTAssertEqual(try SafetensorsFile(data: IOTestSupport.rawFile(header: #"{"__metadata__":null}"#)).metadata, [:])
         XCTAssertNoThrow(try SafetensorsFile(data: IOTestSupport.rawFile(
             header: #"{"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"s":{"dtype":"I32","shape":[],"data_offsets":[0,4]}}"#,
             data: [1, 0, 0, 0])))

@@ -65,6 +65,21 @@ final class SVGPlotTests: XCTestCase {
         }
     }
 
+    func testDegeneratePlotsStayWellFormed() {
+        let empty = SVGLinePlot(title: "", xLabel: "x", yLabel: "y", series: [])
+        XCTAssertEqual(parse(empty.render()).elements.filter { $0 == "polyline" }.count, 0)
+        for logY in [false, true] {
+            let flat = SVGLinePlot(title: "flat", xLabel: "x", yLabel: "y",
+                                   series: [.init(name: "c", points: [(x: 1, y: 0.5), (x: 1, y: 0.5), (x: 1, y: -1)])], logY: logY)
+            let svg = flat.render()
+            XCTAssertFalse(svg.contains("nan") || svg.contains("inf"), svg)
+            XCTAssertEqual(parse(svg).elements.filter { $0 == "polyline" }.count, 1)
+        }
+        let one = SVGHeatmap(title: "one", rowLabels: ["r"], columnLabels: ["c"], values: [[3]])
+        XCTAssertFalse(one.render().contains("nan"))
+        _ = parse(one.render())
+    }
+
     func testHeatmapIsWellFormedWithAnnotatedCells() throws {
         let rows = (0..<18).map { String(format: "task%02d", $0) }
         var values: [[Double]] = []

@@ -76,6 +76,16 @@ final class TerminalOutputTests: XCTestCase {
             """)
     }
 
+    func testProgressWithRuntimeMetricList() {
+        let console = Console(passthrough: false)
+        let clock = FakeClock()
+        let p = ProgressLine(console: console, total: 10, mode: .plain, clock: { clock.now })
+        p.update(step: 1, metricList: [(key: "loss", value: 2), (key: "lr", value: 0.001)])
+        clock.now = 1
+        p.finish(step: 10, metricList: [(key: "loss", value: 1)])
+        XCTAssertEqual(console.stdout, "step 1/10  loss 2  lr 0.001\nstep 10/10  loss 1  9.0 steps/s  ETA 0s\n")
+    }
+
     func testProgressModeFollowsConsole() {
         XCTAssertEqual(ProgressLine(console: Console(passthrough: false, isTerminal: true), total: 1).mode, .terminal)
         XCTAssertEqual(ProgressLine(console: Console(passthrough: false), total: 1).mode, .plain)

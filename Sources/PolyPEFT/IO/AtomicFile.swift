@@ -25,30 +25,39 @@ public enum AtomicFile {
     /// `afterChunk`, called with the number of bytes written so far after each chunk, may throw to abort the save
     /// (used to report progress, and by tests to simulate a failure mid-save).
     public static func write(_ data: Data, to url: URL, afterChunk: ((Int) throws -> Void)? = nil) throws {
+        try write(parts: [data], to: url, afterChunk: afterChunk)
+    }
+
+    /// Atomically replaces the file at `url` with the concatenation of `parts`, written one after the other (so a
+    /// large file need not be assembled in memory first).
+    public static func write(parts: [Data], to url: URL, afterChunk: ((Int) throws -> Void)? = nil) throws {
         let target = url.standardizedFileURL
         let directory = target.deletingLastPathComponent()
         let temp = directory.appendingPathComponent(".\(target.lastPathComponent).tmp-\(String(format: "%016llx", UInt64.random(in: .min ... .max)))")
         func fail(_ what: String) -> FileFormatError {
             FileFormatError(path: target.path, "\(what) failed: \(String(cString: strerror(errno)))")
         }
-        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)  // minus umask, as Python's open()
         guard fd >= 0 else { throw fail("creating the temporary file \(temp.lastPathComponent)") }
         var closed = false
         do {
-            var written = 0
-            try data.withUnsafeBytes { raw in
-                while written < raw.count {
-                    let n = min(chunkSize, raw.count - written)
-                    let r = posixWrite(fd, raw.baseAddress! + written, n)
-                    if r < 0 {
-                        if errno == EINTR { continue }
-                        throw fail("writing the temporary file")
+            var total = 0
+            for part in parts {
+                try part.withUnsafeBytes { raw in
+                    var written = 0
+                    while written < raw.count {
+                        let r = posixWrite(fd, raw.baseAddress! + written, min(chunkSize, raw.count - written))
+                        if r < 0 {
+                            if errno == EINTR { continue }
+                            throw fail("writing the temporary file")
+                        }
+                        written += r
+                        total += r
+                        try afterChunk?(total)
                     }
-                    written += r
-                    try afterChunk?(written)
                 }
             }
-            if data.isEmpty { try afterChunk?(0) }
+            if total == 0 { try afterChunk?(0) }
             guard fsync(fd) == 0 else { throw fail("fsync of the temporary file") }
             closed = true
             guard close(fd) == 0 else { throw fail("closing the temporary file") }

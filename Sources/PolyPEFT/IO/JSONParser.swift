@@ -5,7 +5,8 @@ import Foundation
 /// Stricter than Foundation's `JSONSerialization`, because file headers are hostile input:
 /// - a key repeated in one object is an error (`JSONSerialization` silently keeps one of them);
 /// - the input must be valid UTF-8, strings must not hold raw control characters or lone surrogates;
-/// - no comments, trailing commas, leading zeros, `NaN`/`Infinity`, or text after the value;
+/// - no comments, trailing commas, leading zeros, or text after the value; `NaN`/`Infinity`/`-Infinity` only when
+///   `allowNonFinite` is set (Python's `json` writes and reads them; safetensors headers never hold them);
 /// - nesting deeper than `maxDepth` is an error (instead of overflowing the stack).
 ///
 /// Numbers without a fraction or exponent that fit in `Int` become `.int`; all others `.double`.
@@ -14,10 +15,14 @@ public enum JSONParser {
     public static let maxDepth = 256
 
     /// Parses one JSON value filling all of `data` (surrounding whitespace allowed).
-    public static func parse(_ data: Data) throws -> JSONValue {
-        let bytes = [UInt8](data)
+    public static func parse(_ data: Data, allowNonFinite: Bool = false) throws -> JSONValue {
+        try parse(bytes: [UInt8](data), allowNonFinite: allowNonFinite)
+    }
+
+    /// Parses one JSON value filling all of `bytes`.
+    public static func parse(bytes: [UInt8], allowNonFinite: Bool = false) throws -> JSONValue {
         if let bad = firstInvalidUTF8(bytes) { throw JSONError("input is not valid UTF-8", at: bad) }
-        var reader = Reader(bytes: bytes)
+        var reader = Reader(bytes: bytes, allowNonFinite: allowNonFinite)
         reader.skipWhitespace()
         let value = try reader.parseValue(depth: 0)
         reader.skipWhitespace()
@@ -53,6 +58,7 @@ public enum JSONParser {
 
     struct Reader {
         let bytes: [UInt8]
+        let allowNonFinite: Bool
         var pos = 0
 
         mutating func skipWhitespace() {
@@ -83,6 +89,10 @@ public enum JSONParser {
             case UInt8(ascii: "t"): try expect("true"); return .bool(true)
             case UInt8(ascii: "f"): try expect("false"); return .bool(false)
             case UInt8(ascii: "n"): try expect("null"); return .null
+            case UInt8(ascii: "N") where allowNonFinite: try expect("NaN"); return .double(.nan)
+            case UInt8(ascii: "I") where allowNonFinite: try expect("Infinity"); return .double(.infinity)
+            case UInt8(ascii: "-") where allowNonFinite && pos + 1 < bytes.count && bytes[pos + 1] == UInt8(ascii: "I"):
+                try expect("-Infinity"); return .double(-.infinity)
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
             default: throw JSONError("expected a value but found \(describeHere())", at: pos)
             }

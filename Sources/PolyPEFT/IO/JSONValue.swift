@@ -15,13 +15,14 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     case object([String: JSONValue])
 
     /// Parses strict RFC 8259 JSON from UTF-8 bytes (see `JSONParser` for the rules), throwing `JSONError`.
-    public init(parsing data: Data) throws {
-        self = try JSONParser.parse(data)
+    /// `allowNonFinite` also accepts Python's `NaN`, `Infinity` and `-Infinity`.
+    public init(parsing data: Data, allowNonFinite: Bool = false) throws {
+        self = try JSONParser.parse(data, allowNonFinite: allowNonFinite)
     }
 
     /// Parses strict RFC 8259 JSON from a string, throwing `JSONError`.
-    public init(parsing text: String) throws {
-        self = try JSONParser.parse(Data(text.utf8))
+    public init(parsing text: String, allowNonFinite: Bool = false) throws {
+        self = try JSONParser.parse(bytes: Array(text.utf8), allowNonFinite: allowNonFinite)
     }
 
     /// The member `key` of an object, or nil (also nil when `self` is not an object).
@@ -78,19 +79,4 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, _ in preconditionFailure("JSONValue: duplicate key in literal") }))
     }
-}
-
-/// A JSON text that does not parse: the byte offset where the problem was found and what was expected.
-public struct JSONError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What went wrong, e.g. `duplicate key "x"`.
-    public let message: String
-    /// Byte offset in the input where the problem was found.
-    public let offset: Int
-
-    public init(_ message: String, at offset: Int) {
-        self.message = message
-        self.offset = offset
-    }
-
-    public var description: String { "\(message) at byte \(offset)" }
 }

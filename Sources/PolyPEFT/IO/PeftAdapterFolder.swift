@@ -75,14 +75,15 @@ public enum PeftAdapterFolder {
         return folder
     }
 
-    /// Reads a JSON file that must hold an object, with errors naming the file.
+    /// Reads a JSON file (written by Python, so `NaN`/`Infinity` are accepted) that must hold an object, with errors
+    /// naming the file.
     static func readJSONObject(at url: URL) throws -> JSONValue {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw FileFormatError(path: url.path, "cannot read the file (\(error.localizedDescription))")
         }
         let value: JSONValue
-        do { value = try JSONValue(parsing: data) } catch let e as JSONError {
+        do { value = try JSONValue(parsing: data, allowNonFinite: true) } catch let e as JSONError {
             throw FileFormatError(path: url.path, "invalid JSON: \(e)")
         }
         guard case .object = value else { throw FileFormatError(path: url.path, "expected a JSON object, found \(value.kindName)") }

@@ -67,7 +67,12 @@ enum SafetensorsConversion {
         precondition(raw.count >= count * dtype.byteSize, "SafetensorsConversion: buffer too small")
         return [Float](unsafeUninitializedCapacity: count) { out, initialized in
             switch dtype {
-            case .F32: for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            case .F32:
+                #if _endian(little)
+                if count > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: 4 * count) }
+                #else
+                for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                #endif
             case .F64: for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
             case .F16: for i in 0..<count { out[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
             case .BF16: for i in 0..<count { out[i] = bfloat16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
@@ -97,15 +102,19 @@ enum SafetensorsConversion {
     /// Encodes `values` as little-endian `dtype` bytes (a floating dtype).
     static func encode(floats values: UnsafeBufferPointer<Float>, as dtype: SafetensorsDType) -> Data {
         var data = Data(count: values.count * dtype.byteSize)
+        guard !values.isEmpty else { return data }
         data.withUnsafeMutableBytes { out in
-            for (i, v) in values.enumerated() {
-                switch dtype {
-                case .F32: out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
-                case .F64: out.storeBytes(of: Double(v).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self)
-                case .F16: out.storeBytes(of: floatToHalf(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-                case .BF16: out.storeBytes(of: floatToBFloat16(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-                default: preconditionFailure("encode(floats:) called with integer dtype \(dtype)")
-                }
+            switch dtype {
+            case .F32:
+                #if _endian(little)
+                out.baseAddress!.copyMemory(from: values.baseAddress!, byteCount: 4 * values.count)
+                #else
+                for (i, v) in values.enumerated() { out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                #endif
+            case .F64: for (i, v) in values.enumerated() { out.storeBytes(of: Double(v).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
+            case .F16: for (i, v) in values.enumerated() { out.storeBytes(of: floatToHalf(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            case .BF16: for (i, v) in values.enumerated() { out.storeBytes(of: floatToBFloat16(v).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            default: preconditionFailure("encode(floats:) called with integer dtype \(dtype)")
             }
         }
         return data

@@ -1,17 +1,5 @@
 import Foundation
 
-/// One tensor's entry in a safetensors header, validated.
-public struct SafetensorsTensorInfo: Sendable, Equatable {
-    /// Element type.
-    public let dtype: SafetensorsDType
-    /// Extents, row-major.
-    public let shape: [Int]
-    /// Byte range inside the data section (which starts after the 8-byte length and the header).
-    public let dataOffsets: Range<Int>
-    /// Number of elements (product of `shape`, 1 for a scalar).
-    public let elementCount: Int
-}
-
 /// The parsed, fully validated header of a safetensors buffer.
 ///
 /// ```
@@ -45,13 +33,14 @@ struct SafetensorsHeader {
         let headerBytes = [UInt8](buffer[8..<(8 + headerLength)])
         if let bad = JSONParser.firstInvalidUTF8(headerBytes) { throw fail("header is not valid UTF-8 (byte \(bad) of the header)") }
         let json: JSONValue
-        do { json = try JSONParser.parse(Data(headerBytes)) } catch let e as JSONError {
+        do { json = try JSONParser.parse(bytes: headerBytes) } catch let e as JSONError {
             throw fail("header is not valid JSON: \(e)")
         }
         guard case .object(var members) = json else { throw fail("header is not a JSON object (found \(json.kindName))") }
 
         var metadata: [String: String] = [:]
-        if let meta = members.removeValue(forKey: "__metadata__") {
+        // `"__metadata__": null` is accepted, as the reference implementation reads it as "no metadata".
+        if let meta = members.removeValue(forKey: "__metadata__"), meta != .null {
             guard case .object(let pairs) = meta else { throw fail("__metadata__ is not an object of strings (found \(meta.kindName))") }
             for key in pairs.keys.sorted() {
                 guard case .string(let v) = pairs[key]! else {

@@ -15,6 +15,8 @@ public final class PolyLinear: Module, AdapterLayer {
     public let nSplits: Int
     public let nSkills: Int
     public var mixing: MixingMode
+    /// How the update is computed (same result either way; see `prefersPerRowRouting`).
+    public var strategy: RoutingStrategy = .automatic
     public let loraA: Parameter            // [S, K, in/S, r]
     public let loraB: Parameter            // [S, K, r, out/S]
     /// The router (shared with other layers under a coarser `RouterGranularity`).
@@ -69,14 +71,27 @@ public final class PolyLinear: Module, AdapterLayer {
         // Groups: one per distinct task in evaluation, one per sample in training (independent noise per sample).
         let (groupTasks, groupOfSample) = ctx.isTraining ? (tasks.ids, Array(0..<n)) : (tasks.distinct, tasks.groupOfSample)
         let w = try router.weights(rowTasks: groupTasks, ctx, noise: ctx.injectedUniformNoise[path])     // [G, S, K]
-        let (left, right) = try factors(w, ctx)           // left: [G or 1, in, R], right: [G, R, out]
         let rowGroups = groupOfSample.flatMap { [Int](repeating: $0, count: t) }
         let x2 = try x.reshaped([n * t, inF])                                                         // [N*T, in]
-        let d = try LowRankDelta.apply(x2, left: left, right: right, rowGroups: rowGroups,
+        let d: Variable
+        let perRow: Bool
+        switch strategy {
+        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count)
+        case .perGroup: perRow = false
+        case .perRow: perRow = true
+        }
+        if perRow {
+            let wRow = try w.indexSelect(axis: 0, rowGroups)                                          // [N*T, S, K]
+            d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: wRow, mode: mixing, scale: 1 / Float(r))
+        } else {
+            let (left, right) = try factors(w, ctx)       // left: [G or 1, in, R], right: [G, R, out]
+            d = try LowRankDelta.apply(x2, left: left, right: right, rowGroups: rowGroups,
                                        groupCount: groupTasks.count, scale: 1 / Float(r))
+        }
         if let rec = ctx.recorder {
             rec.record("layer.\(path).mixing_weights", try w.value.indexSelect(axis: 0, groupOfSample))
             if mixing == .parameters {
+                let (left, right) = try factors(Variable(w.value), Context.inference())
                 rec.record("layer.\(path).A_mixed", try left.value.indexSelect(axis: 0, groupOfSample))
                 rec.record("layer.\(path).B_mixed", try right.value.indexSelect(axis: 0, groupOfSample))
             }
@@ -105,8 +120,21 @@ public final class PolyLinear: Module, AdapterLayer {
         }
     }
 
+    /// Whether to apply routing per row with wide matmuls (`RoutedLowRank`) rather than mixing factors once per group
+    /// (`LowRankDelta`): per group pays when groups are few and large (one task: two skinny matmuls), per row when
+    /// groups hold few rows (training draws weights per sample; mixed-task batches of short inputs).
+    static func prefersPerRowRouting(rows: Int, groups: Int) -> Bool {
+        groups > 1 && rows < 32 * groups
+    }
+
     /// Evaluation-mode mixing weights for every task: `[n_tasks, S, K]`.
     public func routingWeights() throws -> Tensor { try router.allocation() }
+}
+
+/// Which kernel applies routed skills: mix factors once per group of rows sharing weights, or route per row with
+/// wide matmuls. Both compute the same update.
+public enum RoutingStrategy: String, Sendable, CaseIterable {
+    case automatic, perGroup, perRow
 }
 
 /// Errors of Poly configuration and use, naming the layer.

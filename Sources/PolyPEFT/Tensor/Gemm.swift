@@ -17,9 +17,10 @@
 ///   operand, an 8x8 register tile reading A straight through its strides.
 /// - `reference`: the naive triple loop, kept as the test oracle.
 public enum Gemm {
-    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: the
-    /// fork-join costs more than it saves (measured with `polyctl bench matmul`, see BENCHMARKS.md).
-    public static let parallelThreshold = 1 << 19
+    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: a fork-join
+    /// costs some 5-20 µs, so each worker needs ~50 µs of work (~2M flops) to gain. 3·2^20 is about 146^3: 128^3 runs
+    /// on one thread, 256^3 on all (measured with `polyctl bench matmul`, see BENCHMARKS.md).
+    public static let parallelThreshold = 3 << 20
 
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
     ///

@@ -25,11 +25,15 @@ enum GemmDirect {
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
                          b: UnsafePointer<Float>, rsB: Int, csB: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workers: Int) {
-        if csB == 1 && n % nr == 0 {
-            run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: b, rsB: rsB, c: c, ldc: ldc, add: accumulate, workers: workers)
+        // Few rows and many columns: 4x16 tiles (two vector loads of B per step); otherwise 8x8 tiles.
+        let wide = m <= mr && n > 16
+        let width = wide ? 16 : nr
+        if csB == 1 && n % width == 0 {
+            run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: b, rsB: rsB, c: c, ldc: ldc, add: accumulate,
+                wide: wide, workers: workers)
             return
         }
-        let np = roundUp(n, nr)
+        let np = roundUp(n, width)
         let buf = UnsafeMutablePointer<Float>.allocate(capacity: k * np)
         defer { buf.deallocate() }
         for p in 0..<k {
@@ -37,18 +41,21 @@ enum GemmDirect {
             for j in 0..<n { d[j] = s[j * csB] }
             for j in n..<np { d[j] = 0 }
         }
-        run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: buf, rsB: np, c: c, ldc: ldc, add: accumulate, workers: workers)
+        run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: buf, rsB: np, c: c, ldc: ldc, add: accumulate,
+            wide: wide, workers: workers)
     }
 
-    /// B has contiguous rows (stride `rsB`) readable up to `roundUp(n, 8)` columns.
+    /// B has contiguous rows (stride `rsB`) readable up to a whole tile width of columns.
     ///
     /// With row-major A and many rows, each tile runs over the whole of k (A's rows are streamed once). Otherwise
     /// (A transposed, as in `x^T·g`, or few rows of C) the tiles sweep k in chunks of `kc`, so that A and B are read
     /// in order, a chunk at a time, instead of jumping a page per step of p.
     static func run(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rsA: Int, csA: Int,
-                    b: UnsafePointer<Float>, rsB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool, workers: Int) {
-        let rowBlocks = (m + mr - 1) / mr, colBlocks = (n + nr - 1) / nr
-        let splitRows = rowBlocks >= workers || rowBlocks >= colBlocks
+                    b: UnsafePointer<Float>, rsB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool,
+                    wide: Bool, workers: Int) {
+        let tm = wide ? 4 : mr, tn = wide ? 16 : nr
+        let rowBlocks = (m + tm - 1) / tm, colBlocks = (n + tn - 1) / tn
+        let splitRows = !wide && (rowBlocks >= workers || rowBlocks >= colBlocks)
         let parts = Swift.min(workers, splitRows ? rowBlocks : colBlocks)
         let chunk = m > mr && csA == 1 ? k : kc
         Parallel.run(workers: parts) { w in
@@ -57,16 +64,63 @@ enum GemmDirect {
             var p0 = 0
             while p0 < k {
                 let kb = Swift.min(chunk, k - p0)
-                for ib in rows {
-                    let i0 = ib * mr
+                if wide {
+                    // Column blocks outside, so the chunk of a 16-wide panel of B stays in L1 for both row blocks.
                     for jb in cols {
-                        let j0 = jb * nr
-                        kernel8x8(k: kb, a: a + i0 * rsA + p0 * csA, rsA: rsA, csA: csA, rows: Swift.min(mr, m - i0),
-                                  b: b + p0 * rsB + j0, rsB: rsB, c: c + i0 * ldc + j0, ldc: ldc,
-                                  cols: Swift.min(nr, n - j0), add: add || p0 > 0)
+                        for ib in rows {
+                            let i0 = ib * tm, j0 = jb * tn
+                            kernel4x16(k: kb, a: a + i0 * rsA + p0 * csA, rsA: rsA, csA: csA, rows: Swift.min(tm, m - i0),
+                                       b: b + p0 * rsB + j0, rsB: rsB, c: c + i0 * ldc + j0, ldc: ldc,
+                                       cols: Swift.min(tn, n - j0), add: add || p0 > 0)
+                        }
+                    }
+                } else {
+                    for ib in rows {
+                        for jb in cols {
+                            let i0 = ib * tm, j0 = jb * tn
+                            kernel8x8(k: kb, a: a + i0 * rsA + p0 * csA, rsA: rsA, csA: csA, rows: Swift.min(tm, m - i0),
+                                      b: b + p0 * rsB + j0, rsB: rsB, c: c + i0 * ldc + j0, ldc: ldc,
+                                      cols: Swift.min(tn, n - j0), add: add || p0 > 0)
+                        }
                     }
                 }
                 p0 += kb
+            }
+        }
+    }
+
+    /// `C[0..<rows, 0..<cols] (+)= A[0..<rows, 0..<k] · B[0..<k, 0..<16]`, `rows <= 4`, `cols <= 16`.
+    @inline(__always)
+    static func kernel4x16(k: Int, a: UnsafePointer<Float>, rsA: Int, csA: Int, rows: Int,
+                           b: UnsafePointer<Float>, rsB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, cols: Int, add: Bool) {
+        let last = rows - 1
+        let a0 = a, a1 = a + Swift.min(1, last) * rsA, a2 = a + Swift.min(2, last) * rsA, a3 = a + Swift.min(3, last) * rsA
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var pb = b, o = 0
+        for _ in 0..<k {
+            let b0 = load8(pb), b1 = load8(pb + 8)
+            var s = SIMD8<Float>(repeating: a0[o])
+            c00 = fma8(c00, s, b0); c01 = fma8(c01, s, b1)
+            s = SIMD8<Float>(repeating: a1[o])
+            c10 = fma8(c10, s, b0); c11 = fma8(c11, s, b1)
+            s = SIMD8<Float>(repeating: a2[o])
+            c20 = fma8(c20, s, b0); c21 = fma8(c21, s, b1)
+            s = SIMD8<Float>(repeating: a3[o])
+            c30 = fma8(c30, s, b0); c31 = fma8(c31, s, b1)
+            pb += rsB
+            o &+= csA
+        }
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 8) { t in
+            t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21; t[6] = c30; t[7] = c31
+            for i in 0..<rows {
+                let dst = c + i * ldc
+                if cols == 16 {
+                    update8(t[2 * i], dst, add: add)
+                    update8(t[2 * i + 1], dst + 8, add: add)
+                } else {
+                    for j in 0..<cols { dst[j] = add ? dst[j] + t[2 * i + j / 8][j % 8] : t[2 * i + j / 8][j % 8] }
+                }
             }
         }
     }
@@ -94,7 +148,7 @@ enum GemmDirect {
             c6 = fma8(c6, SIMD8(repeating: a6[o]), bv)
             c7 = fma8(c7, SIMD8(repeating: a7[o]), bv)
             pb += rsB
-            o += csA
+            o &+= csA
         }
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: mr) { t in
             t[0] = c0; t[1] = c1; t[2] = c2; t[3] = c3; t[4] = c4; t[5] = c5

@@ -62,9 +62,11 @@ public enum MultitaskDataFile {
                              inputDim: Int? = nil, targetDim: Int? = nil) throws -> MultitaskDataset {
         var builder = Builder(file: file, names: taskNames ?? [], fixedTable: taskNames != nil, unknownTasks: unknownTasks,
                               inputDim: inputDim, targetDim: targetDim)
+        // Editors on Windows often start UTF-8 files with a byte-order mark; it is not part of the data.
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         switch format {
-        case .jsonl: try parseJSONL(text, into: &builder)
-        case .csv: try parseCSV(text, into: &builder)
+        case .jsonl: try parseJSONL(body, into: &builder)
+        case .csv: try parseCSV(body, into: &builder)
         }
         return try builder.finish()
     }

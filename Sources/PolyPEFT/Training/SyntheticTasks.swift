@@ -41,7 +41,7 @@ public struct SyntheticTasks: Sendable {
         /// Rank r of each skill's change of each layer.
         public var skillRank = 2
         /// `||dW_s||_F / ||W||_F` for each layer.
-        public var skillScale: Float = 0.75
+        public var skillScale: Float = 0.5
         public var composition: Composition = .averageDeltas
         /// Standard deviation of the Gaussian noise added to every target value.
         public var noiseStd: Float = 0.01

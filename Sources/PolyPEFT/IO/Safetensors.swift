@@ -1,46 +1,5 @@
 import Foundation
 
-/// One tensor to write: dtype, shape and its little-endian bytes, checked to agree.
-public struct SafetensorsEntry: Sendable, Equatable {
-    public let dtype: SafetensorsDType
-    public let shape: [Int]
-    public let bytes: Data
-
-    /// An entry from raw bytes; throws when `bytes.count != product(shape) * dtype.byteSize`.
-    public init(dtype: SafetensorsDType, shape: [Int], bytes: Data) throws {
-        guard let n = Tensor.checkedElementCount(shape), case let (size, false) = n.multipliedReportingOverflow(by: dtype.byteSize),
-              size == bytes.count else {
-            throw TensorError("safetensors entry", "\(bytes.count) bytes do not hold \(dtype.rawValue) \(fmt(shape))")
-        }
-        self.dtype = dtype
-        self.shape = shape
-        self.bytes = bytes
-    }
-
-    /// A floating-point tensor stored as `dtype` (F32 by default; F16/BF16 round to nearest even).
-    public static func float(_ tensor: Tensor, as dtype: SafetensorsDType = .F32) throws -> SafetensorsEntry {
-        guard dtype.isFloatingPoint else {
-            throw TensorError("safetensors entry", "cannot store a Float tensor as \(dtype.rawValue); use .int(_:shape:as:)")
-        }
-        let bytes = tensor.withContiguousBuffer { SafetensorsConversion.encode(floats: $0, as: dtype) }
-        return try SafetensorsEntry(dtype: dtype, shape: tensor.shape, bytes: bytes)
-    }
-
-    /// An integer tensor (row-major `values`) stored as `dtype` (I64 by default); throws when a value does not fit.
-    public static func int(_ values: [Int], shape: [Int], as dtype: SafetensorsDType = .I64) throws -> SafetensorsEntry {
-        guard let range = dtype.integerRange else {
-            throw TensorError("safetensors entry", "cannot store integers as \(dtype.rawValue); use .float(_:as:)")
-        }
-        guard Tensor.checkedElementCount(shape) == values.count else {
-            throw TensorError("safetensors entry", "\(values.count) values do not fill shape \(fmt(shape))")
-        }
-        if let bad = values.first(where: { !range.contains($0) }) {
-            throw TensorError("safetensors entry", "value \(bad) does not fit in \(dtype.rawValue)")
-        }
-        return try SafetensorsEntry(dtype: dtype, shape: shape, bytes: SafetensorsConversion.encode(ints: values, as: dtype))
-    }
-}
-
 /// Writing safetensors files the way the reference `safetensors` library does, byte for byte:
 ///
 /// ```
@@ -52,8 +11,16 @@ public struct SafetensorsEntry: Sendable, Equatable {
 public enum Safetensors {
     /// Encodes `entries` (and optional string metadata) as a safetensors buffer.
     public static func encode(entries: [String: SafetensorsEntry], metadata: [String: String]? = nil) throws -> Data {
+        let parts = try layout(entries: entries, metadata: metadata)
+        var out = Data(capacity: parts.reduce(0) { $0 + $1.count })
+        for p in parts { out.append(p) }
+        return out
+    }
+
+    /// The file as consecutive pieces: length field and header, then each entry's bytes in layout order.
+    static func layout(entries: [String: SafetensorsEntry], metadata: [String: String]?) throws -> [Data] {
         if entries["__metadata__"] != nil {
-            throw TensorError("safetensors encode", "\"__metadata__\" is reserved and cannot name a tensor")
+            throw SafetensorsError(file: "safetensors encode", "\"__metadata__\" is reserved and cannot name a tensor")
         }
         let ordered = entries.sorted { a, b in
             a.value.dtype.layoutRank != b.value.dtype.layoutRank ? a.value.dtype.layoutRank > b.value.dtype.layoutRank
@@ -77,11 +44,9 @@ public enum Safetensors {
         header += "}"
         var headerBytes = Data(header.utf8)
         headerBytes.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - headerBytes.count % 8) % 8))
-        var out = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(headerBytes)
-        for (_, entry) in ordered { out.append(entry.bytes) }
-        return out
+        var first8 = Data()
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { first8.append(contentsOf: $0) }
+        return [first8 + headerBytes] + ordered.map(\.value.bytes)
     }
 
     /// Encodes Float tensors, all stored as `dtype` (F32 by default; F64, F16 or BF16 on request).
@@ -92,13 +57,14 @@ public enum Safetensors {
 
     /// Writes `entries` to `url` atomically (see `AtomicFile`).
     public static func write(entries: [String: SafetensorsEntry], metadata: [String: String]? = nil, to url: URL) throws {
-        try AtomicFile.write(encode(entries: entries, metadata: metadata), to: url)
+        try AtomicFile.write(parts: layout(entries: entries, metadata: metadata), to: url)
     }
 
     /// Writes Float tensors to `url` atomically, stored as `dtype`.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String]? = nil,
                              dtype: SafetensorsDType = .F32, to url: URL) throws {
-        try AtomicFile.write(encode(tensors, metadata: metadata, dtype: dtype), to: url)
+        let entries = try tensors.mapValues { try SafetensorsEntry.float($0, as: dtype) }
+        try AtomicFile.write(parts: layout(entries: entries, metadata: metadata), to: url)
     }
 
     /// Reads every floating-point tensor of the file at `url` as `Float` (integer tensors throw unless

@@ -1,0 +1,102 @@
+import Foundation
+import PolyPEFT
+
+/// What a `polyctl train` run is made of, saved as `polypeft_run.json` in the output folder so that `eval`, `infer`,
+/// `inspect` and `--resume` rebuild the same base model, data and adapter.
+struct RunSpec: Codable, Equatable {
+    static let fileName = "polypeft_run.json"
+    static let baseWeightsFileName = "base_model.safetensors"
+
+    var format = 1
+    /// "poly", "mhr" or "lora".
+    var method: String
+    var mixing: MixingMode
+    var skills: Int
+    var splits: Int
+    var rank: Int
+    /// Path of the user's data file, or nil for the built-in data.
+    var dataPath: String?
+    /// Seed of the built-in data and of the random base network (user data).
+    var dataSeed: UInt64
+    var hiddenDim: Int
+    var taskNames: [String]
+    var training: TrainingConfiguration
+
+    /// The adapter configuration this run trains.
+    func adapterConfig() -> AdapterConfig {
+        let targets = TargetModules.names(["fc1", "fc2"])
+        if method == "lora" {
+            var c = LoraConfig(r: rank, loraAlpha: Double(rank), targetModules: targets)
+            c.initLoraWeights = .kaiming
+            return .lora(c)
+        }
+        return .poly(PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
+                                nSplits: splits, initWeights: true, mixing: mixing))
+    }
+
+    func write(to dir: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(self), to: dir.appendingPathComponent(RunSpec.fileName))
+    }
+
+    static func read(from dir: URL) throws -> RunSpec {
+        let url = dir.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))")
+        }
+        do { return try JSONDecoder().decode(RunSpec.self, from: try Data(contentsOf: url)) } catch {
+            throw CLIError.runtime("\(url.path): not a valid run description (\(error))")
+        }
+    }
+}
+
+/// The data of a run: built-in synthetic tasks (with their known allocation) or a user's file split 80/10/10.
+struct RunData {
+    let train: MultitaskDataset
+    let validation: MultitaskDataset
+    let test: MultitaskDataset
+    /// The built-in generator, when the data is built in (true allocation, held-out tasks).
+    let synthetic: SyntheticTasks?
+    let baseWeights: [String: Tensor]
+
+    static func load(dataPath: String?, seed: UInt64, hiddenDim: Int) throws -> RunData {
+        guard let dataPath else {
+            var c = SyntheticTasks.Configuration()
+            c.seed = seed
+            let s = try SyntheticTasks(c)
+            return RunData(train: s.train, validation: s.validation, test: s.test, synthetic: s, baseWeights: s.baseWeights)
+        }
+        let all = try MultitaskDataFile.read(dataPath)
+        guard all.count >= 10 else { throw CLIError.runtime("\(dataPath): needs at least 10 samples, has \(all.count)") }
+        // A seeded 80/10/10 split, stratified by nothing (tasks keep their share on average).
+        var g = Xoshiro256(seed: seed)
+        let order = all.batches(size: all.count, using: &g)[0]
+        let nVal = Swift.max(1, all.count / 10)
+        let val = all.subset(Array(order[0..<nVal])), test = all.subset(Array(order[nVal..<(2 * nVal)]))
+        let train = all.subset(Array(order[(2 * nVal)...]))
+        // A frozen random base network in -> hidden -> out.
+        var wg = Xoshiro256(seed: seed &+ 1)
+        let mlp = try MLP(MLPShape.ops(input: all.inputDim, hidden: hiddenDim, output: all.targetDim), using: &wg)
+        return RunData(train: train, validation: val, test: test, synthetic: nil, baseWeights: mlp.stateDict())
+    }
+}
+
+enum MLPShape {
+    /// fc1 (in -> hidden), relu, fc2 (hidden -> out): the base network of every polyctl run.
+    static func ops(input: Int, hidden: Int, output: Int) -> [MLP.Op] {
+        [.linear(name: "fc1", inFeatures: input, outFeatures: hidden, bias: true), .activation(.relu),
+         .linear(name: "fc2", inFeatures: hidden, outFeatures: output, bias: true)]
+    }
+
+    /// The base network with `weights` loaded.
+    static func model(_ weights: [String: Tensor]) throws -> MLP {
+        guard let w1 = weights["fc1.weight"], let w2 = weights["fc2.weight"], w1.rank == 2, w2.rank == 2 else {
+            throw CLIError.runtime("base weights need fc1.weight and fc2.weight matrices")
+        }
+        var g = Xoshiro256(seed: 0)
+        let mlp = try MLP(ops(input: w1.shape[1], hidden: w1.shape[0], output: w2.shape[0]), using: &g)
+        try mlp.loadStateDict(weights, source: "base weights")
+        return mlp
+    }
+}
