@@ -177,6 +177,9 @@ final class RoutingOptionsTests: XCTestCase {
         // fc1 A 36 + B 48, fc2 A 48 + B 24, one router 3 x 6 = 18 (counted once); base 102.
         XCTAssertEqual(peft.parameterSummary(), "trainable params: 174 || all params: 276 || trainable%: 63.0435")
         XCTAssertEqual(peft.adapterParameters().filter { $0.key.hasSuffix("module_logits") }.count, 2)
+        XCTAssertEqual(peft.trainableAdapterParameters().map(\.key), [
+            "base_model.model.fc1.poly_lora_A", "base_model.model.fc1.poly_lora_B", "base_model.model.fc1.poly_router.module_logits",
+            "base_model.model.fc2.poly_lora_A", "base_model.model.fc2.poly_lora_B"])
         // The shared gradient sums both layers' contributions.
         let x = randomTensor([3, 6], seed: 5)
         try paramGradCheck([l1.router.moduleLogits]) { try forward(peft, x, Context(taskIDs: [0, 2, 1])) }
