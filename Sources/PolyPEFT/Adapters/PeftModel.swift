@@ -101,6 +101,7 @@ public final class PeftModel {
                 throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(t.shape)), the model expects \(fmt(p.value.shape))")
             }
         }
+        try checkSharedParameters(params, tensors, source: source)
         for (key, p) in params { p.value = tensors[key]!.contiguous() }
     }
 

@@ -79,3 +79,18 @@ extension PeftModel {
         return adapterParameters().filter { $0.parameter.requiresGrad && seen.insert(ObjectIdentifier($0.parameter)).inserted }
     }
 }
+
+extension PeftModel {
+    /// A shared router is saved under every layer's key; loading requires those copies to agree (PEFT trains them
+    /// apart, so a PEFT-trained file with differing copies cannot be loaded as shared).
+    func checkSharedParameters(_ params: [(key: String, parameter: Parameter)], _ tensors: [String: Tensor], source: String) throws {
+        var first: [ObjectIdentifier: String] = [:]
+        for (key, p) in params {
+            guard let earlier = first[ObjectIdentifier(p)] else { first[ObjectIdentifier(p)] = key; continue }
+            guard tensors[key] == tensors[earlier] else {
+                throw ConfigError("\(source): '\(key)' and '\(earlier)' hold one shared router (granularity "
+                    + "\(routingOptions.granularity)) but differ; load with per-layer routers")
+            }
+        }
+    }
+}
