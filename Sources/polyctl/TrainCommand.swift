@@ -36,7 +36,7 @@ enum TrainCommand: Subcommand {
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
-                                  parameters: peft.adapterParameters().map { ($0.key, $0.parameter) },
+                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) },
                                   configuration: spec.training)
         if resuming { try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer) }
         if !json && !args.flag("quiet") {
@@ -87,7 +87,7 @@ enum TrainCommand: Subcommand {
         var g = Xoshiro256(seed: spec.dataSeed &+ 11)
         let peft = try PeftModel(wrapping: base, config: shared.adapterConfig(), using: &g)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
-                                  parameters: peft.adapterParameters().map { ($0.key, $0.parameter) }, configuration: spec.training)
+                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: spec.training)
         try trainer.run(validation: nil)
         return (try RegressionObjective.evaluate(base, data.test).loss, rank)
     }
