@@ -27,5 +27,16 @@ final class T5TrainingTests: XCTestCase {
         }
         let first = losses.prefix(5).reduce(0, +) / 5, last = losses.suffix(5).reduce(0, +) / 5
         XCTAssertLessThan(last, first * 0.5, "loss \(first) -> \(last)")
+
+        // The trained model ends its outputs with EOS: beam search finishes hypotheses before maxLength, and agrees
+        // with and without the cache.
+        let (x, _) = batch()
+        let src = Array(x.prefix(4))
+        let gen = GenerationConfig(maxLength: 12, numBeams: 3)
+        let beams = try model.generate(inputIDs: src, config: gen, .inference())
+        var nocache = gen
+        nocache.useCache = false
+        XCTAssertEqual(beams, try model.generate(inputIDs: src, config: nocache, .inference()))
+        XCTAssertTrue(beams.allSatisfy { $0.last == 1 && $0.count < 12 }, "\(beams)")
     }
 }

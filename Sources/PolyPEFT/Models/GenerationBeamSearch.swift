@@ -9,7 +9,7 @@ extension T5ForConditionalGeneration {
     /// Per sample: keep `K` running beams; at each step take the `2K` best (beam, token) continuations of all beams
     /// by `beam score + log p`; a continuation ending in EOS among the first `K` becomes a finished hypothesis scored
     /// `sum(log p) / generated_length^lengthPenalty`, the others fill the next `K` beams. A sample is done when it has
-    /// `K` hypotheses none worse than its best running beam could reach; at `maxLength` the running beams join the
+    /// `K` hypotheses none worse than this step's best candidate score at the current length; at `maxLength` the running beams join the
     /// hypotheses. The best hypothesis is returned.
     func beamSearch(states: Variable, mask: Tensor?, gen: GenerationConfig, eos: Int?, _ ctx: Context) throws -> [[Int]] {
         let b = states.shape[0], k = gen.numBeams, v = config.vocabSize
@@ -59,8 +59,8 @@ extension T5ForConditionalGeneration {
                     filled += 1
                     if filled == k { break }
                 }
-                let bestRunning = nextScores[i * k]
-                if finished[i].count >= k && worst(finished[i]) >= penalised(bestRunning, generated) { done[i] = true }
+                // HF's `early_stopping=False` heuristic: the best candidate score of this step, at the current length.
+                if finished[i].count >= k && worst(finished[i]) >= penalised(candidates[0].2, generated) { done[i] = true }
             }
             seqs = nextSeqs
             scores = nextScores
