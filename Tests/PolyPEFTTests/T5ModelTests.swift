@@ -67,6 +67,22 @@ final class T5ModelTests: XCTestCase {
         XCTAssertEqual(loss, manual, accuracy: 1e-6)
     }
 
+    func testRelativePositionBuckets() {
+        // Hand-computed from T5's definition (32 buckets, max distance 128); relative position = key - query.
+        let bi = [-1, 1, -8, -9, -12, -20, -128, -1000, 5, 20].map {
+            RelativePositionBias.bucket($0, bidirectional: true, numBuckets: 32, maxDistance: 128)
+        }
+        XCTAssertEqual(bi, [1, 17, 8, 8, 9, 10, 15, 15, 21, 26])
+        let causal = [-3, 3, -20, -200, 0].map {
+            RelativePositionBias.bucket($0, bidirectional: false, numBuckets: 32, maxDistance: 128)
+        }
+        XCTAssertEqual(causal, [3, 0, 17, 31, 0])
+        // Queries at an offset (cached decoding) see the same buckets as the last rows of the full matrix.
+        let full = RelativePositionBias.buckets(queryLength: 6, keyLength: 6, offset: 0, bidirectional: false, numBuckets: 8, maxDistance: 12)
+        let last = RelativePositionBias.buckets(queryLength: 1, keyLength: 6, offset: 5, bidirectional: false, numBuckets: 8, maxDistance: 12)
+        XCTAssertEqual(Array(full.suffix(6)), last)
+    }
+
     func testInputErrors() throws {
         let model = try T5ForConditionalGeneration(config: T5TestSupport.tinyConfig(), seed: 5)
         func message(_ body: () throws -> Void) -> String {

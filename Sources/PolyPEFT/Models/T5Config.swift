@@ -57,7 +57,7 @@ public struct T5Config: Sendable, Equatable {
     public init(json: JSONValue) throws {
         let c = try ConfigReader(json, modelType: "t5")
         let mt = try c.string("model_type", default: "t5")
-        guard ["t5", "mt5", "umt5"].contains(mt) else { throw ModelError("t5 config: model_type is '\(mt)', not t5") }
+        guard ["t5", "mt5"].contains(mt) else { throw ModelError("t5 config: model_type is '\(mt)', not t5") }
         let tie = try c.bool("tie_word_embeddings", default: true)!
         let pad = try c.int("pad_token_id", default: 0)!
         self.init(vocabSize: try c.positiveInt("vocab_size"), dModel: try c.positiveInt("d_model"),
