@@ -34,7 +34,7 @@ extension Variable {
         }
         let (qv, kv, vv) = (q.value, k.value, v.value)
         var p = try qv.matmul(try kv.transposed())                    // p: [B, H, Tq, Tk], scores then probabilities
-        try attentionSoftmaxRows(&p, scale: scale, bias: try bias?.value.expanded(to: full),
+        attentionSoftmaxRows(&p, scale: scale, bias: try bias?.value.expanded(to: full),
                                  mask: try mask?.expanded(to: full))
         if let d = probabilityDropout, d.shape != full {
             throw TensorError("attention", "dropout mask \(fmt(d.shape)) is not the scores' shape \(fmt(full))")
@@ -62,7 +62,7 @@ extension Variable {
 
 /// In place over rows of `s` ([B, H, Tq, Tk], contiguous): `s = softmax(s * scale + bias + mask)`; bias and mask are
 /// broadcast views of the full shape. Rows whose maximum is -inf become zeros.
-func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: Tensor?) throws {
+func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: Tensor?) {
     let shape = s.shape
     let (h, tq, tk) = (shape[1], shape[2], shape[3])
     let rows = shape[0] * h * tq
