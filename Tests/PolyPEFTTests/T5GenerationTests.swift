@@ -50,10 +50,11 @@ final class T5GenerationTests: XCTestCase {
         try T5TestSupport.injectPoly(model, nTasks: 3, seed: 5)
         let same = [inputs[0], inputs[0], inputs[0]]
         let tasks = [2, 0, 1]
-        let ctx = Context.inference(taskIDs: tasks)
+        let ctx = Context(mode: .eval, taskIDs: tasks)             // a recording context: generate must not record
         let gen = GenerationConfig(maxLength: 8, numBeams: 3, eosTokenID: 1)
         let batch = try model.generate(inputIDs: same, config: gen, ctx)
         XCTAssertEqual(ctx.taskIDs, tasks, "task ids restored")
+        XCTAssertTrue(ctx.recordsGradients, "recording setting restored")
         for (i, t) in tasks.enumerated() {
             let alone = try model.generate(inputIDs: [inputs[0]], config: gen, .inference(taskIDs: [t]))
             XCTAssertEqual(batch[i], alone[0], "sample \(i) decoded with task \(t)")

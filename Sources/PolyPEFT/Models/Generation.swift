@@ -24,7 +24,7 @@ public struct GenerationConfig: Sendable, Equatable {
 /// Text generation for T5. Outputs start with the decoder start token and end with EOS when one was produced.
 extension T5ForConditionalGeneration {
     /// Greedy or beam search (by `config.numBeams`). Per-sample task ids in `ctx.taskIDs` are expanded to one per
-    /// beam while decoding and restored afterwards.
+    /// beam while decoding and restored afterwards. Nothing is recorded for gradients.
     public func generate(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, config gen: GenerationConfig = GenerationConfig(),
                          _ ctx: Context) throws -> [[Int]] {
         guard gen.maxLength >= 1 else { throw ModelError("generate: maxLength must be at least 1, got \(gen.maxLength)") }
@@ -33,6 +33,10 @@ extension T5ForConditionalGeneration {
         if let eos, eos < 0 || eos >= config.vocabSize {
             throw ModelError("generate: eos token \(eos) outside the vocabulary 0..<\(config.vocabSize)")
         }
+        // Like HF's `generate` (no_grad): nothing is recorded while decoding; the caller's setting is restored.
+        let recording = ctx.recordsGradients
+        ctx.recordsGradients = false
+        defer { ctx.recordsGradients = recording }
         let (states, mask) = try encode(inputIDs: inputIDs, attentionMask: attentionMask, ctx)
         if gen.numBeams == 1 {
             return try greedy(states: states, mask: mask, maxLength: gen.maxLength, eos: eos, useCache: gen.useCache, ctx)
