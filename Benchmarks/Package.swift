@@ -11,6 +11,10 @@ let package = Package(
             name: "matmul-bench",
             dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
         ),
+        .executableTarget(
+            name: "t5-bench",
+            dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

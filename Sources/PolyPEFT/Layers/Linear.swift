@@ -32,6 +32,17 @@ public final class Linear: Module, Layer {
         if let b = self.bias { addParameter("bias", b) }
     }
 
+    /// A bias-free layer over an existing (possibly shared) weight `[out, in]`, e.g. a head tied to embeddings.
+    public init(sharing weight: Parameter) {
+        precondition(weight.value.rank == 2, "Linear(sharing:): weight must be [out, in]")
+        inFeatures = weight.value.shape[1]
+        outFeatures = weight.value.shape[0]
+        self.weight = weight
+        self.bias = nil
+        super.init()
+        addParameter("weight", weight)
+    }
+
     /// x: [..., in] -> [..., out]
     public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
         try x.linear(weight: ctx[weight], bias: bias.map { ctx[$0] })

@@ -45,6 +45,13 @@ public final class Embedding: Module {
         addParameter("weight", weight)
     }
 
+    /// An embedding reading an existing (possibly shared) table `[vocab, D]`, e.g. tied input embeddings.
+    public init(weight: Parameter) {
+        self.weight = weight
+        super.init()
+        addParameter("weight", weight)
+    }
+
     /// ids (row-major, of shape `shape`) -> [shape..., D]. Out-of-range ids throw.
     public func forward(ids: [Int], shape: [Int], _ ctx: Context) throws -> Variable {
         guard Tensor.elementCount(shape) == ids.count else {
