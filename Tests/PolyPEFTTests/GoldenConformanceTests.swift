@@ -62,15 +62,53 @@ final class GoldenConformanceTests: XCTestCase {
                 let xv = Variable(x, requiresGrad: grad)
                 return (try mlp(xv, ctx), xv)
             }
+        case "t5", "bert":
+            let config = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("base_config.json")))
+            let type = config["model_type"]?.stringValue ?? kind
+            let ids = try rows(inputs, "input_ids")
+            let mask = inputs.contains("attention_mask") ? try rows(inputs, "attention_mask") : nil
+            if type == "t5" || type == "mt5" {
+                let t5 = try T5ForConditionalGeneration(config: try T5Config(json: config))
+                try t5.loadStateDict(baseWeights, source: "base_model.safetensors")
+                let dec = try rows(inputs, "decoder_input_ids")
+                return Subject(model: t5) { ctx, _ in
+                    (try t5.forward(inputIDs: ids, attentionMask: mask, decoderInputIDs: dec, ctx), nil)
+                }
+            }
+            guard type == "bert" else { throw ModuleError("base_config.json: model_type '\(type)' is not supported") }
+            let types = inputs.contains("token_type_ids") ? try rows(inputs, "token_type_ids") : nil
+            let bertConfig = try BertConfig(json: config)
+            if baseWeights.keys.contains(where: { $0.hasPrefix("classifier.") }) {
+                let classifier = try BertForSequenceClassification(config: bertConfig)
+                try classifier.loadStateDict(baseWeights, source: "base_model.safetensors")
+                return Subject(model: classifier) { ctx, _ in
+                    (try classifier.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, ctx), nil)
+                }
+            }
+            let bert = try BertModel(config: bertConfig, addPoolingLayer: baseWeights.keys.contains { $0.hasPrefix("pooler.") })
+            try bert.loadStateDict(baseWeights, source: "base_model.safetensors")
+            return Subject(model: bert) { ctx, _ in
+                (try bert.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, ctx).sequence, nil)
+            }
         default:
             throw ModuleError("model kind '\(kind)' is not supported by this build")
         }
     }
 
+    /// A rank-2 integer tensor as rows (token ids, masks).
+    func rows(_ f: SafetensorsFile, _ key: String) throws -> [[Int]] {
+        let (values, shape) = try f.intTensor(key)
+        guard shape.count == 2 else { throw ModuleError("\(key): expected a matrix, got shape \(shape)") }
+        return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+    }
+
     func runCase(_ c: JSONValue, in dir: URL) throws {
         let name = dir.lastPathComponent
         let subject = try makeSubject(c, dir)
-        let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model)
+        let kind = c["model_kind"]?.stringValue ?? "mlp"
+        let defaults: TargetModules? = kind == "t5" ? .names(T5ForConditionalGeneration.defaultTargetModules)
+            : kind == "bert" ? .names(BertModel.defaultTargetModules) : nil
+        let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model, defaultTargets: defaults)
         let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
         let taskIDs = try inputs.intTensor("task_ids").values
         let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))

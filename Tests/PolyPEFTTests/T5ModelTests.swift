@@ -147,9 +147,9 @@ final class T5ModelTests: XCTestCase {
         let before = model.namedParameters()[3].parameter.value
         XCTAssertThrowsError(try model.loadStateDict(bad)) { e in
             let m = "\(e)"
-            XCTAssertTrue(m.contains("missing keys: encoder.final_layer_norm.weight"), m)
-            XCTAssertTrue(m.contains("unexpected keys: decoder.extra.weight"), m)
-            XCTAssertTrue(m.contains("encoder.block.0.layer.0.SelfAttention.q.weight: checkpoint [5, 8], model [6, 8]"), m)
+            XCTAssertTrue(m.contains("missing tensor 'encoder.final_layer_norm.weight'"), m)
+            XCTAssertTrue(m.contains("unexpected tensor 'decoder.extra.weight' (the model has no such parameter)"), m)
+            XCTAssertTrue(m.contains("tensor 'encoder.block.0.layer.0.SelfAttention.q.weight' has shape [5, 8], the model expects [6, 8]"), m)
         }
         XCTAssertEqual(model.namedParameters()[3].parameter.value, before, "nothing modified on error")
         var untied = full
