@@ -1,0 +1,51 @@
+import Foundation
+import PolyPEFT
+
+/// A trained adapter kept as values, so that experiments can rebuild fresh copies of it at will.
+struct TrainedAdapter {
+    let config: AdapterConfig
+    let tensors: [String: Tensor]
+    let baseWeights: [String: Tensor]
+    let testLoss: Float
+
+    /// Trains `config` on `data` with `training` settings (the same loop as `polyctl train`).
+    static func train(_ config: AdapterConfig, data: SyntheticTasks, training: TrainingConfiguration, seed: UInt64) throws -> TrainedAdapter {
+        let base = try MLPShape.model(data.baseWeights)
+        var g = Xoshiro256(seed: seed &+ 7)
+        let peft = try PeftModel(wrapping: base, config: config, using: &g)
+        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
+                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
+        try trainer.run(validation: nil)
+        return TrainedAdapter(config: config, tensors: peft.adapterTensors(), baseWeights: data.baseWeights,
+                              testLoss: try RegressionObjective.evaluate(base, data.test).loss)
+    }
+
+    /// A fresh model with this adapter loaded.
+    func copy() throws -> FewShot.Trained {
+        let base = try MLPShape.model(baseWeights)
+        var g = Xoshiro256(seed: 0)
+        let peft = try PeftModel(wrapping: base, config: config, using: &g)
+        try peft.loadAdapterTensors(tensors)
+        return (base, peft)
+    }
+
+    /// The per-layer allocations' recovery of the truth, averaged over layers: (cell accuracy, exact-row accuracy).
+    func recovery(truth: [[Float]]) throws -> (cells: Float, rows: Float) {
+        let (_, peft) = try copy()
+        let rs = try TrainReport.allocations(peft).map { RoutingDiagnostics.recovery(learned: $0.matrix, truth: truth) }
+        guard !rs.isEmpty else { return (0, 0) }
+        return (rs.map(\.cellAccuracy).reduce(0, +) / Float(rs.count), rs.map(\.exactRowAccuracy).reduce(0, +) / Float(rs.count))
+    }
+}
+
+extension ParsedArguments {
+    /// A comma-separated list of positive integers (`--k 5,20,80`).
+    func intList(_ name: String, default d: [Int]) throws -> [Int] {
+        guard let s = string(name) else { return d }
+        let parts = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw CLIError.usage("option '--\(name)' expects positive integers separated by commas, got '\(s)'", hint: "see 'polyctl \(command) --help'")
+        }
+        return parts.map { $0! }
+    }
+}
