@@ -1,14 +1,17 @@
 import Foundation
 import PolyPEFT
 
-/// `polyctl eval --adapter DIR`: per-task loss on the run's test split (or `--data`).
+/// `polyctl eval --adapter DIR`: per-task loss on the run's test split (or `--data`) and, for a Poly/MHR run on the
+/// built-in data, few-shot adaptation to the held-out tasks (z and full modes) against a shared LoRA of the same size.
 enum EvalCommand: Subcommand {
     static let name = "eval"
-    static let overview = "Evaluate a trained run per task on its test data (or --data)."
-    static let usage = "eval --adapter <dir> [--data <file>] [--json]"
+    static let overview = "Evaluate a trained run per task, and few-shot on held-out tasks against a shared LoRA."
+    static let usage = "eval --adapter <dir> [--data <file>] [--shots <k>] [--json]"
     static let options: [OptionSpec] = [
         OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train'."),
         OptionSpec("data", "<file>", "Evaluate on this .jsonl/.csv file instead of the run's test split."),
+        OptionSpec("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", default: "20"),
+        OptionSpec("no-fewshot", nil, "Skip few-shot adaptation to the held-out tasks."),
         OptionSpec("json", nil, "Machine-readable output."),
     ]
 
@@ -23,14 +26,23 @@ enum EvalCommand: Subcommand {
         } else {
             data = try RunData.load(dataPath: run.spec.dataPath, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim).test
         }
+        let shots = try args.int("shots", default: 20, range: 1...10_000)
         let (loss, perTask) = try RegressionObjective.evaluate(run.model, data)
         let counts = data.indicesByTask.mapValues(\.count)
+        let fewShot = args.flag("no-fewshot") || run.spec.dataPath != nil || run.spec.method == "lora" ? nil
+            : try heldOut(run, shots: shots)
         if args.flag("json") {
             let tasks = perTask.keys.sorted().map { t -> JSONValue in
                 ["task": .string(run.spec.taskNames[t]), "mse": .double(Double(perTask[t]!)), "samples": .int(counts[t] ?? 0)]
             }
-            console.print(JSONValue.object(["mse": .double(Double(loss)), "samples": .int(data.count), "tasks": .array(tasks)])
-                .pythonStyleString(indent: 2, sortKeys: true))
+            var o: [String: JSONValue] = ["mse": .double(Double(loss)), "samples": .int(data.count), "tasks": .array(tasks)]
+            if let fewShot {
+                o["few_shot"] = .object(["shots": .int(shots), "tasks": .array(fewShot.map { r in
+                    .object(["task": .string(r.task), "z": .double(Double(r.z)), "full": .double(Double(r.full)),
+                             "shared_lora": .double(Double(r.shared))])
+                })])
+            }
+            console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
             return
         }
         var table = TableFormatter(headers: ["task", "samples", "MSE"])
@@ -39,5 +51,36 @@ enum EvalCommand: Subcommand {
         }
         table.addRow(["all", String(data.count), formatFixed(Double(loss), digits: 5)])
         console.write(table.render())
+        guard let fewShot else { return }
+        let label = run.spec.method == "mhr" ? "MHR" : "Poly"
+        console.print("")
+        console.print("Held-out tasks, adapted on \(shots) examples each (test MSE):")
+        var few = TableFormatter(headers: ["task", "\(label)-z", "\(label) full", "shared LoRA"])
+        for r in fewShot {
+            few.addRow([r.task, formatFixed(Double(r.z), digits: 5), formatFixed(Double(r.full), digits: 5), formatFixed(Double(r.shared), digits: 5)])
+        }
+        console.write(few.render())
+        console.print("(\(label)-z trains only the new task's routing logits; shared LoRA: one adapter of the same size trained on all training tasks, then on the new task)")
+    }
+
+    /// Few-shot adaptation to each held-out task of the built-in data: z mode, full mode, and the shared-LoRA baseline.
+    static func heldOut(_ run: RunModel, shots: Int) throws -> [(task: String, z: Float, full: Float, shared: Float)] {
+        let data = try RunData.load(dataPath: nil, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim)
+        guard let synthetic = data.synthetic else { return [] }
+        let trained = TrainedAdapter(config: run.peft.config, tensors: run.peft.adapterTensors(), baseWeights: data.baseWeights, testLoss: .nan)
+        var lora = run.spec
+        lora.method = "lora"
+        lora.rank = run.spec.skills * run.spec.rank
+        let shared = try TrainedAdapter.train(lora.adapterConfig(), data: synthetic, training: run.spec.training, seed: run.spec.dataSeed)
+        var settings = FewShotSettings()
+        settings.seed = run.spec.dataSeed
+        let pool = synthetic.fewShotPool, test = synthetic.heldOutTest
+        return try pool.tasks.map { t in
+            let train = pool.subset(Array(pool.indices(ofTask: t).prefix(shots))), tt = test.subset(test.indices(ofTask: t))
+            return (synthetic.heldOutTaskNames[t],
+                    try FewShot.adapt(.routingOnly, trained: try trained.copy(), train: train, test: tt, settings: settings).mse,
+                    try FewShot.adapt(.full, trained: try trained.copy(), train: train, test: tt, settings: settings).mse,
+                    try FewShot.adapt(.sharedLoRA, trained: try shared.copy(), train: train, test: tt, settings: settings).mse)
+        }
     }
 }

@@ -39,6 +39,9 @@ final class TrainCommandTests: XCTestCase {
         let json = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
         XCTAssertEqual((json["tasks"] as! [Any]).count, 18)
         XCTAssertEqual(json["samples"] as? Int, 18 * 128)
+        let few = json["few_shot"] as! [String: Any]
+        XCTAssertEqual(few["shots"] as? Int, 20)
+        XCTAssertEqual((few["tasks"] as! [[String: Any]]).map { $0["task"] as! String }, ["heldout0", "heldout1", "heldout2", "heldout3"])
         let input = root.appendingPathComponent("in.jsonl")
         try Data((String(repeating: "{\"input\": [" + Array(repeating: "0.5", count: 32).joined(separator: ", ") + "]}\n", count: 3)).utf8).write(to: input)
         let inf = run(["infer", "--adapter", dir, "--task", "task03", "--input", input.path])
