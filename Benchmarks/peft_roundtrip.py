@@ -42,6 +42,9 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--tolerance", type=float, default=1e-5)
+    ap.add_argument("--mixing", default="parameters", choices=["parameters", "outputs"])
+    ap.add_argument("--export", action="store_true",
+                    help="export every task as a plain LoRA (polyctl export) and load those into PEFT instead")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = tempfile.mkdtemp(prefix="polypeft-roundtrip-")
@@ -49,7 +52,8 @@ def main():
     cmd = [args.polyctl, "train", "--method", args.method, "--steps", str(args.steps), "--output", run,
            "--no-baseline", "--quiet"]
     if args.method != "lora":
-        cmd += ["--mixing", "parameters"]  # PEFT implements parameter mixing only
+        # PEFT implements parameter mixing only; output-mixing adapters reach PEFT through --export.
+        cmd += ["--mixing", args.mixing if args.export else "parameters"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     spec = json.load(open(os.path.join(run, "polypeft_run.json")))
     weights = load_file(os.path.join(run, "base_model.safetensors"))
@@ -57,8 +61,12 @@ def main():
     d_out = weights["fc2.weight"].shape[0]
     base = MLP(d_in, hidden, d_out)
     base.load_state_dict(weights)
-    model = PeftModel.from_pretrained(base, run)
-    model.eval()
+    if args.export:
+        subprocess.run([args.polyctl, "export", "--adapter", run, "--output", os.path.join(work, "export")],
+                       check=True, stdout=subprocess.DEVNULL)
+    else:
+        model = PeftModel.from_pretrained(base, run)
+        model.eval()
     x = np.random.default_rng(0).standard_normal((args.samples, d_in)).astype(np.float32)
     xpath = os.path.join(work, "x.safetensors")
     save_file({"x": x}, xpath)
@@ -70,7 +78,13 @@ def main():
         ours = np.array([json.loads(line)["output"] for line in out.splitlines()], dtype=np.float64)
         with torch.no_grad():
             xt = torch.from_numpy(x)[:, None, :]          # PEFT's Poly layers need [batch, seq, in]
-            if name is None:
+            if args.export:
+                fresh = MLP(d_in, hidden, d_out)
+                fresh.load_state_dict(weights)
+                lora = PeftModel.from_pretrained(fresh, os.path.join(work, "export", name))
+                lora.eval()
+                theirs = lora(xt)
+            elif name is None:
                 theirs = model(xt)
             else:
                 theirs = model.base_model(xt, task_ids=torch.full((args.samples,), t, dtype=torch.long))
@@ -78,7 +92,8 @@ def main():
         diff = np.abs(ours - theirs)
         worst_abs = max(worst_abs, float(diff.max()))
         worst_rel = max(worst_rel, float((diff / (np.abs(theirs).max() + 1e-12)).max()))
-    print(f"method={args.method} tasks={len(tasks)} samples={args.samples}")
+    print(f"method={args.method} mixing={args.mixing if args.export else 'parameters'} export={args.export} "
+          f"tasks={len(tasks)} samples={args.samples}")
     print(f"max_abs_diff={worst_abs:.3e}")
     print(f"max_rel_diff={worst_rel:.3e}")
     ok = worst_rel <= args.tolerance

@@ -12,6 +12,7 @@ struct PolyCtl {
         ("eval", EvalCommand.overview, [EvalCommand.self]),
         ("infer", InferCommand.overview, [InferCommand.self]),
         ("inspect", InspectCommand.overview, [InspectCommand.self]),
+        ("export", ExportCommand.overview, [ExportCommand.self]),
         ("experiment", "Reproduce the research experiments on the built-in data.", [ExperimentRecovery.self, ExperimentFewShot.self]),
         ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
     ] }

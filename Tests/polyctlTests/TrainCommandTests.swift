@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import polyctl
+import PolyPEFT
 
 final class TrainCommandTests: XCTestCase {
     var root: URL!
@@ -131,5 +132,31 @@ final class TrainCommandTests: XCTestCase {
           --help                         Show help information.
 
         """)
+    }
+}
+
+final class ExportCommandTests: XCTestCase {
+    func testExportEveryTaskAndMerged() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = root.appendingPathComponent("run").path
+        func polyctl(_ args: [String]) -> (Int32, String, String) {
+            let c = Console(passthrough: false)
+            return (PolyCtl.run(args, console: c), c.stdout, c.stderr)
+        }
+        XCTAssertEqual(polyctl(["train", "--steps", "20", "--no-baseline", "--quiet", "--output", run]).0, 0)
+        let (code, out, err) = polyctl(["export", "--adapter", run, "--output", root.appendingPathComponent("loras").path])
+        XCTAssertEqual(code, 0, err)
+        XCTAssertEqual(out, "Wrote 18 LoRA adapters (PEFT format) into \(root.path)/loras/<task>/\n")
+        let config = try String(contentsOf: root.appendingPathComponent("loras/task07/adapter_config.json"), encoding: .utf8)
+        XCTAssertTrue(config.contains("\"peft_type\": \"LORA\""), config)
+        XCTAssertTrue(config.contains("\"r\": 12"), config)                    // output mixing: K * r
+        let merged = polyctl(["export", "--adapter", run, "--task", "task02", "--merged", "--output", root.appendingPathComponent("m").path])
+        XCTAssertEqual(merged.0, 0, merged.2)
+        let weights = try Safetensors.read(root.appendingPathComponent("m/model.safetensors"))
+        XCTAssertEqual(weights.keys.sorted(), ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"])
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--merged", "--output", "x"]).2,
+                       "error: '--merged' needs '--task <name>'\nhint: see 'polyctl export --help'\n")
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--task", "zz", "--output", "x"]).0, 1)
     }
 }

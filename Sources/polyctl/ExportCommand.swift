@@ -1,0 +1,46 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl export`: collapse each task's routed skills into a plain LoRA adapter folder that Hugging Face PEFT loads
+/// and computes exactly (in both mixing modes), or merge one task into the base weights.
+enum ExportCommand: Subcommand {
+    static let name = "export"
+    static let overview = "Export tasks as plain PEFT LoRA adapters (one folder per task), or a merged base model."
+    static let usage = "export --adapter <dir> --output <dir> [--task <name> ...] [--merged]"
+    static let options: [OptionSpec] = [
+        OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train' (Poly or MHR)."),
+        OptionSpec("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
+        OptionSpec("task", "<name>", "Export only this task (default: every task)."),
+        OptionSpec("merged", nil, "With --task: write the base weights with the task merged in (model.safetensors)."),
+    ]
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let hint = "see 'polyctl export --help'"
+        guard let path = args.string("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: hint) }
+        guard let out = args.string("output") else { throw CLIError.usage("missing '--output <dir>'", hint: hint) }
+        let run = try RunModel.open(path)
+        guard case .poly = run.peft.config else { throw CLIError.runtime("\(path): a LoRA run is already a plain LoRA adapter") }
+        let tasks = try TaskTable(run.spec.taskNames)
+        let dir = URL(fileURLWithPath: out)
+        if args.flag("merged") {
+            guard let name = args.string("task") else { throw CLIError.usage("'--merged' needs '--task <name>'", hint: hint) }
+            try run.peft.merge(task: try run.taskID(name))
+            // The merged base network: adapted layers' base weights now hold the task's update.
+            var weights: [String: Tensor] = [:]
+            for (key, value) in run.model.stateDict() where !key.contains("poly_") {
+                weights[key.replacingOccurrences(of: ".base_layer.", with: ".")] = value
+            }
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try Safetensors.write(weights, metadata: ["format": "pt"], to: dir.appendingPathComponent(HFModelFolder.weightsFileName))
+            console.print("Wrote \(dir.path)/\(HFModelFolder.weightsFileName): the base network with task '\(name)' merged in")
+            return
+        }
+        if let name = args.string("task") {
+            let folder = try run.peft.exportTaskLoRA(task: name, in: tasks, to: dir)
+            console.print("Wrote \(folder.path): task '\(name)' as a LoRA adapter (PEFT format)")
+        } else {
+            let folders = try run.peft.exportTaskLoRAs(tasks, to: dir)
+            console.print("Wrote \(folders.count) LoRA adapters (PEFT format) into \(dir.path)/<task>/")
+        }
+    }
+}
