@@ -12,6 +12,7 @@ enum InferCommand: Subcommand {
         OptionSpec("task", "<name>", "Task to route for (every input), e.g. task03."),
         OptionSpec("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
         OptionSpec("output", "<file>", "Write the JSON lines here instead of standard output."),
+        OptionSpec("unknown-task", "<error|uniform>", "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),
     ]
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
@@ -21,7 +22,18 @@ enum InferCommand: Subcommand {
         let run = try RunModel.open(path)
         let taskName = args.string("task")
         if case .poly = run.peft.config, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: hint) }
-        let task = try taskName.map(run.taskID) ?? 0
+        let policy = try args.choice("unknown-task", ["error", "uniform"], default: "error")
+        var task = 0
+        if let taskName {
+            if policy == "uniform" && !run.spec.taskNames.contains(taskName) {
+                var options = run.peft.routingOptions
+                options.unknownTasks = .uniform
+                try run.peft.setRoutingOptions(options)
+                task = TaskTable.unknownID
+            } else {
+                task = try run.taskID(taskName)
+            }
+        }
         let x = try readInputs(input, width: run.model.inputWidth)
         let y = try run.model(Variable(x), Context.inference(taskIDs: [Int](repeating: task, count: x.shape[0]))).value
         let width = y.shape[1], v = y.scalars

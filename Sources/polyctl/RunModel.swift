@@ -20,7 +20,7 @@ struct RunModel {
     func taskID(_ name: String) throws -> Int {
         guard let i = spec.taskNames.firstIndex(of: name) else {
             let known = spec.taskNames.prefix(8).joined(separator: ", ") + (spec.taskNames.count > 8 ? ", ..." : "")
-            throw CLIError.runtime("unknown task '\(name)' (this adapter knows: \(known))")
+            throw CLIError.runtime("unknown task '\(name)' (this adapter knows: \(known)); '--unknown-task uniform' routes it uniformly")
         }
         return i
     }

@@ -53,7 +53,11 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(lines[0], lines[2])
         let bad = run(["infer", "--adapter", dir, "--task", "nope", "--input", input.path])
         XCTAssertEqual(bad.code, 1)
-        XCTAssertEqual(bad.err, "error: unknown task 'nope' (this adapter knows: task00, task01, task02, task03, task04, task05, task06, task07, ...)\n")
+        XCTAssertEqual(bad.err, "error: unknown task 'nope' (this adapter knows: task00, task01, task02, task03, task04, task05, task06, task07, ...); '--unknown-task uniform' routes it uniformly\n")
+        let uniform = run(["infer", "--adapter", dir, "--task", "nope", "--unknown-task", "uniform", "--input", input.path])
+        XCTAssertEqual(uniform.code, 0, uniform.err)
+        XCTAssertEqual(uniform.out.split(separator: "\n").count, 3)
+        XCTAssertNotEqual(uniform.out, inf.out)
     }
 
     /// An interrupted run resumed from its checkpoint ends bit-identical to an uninterrupted one.
