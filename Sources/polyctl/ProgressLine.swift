@@ -60,6 +60,21 @@ final class ProgressLine {
         if pendingNewline { console.write("\n"); pendingNewline = false }
     }
 
+    /// Writes a line of its own between updates (e.g. a validation result): on a terminal it replaces the updating
+    /// line, which is redrawn at the next update; in plain mode it is printed; in JSON mode the caller writes JSON.
+    func note(_ text: String) {
+        switch mode {
+        case .terminal:
+            console.write("\r" + text + "\u{1B}[K\n")
+            pendingNewline = false
+            lastWrite = -Double.infinity
+        case .plain:
+            console.print(text)
+        case .json:
+            break
+        }
+    }
+
     private func emit(step: Int, metrics: [(key: String, value: Double)], force: Bool) {
         let now = clock()
         if first == nil { first = (step, now) }

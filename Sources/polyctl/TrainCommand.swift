@@ -60,9 +60,14 @@ enum TrainCommand: Subcommand {
                 if step == total { progress.finish(step: step, metrics: ["loss": Double(loss)]) } else {
                     progress.update(step: step, metrics: ["loss": Double(loss)])
                 }
-            case let .validation(step, loss, _):
+            case let .validation(step, loss, perTask):
                 lastValidation = loss
-                if json { console.print("{\"event\": \"validation\", \"step\": \(step), \"loss\": \(ProgressLine.jsonNumber(Double(loss)))}") }
+                if json {
+                    let tasks = perTask.keys.sorted().map { "\"\(spec.taskNames[$0])\": \(ProgressLine.jsonNumber(Double(perTask[$0]!)))" }
+                    console.print("{\"event\": \"validation\", \"step\": \(step), \"loss\": \(ProgressLine.jsonNumber(Double(loss))), \"tasks\": {\(tasks.joined(separator: ", "))}}")
+                } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
+                    progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
+                }
             case .checkpoint: break
             }
         }

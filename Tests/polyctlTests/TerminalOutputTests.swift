@@ -67,6 +67,20 @@ final class TerminalOutputTests: XCTestCase {
                        + "\rstep 51/100  loss 0.0123  10.0 steps/s  ETA 5s\(esc)\rstep 100/100  loss 0.01  9.0 steps/s  ETA 0s\(esc)\n")
     }
 
+    func testProgressNoteInterjectsALine() {
+        for (mode, expected) in [(ProgressLine.Mode.terminal, "\rstep 1/10  loss 0.5\u{1B}[K\rvalidation: ok\u{1B}[K\n\rstep 2/10  loss 0.4  1.0 steps/s  ETA 8s\u{1B}[K"),
+                                 (.plain, "step 1/10  loss 0.5\nvalidation: ok\n"), (.json, "{\"step\": 1, \"total\": 10, \"loss\": 0.5, \"elapsed_s\": 0}\n")] {
+            let console = Console(passthrough: false)
+            let clock = FakeClock()
+            let p = ProgressLine(console: console, total: 10, mode: mode, redrawInterval: 5, plainInterval: 5, clock: { clock.now })
+            p.update(step: 1, metrics: ["loss": 0.5])
+            p.note("validation: ok")
+            clock.now = 1
+            p.update(step: 2, metrics: ["loss": 0.4])        // a terminal redraws at once after a note
+            XCTAssertEqual(console.stdout, expected, "\(mode)")
+        }
+    }
+
     func testProgressJSONLines() {
         XCTAssertEqual(drive(.json), """
             {"step": 1, "total": 100, "loss": 0.5, "elapsed_s": 0}
