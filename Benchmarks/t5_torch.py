@@ -31,7 +31,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
-                      dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True)
+                      dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     model = T5ForConditionalGeneration(config)
     model.train()
     kwargs = {}
