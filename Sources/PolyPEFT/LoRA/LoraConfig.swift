@@ -56,7 +56,7 @@ public struct LoraConfig: Equatable, Sendable, Codable {
     }
 
     public init(json: JSONValue, context: String = "adapter_config.json") throws {
-        let f = try JSONFields(json, context: context)
+        let f = try JSONObjectReader(json, context: context)
         r = try f.int("r", default: 8)
         loraAlpha = try f.double("lora_alpha", default: 8)
         loraDropout = try f.double("lora_dropout", default: 0)

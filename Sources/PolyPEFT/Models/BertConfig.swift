@@ -42,7 +42,7 @@ public struct BertConfig: Sendable, Equatable {
 
     /// Reads a parsed `config.json`; missing sizes and malformed values throw `ModelError`.
     public init(json: JSONValue) throws {
-        let c = try ConfigReader(json, modelType: "bert")
+        let c = try JSONObjectReader(json, context: "bert config")
         let mt = try c.string("model_type", default: "bert")
         guard mt == "bert" else { throw ModelError("bert config: model_type is '\(mt)', not bert") }
         let pet = try c.string("position_embedding_type", default: "absolute")
@@ -68,7 +68,7 @@ public struct BertConfig: Sendable, Equatable {
                   layerNormEps: Float(try c.double("layer_norm_eps", default: 1e-12)),
                   initializerRange: Float(try c.double("initializer_range", default: 0.02)),
                   numLabels: labels,
-                  classifierDropout: object(c, "classifier_dropout") == nil ? nil : try c.probability("classifier_dropout", default: 0))
+                  classifierDropout: c.present("classifier_dropout") == nil ? nil : try c.probability("classifier_dropout", default: 0))
         try validate()
     }
 
@@ -90,9 +90,4 @@ public struct BertConfig: Sendable, Equatable {
     }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }
-}
-
-private func object(_ c: ConfigReader, _ key: String) -> JSONValue? {
-    guard let v = c.object[key], !v.isNull else { return nil }
-    return v
 }

@@ -55,7 +55,7 @@ public struct T5Config: Sendable, Equatable {
 
     /// Reads a parsed `config.json`. Missing size keys and malformed values throw `ModelError`.
     public init(json: JSONValue) throws {
-        let c = try ConfigReader(json, modelType: "t5")
+        let c = try JSONObjectReader(json, context: "t5 config")
         let mt = try c.string("model_type", default: "t5")
         guard ["t5", "mt5"].contains(mt) else { throw ModelError("t5 config: model_type is '\(mt)', not t5") }
         let tie = try c.bool("tie_word_embeddings", default: true)!

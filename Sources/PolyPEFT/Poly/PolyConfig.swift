@@ -68,7 +68,7 @@ public struct PolyConfig: Equatable, Sendable, Codable {
 
     /// Reads an `adapter_config.json` object; `context` names the source in errors.
     public init(json: JSONValue, context: String = "adapter_config.json") throws {
-        let f = try JSONFields(json, context: context)
+        let f = try JSONObjectReader(json, context: context)
         r = try f.int("r", default: 8)
         targetModules = try f.targets("target_modules")
         excludeModules = try f.targets("exclude_modules")

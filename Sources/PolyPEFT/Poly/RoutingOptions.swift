@@ -66,7 +66,7 @@ public struct RoutingOptions: Equatable, Sendable {
 
     /// Reads a `polypeft_routing` object; unknown fields are errors (they would change the maths silently).
     public init(json: JSONValue, context: String = "polypeft_routing") throws {
-        let f = try JSONFields(json, context: context)
+        let f = try JSONObjectReader(json, context: context)
         let known: Set<String> = ["straight_through", "temperature", "dropout", "shared_skill", "granularity", "unknown_tasks"]
         if let extra = f.unknown(known: known).keys.sorted().first {
             throw ConfigError("\(context): unknown routing option '\(extra)' (known: \(known.sorted().joined(separator: ", ")))")

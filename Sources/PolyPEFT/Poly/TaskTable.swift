@@ -84,7 +84,7 @@ public struct TaskTable: Equatable, Sendable {
     }
 
     public init(json: JSONValue, context: String = TaskTable.fileName) throws {
-        let f = try JSONFields(json, context: context)
+        let f = try JSONObjectReader(json, context: context)
         guard try f.string("format") == TaskTable.formatName else {
             throw PolyError("\(context): not a task table ('format' must be \"\(TaskTable.formatName)\")")
         }

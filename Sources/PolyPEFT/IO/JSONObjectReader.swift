@@ -1,0 +1,98 @@
+import Foundation
+
+/// A problem in a configuration (a bad value, an unsupported option, a target that matches nothing), naming the
+/// source, the key and the value.
+public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Typed fields of a JSON object (an `adapter_config.json`, a Hugging Face `config.json`), with errors that start
+/// with `context` and name the key: `t5 config: 'd_model' must be an integer, got "x"`. `null` counts as absent.
+struct JSONObjectReader {
+    let object: [String: JSONValue]
+    let context: String
+
+    init(_ json: JSONValue, context: String) throws {
+        guard let o = json.objectValue else { throw ConfigError("\(context): expected a JSON object, got \(json.kindName)") }
+        object = o
+        self.context = context
+    }
+
+    init(data: Data, context: String) throws {
+        let json: JSONValue
+        do { json = try JSONValue(parsing: data, allowNonFinite: true) } catch {
+            throw ConfigError("\(context): invalid JSON: \(error)")
+        }
+        try self.init(json, context: context)
+    }
+
+    func present(_ key: String) -> JSONValue? {
+        guard let v = object[key], !v.isNull else { return nil }
+        return v
+    }
+
+    func fail(_ key: String, _ expected: String, _ v: JSONValue) -> ConfigError {
+        ConfigError("\(context): '\(key)' must be \(expected), got \(v.compactString())")
+    }
+
+    func int(_ key: String, default d: Int?) throws -> Int? {
+        guard let v = present(key) else { return d }
+        if let i = v.intValue { return i }
+        if case .double(let x) = v, x == x.rounded(), Swift.abs(x) < 1e15 { return Int(x) }
+        throw fail(key, "an integer", v)
+    }
+
+    func int(_ key: String, default d: Int) throws -> Int { try int(key, default: Optional(d))! }
+
+    /// A required integer.
+    func int(_ key: String) throws -> Int {
+        guard let i = try int(key, default: nil) else { throw ConfigError("\(context): missing required key '\(key)'") }
+        return i
+    }
+
+    func positiveInt(_ key: String) throws -> Int {
+        let i = try int(key)
+        guard i > 0 else { throw ConfigError("\(context): '\(key)' must be positive, got \(i)") }
+        return i
+    }
+
+    func double(_ key: String, default d: Double) throws -> Double {
+        guard let v = present(key) else { return d }
+        guard let x = v.doubleValue else { throw fail(key, "a number", v) }
+        return x
+    }
+
+    /// A probability in [0, 1).
+    func probability(_ key: String, default d: Double) throws -> Float {
+        let p = try double(key, default: d)
+        guard p >= 0 && p < 1 else { throw ConfigError("\(context): '\(key)' must be in [0, 1), got \(p)") }
+        return Float(p)
+    }
+
+    func bool(_ key: String, default d: Bool?) throws -> Bool? {
+        guard let v = present(key) else { return d }
+        guard let b = v.boolValue else { throw fail(key, "true or false", v) }
+        return b
+    }
+
+    func bool(_ key: String, default d: Bool) throws -> Bool { try bool(key, default: Optional(d))! }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = present(key) else { return nil }
+        guard let s = v.stringValue else { throw fail(key, "a string", v) }
+        return s
+    }
+
+    func string(_ key: String, default d: String) throws -> String { try string(key) ?? d }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let v = present(key) else { return nil }
+        guard let a = v.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else { throw fail(key, "a list of strings", v) }
+        return a.compactMap(\.stringValue)
+    }
+
+    /// Keys not in `known`, kept verbatim.
+    func unknown(known: Set<String>) -> [String: JSONValue] { object.filter { !known.contains($0.key) } }
+}
