@@ -40,3 +40,43 @@ final class T5TrainingTests: XCTestCase {
         XCTAssertTrue(beams.allSatisfy { $0.last == 1 && $0.count < 12 }, "\(beams)")
     }
 }
+
+final class T5PolyTrainingTests: XCTestCase {
+    /// MHR adapters on q and v (PEFT's default T5 targets) of a pretrained-then-frozen T5 learn two tasks at once —
+    /// copy and reverse, chosen per sample by its task id — while the base stays frozen.
+    func testMHRInsideFrozenT5LearnsTwoTasks() throws {
+        let config = T5Config(vocabSize: 10, dModel: 32, dKV: 8, dFF: 64, numLayers: 2, numHeads: 4,
+                              relativeAttentionNumBuckets: 8, relativeAttentionMaxDistance: 16, dropoutRate: 0,
+                              feedForward: .dense(.relu), eosTokenID: 1)
+        let model = try T5ForConditionalGeneration(config: config, seed: 3)
+        var g = Xoshiro256(seed: 4)
+        let before = model.stateDict()
+        let peft = try PeftModel(wrapping: model, config: PolyConfig(r: 4, nTasks: 2, nSkills: 4, nSplits: 2, mixing: .outputs),
+                                 defaultTargets: .names(T5ForConditionalGeneration.defaultTargetModules), using: &g)
+        XCTAssertEqual(peft.adapters.count, 12)     // q and v: 2 encoder blocks x 1 attention + 2 decoder blocks x 2
+        let opt = Adam([ParameterGroup(name: "skills", parameters: peft.trainableAdapterParameters().filter { !$0.key.contains("router") }
+                                                                         .map { ($0.key, $0.parameter) }, learningRate: 1e-2),
+                        ParameterGroup(name: "router", parameters: peft.trainableAdapterParameters().filter { $0.key.contains("router") }
+                                                                         .map { ($0.key, $0.parameter) }, learningRate: 1e-1)])
+        func batch() -> ([[Int]], [[Int]], [Int]) {
+            let tasks = (0..<16).map { $0 % 2 }
+            let x = (0..<16).map { _ in (0..<4).map { _ in 2 + Int(g.next() % 8) } }
+            return (x, zip(x, tasks).map { ($1 == 0 ? $0 : Array($0.reversed())) + [1] }, tasks)
+        }
+        var losses: [Float] = []
+        for _ in 0..<80 {
+            let (x, y, tasks) = batch()
+            opt.zeroGrad()
+            let loss = try model.loss(inputIDs: x, attentionMask: nil, labels: y, Context(mode: .train, taskIDs: tasks, rng: g))
+            try loss.backward()
+            opt.step()
+            losses.append(loss.value.scalarValue)
+        }
+        let first = losses.prefix(5).reduce(0, +) / 5, last = losses.suffix(5).reduce(0, +) / 5
+        XCTAssertLessThan(last, first * 0.6, "loss \(first) -> \(last)")
+        // The base is untouched: every base weight (now under base_layer where adapted) is what it was.
+        for (name, value) in model.stateDict() where !name.contains("poly_") {
+            XCTAssertEqual(value, before[name.replacingOccurrences(of: ".base_layer.", with: ".")], name)
+        }
+    }
+}
