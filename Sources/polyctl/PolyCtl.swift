@@ -12,7 +12,7 @@ struct PolyCtl {
         ("eval", EvalCommand.overview, [EvalCommand.self]),
         ("infer", InferCommand.overview, [InferCommand.self]),
         ("inspect", InspectCommand.overview, [InspectCommand.self]),
-        ("bench", "Measure kernels and layers.", [BenchMatmul.self]),
+        ("bench", "Measure kernels and layers.", [BenchMatmul.self, BenchLayer.self, BenchTrain.self, BenchInfer.self]),
     ] }
 
     static var help: String {
