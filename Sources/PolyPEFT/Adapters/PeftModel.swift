@@ -9,7 +9,8 @@ import Foundation
 public final class PeftModel {
     /// The model tree, with adapters in place.
     public let model: Module
-    public let config: AdapterConfig
+    /// The adapter's config (kept in step by `addTasks` and `setRoutingOptions`).
+    public internal(set) var config: AdapterConfig
     /// Adapted layers by dotted path, in module order.
     public private(set) var adapters: [(path: String, layer: any AdapterLayer)] = []
     /// Modules made trainable and saved whole.
@@ -63,12 +64,14 @@ public final class PeftModel {
                 savedModules.append(path)
             }
         }
+        if case .poly(let c) = config { try applyRoutingOptions(c.routing) }
     }
 
     /// The adapter's tensors under PEFT's keys.
     public func adapterTensors() -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (key, p) in adapterParameters() { out[key] = p.value }
+        foldPendingTaskRows(into: &out)
         return out
     }
 
@@ -98,6 +101,7 @@ public final class PeftModel {
                 throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(t.shape)), the model expects \(fmt(p.value.shape))")
             }
         }
+        try checkSharedParameters(params, tensors, source: source)
         for (key, p) in params { p.value = tensors[key]!.contiguous() }
     }
 

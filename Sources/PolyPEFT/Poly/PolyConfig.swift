@@ -6,7 +6,8 @@
 /// revision null, inference_mode false, auto_mapping null, peft_version null
 /// ```
 /// Extension (PolyPEFT only, written only when not the default so plain configs stay PEFT's):
-/// `polypeft_mixing` = `"parameters"` (PEFT) or `"outputs"`. Unknown keys are kept in `unknownKeys`, written back,
+/// `polypeft_mixing` = `"parameters"` (PEFT) or `"outputs"`; `polypeft_routing` = an object of non-default
+/// `RoutingOptions`. Unknown keys are kept in `unknownKeys`, written back,
 /// and reported by `warnings`; they are not fatal.
 public struct PolyConfig: Equatable, Sendable, Codable {
     public var r = 8
@@ -27,6 +28,8 @@ public struct PolyConfig: Equatable, Sendable, Codable {
     public var peftVersion: String?
     /// How skills are combined (extension key `polypeft_mixing`).
     public var mixing: MixingMode = .parameters
+    /// Routing variants (extension key `polypeft_routing`, written only when not the default).
+    public var routing = RoutingOptions()
     /// Keys this version does not know, kept verbatim.
     public var unknownKeys: [String: JSONValue] = [:]
 
@@ -49,6 +52,7 @@ public struct PolyConfig: Equatable, Sendable, Codable {
         case autoMapping = "auto_mapping"
         case peftVersion = "peft_version"
         case mixing = "polypeft_mixing"
+        case routing = "polypeft_routing"
     }
 
     public init(r: Int = 8, targetModules: TargetModules? = nil, nTasks: Int = 1, nSkills: Int = 4, nSplits: Int = 1,
@@ -87,6 +91,7 @@ public struct PolyConfig: Equatable, Sendable, Codable {
             }
             mixing = mode
         }
+        if let ro = f.present("polypeft_routing") { routing = try RoutingOptions(json: ro, context: "\(context): polypeft_routing") }
         unknownKeys = f.unknown(known: Set(CodingKeys.allCases.map(\.rawValue)))
         try validate(context: context)
     }
@@ -98,6 +103,7 @@ public struct PolyConfig: Equatable, Sendable, Codable {
         guard polyType == "poly" else {
             throw ConfigError("\(context): poly_type must be \"poly\" (the only type PEFT supports), got \"\(polyType)\"")
         }
+        try routing.validate(context: "\(context): polypeft_routing")
         for (name, v) in [("n_tasks", nTasks), ("n_skills", nSkills), ("n_splits", nSplits)] where v < 1 {
             throw ConfigError("\(context): \(name) must be at least 1, got \(v)")
         }
@@ -128,6 +134,7 @@ public struct PolyConfig: Equatable, Sendable, Codable {
         o["auto_mapping"] = autoMapping ?? .null
         o["peft_version"] = peftVersion.map { .string($0) } ?? .null
         if mixing != .parameters { o["polypeft_mixing"] = .string(mixing.rawValue) }
+        if !routing.isDefault { o["polypeft_routing"] = routing.json }
         return .object(o)
     }
 

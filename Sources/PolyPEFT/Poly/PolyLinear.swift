@@ -19,7 +19,10 @@ public final class PolyLinear: Module, AdapterLayer {
     public var strategy: RoutingStrategy = .automatic
     public let loraA: Parameter            // [S, K, in/S, r]
     public let loraB: Parameter            // [S, K, r, out/S]
-    public let router: PolyRouter
+    /// The router (shared with other layers under a coarser `RouterGranularity`).
+    public internal(set) var router: PolyRouter
+    /// The task whose update is merged into the base weight, and that update `[out, in]` (`PolyLinear+Merge.swift`).
+    public internal(set) var merged: (task: Int, delta: Tensor)?
 
     /// Wraps `base` with freshly initialised Poly weights, as PEFT: each `A[s,k]` ~ U(-1/sqrt(in/S), 1/sqrt(in/S))
     /// (kaiming-uniform of an `[r, in/S]` matrix, transposed); `B` zero when `initWeights`, else
@@ -62,7 +65,9 @@ public final class PolyLinear: Module, AdapterLayer {
             throw PolyError("\(path): input \(fmt(x.shape)) must be [N, \(inF)] or [N, T, \(inF)]")
         }
         let n = x.shape[0], t = x.value.rank == 3 ? x.shape[1] : 1
-        let tasks = try TaskBatch(ctx.taskIDs, batch: n, nTasks: nTasks, layer: path)
+        let tasks = try TaskBatch(ctx.taskIDs, batch: n, nTasks: nTasks, layer: path,
+                                  allowsUnknown: router.options.unknownTasks == .uniform)
+        if let m = merged { return try mergedDelta(x, task: m.task, tasks: tasks, ctx) }
         // Groups: one per distinct task in evaluation, one per sample in training (independent noise per sample).
         let (groupTasks, groupOfSample) = ctx.isTraining ? (tasks.ids, Array(0..<n)) : (tasks.distinct, tasks.groupOfSample)
         let w = try router.weights(rowTasks: groupTasks, ctx, noise: ctx.injectedUniformNoise[path])     // [G, S, K]

@@ -1,7 +1,7 @@
 /// Validated per-sample task ids and their distinct values.
 ///
 /// Unlike PEFT, which silently wraps negative ids (Python indexing) and checks only the maximum, every id must lie in
-/// `0..<nTasks`.
+/// `0..<nTasks`; with `allowsUnknown`, `TaskTable.unknownID` (-1) is accepted too (routed uniformly by the router).
 struct TaskBatch {
     let ids: [Int]
     /// Distinct ids in order of first appearance.
@@ -9,7 +9,7 @@ struct TaskBatch {
     /// For each sample, the index of its id in `distinct`.
     let groupOfSample: [Int]
 
-    init(_ taskIDs: [Int]?, batch: Int, nTasks: Int, layer: String) throws {
+    init(_ taskIDs: [Int]?, batch: Int, nTasks: Int, layer: String, allowsUnknown: Bool = false) throws {
         guard let taskIDs else {
             throw PolyError("\(layer): task ids are required (set Context.taskIDs, one per sample)")
         }
@@ -21,7 +21,7 @@ struct TaskBatch {
         var groups: [Int] = []
         groups.reserveCapacity(batch)
         for (i, id) in taskIDs.enumerated() {
-            guard id >= 0 && id < nTasks else {
+            guard (id >= 0 && id < nTasks) || (allowsUnknown && id == TaskTable.unknownID) else {
                 throw PolyError("\(layer): task id \(id) of sample \(i) is out of range 0..<\(nTasks)")
             }
             if let g = index[id] { groups.append(g) } else {

@@ -1,0 +1,96 @@
+/// Applying `RoutingOptions` to every Poly layer of a model, and router sharing by `RouterGranularity`.
+///
+/// Shared routers are one `PolyRouter` (one `module_logits` `Parameter`) used by several layers: PEFT's files still
+/// hold one `module_logits` per layer (the same values under each key), so PEFT loads them as independent routers
+/// that start equal. Gradients of a shared router sum over its layers; `parameterSummary()` counts it once.
+extension PeftModel {
+    /// The options of the Poly layers (PEFT's defaults when the model has none).
+    public var routingOptions: RoutingOptions { polyLayers.first?.layer.router.options ?? RoutingOptions() }
+
+    /// Sets routing options on every Poly layer, re-groups routers when `granularity` changes (routers merged into
+    /// one keep the first layer's logits; routers split apart start as copies), and records them in the config.
+    public func setRoutingOptions(_ options: RoutingOptions) throws {
+        guard case .poly(var poly) = config else { throw PolyError("routing options apply to Poly adapters only") }
+        try options.validate()
+        if let m = mergedTask { throw PolyError("routing options: task \(m) is merged into the base weights; unmerge first") }
+        try applyRoutingOptions(options)
+        poly.routing = options
+        config = .poly(poly)
+    }
+
+    /// Sets the relaxed-Bernoulli training temperature of every router (e.g. each step from a `TemperatureSchedule`).
+    public func setRoutingTemperature(_ temperature: Float) throws {
+        var o = routingOptions
+        o.temperature = temperature
+        try setRoutingOptions(o)
+    }
+
+    /// Shares routers by `options.granularity` and sets `options` on each.
+    func applyRoutingOptions(_ options: RoutingOptions) throws {
+        var groups: [String: [PolyLinear]] = [:], order: [String] = []
+        for (path, layer) in polyLayers {
+            let key = options.granularity.key(for: path)
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(layer)
+        }
+        var used = Set<ObjectIdentifier>()
+        for key in order {
+            let members = groups[key]!
+            var router = members[0].router
+            if !used.insert(ObjectIdentifier(router)).inserted { router = try router.copy() }
+            for layer in members.dropFirst() where layer.nSkills != router.nSkills || layer.nSplits != router.nSplits {
+                throw PolyError("router sharing: layer \(layer.path) has \(layer.nSplits) splits x \(layer.nSkills) skills, "
+                    + "the router it would share has \(router.nSplits) x \(router.nSkills)")
+            }
+            router.options = options
+            for layer in members where layer.router !== router { try layer.use(router: router) }
+        }
+    }
+}
+
+extension PolyLinear {
+    /// Makes `router` this layer's router (a child named `poly_router`, as PEFT names it).
+    func use(router newRouter: PolyRouter) throws {
+        precondition(newRouter.nSkills == nSkills && newRouter.nSplits == nSplits, "router shape differs from the layer's")
+        try replace(path: "poly_router", with: newRouter)
+        router = newRouter
+    }
+}
+
+extension PolyRouter {
+    /// An independent router with the same logits (and pending rows) and options.
+    func copy() throws -> PolyRouter {
+        var none = Xoshiro256(seed: 0)
+        let c = PolyRouter(nTasks: 0, nSkills: nSkills, nSplits: nSplits, using: &none)
+        c.moduleLogits.value = moduleLogits.value
+        c.moduleLogits.requiresGrad = moduleLogits.requiresGrad
+        if let n = newLogits { c.newLogits = Parameter(n.value, requiresGrad: n.requiresGrad) }
+        c.options = options
+        return c
+    }
+}
+
+extension PeftModel {
+    /// The adapter parameters that train, each `Parameter` once (a shared router is listed under its first layer's
+    /// key): what to hand an optimizer. `adapterParameters()` lists a shared router under every layer's key (as it
+    /// is saved), and an optimizer given both entries would step it twice.
+    public func trainableAdapterParameters() -> [(key: String, parameter: Parameter)] {
+        var seen = Set<ObjectIdentifier>()
+        return adapterParameters().filter { $0.parameter.requiresGrad && seen.insert(ObjectIdentifier($0.parameter)).inserted }
+    }
+}
+
+extension PeftModel {
+    /// A shared router is saved under every layer's key; loading requires those copies to agree (PEFT trains them
+    /// apart, so a PEFT-trained file with differing copies cannot be loaded as shared).
+    func checkSharedParameters(_ params: [(key: String, parameter: Parameter)], _ tensors: [String: Tensor], source: String) throws {
+        var first: [ObjectIdentifier: String] = [:]
+        for (key, p) in params {
+            guard let earlier = first[ObjectIdentifier(p)] else { first[ObjectIdentifier(p)] = key; continue }
+            guard tensors[key] == tensors[earlier] else {
+                throw ConfigError("\(source): '\(key)' and '\(earlier)' hold one shared router (granularity "
+                    + "\(routingOptions.granularity)) but differ; load with per-layer routers")
+            }
+        }
+    }
+}
