@@ -246,6 +246,8 @@ def worker_infer(args, t, torch):
         res = agree("base", t["y_base"], base(x).squeeze(1), torch)
         res.update(agree("mixed", t["y_mixed"], pm.base_model(x, task_ids=mixed).squeeze(1), torch))
         res.update(agree("single", t["y_single"], pm.base_model(x, task_ids=single).squeeze(1), torch))
+        if "y_merged" in t:  # PolyPEFT with task 0 merged into the base weights against PEFT's on-the-fly task 0
+            res.update(agree("merged", t["y_merged"], pm.base_model(x, task_ids=single).squeeze(1), torch))
 
         def timed(fn):
             once = best_ms(fn, 1)

@@ -8,6 +8,7 @@ import PolyPEFT
 /// base      the base MLP alone
 /// mixed     Poly, sample i has task i mod 18 (every neighbour a different task)
 /// single    Poly, every sample task 0, adapter applied on the fly
+/// merged    Poly, every sample task 0, with task 0's update merged into the base weights (`PeftModel.merge(task:)`)
 /// overhead_<case> = time(case) / time(base) - 1
 /// ```
 enum BenchInfer: Subcommand {
@@ -17,6 +18,7 @@ enum BenchInfer: Subcommand {
     static let options: [OptionSpec] = [
         OptionSpec("batch", "<n>", "Samples per forward.", default: "256"),
         OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "parameters"),
+        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
         OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
         OptionSpec("repeat", "<r>", "Timed rounds per figure (each about 20 ms of calls); the best is reported.", default: "7"),
         OptionSpec("seed", "<n>", "Seed of weights and inputs.", default: "0"),
@@ -27,6 +29,7 @@ enum BenchInfer: Subcommand {
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let batch = try args.int("batch", default: 256, range: 1...10_000_000)
         let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "parameters"))!
+        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
         let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
         let repeats = try args.int("repeat", default: 7, range: 1...10_000)
         let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
@@ -40,6 +43,7 @@ enum BenchInfer: Subcommand {
         let config = PolyConfig(r: 2, targetModules: .names(["fc1", "fc2"]), nTasks: nTasks, nSkills: 6, nSplits: 1,
                                 initWeights: false, mixing: mixing)
         let peft = try PeftModel(wrapping: model, config: .poly(config), using: &rng)
+        for (_, layer) in peft.adapters { (layer as? PolyLinear)?.strategy = strategy }
         let x = Tensor.normal([batch, data.train.inputDim], using: &rng)              // x: [N, 32]
         let mixed = (0..<batch).map { $0 % nTasks }, single = [Int](repeating: 0, count: batch)
 
@@ -48,6 +52,9 @@ enum BenchInfer: Subcommand {
             let yBase = try baseOnly.forward(Variable(x), Context.inference()).value
             let yMixed = try model.forward(Variable(x), Context.inference(taskIDs: mixed)).value
             let ySingle = try model.forward(Variable(x), Context.inference(taskIDs: single)).value
+            try peft.merge(task: 0)
+            let yMerged = try model.forward(Variable(x), Context.inference(taskIDs: single)).value
+            try peft.unmerge()
             if let dumpPath {
                 var t = peft.adapterTensors()
                 for (k, v) in data.baseWeights { t["base." + k] = v }
@@ -56,6 +63,7 @@ enum BenchInfer: Subcommand {
                 t["y_base"] = yBase
                 t["y_mixed"] = yMixed
                 t["y_single"] = ySingle
+                t["y_merged"] = yMerged
                 try BenchSupport.dump(t, to: dumpPath)
             }
             func time(_ body: () throws -> Void) throws -> Double {
@@ -66,6 +74,9 @@ enum BenchInfer: Subcommand {
             figures.append(("base", try time { _ = try baseOnly.forward(Variable(x), Context.inference()) }))
             figures.append(("mixed", try time { _ = try model.forward(Variable(x), Context.inference(taskIDs: mixed)) }))
             figures.append(("single", try time { _ = try model.forward(Variable(x), Context.inference(taskIDs: single)) }))
+            try peft.merge(task: 0)
+            defer { try? peft.unmerge() }
+            figures.append(("merged", try time { _ = try model.forward(Variable(x), Context.inference(taskIDs: single)) }))
         }
         let baseMs = figures[0].1
         let overheads = figures.dropFirst().map { ("overhead_\($0.0)", $0.1 / baseMs - 1) }

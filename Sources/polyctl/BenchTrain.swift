@@ -17,6 +17,7 @@ enum BenchTrain: Subcommand {
         OptionSpec("warmup", "<n>", "Untimed steps before timing.", default: "20"),
         OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
         OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
+        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
         OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
         OptionSpec("seed", "<n>", "Seed of data, initialisation and batch order.", default: "0"),
         OptionSpec("dump", "<file>", "Write weights, data, batch order and first outputs to a safetensors file."),
@@ -27,6 +28,7 @@ enum BenchTrain: Subcommand {
         let steps = try args.int("steps", default: 500, range: 1...10_000_000)
         let warmup = try args.int("warmup", default: 20, range: 0...10_000_000)
         let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
+        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
         let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
         let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
         let dumpPath = try BenchSupport.dumpPath(args, name)
@@ -43,6 +45,7 @@ enum BenchTrain: Subcommand {
                            hiddenDim: 64, taskNames: data.train.taskNames, training: training)
         var initRNG = Xoshiro256(seed: seed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
+        for (_, layer) in peft.adapters { (layer as? PolyLinear)?.strategy = strategy }
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
                                   parameters: peft.adapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
         let first = data.train.subset(trainer.batch(at: 0))

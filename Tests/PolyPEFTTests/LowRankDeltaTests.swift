@@ -4,12 +4,14 @@ import XCTest
 /// The run-based grouped low-rank kernel against its gather/scatter oracle, on one and two threads, and its
 /// gradients by finite differences.
 final class LowRankDeltaTests: XCTestCase {
-    /// Groupings: one group; every row alternating; runs of mixed lengths; a group with two separate runs.
+    /// Groupings: one group; every row alternating; short runs of mixed lengths; a group with two separate runs;
+    /// long runs (40 rows) of four groups, one of them in two runs (enough runs and groups for two threads).
     let groupings: [(rows: [Int], count: Int)] = [
         ([0, 0, 0, 0, 0, 0, 0, 0], 1),
         ([0, 1, 0, 1, 2, 0, 1, 2], 3),
         ([0, 0, 0, 1, 1, 2, 2, 2], 3),
         ([1, 1, 0, 0, 0, 1, 2, 2], 3),
+        ([0, 1, 2, 3, 0].flatMap { [Int](repeating: $0, count: 8) }, 4),
     ]
 
     func testRowRuns() {
@@ -18,9 +20,15 @@ final class LowRankDeltaTests: XCTestCase {
         XCTAssertEqual(r.byGroup.map { $0.map(\.start) }, [[2], [0, 5], [6]])   // group 3 has no rows: left out
     }
 
+    /// The groupings above exercise both kernels: per-run products (0, 4: long runs) and per-row loops (1-3).
+    func testBothKernelsAreCovered() {
+        let rowwise = groupings.map { LowRankDelta.prefersRowwise(runs: RowRuns(rowGroups: $0.rows, groupCount: $0.count).runs.count, rows: $0.rows.count) }
+        XCTAssertEqual(rowwise, [false, true, true, true, false])
+    }
+
     func testForwardMatchesReferenceOnOneAndTwoThreads() throws {
         for (gi, (rows, count)) in groupings.enumerated() { for shared in [false, true] { for threads in [1, 2] {
-            let x = randomTensor([8, 5], seed: 1)
+            let x = randomTensor([rows.count, 5], seed: 1)
             let left = randomTensor([shared ? 1 : count, 5, 3], seed: 2), right = randomTensor([count, 3, 4], seed: 3)
             let y = try Parallel.$threadLimit.withValue(threads) {
                 try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
@@ -33,7 +41,7 @@ final class LowRankDeltaTests: XCTestCase {
 
     func testGradientsByFiniteDifferences() throws {
         for (rows, count) in groupings { for shared in [false, true] { for threads in [1, 2] {
-            let x = randomTensor([8, 5], seed: 4)
+            let x = randomTensor([rows.count, 5], seed: 4)
             let left = randomTensor([shared ? 1 : count, 5, 3], seed: 5), right = randomTensor([count, 3, 4], seed: 6)
             try Parallel.$threadLimit.withValue(threads) {
                 try gradCheck([x, left, right]) { v in

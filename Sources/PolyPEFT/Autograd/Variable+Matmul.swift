@@ -39,7 +39,11 @@ extension Variable {
             let rows = y.shape[0]
             bias.value.withContiguousBuffer { b in
                 y.withUnsafeMutableElements { dst in
-                    for i in 0..<rows { for j in 0..<outF { dst[i * outF + j] += b[j] } }
+                    guard let bp = b.baseAddress, var p = dst.baseAddress else { return }
+                    for _ in 0..<rows {
+                        for j in 0..<outF { p[j] += bp[j] }
+                        p += outF
+                    }
                 }
             }
         }

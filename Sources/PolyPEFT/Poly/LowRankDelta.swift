@@ -12,7 +12,7 @@
 /// training every sample is its own group), so the products read `x`, `dY` and write `y`, `dX` in place through
 /// pointers: no row is gathered or scattered. Runs (forward, `dX`) and groups (`dLeft`, `dRight`) are shared among
 /// threads when there are enough of them; a single run gets the threads inside its products instead.
-/// `reference` keeps the plain gather / two-matmul / scatter form as the test oracle.
+/// Short runs use per-row loops instead (`RowwiseLowRank`). `reference` keeps the plain gather / two-matmul / scatter form as the test oracle.
 enum LowRankDelta {
     static func apply(_ x: Variable, left: Variable, right: Variable, rowGroups: [Int], groupCount: Int,
                       scale: Float) throws -> Variable {
@@ -22,12 +22,18 @@ enum LowRankDelta {
         let shared = lv.shape[0] == 1
         let runs = RowRuns(rowGroups: rowGroups, groupCount: groupCount)
         let threads = Parallel.currentThreads
+        let rowwise = LowRankDelta.prefersRowwise(runs: runs.runs.count, rows: m)
         // Forward: H = X left (unscaled, kept for backward), y = H (right * scale), run by run.
         var h = [Float](repeating: 0, count: m * rank)                     // [M, R]
         var y = [Float](repeating: 0, count: m * outF)                     // [M, out]
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
                 let (ph, py) = (UncheckedSendable(bh.baseAddress!), UncheckedSendable(by.baseAddress!))
+                if rowwise {
+                    RowwiseLowRank.forward(x: px.baseAddress!, left: pl.baseAddress!, right: pr.baseAddress!, rowGroups: rowGroups,
+                                           shared: shared, inF: inF, rank: rank, outF: outF, h: ph.value, y: py.value)
+                    return
+                }
                 runs.forEachRun(threads: threads) { run, inner in
                     let l = pl.baseAddress! + (shared ? 0 : run.group * inF * rank)
                     Gemm.multiply(m: run.count, n: rank, k: inF, a: px.baseAddress! + run.start * inF, rowStrideA: inF,
@@ -53,8 +59,14 @@ enum LowRankDelta {
                 let out = UncheckedSendable((pdh.baseAddress!, needs[0] ? pdx.baseAddress : nil, needs[1] ? pdl.baseAddress : nil,
                                              needs[2] ? pdr.baseAddress : nil))
                 let (g0, x0, l0, r0, h0) = (pg.baseAddress!, px.baseAddress!, pl.baseAddress!, pr.baseAddress!, ph.baseAddress!)
+                if rowwise {
+                    let (pdh, pdx, pdl, pdr) = out.value
+                    RowwiseLowRank.backward(g: g0, x: x0, left: l0, right: r0, h: h0, rowGroups: rowGroups, shared: shared,
+                                            inF: inF, rank: rank, outF: outF, dh: pdh, dx: pdx, dLeft: shared ? nil : pdl,
+                                            dRight: pdr, needsDH: pdl != nil)
+                }
                 // Per group (disjoint outputs): dRight[g] += H^T dY, dH = dY right^T, dLeft[g] += X^T dH, dX = dH left^T.
-                runs.forEachGroup(threads: threads) { group, inner in
+                if !rowwise { runs.forEachGroup(threads: threads) { group, inner in
                     let (pdh, pdx, pdl, pdr) = out.value
                     for run in group {
                         let (s, c, gi) = (run.start, run.count, run.group)
@@ -79,7 +91,7 @@ enum LowRankDelta {
                                           accumulate: false, threads: inner)
                         }
                     }
-                }
+                } }
                 // A shared left factor gets one product over all rows: dLeft = X^T dH.
                 if let pdl = out.value.2, shared {
                     Gemm.multiply(m: inF, n: rank, k: m, a: x0, rowStrideA: 1, colStrideA: inF, b: out.value.0,
@@ -90,6 +102,11 @@ enum LowRankDelta {
             return [needs[0] ? Tensor(dx, shape: [m, inF]) : nil, needs[1] ? Tensor(dl, shape: lv.shape) : nil, drT]
         }
     }
+
+    /// Short runs (on average under 8 rows, e.g. a batch of single samples of interleaved tasks, or training where
+    /// every sample is its own group) go through the per-row loops of `RowwiseLowRank`: two products per run would
+    /// cost more in calls than in arithmetic.
+    static func prefersRowwise(runs: Int, rows: Int) -> Bool { runs * 8 > rows }
 
     /// The oracle: gather each group's rows, two matmuls, scatter back (no gradients).
     static func reference(_ x: Tensor, left: Tensor, right: Tensor, rowGroups: [Int], groupCount: Int,
