@@ -7,7 +7,7 @@ For every case (layer, train, infer) and thread count (1 and 2 by default):
   2. runs this script as a worker in a child process with OMP_NUM_THREADS=T and torch.set_num_threads(T), which builds
      the same model with PEFT (get_peft_model + PolyConfig), loads FILE's weights, checks that its first outputs agree
      with PolyPEFT's to 1e-4 (torch.allclose, rtol = atol = 1e-4), and times the same work the same way (best of R
-     rounds after a warm-up);
+     rounds after a warm-up; the layer figures interleaved round by round);
   3. reads each child's peak resident memory from os.wait4.
 Each case block ends with `ratio_<case>_t<T>=<pytorch seconds / polypeft seconds>`; the layer case also prints
 `overhead_layer_..._t<T>=<fraction over the frozen base>` for both libraries.
@@ -81,6 +81,18 @@ def best_ms(fn, rounds, inner=1):
     return best
 
 
+def interleaved_best_ms(named, rounds):
+    for _, fn in named:
+        fn()
+    best = {name: float("inf") for name, _ in named}
+    for _ in range(rounds):
+        for name, fn in named:
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], (time.perf_counter() - start) * 1000)
+    return {name + "_ms": v for name, v in best.items()}
+
+
 def agree(name, ours, theirs, torch):
     diff = (ours - theirs).abs().max().item()
     ok = torch.allclose(ours, theirs, rtol=1e-4, atol=1e-4)
@@ -143,14 +155,22 @@ def worker_layer(args, t, torch):
         xi = x.detach().requires_grad_(True)
         base(xi).backward(g)
 
-    r = args.rounds
-    pm.eval()
-    res["base_forward_ms"] = best_ms(infer_base, r)
-    res["poly_infer_ms"] = best_ms(infer_poly, r)
-    pm.train()
-    res["train_step_ms"] = best_ms(train(False), r)
-    res["train_step_dx_ms"] = best_ms(train(True), r)
-    res["base_forward_dx_ms"] = best_ms(base_dx, r)
+    def evaluating(fn):
+        def run():
+            pm.eval()
+            fn()
+        return run
+
+    def training(fn):
+        def run():
+            pm.train()
+            fn()
+        return run
+
+    # Interleaved like `polyctl bench layer`: every round times each figure once; the best per figure is kept.
+    res.update(interleaved_best_ms([("base_forward", evaluating(infer_base)), ("poly_infer", evaluating(infer_poly)),
+                                    ("train_step", training(train(False))), ("train_step_dx", training(train(True))),
+                                    ("base_forward_dx", training(base_dx))], args.rounds))
     res["overhead_infer"] = res["poly_infer_ms"] / res["base_forward_ms"] - 1
     res["overhead_train"] = res["train_step_dx_ms"] / res["base_forward_dx_ms"] - 1
     return res

@@ -12,6 +12,7 @@ import PolyPEFT
 /// base_forward_dx   base forward + dL/dx = G W (what any frozen layer in a network costs in training)
 /// overhead_infer = poly_infer / base_forward - 1;   overhead_train = train_step_dx / base_forward_dx - 1
 /// ```
+/// The figures are timed interleaved (round after round of all five), so each pair compared sees the same load.
 enum BenchLayer: Subcommand {
     static let name = "bench layer"
     static let overview = "Time one Poly linear layer against its frozen base (inference and training step)."
@@ -29,7 +30,7 @@ enum BenchLayer: Subcommand {
         OptionSpec("single-task", nil, "Give every sequence task 0 instead of mixing tasks."),
         OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
         OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("repeat", "<r>", "Timed runs per figure after one warm-up; the best is reported.", default: "5"),
+        OptionSpec("repeat", "<r>", "Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: "5"),
         OptionSpec("seed", "<n>", "Seed of weights and data.", default: "0"),
         OptionSpec("dump", "<file>", "Write weights, input, task ids and first outputs to a safetensors file."),
         OptionSpec("json", nil, "Print the figures as one JSON object."),
@@ -94,16 +95,16 @@ enum BenchLayer: Subcommand {
                 try BenchSupport.dump(t, to: dumpPath)
             }
             let inferCtx = Context.inference(taskIDs: taskIDs)
-            return [
-                ("base_forward", try BenchSupport.bestMilliseconds(rounds: repeats) { _ = try base.forward(Variable(x), inferCtx) }),
-                ("poly_infer", try BenchSupport.bestMilliseconds(rounds: repeats) { _ = try poly.forward(Variable(x), inferCtx) }),
-                ("train_step", try BenchSupport.bestMilliseconds(rounds: repeats) { try trainStep(inputGrad: false) }),
-                ("train_step_dx", try BenchSupport.bestMilliseconds(rounds: repeats) { try trainStep(inputGrad: true) }),
-                ("base_forward_dx", try BenchSupport.bestMilliseconds(rounds: repeats) {
+            return try BenchSupport.interleavedBestMilliseconds(rounds: repeats, [
+                ("base_forward", { _ = try base.forward(Variable(x), inferCtx) }),
+                ("poly_infer", { _ = try poly.forward(Variable(x), inferCtx) }),
+                ("train_step", { try trainStep(inputGrad: false) }),
+                ("train_step_dx", { try trainStep(inputGrad: true) }),
+                ("base_forward_dx", {
                     let y = try base.forward(Variable(x, requiresGrad: true), Context(mode: .train))
                     try y.backward(seed: seedGrad)
                 }),
-            ]
+            ])
         }
         let ms = Dictionary(uniqueKeysWithValues: figures)
         let overheadInfer = ms["poly_infer"]! / ms["base_forward"]! - 1

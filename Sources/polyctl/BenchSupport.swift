@@ -21,6 +21,22 @@ enum BenchSupport {
         return best
     }
 
+    /// Milliseconds per call of each named body, measured interleaved: one warm-up call each, then `rounds` rounds
+    /// that each time every body once; the best per body is kept. Figures that are compared with each other (an
+    /// adapted layer against its base) thus sample the same moments of a shared machine's load.
+    static func interleavedBestMilliseconds(rounds: Int, _ bodies: [(String, () throws -> Void)]) throws -> [(String, Double)] {
+        for (_, body) in bodies { try body() }
+        var best = [Double](repeating: .infinity, count: bodies.count)
+        for _ in 0..<rounds {
+            for (i, (_, body)) in bodies.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                best[i] = Swift.min(best[i], Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+        }
+        return zip(bodies, best).map { ($0.0.0, $0.1) }
+    }
+
     /// The 1-minute load average from `/proc/loadavg`, or nil where there is none.
     static func loadAverage() -> Double? {
         guard let s = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),

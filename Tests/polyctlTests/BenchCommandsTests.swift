@@ -100,7 +100,7 @@ final class BenchCommandsTests: XCTestCase {
               --single-task                           Give every sequence task 0 instead of mixing tasks.
               --strategy <automatic|perGroup|perRow>  Routing kernel. (default: automatic)
               --threads <t>                           Threads to use. (default: all processors or POLYPEFT_THREADS)
-              --repeat <r>                            Timed runs per figure after one warm-up; the best is reported. (default: 5)
+              --repeat <r>                            Timed rounds (each times every figure once) after one warm-up; the best is kept. (default: 5)
               --seed <n>                              Seed of weights and data. (default: 0)
               --dump <file>                           Write weights, input, task ids and first outputs to a safetensors file.
               --json                                  Print the figures as one JSON object.

@@ -24,8 +24,9 @@ enum LowRankDelta {
         let threads = Parallel.currentThreads
         let rowwise = LowRankDelta.prefersRowwise(runs: runs.runs.count, rows: m)
         // Forward: H = X left (unscaled, kept for backward), y = H (right * scale), run by run.
-        var h = [Float](repeating: 0, count: m * rank)                     // [M, R]
-        var y = [Float](repeating: 0, count: m * outF)                     // [M, out]
+        // Every row belongs to one run, so the kernels write every element of h and y: no zero fill first.
+        var h = LowRankDelta.uninitialized(m * rank)                        // [M, R]
+        var y = LowRankDelta.uninitialized(m * outF)                        // [M, out]
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
                 let (ph, py) = (UncheckedSendable(bh.baseAddress!), UncheckedSendable(by.baseAddress!))
@@ -48,8 +49,8 @@ enum LowRankDelta {
         let hv = h
         return Variable.record(Tensor(y, shape: [m, outF]), [x, left, right]) { g, needs in
             let gv = g.contiguous()                                        // dY: [M, out]
-            var dh = [Float](repeating: 0, count: m * rank)                // dH = dY (right*scale)^T: [M, R]
-            var dx = needs[0] ? [Float](repeating: 0, count: m * inF) : []
+            var dh = LowRankDelta.uninitialized(m * rank)                  // dH = dY (right*scale)^T: [M, R]
+            var dx = needs[0] ? LowRankDelta.uninitialized(m * inF) : []   // written row by row, like y
             var dl = needs[1] ? [Float](repeating: 0, count: lv.count) : []
             var dr = needs[2] ? [Float](repeating: 0, count: rs.count) : []
             gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in
@@ -107,6 +108,11 @@ enum LowRankDelta {
     /// every sample is its own group) go through the per-row loops of `RowwiseLowRank`: two products per run would
     /// cost more in calls than in arithmetic.
     static func prefersRowwise(runs: Int, rows: Int) -> Bool { runs * 8 > rows }
+
+    /// `count` floats left uninitialised: the caller writes every element before reading it.
+    static func uninitialized(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+    }
 
     /// The oracle: gather each group's rows, two matmuls, scatter back (no gradients).
     static func reference(_ x: Tensor, left: Tensor, right: Tensor, rowGroups: [Int], groupCount: Int,
