@@ -35,7 +35,18 @@ extension Variable {
         let xs = shape, inF = w.shape[1], outF = w.shape[0]
         let x2 = try value.reshaped([-1, inF])                          // x2: [M, in]
         var y = try x2.matmul(w.T)                                      // y: [M, out]
-        if let bias { y = try y + bias.value }
+        if let bias {                                                   // y += bias, in place (y is new)
+            let rows = y.shape[0]
+            bias.value.withContiguousBuffer { b in
+                y.withUnsafeMutableElements { dst in
+                    guard let bp = b.baseAddress, var p = dst.baseAddress else { return }
+                    for _ in 0..<rows {
+                        for j in 0..<outF { p[j] += bp[j] }
+                        p += outF
+                    }
+                }
+            }
+        }
         let out = try y.reshaped(Array(xs.dropLast()) + [outF])
         let inputs = [self, weight] + (bias.map { [$0] } ?? [])
         return Variable.record(out, inputs) { g, needs in

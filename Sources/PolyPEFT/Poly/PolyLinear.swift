@@ -76,7 +76,8 @@ public final class PolyLinear: Module, AdapterLayer {
         let d: Variable
         let perRow: Bool
         switch strategy {
-        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count)
+        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, inFeatures: inF,
+                                                                  outFeatures: outF, r: r, skills: nSkills, splits: nSplits, mixing: mixing)
         case .perGroup: perRow = false
         case .perRow: perRow = true
         }

@@ -22,16 +22,23 @@ public enum RelaxedBernoulli {
         var dydl = [Float](repeating: 0, count: l.count)
         for i in 0..<l.count {
             let p = Tensor.sigmoid(l[i])
-            let pc = Swift.min(Swift.max(p, eps), 1 - eps)
+            let pInside = p >= eps && p <= 1 - eps
+            // logit(clamp(sigmoid(L))) is L itself unless the clamp is active (one log saved per element).
+            let logitP = pInside ? l[i] : logit(Swift.min(Swift.max(p, eps), 1 - eps))
             let uc = Swift.min(Swift.max(u[i], eps), 1 - eps)
-            let z = (_logf(uc) - _log1pf(-uc) + (_logf(pc) - _log1pf(-pc))) / temperature
+            let z = (logit(uc) + logitP) / temperature
             let s = Tensor.sigmoid(z)
             let yc = Swift.min(Swift.max(s, tiny), 1 - eps)
             y[i] = yc
-            let pInside = p >= eps && p <= 1 - eps, sInside = s >= tiny && s <= 1 - eps
+            let sInside = s >= tiny && s <= 1 - eps
             dydl[i] = pInside && sInside ? s * (1 - s) / temperature : 0
         }
         let d = Tensor(dydl, shape: logits.shape)
         return Variable.record(Tensor(y, shape: logits.shape), [logits]) { g, _ in [try g * d] }
     }
+
+    /// `log(v) - log1p(-v)` for v in [eps, 1 - eps], as one logarithm: `log(v / (1 - v))` (1 - v is exact for
+    /// v >= 1/2 and within one rounding below).
+    @inline(__always)
+    static func logit(_ v: Float) -> Float { _logf(v / (1 - v)) }
 }

@@ -13,6 +13,14 @@ public enum Parallel {
         return Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
+    /// A scoped limit on the kernels' threads, set with `Parallel.$threadLimit.withValue(n) { ... }` (benchmarks
+    /// comparing 1 and 2 threads in one process); nil means `defaultThreads`. Task-local, so it never leaks out of
+    /// the scope that set it.
+    @TaskLocal public static var threadLimit: Int?
+
+    /// The threads a kernel uses when its caller does not say: `threadLimit` if set, else `defaultThreads`.
+    public static var currentThreads: Int { threadLimit ?? defaultThreads }
+
     /// Runs `body(w)` for every worker `w` in `0..<workers`: inline when `workers <= 1`, otherwise concurrently.
     /// Workers must write to disjoint memory.
     @inline(__always)

@@ -131,8 +131,14 @@ extension Tensor {
         if o.isContiguous {
             withUnsafeMutableElements { dst in
                 o.storage.withUnsafeBufferPointer { src in
-                    let s = src.baseAddress! + o.offset
-                    for i in 0..<dst.count { dst[i] += s[i] }
+                    guard let d = dst.baseAddress, let s0 = src.baseAddress else { return }
+                    let s = s0 + o.offset, n = dst.count
+                    // Large sums (a layer's output and its update, two gradients of an activation) are split among
+                    // the threads: one pass over memory, each worker on its own contiguous part.
+                    let workers = n >= 1 << 20 ? Swift.min(Parallel.currentThreads, n >> 19) : 1
+                    Parallel.run(workers: workers) { w in
+                        for i in Parallel.part(w, of: workers, count: n) { d[i] += s[i] }
+                    }
                 }
             }
         } else {

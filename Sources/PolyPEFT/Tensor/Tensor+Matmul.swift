@@ -10,11 +10,11 @@
 extension Tensor {
     /// The matrix product `self · other` (see the type-level comment for the shapes), computed by `Gemm.multiply`.
     ///
-    /// - Parameter threads: the most threads to use; nil means `Parallel.defaultThreads` (the processor count, or
-    ///   `POLYPEFT_THREADS`). Small products always run on one thread.
+    /// - Parameter threads: the most threads to use; nil means `Parallel.currentThreads` (a scoped
+    ///   `Parallel.threadLimit`, else the processor count or `POLYPEFT_THREADS`). Small products always run on one thread.
     /// - Throws: `TensorError("matmul", ...)` naming both shapes when they do not fit, or when `threads < 1`.
     public func matmul(_ other: Tensor, threads: Int? = nil) throws -> Tensor {
-        let workers = threads ?? Parallel.defaultThreads
+        let workers = threads ?? Parallel.currentThreads
         guard workers >= 1 else { throw TensorError("matmul", "threads must be at least 1, got \(workers)") }
         return try Tensor.matmulPlan(self, other).run(workers: workers) { m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, w in
             Gemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: rsA, colStrideA: csA, b: b, rowStrideB: rsB, colStrideB: csB,

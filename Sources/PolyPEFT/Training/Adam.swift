@@ -38,21 +38,24 @@ public final class Adam: Optimizer {
             let lr = group.learningRate * lrScale, wd = group.weightDecay
             for (name, p) in group.parameters {
                 guard let grad = p.grad else { continue }
-                let g = grad.contiguous().scalars
+                let count = grad.count
                 let mk = SlotStore.key(group.name, name, "m"), vk = SlotStore.key(group.name, name, "v")
-                var m = store.slots[mk] ?? [Float](repeating: 0, count: g.count)
-                var v = store.slots[vk] ?? [Float](repeating: 0, count: g.count)
                 let (b1, b2, e, dec) = (beta1, beta2, eps, decoupled)
-                p.value.withUnsafeMutableElements { w in
-                    for i in 0..<g.count {
-                        var gi = g[i]
-                        if wd != 0 { if dec { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
-                        m[i] = b1 * m[i] + (1 - b1) * gi
-                        v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                        let mhat = m[i] / bc1, vhat = v[i] / bc2
-                        w[i] -= lr * mhat / (vhat.squareRoot() + e)
+                // The moments are updated in place in the store (no copy per step); the gradient is read in place.
+                var m = store.slots.removeValue(forKey: mk) ?? [Float](repeating: 0, count: count)
+                var v = store.slots.removeValue(forKey: vk) ?? [Float](repeating: 0, count: count)
+                grad.withContiguousBuffer { g in m.withUnsafeMutableBufferPointer { m in v.withUnsafeMutableBufferPointer { v in
+                    p.value.withUnsafeMutableElements { w in
+                        for i in 0..<count {
+                            var gi = g[i]
+                            if wd != 0 { if dec { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
+                            m[i] = b1 * m[i] + (1 - b1) * gi
+                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                            let mhat = m[i] / bc1, vhat = v[i] / bc2
+                            w[i] -= lr * mhat / (vhat.squareRoot() + e)
+                        }
                     }
-                }
+                } } }
                 store.slots[mk] = m
                 store.slots[vk] = v
             }

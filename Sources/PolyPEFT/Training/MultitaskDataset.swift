@@ -104,13 +104,20 @@ public struct MultitaskDataset: Sendable, Equatable {
     /// The samples at `indices`, in that order (repeats allowed); the task name table is kept.
     public func subset(_ indices: [Int]) -> MultitaskDataset {
         let din = inputDim, dout = targetDim
-        var x = [Float](), y = [Float]()
-        x.reserveCapacity(indices.count * din)
-        y.reserveCapacity(indices.count * dout)
-        for i in indices {
-            x += input(at: i)
-            y += target(at: i)
+        for i in indices { precondition(i >= 0 && i < count, "MultitaskDataset: sample \(i) out of range 0..<\(count)") }
+        // Row copies straight from the contiguous storage (inputs and targets are made contiguous at init).
+        func gather(_ t: Tensor, _ w: Int) -> [Float] {
+            [Float](unsafeUninitializedCapacity: indices.count * w) { out, done in
+                guard indices.count * w > 0 else { done = 0; return }
+                t.storage.withUnsafeBufferPointer { src in
+                    for (r, i) in indices.enumerated() {
+                        (out.baseAddress! + r * w).initialize(from: src.baseAddress! + t.offset + i * w, count: w)
+                    }
+                }
+                done = indices.count * w
+            }
         }
+        let x = gather(inputs, din), y = gather(targets, dout)
         return MultitaskDataset(unchecked: Tensor(x, shape: [indices.count, din]),
                                 targets: Tensor(y, shape: [indices.count, dout]),
                                 taskIDs: indices.map { taskIDs[$0] }, taskNames: taskNames)

@@ -43,11 +43,17 @@ public final class Trainer {
         let n = objective.count, b = Swift.min(configuration.batchSize, n)
         let perEpoch = Swift.max(n / b, 1)
         let epoch = step / perEpoch, index = step % perEpoch
-        var g = Xoshiro256(seed: configuration.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
-        var order = Array(0..<n)
-        for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
-        return Array(order[(index * b)..<((index + 1) * b)])
+        if epochOrder?.epoch != epoch {
+            var g = Xoshiro256(seed: configuration.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
+            var order = Array(0..<n)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+            epochOrder = (epoch, order)
+        }
+        return Array(epochOrder!.order[(index * b)..<((index + 1) * b)])
     }
+
+    /// The shuffled order of the last epoch asked for (a cache: it depends only on the seed and the epoch).
+    private var epochOrder: (epoch: Int, order: [Int])?
 
     /// One optimizer step; returns the batch loss.
     @discardableResult

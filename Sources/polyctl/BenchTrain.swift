@@ -1,0 +1,85 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl bench train`: steps per second of `polyctl train`'s default model and data.
+///
+/// ```
+/// model: MLP 32 -> 64 -> 8 (ReLU), Poly on fc1 and fc2: 18 tasks, 6 skills, rank 2, 1 split
+/// step:  batch of 256 (Trainer's seeded order) -> train-mode forward -> MSE -> backward -> clip 1 -> AdamW (2 groups)
+/// steps_per_s = steps / wall time of the steps (after `--warmup` untimed steps)
+/// ```
+enum BenchTrain: Subcommand {
+    static let name = "bench train"
+    static let overview = "Time training steps of the default 'polyctl train' model on the built-in data."
+    static let usage = "bench train [--steps <n>] [--mixing parameters|outputs] [--threads <t>] [--json] [--dump <file>]"
+    static let options: [OptionSpec] = [
+        OptionSpec("steps", "<n>", "Timed optimizer steps.", default: "500"),
+        OptionSpec("warmup", "<n>", "Untimed steps before timing.", default: "20"),
+        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
+        OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
+        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
+        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
+        OptionSpec("seed", "<n>", "Seed of data, initialisation and batch order.", default: "0"),
+        OptionSpec("dump", "<file>", "Write weights, data, batch order and first outputs to a safetensors file."),
+        OptionSpec("json", nil, "Print the figures as one JSON object."),
+    ]
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let steps = try args.int("steps", default: 500, range: 1...10_000_000)
+        let warmup = try args.int("warmup", default: 20, range: 0...10_000_000)
+        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
+        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
+        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
+        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
+        let dumpPath = try BenchSupport.dumpPath(args, name)
+        var training = TrainingConfiguration()
+        training.steps = warmup + steps
+        training.batchSize = try args.int("batch-size", default: 256, range: 1...1_000_000)
+        training.evalEvery = 0
+        training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
+        training.seed = seed
+
+        let data = try RunData.load(dataPath: nil, seed: seed, hiddenDim: 64)
+        let base = try MLPShape.model(data.baseWeights)
+        let spec = RunSpec(method: "poly", mixing: mixing, skills: 6, splits: 1, rank: 2, dataPath: nil, dataSeed: seed,
+                           hiddenDim: 64, taskNames: data.train.taskNames, training: training)
+        var initRNG = Xoshiro256(seed: seed &+ 7)
+        let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
+        for (_, layer) in peft.adapters { (layer as? PolyLinear)?.strategy = strategy }
+        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
+                                  parameters: peft.adapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
+        let first = data.train.subset(trainer.batch(at: 0))
+        let yFirst = try base.forward(Variable(first.inputs), Context.inference(taskIDs: first.taskIDs)).value
+        if let dumpPath {
+            var t = peft.adapterTensors()
+            for (k, v) in data.baseWeights { t["base." + k] = v }
+            t["train.inputs"] = data.train.inputs
+            t["train.targets"] = data.train.targets
+            t["train.task_ids"] = BenchSupport.taskTensor(data.train.taskIDs)
+            let order = (0..<training.steps).flatMap { trainer.batch(at: $0) }
+            t["batches"] = Tensor(order.map(Float.init), shape: [training.steps, order.count / training.steps])
+            t["y_first"] = yFirst
+            try BenchSupport.dump(t, to: dumpPath)
+        }
+        var lastLoss: Float = 0
+        let seconds: Double = try BenchSupport.withThreads(threads) {
+            for _ in 0..<warmup { try trainer.trainStep() }
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<steps { lastLoss = try trainer.trainStep() }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let rate = Double(steps) / seconds
+        let load = BenchSupport.loadAverage()
+        if args.flag("json") {
+            console.print(BenchSupport.json([("steps", "\(steps)"), ("batch_size", "\(training.batchSize)"),
+                ("mixing", "\"\(mixing.rawValue)\""), ("threads", "\(threads)"), ("seconds", BenchSupport.fmt(seconds, 4)),
+                ("ms_per_step", BenchSupport.fmt(1000 / rate, 4)), ("last_loss", BenchSupport.fmt(Double(lastLoss), 6)),
+                ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]))
+        } else {
+            console.print("model:   MLP 32 -> 64 -> 8, Poly on fc1 and fc2 (18 tasks, 6 skills, rank 2, \(mixing.rawValue) mixing)")
+            console.print("steps:   \(steps) timed after \(warmup) warm-up, batch \(training.batchSize), \(threads) thread\(threads == 1 ? "" : "s")\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")
+            console.print("time:    \(BenchSupport.fmt(seconds, 3)) s, \(BenchSupport.fmt(1000 / rate, 4)) ms per step, last loss \(lastLoss)")
+        }
+        console.print("steps_per_s=\(BenchSupport.fmt(rate, 1))")
+    }
+}

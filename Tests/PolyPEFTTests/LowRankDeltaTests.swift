@@ -1,0 +1,62 @@
+import XCTest
+@testable import PolyPEFT
+
+/// The run-based grouped low-rank kernel against its gather/scatter oracle, on one and two threads, and its
+/// gradients by finite differences.
+final class LowRankDeltaTests: XCTestCase {
+    /// Groupings: one group; every row alternating; short runs of mixed lengths; a group with two separate runs;
+    /// long runs (40 rows) of four groups, one of them in two runs (enough runs and groups for two threads).
+    let groupings: [(rows: [Int], count: Int)] = [
+        ([0, 0, 0, 0, 0, 0, 0, 0], 1),
+        ([0, 1, 0, 1, 2, 0, 1, 2], 3),
+        ([0, 0, 0, 1, 1, 2, 2, 2], 3),
+        ([1, 1, 0, 0, 0, 1, 2, 2], 3),
+        ([0, 1, 2, 3, 0].flatMap { [Int](repeating: $0, count: 8) }, 4),
+    ]
+
+    func testRowRuns() {
+        let r = RowRuns(rowGroups: [1, 1, 0, 0, 0, 1, 2, 2], groupCount: 4)
+        XCTAssertEqual(r.runs.map { [$0.group, $0.start, $0.count] }, [[1, 0, 2], [0, 2, 3], [1, 5, 1], [2, 6, 2]])
+        XCTAssertEqual(r.byGroup.map { $0.map(\.start) }, [[2], [0, 5], [6]])   // group 3 has no rows: left out
+    }
+
+    /// The groupings above exercise both kernels: per-run products (0, 4: long runs) and per-row loops (1-3).
+    func testBothKernelsAreCovered() {
+        let rowwise = groupings.map { LowRankDelta.prefersRowwise(runs: RowRuns(rowGroups: $0.rows, groupCount: $0.count).runs.count, rows: $0.rows.count) }
+        XCTAssertEqual(rowwise, [false, true, true, true, false])
+    }
+
+    func testForwardMatchesReferenceOnOneAndTwoThreads() throws {
+        for (gi, (rows, count)) in groupings.enumerated() { for shared in [false, true] { for threads in [1, 2] {
+            let x = randomTensor([rows.count, 5], seed: 1)
+            let left = randomTensor([shared ? 1 : count, 5, 3], seed: 2), right = randomTensor([count, 3, 4], seed: 3)
+            let y = try Parallel.$threadLimit.withValue(threads) {
+                try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
+                                       groupCount: count, scale: 0.5).value
+            }
+            let want = try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: count, scale: 0.5)
+            assertClose(y, want, rtol: 1e-5, atol: 1e-6, "grouping \(gi) shared \(shared) threads \(threads)")
+        } } }
+    }
+
+    func testGradientsByFiniteDifferences() throws {
+        for (rows, count) in groupings { for shared in [false, true] { for threads in [1, 2] {
+            let x = randomTensor([rows.count, 5], seed: 4)
+            let left = randomTensor([shared ? 1 : count, 5, 3], seed: 5), right = randomTensor([count, 3, 4], seed: 6)
+            try Parallel.$threadLimit.withValue(threads) {
+                try gradCheck([x, left, right]) { v in
+                    try LowRankDelta.apply(v[0], left: v[1], right: v[2], rowGroups: rows, groupCount: count, scale: 0.5)
+                }
+            }
+        } } }
+    }
+
+    /// A non-contiguous input (a transposed view) gives the same result as its contiguous copy.
+    func testNonContiguousInput() throws {
+        let x = randomTensor([8, 5], seed: 7), left = randomTensor([3, 5, 2], seed: 8), right = randomTensor([3, 2, 4], seed: 9)
+        let rows = groupings[1].rows
+        let a = try LowRankDelta.apply(Variable(nonContiguous(x)), left: Variable(left), right: Variable(right),
+                                       rowGroups: rows, groupCount: 3, scale: 1).value
+        assertClose(a, try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: 3, scale: 1))
+    }
+}

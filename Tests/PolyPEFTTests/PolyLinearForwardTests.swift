@@ -1,0 +1,43 @@
+import XCTest
+@testable import PolyPEFT
+
+/// PolyLinear's own forward (the merged shortcut) and the automatic kernel choice.
+final class PolyLinearForwardTests: XCTestCase {
+    func testMergedTaskCostsOnlyTheBaseLayer() throws {
+        var g = Xoshiro256(seed: 3)
+        let layer = try PolyLinear(wrapping: Linear(6, 4, using: &g), path: "fc", r: 2, nTasks: 3, nSkills: 3, nSplits: 1,
+                                   initWeights: false, using: &g)
+        let x = Variable(randomTensor([5, 6], seed: 4))
+        let onTheFly = try layer(x, .inference(taskIDs: [2, 2, 2, 2, 2])).value
+        try layer.merge(task: 2)
+        let merged = try layer(x, .inference(taskIDs: [2, 2, 2, 2, 2])).value
+        // The shortcut returns the (merged) base layer's output itself.
+        XCTAssertEqual(merged, try layer.baseLayer(x, .inference()).value)
+        assertClose(merged, onTheFly, rtol: 1e-5, atol: 1e-6)
+        // With a recorder the general path runs and records the layer's intermediates.
+        let rec = Recorder()
+        let ctx = Context.inference(taskIDs: [2, 2, 2, 2, 2])
+        ctx.recorder = rec
+        XCTAssertEqual(try layer(x, ctx).value, merged)
+        XCTAssertNotNil(rec["layer.fc.output"])
+        // Another task still fails loudly.
+        XCTAssertThrowsError(try layer(x, .inference(taskIDs: [2, 2, 0, 2, 2])))
+        try layer.unmerge()
+    }
+
+    /// The rule reproduces the measured winners (BENCHMARKS.md, "Routing kernel choice").
+    func testAutomaticStrategyFollowsMeasurements() {
+        func perRow(_ rows: Int, _ groups: Int, _ inF: Int, _ outF: Int, _ r: Int, _ k: Int, _ mixing: MixingMode,
+                    splits: Int = 1) -> Bool {
+            PolyLinear.prefersPerRowRouting(rows: rows, groups: groups, inFeatures: inF, outFeatures: outF, r: r,
+                                            skills: k, splits: splits, mixing: mixing)
+        }
+        XCTAssertTrue(perRow(2048, 2048, 1024, 1024, 8, 8, .parameters))    // training, 2048 one-token samples
+        XCTAssertFalse(perRow(2048, 256, 1024, 1024, 8, 8, .parameters))    // training, 256 samples x 8 tokens
+        XCTAssertFalse(perRow(2048, 16, 1024, 1024, 8, 8, .parameters))     // inference, 16 tasks
+        XCTAssertFalse(perRow(2048, 32, 1024, 1024, 8, 8, .parameters, splits: 64))   // training, 64 splits
+        XCTAssertFalse(perRow(256, 256, 32, 64, 2, 6, .parameters))         // polyctl train's MLP, parameter mixing
+        XCTAssertTrue(perRow(256, 256, 32, 64, 2, 6, .outputs))             // ... output mixing
+        XCTAssertFalse(perRow(256, 1, 32, 64, 2, 6, .outputs))              // one group: always per group
+    }
+}
