@@ -17,7 +17,8 @@ multiplies with bmm and therefore needs 3-D inputs: the MLP cases feed [N, 1, 32
 the same maths). Training draws different relaxed-Bernoulli noise in the two libraries, so agreement is checked on the
 evaluation-mode outputs of the first batch with the initial weights.
 
-TODO(t5): a `t5` case (PEFT's Poly on a T5 encoder-decoder) once PolyPEFT has a T5 model and `polyctl bench t5`.
+TODO(t5): a `t5` case here (identical weights, outputs checked). Until then `Benchmarks/t5_torch.py --compare` times
+the same T5-small step on both sides (random weights, no agreement check); its figures are in BENCHMARKS.md.
 
 Usage: python3 Benchmarks/compare_peft.py [--case layer|train|infer|all] [--threads 1,2] [--rounds 3]
        [--polyctl .build/release/polyctl] [--steps 500] [--layer-args "--tokens 32"]
