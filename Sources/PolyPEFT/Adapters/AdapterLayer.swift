@@ -15,6 +15,9 @@ public protocol AdapterLayer: Layer {
     func adapterParameters() -> [(name: String, parameter: Parameter)]
     /// The update alone, for an input of the base layer.
     func delta(_ x: Variable, _ ctx: Context) throws -> Variable
+    /// True when the update is known to be zero for this call (e.g. a task already merged into the base weights), so
+    /// the forward returns the base output without computing or adding it. Default: false.
+    func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool
 }
 
 extension AdapterLayer {
@@ -22,10 +25,12 @@ extension AdapterLayer {
         namedParameters().filter { !$0.name.hasPrefix("base_layer.") }
     }
 
-    /// `base(x) + delta(x)`, or `base(x)` alone when the context disables adapters.
+    public func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool { false }
+
+    /// `base(x) + delta(x)`, or `base(x)` alone when the context disables adapters or the update is in the base.
     public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
         let base = try baseLayer.forward(x, ctx)
-        guard ctx.adaptersEnabled else { return base }
+        guard ctx.adaptersEnabled, !updateIsInBase(for: x, ctx) else { return base }
         let y = try base + (try delta(x, ctx))
         if let r = ctx.recorder {
             r.record("layer.\(path).input", x.value)
