@@ -8,16 +8,23 @@ struct TrainedAdapter {
     let baseWeights: [String: Tensor]
     let testLoss: Float
 
-    /// Trains `config` on `data` with `training` settings (the same loop as `polyctl train`).
+    /// Trains `config` on the built-in `data` with `training` settings (the same loop as `polyctl train`).
     static func train(_ config: AdapterConfig, data: SyntheticTasks, training: TrainingConfiguration, seed: UInt64) throws -> TrainedAdapter {
-        let base = try MLPShape.model(data.baseWeights)
-        var g = Xoshiro256(seed: seed &+ 7)
+        try train(config, baseWeights: data.baseWeights, train: data.train, test: data.test, training: training,
+                  initSeed: seed &+ 7)
+    }
+
+    /// Trains `config` on a frozen base with `baseWeights`, adapter initialised from `initSeed`; scored on `test`.
+    static func train(_ config: AdapterConfig, baseWeights: [String: Tensor], train: MultitaskDataset, test: MultitaskDataset,
+                      training: TrainingConfiguration, initSeed: UInt64) throws -> TrainedAdapter {
+        let base = try MLPShape.model(baseWeights)
+        var g = Xoshiro256(seed: initSeed)
         let peft = try PeftModel(wrapping: base, config: config, using: &g)
-        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
+        let trainer = try Trainer(objective: RegressionObjective(model: base, data: train),
                                   parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
         try trainer.run(validation: nil)
-        return TrainedAdapter(config: config, tensors: peft.adapterTensors(), baseWeights: data.baseWeights,
-                              testLoss: try RegressionObjective.evaluate(base, data.test).loss)
+        return TrainedAdapter(config: config, tensors: peft.adapterTensors(), baseWeights: baseWeights,
+                              testLoss: try RegressionObjective.evaluate(base, test).loss)
     }
 
     /// A fresh model with this adapter loaded.

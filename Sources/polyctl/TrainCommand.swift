@@ -88,13 +88,9 @@ enum TrainCommand: Subcommand {
         var shared = spec
         shared.method = "lora"
         shared.rank = rank
-        let base = try MLPShape.model(data.baseWeights)
-        var g = Xoshiro256(seed: spec.dataSeed &+ 11)
-        let peft = try PeftModel(wrapping: base, config: shared.adapterConfig(), using: &g)
-        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
-                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: spec.training)
-        try trainer.run(validation: nil)
-        return (try RegressionObjective.evaluate(base, data.test).loss, rank)
+        let trained = try TrainedAdapter.train(shared.adapterConfig(), baseWeights: data.baseWeights, train: data.train,
+                                               test: data.test, training: spec.training, initSeed: spec.dataSeed &+ 11)
+        return (trained.testLoss, rank)
     }
 
     static func describe(_ s: RunSpec) -> String {
