@@ -76,14 +76,13 @@ public final class PolyLinear: Module, AdapterLayer {
         let d: Variable
         let perRow: Bool
         switch strategy {
-        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, inFeatures: inF,
-                                                                  outFeatures: outF, r: r, skills: nSkills, splits: nSplits, mixing: mixing)
+        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, mixing: mixing)
         case .perGroup: perRow = false
         case .perRow: perRow = true
         }
         if perRow {
-            let wRow = try w.indexSelect(axis: 0, rowGroups)                                          // [N*T, S, K]
-            d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: wRow, mode: mixing, scale: 1 / Float(r))
+            d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: w, rowGroups: rowGroups, mode: mixing,
+                                        scale: 1 / Float(r))
         } else {
             let (left, right) = try factors(w, ctx)       // left: [G or 1, in, R], right: [G, R, out]
             d = try LowRankDelta.apply(x2, left: left, right: right, rowGroups: rowGroups,
@@ -119,13 +118,6 @@ public final class PolyLinear: Module, AdapterLayer {
             let bp = try b.permuted([1, 2, 0, 3]).unsqueezed(0)                                  // [1, K, r, S, e]
             return (wide, try (try wv * bp).reshaped([g, k * r, s * e]))                         // [G, K*r, out]
         }
-    }
-
-    /// Whether to apply routing per row with wide matmuls (`RoutedLowRank`) rather than mixing factors once per group
-    /// (`LowRankDelta`): per group pays when groups are few and large (one task: two skinny matmuls), per row when
-    /// groups hold few rows (training draws weights per sample; mixed-task batches of short inputs).
-    static func prefersPerRowRouting(rows: Int, groups: Int) -> Bool {
-        groups > 1 && rows < 32 * groups
     }
 
     /// Evaluation-mode mixing weights for every task: `[n_tasks, S, K]`.

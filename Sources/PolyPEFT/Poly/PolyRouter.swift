@@ -66,10 +66,20 @@ public final class PolyRouter: Module {
             throw PolyError("router: unknown task (id \(TaskTable.unknownID)) needs the uniform fallback (RoutingOptions.unknownTasks = .uniform)")
         }
         let rows = hasUnknown ? rowTasks.map { Swift.max($0, 0) } : rowTasks
+        let u = ctx.isTraining ? (noise ?? Tensor.uniform([g, s, k], using: &ctx.rng)) : nil
+        if !hasUnknown && !options.straightThrough && !options.sharedSkill && (!ctx.isTraining || options.dropout == 0) {
+            return try RoutingWeights.compute(table: try logitTable(ctx), rows: rows, splits: s, skills: k, uniform: u,
+                                              temperature: options.temperature)
+        }
+        return try composedWeights(rows: rows, unknown: hasUnknown ? unknown : nil, uniform: u, ctx)
+    }
+
+    /// `weights` as separate ops, with every option: the general path, and the oracle of `RoutingWeights`.
+    func composedWeights(rows: [Int], unknown: [Bool]?, uniform u: Tensor?, _ ctx: Context) throws -> Variable {
+        let g = rows.count, s = nSplits, k = nSkills
         let logits = try logitTable(ctx).indexSelect(axis: 0, rows).reshaped([g, s, k])        // [G, S, K]
         var p: Variable
-        if ctx.isTraining {
-            let u = noise ?? Tensor.uniform([g, s, k], using: &ctx.rng)
+        if let u {
             p = try RelaxedBernoulli.sample(logits: logits, uniform: u, temperature: options.temperature)
         } else {
             p = logits.sigmoid()
@@ -81,7 +91,7 @@ public final class PolyRouter: Module {
             p = try (try p * Variable(keep)) + Variable(1 - keep)
         }
         var w = try p / (try p.sum(axes: [2], keepDims: true) + 1e-12)                             // [G, S, K]
-        if hasUnknown {
+        if let unknown {
             let known = Tensor(unknown.map { $0 ? 0 : 1 }, shape: [g, 1, 1])                       // [G, 1, 1]
             let uniform = try (1 - known).expanded(to: [g, s, k]) * (1 / Float(k))                  // [G, S, K]
             w = try (try w * Variable(known)) + Variable(uniform.contiguous())

@@ -20,21 +20,23 @@ public enum RelaxedBernoulli {
         let l = logits.value.scalars, u = uniform.scalars
         var y = [Float](repeating: 0, count: l.count)
         var dydl = [Float](repeating: 0, count: l.count)
-        for i in 0..<l.count {
-            let p = Tensor.sigmoid(l[i])
-            let pInside = p >= eps && p <= 1 - eps
-            // logit(clamp(sigmoid(L))) is L itself unless the clamp is active (one log saved per element).
-            let logitP = pInside ? l[i] : logit(Swift.min(Swift.max(p, eps), 1 - eps))
-            let uc = Swift.min(Swift.max(u[i], eps), 1 - eps)
-            let z = (logit(uc) + logitP) / temperature
-            let s = Tensor.sigmoid(z)
-            let yc = Swift.min(Swift.max(s, tiny), 1 - eps)
-            y[i] = yc
-            let sInside = s >= tiny && s <= 1 - eps
-            dydl[i] = pInside && sInside ? s * (1 - s) / temperature : 0
-        }
+        for i in 0..<l.count { (y[i], dydl[i]) = sampleOne(logit: l[i], uniform: u[i], temperature: temperature) }
         let d = Tensor(dydl, shape: logits.shape)
         return Variable.record(Tensor(y, shape: logits.shape), [logits]) { g, _ in [try g * d] }
+    }
+
+    /// One element: the clamped sample `y` and `dy/dL` (0 where a clamp is active).
+    @inline(__always)
+    static func sampleOne(logit l: Float, uniform u: Float, temperature: Float) -> (y: Float, dydl: Float) {
+        let p = Tensor.sigmoid(l)
+        let pInside = p >= eps && p <= 1 - eps
+        // logit(clamp(sigmoid(L))) is L itself unless the clamp is active (one log saved per element).
+        let logitP = pInside ? l : logit(Swift.min(Swift.max(p, eps), 1 - eps))
+        let uc = Swift.min(Swift.max(u, eps), 1 - eps)
+        let z = (logit(uc) + logitP) / temperature
+        let s = Tensor.sigmoid(z)
+        let sInside = s >= tiny && s <= 1 - eps
+        return (Swift.min(Swift.max(s, tiny), 1 - eps), pInside && sInside ? s * (1 - s) / temperature : 0)
     }
 
     /// `log(v) - log1p(-v)` for v in [eps, 1 - eps], as one logarithm: `log(v / (1 - v))` (1 - v is exact for

@@ -1,0 +1,119 @@
+import XCTest
+@testable import PolyPEFT
+
+/// The per-row routing kernel, the fused router weights and the vector kernels against plain loops, on odd shapes.
+final class RoutedLowRankTests: XCTestCase {
+    /// Plain loops in Double: per row, the mixed factors of its group's weights (PEFT's maths, or output mixing).
+    func reference(_ x: Tensor, _ a: Tensor, _ b: Tensor, _ w: Tensor, _ rowGroups: [Int], _ mode: MixingMode,
+                   _ scale: Float) -> Tensor {
+        let (s, k, d, r, e) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3], b.shape[3])
+        let xs = x.scalars, av = a.scalars, bv = b.scalars, wv = w.scalars, m = x.shape[0]
+        var y = [Float](repeating: 0, count: m * s * e)
+        for i in 0..<m {
+            let g = rowGroups[i]
+            func wt(_ si: Int, _ kk: Int) -> Double { Double(wv[(g * s + si) * k + kk]) }
+            // u[s][k][j] = x_s A[s,k][:, j]
+            var u = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: 0, count: r), count: k), count: s)
+            for si in 0..<s { for kk in 0..<k { for j in 0..<r { for t in 0..<d {
+                u[si][kk][j] += Double(xs[i * s * d + si * d + t]) * Double(av[((si * k + kk) * d + t) * r + j])
+            } } } }
+            for si in 0..<s { for o in 0..<e {
+                var acc: Double = 0
+                for kk in 0..<k { for j in 0..<r {
+                    var left: Double = 0
+                    for s2 in 0..<s {
+                        if mode == .parameters { for k2 in 0..<k { left += wt(s2, k2) * u[s2][k2][j] } } else { left += u[s2][kk][j] }
+                    }
+                    acc += wt(si, kk) * left * Double(bv[((si * k + kk) * r + j) * e + o])
+                } }
+                y[i * s * e + si * e + o] = Float(acc) * scale
+            } }
+        }
+        return Tensor(y, shape: [m, s * e])
+    }
+
+    func testForwardMatchesPlainLoopsOnOddShapes() throws {
+        for mode in MixingMode.allCases {
+            for (m, s, k, d, r, e, g) in [(1, 1, 1, 1, 1, 1, 1), (7, 1, 3, 9, 2, 33, 7), (9, 3, 2, 5, 3, 7, 4), (33, 2, 5, 8, 1, 9, 3)] {
+                let x = randomTensor([m, s * d], seed: 1), a = randomTensor([s, k, d, r], seed: 2)
+                let b = randomTensor([s, k, r, e], seed: 3), w = randomTensor([g, s, k], seed: 4, low: 0, high: 1)
+                let groups = (0..<m).map { ($0 * 5 + 1) % g }
+                for threads in [1, 2] {
+                    let y = try Parallel.$threadLimit.withValue(threads) {
+                        try RoutedLowRank.apply(Variable(x), a: Variable(a), b: Variable(b), weights: Variable(w),
+                                                rowGroups: groups, mode: mode, scale: 0.5).value
+                    }
+                    assertClose(y, reference(x, a, b, w, groups, mode, 0.5), rtol: 1e-5, atol: 1e-5, "\(mode) m=\(m) s=\(s) k=\(k) threads=\(threads)")
+                }
+            }
+        }
+    }
+
+    func testGradientsByFiniteDifferences() throws {
+        for mode in MixingMode.allCases {
+            for (m, s, k, d, r, e, g) in [(5, 1, 3, 4, 2, 3, 5), (6, 2, 2, 3, 3, 2, 4)] {
+                let x = randomTensor([m, s * d], seed: 11), a = randomTensor([s, k, d, r], seed: 12)
+                let b = randomTensor([s, k, r, e], seed: 13), w = randomTensor([g, s, k], seed: 14, low: 0.1, high: 1)
+                let groups = (0..<m).map { ($0 * 3) % g }
+                try gradCheck([x, a, b, w]) { v in
+                    try RoutedLowRank.apply(v[0], a: v[1], b: v[2], weights: v[3], rowGroups: groups, mode: mode, scale: 0.7)
+                }
+            }
+        }
+    }
+
+    func testShapeErrorsAreThrown() {
+        let x = Variable(randomTensor([3, 4], seed: 1)), a = Variable(randomTensor([1, 2, 4, 2], seed: 2))
+        let b = Variable(randomTensor([1, 2, 2, 5], seed: 3)), w = Variable(randomTensor([2, 1, 2], seed: 4))
+        XCTAssertThrowsError(try RoutedLowRank.apply(x, a: a, b: b, weights: w, rowGroups: [0, 1, 2], mode: .parameters, scale: 1)) {
+            XCTAssertTrue("\($0)".contains("routed_low_rank"), "\($0)")
+        }
+        XCTAssertThrowsError(try RoutedLowRank.apply(x, a: a, b: b, weights: w, rowGroups: [0, 1], mode: .outputs, scale: 1))
+    }
+
+    /// The fused router (`RoutingWeights`) equals the composed ops, values and gradients, in both modes.
+    func testFusedRouterWeightsMatchComposedOps() throws {
+        var rng = Xoshiro256(seed: 5)
+        let router = PolyRouter(nTasks: 5, nSkills: 3, nSplits: 2, using: &rng)
+        router.moduleLogits.value = randomTensor([5, 6], seed: 6, low: -3, high: 3)
+        let rows = [4, 0, 4, 2, 1, 3, 0]
+        let noise = randomTensor([rows.count, 2, 3], seed: 7, low: 0.02, high: 0.98)
+        let cot = randomTensor([rows.count, 2, 3], seed: 8)
+        for mode in [Context.Mode.eval, .train] {
+            func run(fused: Bool) throws -> (Tensor, Tensor) {
+                router.zeroGrad()
+                let ctx = Context(mode: mode, taskIDs: nil)
+                let u = mode == .train ? noise : nil
+                let w = fused ? try RoutingWeights.compute(table: ctx[router.moduleLogits], rows: rows, splits: 2, skills: 3,
+                                                           uniform: u, temperature: 1)
+                              : try router.composedWeights(rows: rows, unknown: nil, uniform: u, ctx)
+                try (try w * Variable(cot)).sum().backward()
+                return (w.value, router.moduleLogits.grad!)
+            }
+            let (wf, gf) = try run(fused: true), (wc, gc) = try run(fused: false)
+            assertClose(wf, wc, rtol: 1e-6, atol: 1e-7, "weights \(mode)")
+            assertClose(gf, gc, rtol: 1e-4, atol: 1e-6, "gradient \(mode)")
+        }
+        XCTAssertThrowsError(try RoutingWeights.compute(table: Variable(router.moduleLogits.value), rows: [5], splits: 2,
+                                                        skills: 3, uniform: nil, temperature: 1))
+    }
+
+    func testVectorKernelsMatchPlainLoops() {
+        for n in [0, 1, 3, 7, 8, 9, 33] {
+            let x = randomTensor([n], seed: 1).scalars, y0 = randomTensor([n], seed: 2).scalars
+            var y = y0, yr = y0, z = [Float](repeating: 0, count: n)
+            x.withUnsafeBufferPointer { px in
+                y.withUnsafeMutableBufferPointer { Vec.axpy(n, 0.3, px.baseAddress!, $0.baseAddress!) }
+                z.withUnsafeMutableBufferPointer { Vec.fill(n, -2, px.baseAddress!, $0.baseAddress!) }
+                y0.withUnsafeBufferPointer { py in
+                    XCTAssertEqual(Vec.dot(n, px.baseAddress!, py.baseAddress!), Vec.referenceDot(x, y0), accuracy: 1e-5, "n=\(n)")
+                }
+            }
+            Vec.referenceAxpy(0.3, x, &yr)
+            for i in 0..<n {
+                XCTAssertEqual(y[i], yr[i], accuracy: 1e-6)
+                XCTAssertEqual(z[i], -2 * x[i])
+            }
+        }
+    }
+}
