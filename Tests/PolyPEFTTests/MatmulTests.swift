@@ -26,7 +26,7 @@ final class MatmulTests: XCTestCase {
         for m in sizes { for n in sizes { for k in sizes { shapes.append((m, n, k)) } } }
         // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
         // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
-        // (Threaded means m * n * k >= Gemm.parallelThreshold, about 3M.)
+        // (Threaded means m * n * k >= Gemm.parallelThreshold, about 0.8M.)
         shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (7, 64, 40), (130, 33, 300),
                    (301, 299, 257), (1030, 8, 400), (700, 13, 400), (8, 1500, 300), (5, 1040, 640), (40, 1300, 70)]
         XCTAssertGreaterThanOrEqual(40 * 1300 * 70, Gemm.parallelThreshold)

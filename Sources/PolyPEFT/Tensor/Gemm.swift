@@ -17,12 +17,12 @@
 ///   operand, an 8x8 register tile reading A straight through its strides.
 /// - `reference`: the naive triple loop, kept as the test oracle.
 public enum Gemm {
-    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says: a fork-join
-    /// costs some 5-20 µs plus the wake-up of the second thread, so each worker needs tens of µs of work to gain.
-    /// 3·2^20 is about 146^3. Measured with `polyctl bench matmul` / `matmul-bench` (BENCHMARKS.md): at 128^3 two
-    /// threads were 7% faster on a lightly loaded machine but 1-10% slower on a busy one, at 81^3-104^3 1-3% slower;
-    /// at 256^3 they gain up to 1.6x.
-    public static let parallelThreshold = 3 << 20
+    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says. The fork-join
+    /// runs on `WorkerPool`'s persistent helpers (about 1 µs when they are awake, and the caller takes over any part
+    /// a parked helper has not picked up), so only very small products lose: measured 2026-11-23 on 2 vCPUs, two
+    /// threads were on par with one at 48^3-80^3 and 1.2-1.8x faster at 96^3 and 128^3 (`concurrentPerform`, before
+    /// the pool, gained nothing at 128^3). 3·2^18 is about 92^3.
+    public static let parallelThreshold = 3 << 18
 
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
     ///

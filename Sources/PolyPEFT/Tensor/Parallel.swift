@@ -3,8 +3,9 @@ import Foundation
 
 /// The small thread helper the kernels share: a fork-join over a fixed number of workers.
 ///
-/// No pool of its own: `DispatchQueue.concurrentPerform` runs the workers on libdispatch's threads and returns when
-/// all have finished, so a kernel is a plain function call for its caller.
+/// The workers run on `WorkerPool.shared`'s persistent helpers (a hand-off of about a microsecond), or on libdispatch's
+/// threads through `DispatchQueue.concurrentPerform` when the pool is in use by another caller or too small; either
+/// way `run` returns when all have finished, so a kernel is a plain function call for its caller.
 public enum Parallel {
     /// The default number of threads of the kernels: `POLYPEFT_THREADS` when it holds a positive integer (read once,
     /// at first use), otherwise `ProcessInfo.processInfo.activeProcessorCount`.
@@ -21,8 +22,9 @@ public enum Parallel {
     /// The threads a kernel uses when its caller does not say: `threadLimit` if set, else `defaultThreads`.
     public static var currentThreads: Int { threadLimit ?? defaultThreads }
 
-    /// Runs `body(w)` for every worker `w` in `0..<workers`: inline when `workers <= 1`, otherwise concurrently.
-    /// Workers must write to disjoint memory.
+    /// Runs `body(w)` for every worker `w` in `0..<workers`: inline when `workers <= 1`, otherwise concurrently (the
+    /// calling thread is worker 0 and may also run indices no helper has picked up yet, so a body must never wait
+    /// for another worker). Workers must write to disjoint memory.
     @inline(__always)
     static func run(workers: Int, _ body: (Int) -> Void) {
         if workers <= 1 {
@@ -31,6 +33,7 @@ public enum Parallel {
             // The workers touch disjoint memory through raw pointers the caller owns for the whole call, which
             // Swift cannot prove: the closure is handed over as @unchecked Sendable.
             withoutActuallyEscaping(body) { escaping in
+                if WorkerPool.shared.run(workers: workers, escaping) { return }
                 let work = UncheckedSendable(escaping)
                 DispatchQueue.concurrentPerform(iterations: workers) { work.value($0) }
             }
