@@ -93,19 +93,19 @@ final class BenchT5Tests: XCTestCase {
             USAGE: polyctl bench t5 [--batch <n>] [--seq <n>] [--layers <n>] [--threads <t>] [--repeat <r>] [--json] [--dump <file>]
 
             OPTIONS:
-              --batch <n>     Sequences per step. (default: 8)
-              --seq <n>       Tokens per source and per target sequence. (default: 128)
-              --layers <n>    Encoder layers and decoder layers. (default: 6)
-              --d-model <n>   Model width (a multiple of 8 and of --heads). (default: 512)
-              --d-ff <n>      Feed-forward width. (default: 2048)
-              --heads <n>     Attention heads (d_kv = d_model / heads). (default: 8)
-              --vocab <n>     Vocabulary size. (default: 32128)
-              --threads <t>   Threads to use. (default: all processors or POLYPEFT_THREADS)
-              --repeat <r>    Timed rounds (each times every figure once) after one warm-up; the best is kept. (default: 2)
-              --seed <n>      Seed of weights, adapters and data. (default: 0)
-              --dump <file>   Write weights, adapter, data and evaluation outputs to a safetensors file.
-              --json          Print the figures as one JSON object.
-              --help          Show help information.
+              --batch <n>    Sequences per step. (default: 8)
+              --seq <n>      Tokens per source and per target sequence. (default: 128)
+              --layers <n>   Encoder layers and decoder layers. (default: 6)
+              --d-model <n>  Model width (a multiple of 8 and of --heads). (default: 512)
+              --d-ff <n>     Feed-forward width. (default: 2048)
+              --heads <n>    Attention heads (d_kv = d_model / heads). (default: 8)
+              --vocab <n>    Vocabulary size. (default: 32128)
+              --threads <t>  Threads to use. (default: all processors or POLYPEFT_THREADS)
+              --repeat <r>   Timed rounds (each times every figure once) after one warm-up; the best is kept. (default: 2)
+              --seed <n>     Seed of weights, adapters and data. (default: 0)
+              --dump <file>  Write weights, adapter, data and evaluation outputs to a safetensors file.
+              --json         Print the figures as one JSON object.
+              --help         Show help information.
 
             """)
         XCTAssertTrue(run(["bench", "--help"]).console.stdout.contains("  t5      Time a Poly/MHR training step"))
