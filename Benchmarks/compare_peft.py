@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PolyPEFT against PyTorch + PEFT on the CPU, side by side, on identical weights and data.
 
-For every case (layer, train, infer) and thread count (1 and 2 by default):
+For every case (layer, train, infer, t5) and thread count (1 and 2 by default):
   1. runs the release `polyctl bench <case> --threads T --json --dump FILE` (Swift; times itself, and writes its
      weights, inputs, task ids / batch order and first outputs to FILE);
   2. runs this script as a worker in a child process with OMP_NUM_THREADS=T and torch.set_num_threads(T), which builds
@@ -17,11 +17,17 @@ multiplies with bmm and therefore needs 3-D inputs: the MLP cases feed [N, 1, 32
 the same maths). Training draws different relaxed-Bernoulli noise in the two libraries, so agreement is checked on the
 evaluation-mode outputs of the first batch with the initial weights.
 
-TODO(t5): a `t5` case here (identical weights, outputs checked). Until then `Benchmarks/t5_torch.py --compare` times
-the same T5-small step on both sides (random weights, no agreement check); its figures are in BENCHMARKS.md.
+The t5 case is a T5-small-sized T5ForConditionalGeneration (vocab 32128, d_model 512, d_kv 64, d_ff 2048, 6+6 layers,
+8 heads, relu, dropout 0.1, tied head) with random weights from polyctl's seed, base frozen, Poly/MHR on every
+attention q and v (r 8, 8 skills, 8 splits, 4 tasks, random B), batch 8 x 128 source and target tokens, task of sample
+b = b mod 4. The worker loads the dumped HF-named weights with load_state_dict (the tied embedding is dumped once, as
+shared.weight) and the adapter with set_peft_model_state_dict, checks the evaluation-mode loss and the logits at four
+decoder positions, then times interleaved a training step (train-mode forward + loss + backward + AdamW on the
+adapter) and the evaluation-mode loss. `ratio_t5_t<T>` is the training step, `ratio_t5_t<T>_eval` the forward. The
+dump is ~250 MB; it lives in a temporary directory deleted at the end, as every case's.
 
-Usage: python3 Benchmarks/compare_peft.py [--case layer|train|infer|all] [--threads 1,2] [--rounds 3]
-       [--polyctl .build/release/polyctl] [--steps 500] [--layer-args "--tokens 32"]
+Usage: python3 Benchmarks/compare_peft.py [--case layer|train|infer|t5|all] [--threads 1,2] [--rounds 3]
+       [--polyctl .build/release/polyctl] [--steps 500] [--layer-args "--tokens 32"] [--t5-args "--layers 1"]
 """
 import argparse
 import json
@@ -67,7 +73,8 @@ def worker(args):
     torch.manual_seed(0)
     t = load_file(args.dump)
     result = {"case": args.worker, "threads": args.threads, "torch": torch.__version__}
-    result.update({"layer": worker_layer, "train": worker_train, "infer": worker_infer}[args.worker](args, t, torch))
+    workers = {"layer": worker_layer, "train": worker_train, "infer": worker_infer, "t5": worker_t5}
+    result.update(workers[args.worker](args, t, torch))
     print(json.dumps(result))
 
 
@@ -280,6 +287,64 @@ def worker_infer(args, t, torch):
     return res
 
 
+T5_DATA_KEYS = {"input_ids", "labels", "task_ids", "eval_loss", "logits_positions", "logits_slice"}
+
+
+def worker_t5(args, t, torch):
+    """polyctl bench t5's model in transformers + PEFT: HF weights loaded by name, the adapter with
+    set_peft_model_state_dict, the evaluation-mode loss and logits checked, then the same step timed."""
+    from transformers import T5Config, T5ForConditionalGeneration
+    from peft import PolyConfig, get_peft_model, set_peft_model_state_dict
+    m = json.loads(args.meta)
+    cfg = T5Config(vocab_size=m["vocab"], d_model=m["d_model"], d_kv=m["d_model"] // m["heads"], d_ff=m["d_ff"],
+                   num_layers=m["layers"], num_heads=m["heads"], dropout_rate=0.1, feed_forward_proj="relu",
+                   tie_word_embeddings=True, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    model = T5ForConditionalGeneration(cfg)
+    names = set(model.state_dict().keys())
+    # The dump holds each parameter once; the tied embedding only as shared.weight.
+    tied = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+    base = {k: t["shared.weight"] if k in tied else t[k] for k in names if k in t or k in tied}
+    extra = [k for k in t if k not in names and k not in T5_DATA_KEYS and not k.startswith("base_model.model.")]
+    assert not extra, f"dumped weights the PyTorch model does not have: {extra[:5]}"
+    model.load_state_dict(base, strict=True)
+    del base
+    for k in [k for k in t if k in names]:  # free the dumped copies of the base weights
+        del t[k]
+    pm = get_peft_model(model, PolyConfig(task_type="SEQ_2_SEQ_LM", target_modules=["q", "v"], r=m["r"],
+                                          n_tasks=m["tasks"], n_skills=m["skills"], n_splits=m["splits"],
+                                          init_weights=False))
+    adapter = {k: v for k, v in t.items() if k.startswith("base_model.model.")}
+    res_load = set_peft_model_state_dict(pm, adapter)
+    assert not res_load.unexpected_keys, res_load.unexpected_keys[:5]
+    own = {k for k, _ in pm.named_parameters() if "poly_" in k}
+    assert len(own) == len(adapter), f"PEFT has {len(own)} adapter tensors, the dump {len(adapter)}"
+    ids, labels, tid = t["input_ids"].long(), t["labels"].long(), t["task_ids"].long()
+    pm.eval()
+    with torch.no_grad():
+        out = pm(input_ids=ids, labels=labels, task_ids=tid)
+        res = agree("loss", t["eval_loss"], out.loss.reshape(1), torch)
+        res.update(agree("logits", t["logits_slice"], out.logits[:, t["logits_positions"].long(), :], torch))
+        res["eval_loss"] = out.loss.item()
+        del out
+    params = [p for p in pm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+
+    def train_step():
+        pm.train()
+        pm(input_ids=ids, labels=labels, task_ids=tid).loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    def eval_forward():
+        pm.eval()
+        with torch.no_grad():
+            pm(input_ids=ids, labels=labels, task_ids=tid).loss
+
+    # Interleaved like `polyctl bench t5`: one warm-up each, then rounds that time both; the best per figure is kept.
+    res.update(interleaved_best_ms([("train_step", train_step), ("eval_forward", eval_forward)], args.rounds))
+    return res
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Driver side.
 
@@ -299,12 +364,15 @@ def compare(case, threads, args, tmp):
     elif case == "train":
         cmd += ["--steps", str(args.steps), "--warmup", "20", "--mixing", "parameters"]
         meta["warmup"] = 20
+    elif case == "t5":
+        cmd += ["--repeat", str(args.rounds)] + shlex.split(args.t5_args)
     else:
         cmd += ["--repeat", str(args.rounds), "--mixing", "parameters"]
     env = dict(os.environ, POLYPEFT_THREADS=str(threads))
     swift_out, swift_rss = run_child(cmd, env)
     ours = last_json(swift_out)
-    meta.update({k: ours[k] for k in ["r", "skills", "splits", "tasks"] if k in ours})
+    meta.update({k: ours[k] for k in ["r", "skills", "splits", "tasks", "layers", "d_model", "d_ff", "heads", "vocab"]
+                 if k in ours})
     wenv = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), CUDA_VISIBLE_DEVICES="")
     wcmd = [sys.executable, os.path.abspath(__file__), "--worker", case, "--dump", dump, "--threads", str(threads),
             "--rounds", str(args.rounds), "--meta", json.dumps(meta)]
@@ -334,6 +402,13 @@ def compare(case, threads, args, tmp):
         print(f"  ms per step: pytorch {a:.4f} ({1000 / a:.0f} steps/s), polypeft {b:.4f} ({1000 / b:.0f} steps/s); "
               f"last loss pytorch {theirs['last_loss']:.5f}, polypeft {ours['last_loss']:.5f}")
         lines.append(f"ratio_{tag}={a / b:.3f}")
+    elif case == "t5":
+        print(f"  eval loss: pytorch {theirs['eval_loss']:.6f}, polypeft {ours['eval_loss']:.6f}")
+        for f in ["eval_forward", "train_step"]:
+            a, b = theirs[f + "_ms"], ours[f + "_ms"]
+            print(f"  {f:12s} pytorch {a:9.1f} ms   polypeft {b:9.1f} ms   ratio {a / b:6.2f}")
+        lines += [f"ratio_{tag}_eval={theirs['eval_forward_ms'] / ours['eval_forward_ms']:.3f}",
+                  f"ratio_{tag}={theirs['train_step_ms'] / ours['train_step_ms']:.3f}"]
     else:
         for f in ["base", "mixed", "single"] + (["merged"] if "merged_ms" in ours else []):
             a = theirs.get(f + "_ms", theirs["single_ms"] if f == "merged" else None)
@@ -350,12 +425,13 @@ def compare(case, threads, args, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", default="all", choices=["all", "layer", "train", "infer"])
+    ap.add_argument("--case", default="all", choices=["all", "layer", "train", "infer", "t5"])
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--polyctl", default=os.path.join(ROOT, ".build", "release", "polyctl"))
     ap.add_argument("--layer-args", default="", help="extra options for polyctl bench layer, e.g. '--tokens 32'")
+    ap.add_argument("--t5-args", default="", help="extra options for polyctl bench t5, e.g. '--layers 1 --seq 16'")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--dump", help=argparse.SUPPRESS)
     ap.add_argument("--meta", default="{}", help=argparse.SUPPRESS)
@@ -365,7 +441,7 @@ def main():
         return worker(args)
     if not os.path.exists(args.polyctl):
         sys.exit(f"error: {args.polyctl} not found; run 'swift build -c release' first")
-    cases = ["layer", "train", "infer"] if args.case == "all" else [args.case]
+    cases = ["layer", "train", "infer", "t5"] if args.case == "all" else [args.case]
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:

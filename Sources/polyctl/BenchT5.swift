@@ -1,0 +1,148 @@
+import Foundation
+import PolyPEFT
+
+/// `polyctl bench t5`: one Poly/MHR adapter training step on a T5-small-sized model, and its evaluation forward.
+///
+/// ```
+/// model:  T5ForConditionalGeneration, vocab 32128, d_model 512, d_kv 64, d_ff 2048, 6+6 layers, 8 heads, relu,
+///         dropout 0.1, tied head; random weights from --seed; base frozen
+/// Poly:   on every attention q and v (self and cross): r 8, 8 skills, 8 splits, 4 tasks, parameter mixing,
+///         random B (init_weights false); task of sample b = b mod 4
+/// data:   source ids, labels: [batch, seq], uniform in 2 ..< vocab; decoder input = labels shifted right
+/// train_step    Context(train) -> loss (mean CE) -> backward (adapter gradients) -> AdamW(1e-3, wd 0.01) on adapters
+/// eval_forward  Context.inference -> loss (dropout off, routers sigmoid(logits), no graph)
+/// ```
+/// The two figures are timed interleaved (one warm-up each, then `--repeat` rounds); the best per figure is kept.
+/// `--dump` writes what `Benchmarks/compare_peft.py` loads into PyTorch + PEFT: every base weight once under its HF
+/// name (the tied embedding as `shared.weight`), the adapter under PEFT's keys, `input_ids`, `labels`, `task_ids`,
+/// and the evaluation-mode `eval_loss` [1] and `logits_slice` [batch, P, vocab] at `logits_positions` [P].
+enum BenchT5: Subcommand {
+    static let name = "bench t5"
+    static let overview = "Time a Poly/MHR training step of a T5-small-sized model with q and v adapters."
+    static let usage = "bench t5 [--batch <n>] [--seq <n>] [--layers <n>] [--threads <t>] [--repeat <r>] [--json] [--dump <file>]"
+    static let options: [OptionSpec] = [
+        OptionSpec("batch", "<n>", "Sequences per step.", default: "8"),
+        OptionSpec("seq", "<n>", "Tokens per source and per target sequence.", default: "128"),
+        OptionSpec("layers", "<n>", "Encoder layers and decoder layers.", default: "6"),
+        OptionSpec("d-model", "<n>", "Model width (a multiple of 8 and of --heads).", default: "512"),
+        OptionSpec("d-ff", "<n>", "Feed-forward width.", default: "2048"),
+        OptionSpec("heads", "<n>", "Attention heads (d_kv = d_model / heads).", default: "8"),
+        OptionSpec("vocab", "<n>", "Vocabulary size.", default: "32128"),
+        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
+        OptionSpec("repeat", "<r>", "Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: "2"),
+        OptionSpec("seed", "<n>", "Seed of weights, adapters and data.", default: "0"),
+        OptionSpec("dump", "<file>", "Write weights, adapter, data and evaluation outputs to a safetensors file."),
+        OptionSpec("json", nil, "Print the figures as one JSON object."),
+    ]
+
+    static let r = 8, skills = 8, splits = 8, tasks = 4
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let batch = try args.int("batch", default: 8, range: 1...65_536)
+        let seq = try args.int("seq", default: 128, range: 1...65_536)
+        let layers = try args.int("layers", default: 6, range: 1...256)
+        let dModel = try args.int("d-model", default: 512, range: 8...65_536)
+        let dFF = try args.int("d-ff", default: 2048, range: 1...1_048_576)
+        let heads = try args.int("heads", default: 8, range: 1...4096)
+        let vocab = try args.int("vocab", default: 32128, range: 3...1_048_576)
+        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
+        let repeats = try args.int("repeat", default: 2, range: 1...10_000)
+        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
+        let dumpPath = try BenchSupport.dumpPath(args, name)
+        let hint = "see 'polyctl \(name) --help'"
+        guard dModel % heads == 0, dModel % splits == 0 else {
+            throw CLIError.usage("--d-model \(dModel) must be divisible by --heads \(heads) and by the \(splits) splits", hint: hint)
+        }
+        for (what, count) in [("the embedding", vocab * dModel), ("the logits", batch * seq * vocab),
+                              ("the feed-forward activations", batch * seq * dFF)] where count > 1 << 28 {
+            throw CLIError.usage("\(what) would have \(count) elements; the limit is \(1 << 28)", hint: hint)
+        }
+
+        let config = T5Config(vocabSize: vocab, dModel: dModel, dKV: dModel / heads, dFF: dFF, numLayers: layers,
+                              numHeads: heads, dropoutRate: 0.1)
+        let model = try T5ForConditionalGeneration(config: config, seed: seed)
+        let baseWeights: [(String, Tensor)] = dumpPath == nil ? [] : uniqueParameters(model)
+        var rng = Xoshiro256(seed: seed &+ 1)
+        let polyConfig = PolyConfig(r: r, targetModules: .names(["q", "v"]), nTasks: tasks, nSkills: skills, nSplits: splits,
+                                    initWeights: false, mixing: .parameters)
+        let peft = try PeftModel(wrapping: model, config: .poly(polyConfig), using: &rng)
+        var dataRNG = Xoshiro256(seed: seed &+ 2)
+        func tokens() -> [[Int]] { (0..<batch).map { _ in (0..<seq).map { _ in 2 + Int(dataRNG.next() % UInt64(vocab - 2)) } } }
+        let source = tokens(), labels = tokens()                                  // [B, T] each
+        let taskIDs = (0..<batch).map { $0 % tasks }
+        let targets = labels.flatMap { $0 }
+        let optimizer = Adam.adamW([ParameterGroup(name: "adapter", parameters: peft.adapterParameters().map { ($0.key, $0.parameter) },
+                                                   learningRate: 1e-3, weightDecay: 0.01)])
+        var trainRNG = Xoshiro256(seed: seed &+ 3)
+
+        func trainStep() throws {
+            let ctx = Context(mode: .train, taskIDs: taskIDs, rng: trainRNG)
+            let loss = try model.loss(inputIDs: source, attentionMask: nil, labels: labels, ctx)
+            try loss.backward()
+            optimizer.step(lrScale: 1)
+            optimizer.zeroGrad()
+            trainRNG = ctx.rng
+        }
+
+        var evalLoss: Float = 0
+        let figures: [(String, Double)] = try BenchSupport.withThreads(threads) {
+            let logits = try model.forward(inputIDs: source, attentionMask: nil, decoderInputIDs: try model.shiftRight(labels),
+                                           Context.inference(taskIDs: taskIDs))                // logits: [B, T, V]
+            evalLoss = try Loss.crossEntropy(logits, targets: targets).value.scalars[0]
+            if let dumpPath {
+                let positions = Array(Set([0, 1, seq / 2, seq - 1].filter { $0 < seq })).sorted()
+                var t = peft.adapterTensors()
+                for (k, v) in baseWeights { t[k] = v }
+                t["input_ids"] = Tensor(source.flatMap { $0 }.map(Float.init), shape: [batch, seq])
+                t["labels"] = Tensor(targets.map(Float.init), shape: [batch, seq])
+                t["task_ids"] = BenchSupport.taskTensor(taskIDs)
+                t["eval_loss"] = Tensor([evalLoss], shape: [1])
+                t["logits_positions"] = Tensor(positions.map(Float.init), shape: [positions.count])
+                t["logits_slice"] = slice(logits.value, positions: positions)
+                try BenchSupport.dump(t, to: dumpPath)
+            }
+            return try BenchSupport.interleavedBestMilliseconds(rounds: repeats, [
+                ("train_step", trainStep),
+                ("eval_forward", {
+                    _ = try model.loss(inputIDs: source, attentionMask: nil, labels: labels, Context.inference(taskIDs: taskIDs))
+                }),
+            ])
+        }
+        let load = BenchSupport.loadAverage()
+        if args.flag("json") {
+            var pairs: [(String, String)] = [("batch", "\(batch)"), ("seq", "\(seq)"), ("layers", "\(layers)"),
+                ("d_model", "\(dModel)"), ("d_ff", "\(dFF)"), ("heads", "\(heads)"), ("vocab", "\(vocab)"),
+                ("r", "\(r)"), ("skills", "\(skills)"), ("splits", "\(splits)"), ("tasks", "\(tasks)"),
+                ("threads", "\(threads)"), ("repeat", "\(repeats)")]
+            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1)) }
+            pairs += [("eval_loss", BenchSupport.fmt(Double(evalLoss), 6)), ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]
+            console.print(BenchSupport.json(pairs))
+        } else {
+            console.print("model:   T5 \(layers)+\(layers) layers, d_model \(dModel), d_ff \(dFF), \(heads) heads, vocab \(vocab); MHR on q and v (r \(r), \(skills) skills, \(splits) splits, \(tasks) tasks)")
+            console.print("input:   \(batch) x \(seq) tokens (source and target), \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")
+            for line in BenchSupport.figureLines(figures) { console.print(line) }
+        }
+        console.print("eval_loss=\(BenchSupport.fmt(Double(evalLoss), 6))")
+        console.print("train_step_ms=\(BenchSupport.fmt(figures[0].1))")
+    }
+
+    /// Every parameter once, under its first dotted name (a tied embedding as `shared.weight` only).
+    static func uniqueParameters(_ model: Module) -> [(String, Tensor)] {
+        var seen = Set<ObjectIdentifier>()
+        return model.namedParameters().compactMap { n, p in seen.insert(ObjectIdentifier(p)).inserted ? (n, p.value) : nil }
+    }
+
+    /// `logits[:, positions, :]`.   logits: [B, T, V] -> [B, P, V]
+    static func slice(_ logits: Tensor, positions: [Int]) -> Tensor {
+        let (b, t, v) = (logits.shape[0], logits.shape[1], logits.shape[2])
+        var out = [Float](repeating: 0, count: b * positions.count * v)
+        logits.withContiguousBuffer { src in
+            for i in 0..<b {
+                for (j, p) in positions.enumerated() {
+                    for k in 0..<v { out[(i * positions.count + j) * v + k] = src[(i * t + p) * v + k] }
+                }
+            }
+        }
+        return Tensor(out, shape: [b, positions.count, v])
+    }
+}
