@@ -23,7 +23,7 @@ enum RoutedLowRank {
     static func apply(_ x: Variable, a: Variable, b: Variable, weights w: Variable, rowGroups: [Int], mode: MixingMode,
                       scale: Float) throws -> Variable {
         let (s, k, d, r, e) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3], b.shape[3])
-        let m = x.shape[0], c = mode == .parameters ? 1 : k, kr = k * r, skr = s * k * r
+        let m = x.shape[0], params = mode == .parameters, c = params ? 1 : k, kr = k * r, skr = s * k * r
         guard x.shape == [m, s * d], b.shape == [s, k, r, e], w.shape.count == 3, w.shape[1] == s, w.shape[2] == k,
               rowGroups.count == m, rowGroups.allSatisfy({ $0 >= 0 && $0 < w.shape[0] }) else {
             throw TensorError("routed_low_rank", "x \(fmt(x.shape)), A \(fmt(a.shape)), B \(fmt(b.shape)), w \(fmt(w.shape)) and \(rowGroups.count) row groups do not fit")
@@ -48,10 +48,10 @@ enum RoutedLowRank {
                 let wg = pw + rowGroups[i] * s * k, ui = pu + i * skr, li = pl + i * c * r
                 for si in 0..<s { for kk in 0..<k {
                     let usk = ui + (si * k + kk) * r
-                    if c == 1 { Vec.axpy(r, wg[si * k + kk], usk, li) } else { Vec.axpy(r, 1, usk, li + kk * r) }
+                    if params { Vec.axpy(r, wg[si * k + kk], usk, li) } else { Vec.axpy(r, 1, usk, li + kk * r) }
                 } }
                 for si in 0..<s { for kk in 0..<k {
-                    Vec.fill(r, scale * wg[si * k + kk], li + (c == 1 ? 0 : kk * r), pc + i * skr + (si * k + kk) * r)
+                    Vec.fill(r, scale * wg[si * k + kk], li + (params ? 0 : kk * r), pc + i * skr + (si * k + kk) * r)
                 } }
             }
             for si in 0..<s {
@@ -90,13 +90,13 @@ enum RoutedLowRank {
                     let grp = rowGroups[i], wg = pw + grp * s * k, li = pl + i * c * r, dli = pdl + i * c * r
                     let ui = pu + i * skr, dci = pdc + i * skr
                     for si in 0..<s { for kk in 0..<k {
-                        let idx = si * k + kk, lc = li + (c == 1 ? 0 : kk * r), dsk = dci + idx * r
-                        Vec.axpy(r, scale * wg[idx], dsk, dli + (c == 1 ? 0 : kk * r))
+                        let idx = si * k + kk, lc = li + (params ? 0 : kk * r), dsk = dci + idx * r
+                        Vec.axpy(r, scale * wg[idx], dsk, dli + (params ? 0 : kk * r))
                         if needs[3] { pdw.baseAddress![grp * s * k + idx] += scale * Vec.dot(r, lc, dsk) }
                     } }
                     for si in 0..<s { for kk in 0..<k {
                         let idx = si * k + kk, dsk = dci + idx * r
-                        if c == 1 {
+                        if params {
                             if needs[3] { pdw.baseAddress![grp * s * k + idx] += Vec.dot(r, ui + idx * r, dli) }
                             Vec.fill(r, wg[idx], dli, dsk)
                         } else {
