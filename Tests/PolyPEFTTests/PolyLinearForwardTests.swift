@@ -27,17 +27,17 @@ final class PolyLinearForwardTests: XCTestCase {
 
     /// The rule reproduces the measured winners (BENCHMARKS.md, "Routing kernel choice").
     func testAutomaticStrategyFollowsMeasurements() {
-        func perRow(_ rows: Int, _ groups: Int, _ mixing: MixingMode) -> Bool {
-            PolyLinear.prefersPerRowRouting(rows: rows, groups: groups, mixing: mixing)
+        func perRow(_ rows: Int, _ groups: Int, _ width: Int, _ r: Int, _ k: Int, _ mixing: MixingMode) -> Bool {
+            PolyLinear.prefersPerRowRouting(rows: rows, groups: groups, inFeatures: width, outFeatures: width, r: r,
+                                            skills: k, mixing: mixing)
         }
-        XCTAssertTrue(perRow(2048, 2048, .parameters))     // training, 2048 one-token samples
-        XCTAssertFalse(perRow(2048, 256, .parameters))     // training, 256 samples x 8 tokens
-        XCTAssertFalse(perRow(2048, 16, .parameters))      // inference, 16 tasks
-        XCTAssertFalse(perRow(2048, 32, .parameters))      // training, 32 sequences (also with 64 splits)
-        XCTAssertTrue(perRow(256, 256, .parameters))       // polyctl train's MLP, parameter mixing
-        XCTAssertFalse(perRow(256, 18, .parameters))       // ... inference, 18 interleaved tasks
-        XCTAssertTrue(perRow(256, 256, .outputs))          // ... output mixing
-        XCTAssertTrue(perRow(256, 18, .outputs))           // ... output mixing, inference
-        XCTAssertFalse(perRow(256, 1, .outputs))           // one group: always per group
+        XCTAssertTrue(perRow(2048, 2048, 1024, 8, 8, .parameters))     // training, 2048 one-token samples
+        XCTAssertFalse(perRow(2048, 256, 1024, 8, 8, .parameters))     // training, 256 samples x 8 tokens (even)
+        XCTAssertFalse(perRow(2048, 128, 1024, 8, 8, .parameters))     // training, 128 samples x 16 tokens
+        XCTAssertFalse(perRow(2048, 16, 1024, 8, 8, .parameters))      // inference, 16 tasks
+        XCTAssertTrue(perRow(256, 256, 48, 2, 6, .parameters))         // polyctl train's MLP (32 -> 64), training
+        XCTAssertTrue(perRow(256, 18, 48, 2, 6, .parameters))          // ... inference, 18 interleaved tasks
+        XCTAssertTrue(perRow(256, 18, 48, 2, 6, .outputs))             // ... output mixing
+        XCTAssertFalse(perRow(256, 1, 48, 2, 6, .outputs))             // one group: always per group
     }
 }

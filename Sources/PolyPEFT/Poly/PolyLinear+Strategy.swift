@@ -5,16 +5,21 @@
 ///                            -> G K r (in + out) + M r (in + out) flops, two small matmuls per run
 /// per row (RoutedLowRank):   six matmuls over all rows with K r-wide intermediates
 ///                            -> M K r (in + out) flops, independent of G
-/// parameters mixing: per row when  M < 8 G      outputs mixing: per row when  M < 32 G      (G = groups, M = rows)
+/// parameters mixing: per row when  M < 8 G,   outputs mixing: when  M < 32 G      (G = groups, M = rows)
+/// and per row whenever the whole per-row work is small:  M K r (in + out) <= 2^21 flops
 /// ```
 /// Per row does K times the flops of a long run, but a run of a few rows makes its two products inefficient, so
 /// the crossover is measured (1 thread, BENCHMARKS.md "Routing kernel choice"): a 1024 x 1024 layer with r 8 and 8
 /// skills trains in 185 against 470 ms per step per row with 2048 one-token samples, while 256 samples of 8 tokens
-/// are even (189 against 182 ms); the `polyctl train` MLP trains per row at 970 against 730 steps/s. Output
-/// mixing's per-group factors are K times wider (`[G, K r, out]`), which moves its crossover up.
+/// are even (171 against 174 ms) and 128 samples of 16 tokens favour per group (171 against 154). On small layers
+/// the fixed cost of mixing per group dominates: the `polyctl train` MLP trains per row at 1,320 against 730
+/// steps/s, and its mixed-task inference (18 tasks, 14 rows each) takes 0.18 against 0.29 ms. Output mixing's
+/// per-group factors are K times wider (`[G, K r, out]`), which moves its crossover up.
 extension PolyLinear {
-    static func prefersPerRowRouting(rows: Int, groups: Int, mixing: MixingMode) -> Bool {
+    static func prefersPerRowRouting(rows: Int, groups: Int, inFeatures: Int, outFeatures: Int, r: Int, skills: Int,
+                                     mixing: MixingMode) -> Bool {
         guard groups > 1 else { return false }
+        if rows * skills * r * (inFeatures + outFeatures) <= 1 << 21 { return true }
         switch mixing {
         case .outputs: return rows < 32 * groups
         case .parameters: return rows < 8 * groups

@@ -71,12 +71,18 @@ public final class PolyLinear: Module, AdapterLayer {
         // Groups: one per distinct task in evaluation, one per sample in training (independent noise per sample).
         let (groupTasks, groupOfSample) = ctx.isTraining ? (tasks.ids, Array(0..<n)) : (tasks.distinct, tasks.groupOfSample)
         let w = try router.weights(rowTasks: groupTasks, ctx, noise: ctx.injectedUniformNoise[path])     // [G, S, K]
-        let rowGroups = groupOfSample.flatMap { [Int](repeating: $0, count: t) }
+        var rowGroups = groupOfSample                                                                  // [N*T]
+        if t > 1 {
+            rowGroups = []
+            rowGroups.reserveCapacity(n * t)
+            for g in groupOfSample { for _ in 0..<t { rowGroups.append(g) } }
+        }
         let x2 = try x.reshaped([n * t, inF])                                                         // [N*T, in]
         let d: Variable
         let perRow: Bool
         switch strategy {
-        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, mixing: mixing)
+        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, inFeatures: inF,
+                                                                  outFeatures: outF, r: r, skills: nSkills, mixing: mixing)
         case .perGroup: perRow = false
         case .perRow: perRow = true
         }

@@ -16,7 +16,7 @@ struct TaskBatch {
         guard taskIDs.count == batch else {
             throw PolyError("\(layer): \(taskIDs.count) task ids for a batch of \(batch) samples")
         }
-        var index: [Int: Int] = [:]
+        var index = [Int](repeating: -1, count: nTasks + 1)        // index[id + 1]: the group of id (-1: none yet)
         var distinct: [Int] = []
         var groups: [Int] = []
         groups.reserveCapacity(batch)
@@ -24,8 +24,9 @@ struct TaskBatch {
             guard (id >= 0 && id < nTasks) || (allowsUnknown && id == TaskTable.unknownID) else {
                 throw PolyError("\(layer): task id \(id) of sample \(i) is out of range 0..<\(nTasks)")
             }
-            if let g = index[id] { groups.append(g) } else {
-                index[id] = distinct.count
+            let g = index[id + 1]
+            if g >= 0 { groups.append(g) } else {
+                index[id + 1] = distinct.count
                 groups.append(distinct.count)
                 distinct.append(id)
             }
