@@ -44,15 +44,18 @@ enum RoutedLowRank {
                 Gemm.multiply(m: m, n: kr, k: d, a: px + si * d, rowStrideA: s * d, colStrideA: 1, b: pa + si * d * kr,
                               rowStrideB: kr, colStrideB: 1, c: pu + si * kr, ldc: skr, accumulate: false, threads: threads)
             }
+            let sk = s * k
             for i in 0..<m {
-                let wg = pw + rowGroups[i] * s * k, ui = pu + i * skr, li = pl + i * c * r
-                for si in 0..<s { for kk in 0..<k {
-                    let usk = ui + (si * k + kk) * r
-                    if params { Vec.axpy(r, wg[si * k + kk], usk, li) } else { Vec.axpy(r, 1, usk, li + kk * r) }
-                } }
-                for si in 0..<s { for kk in 0..<k {
-                    Vec.fill(r, scale * wg[si * k + kk], li + (params ? 0 : kk * r), pc + i * skr + (si * k + kk) * r)
-                } }
+                let wg = pw + rowGroups[i] * sk, ui = pu + i * skr, li = pl + i * c * r, ci = pc + i * skr
+                // Plain loops: r is small (1-16), too short for the vector kernels' set-up to pay.
+                for q in 0..<sk {
+                    let wt = params ? wg[q] : 1, uq = ui + q * r, lq = li + (params ? 0 : (q % k) * r)
+                    for j in 0..<r { lq[j] += wt * uq[j] }
+                }
+                for q in 0..<sk {
+                    let f = scale * wg[q], lq = li + (params ? 0 : (q % k) * r), cq = ci + q * r
+                    for j in 0..<r { cq[j] = f * lq[j] }
+                }
             }
             for si in 0..<s {
                 Gemm.multiply(m: m, n: e, k: kr, a: pc + si * kr, rowStrideA: skr, colStrideA: 1, b: pb + si * kr * e,
