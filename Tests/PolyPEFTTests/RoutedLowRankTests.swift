@@ -1,7 +1,7 @@
 import XCTest
 @testable import PolyPEFT
 
-/// The per-row routing kernel, the fused router weights and the vector kernels against plain loops, on odd shapes.
+/// The per-row routing kernel and the fused router weights against plain loops and composed ops, on odd shapes.
 final class RoutedLowRankTests: XCTestCase {
     /// Plain loops in Double: per row, the mixed factors of its group's weights (PEFT's maths, or output mixing).
     func reference(_ x: Tensor, _ a: Tensor, _ b: Tensor, _ w: Tensor, _ rowGroups: [Int], _ mode: MixingMode,
@@ -96,24 +96,5 @@ final class RoutedLowRankTests: XCTestCase {
         }
         XCTAssertThrowsError(try RoutingWeights.compute(table: Variable(router.moduleLogits.value), rows: [5], splits: 2,
                                                         skills: 3, uniform: nil, temperature: 1))
-    }
-
-    func testVectorKernelsMatchPlainLoops() {
-        for n in [0, 1, 3, 7, 8, 9, 33] {
-            let x = randomTensor([n], seed: 1).scalars, y0 = randomTensor([n], seed: 2).scalars
-            var y = y0, yr = y0, z = [Float](repeating: 0, count: n)
-            x.withUnsafeBufferPointer { px in
-                y.withUnsafeMutableBufferPointer { Vec.axpy(n, 0.3, px.baseAddress!, $0.baseAddress!) }
-                z.withUnsafeMutableBufferPointer { Vec.fill(n, -2, px.baseAddress!, $0.baseAddress!) }
-                y0.withUnsafeBufferPointer { py in
-                    XCTAssertEqual(Vec.dot(n, px.baseAddress!, py.baseAddress!), Vec.referenceDot(x, y0), accuracy: 1e-5, "n=\(n)")
-                }
-            }
-            Vec.referenceAxpy(0.3, x, &yr)
-            for i in 0..<n {
-                XCTAssertEqual(y[i], yr[i], accuracy: 1e-6)
-                XCTAssertEqual(z[i], -2 * x[i])
-            }
-        }
     }
 }

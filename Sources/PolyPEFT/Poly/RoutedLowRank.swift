@@ -88,24 +88,36 @@ enum RoutedLowRank {
                     Gemm.multiply(m: m, n: kr, k: e, a: gs, rowStrideA: s * e, colStrideA: 1, b: bs, rowStrideB: 1,
                                   colStrideB: e, c: pdc + si * kr, ldc: skr, accumulate: false, threads: threads)
                 }
-                // dL', dw, then dC -> dU in place.
+                // dL', dw, then dC -> dU in place; plain loops over the short r.
+                let sk = s * k
                 for i in 0..<m {
-                    let grp = rowGroups[i], wg = pw + grp * s * k, li = pl + i * c * r, dli = pdl + i * c * r
-                    let ui = pu + i * skr, dci = pdc + i * skr
-                    for si in 0..<s { for kk in 0..<k {
-                        let idx = si * k + kk, lc = li + (params ? 0 : kk * r), dsk = dci + idx * r
-                        Vec.axpy(r, scale * wg[idx], dsk, dli + (params ? 0 : kk * r))
-                        if needs[3] { pdw.baseAddress![grp * s * k + idx] += scale * Vec.dot(r, lc, dsk) }
-                    } }
-                    for si in 0..<s { for kk in 0..<k {
-                        let idx = si * k + kk, dsk = dci + idx * r
-                        if params {
-                            if needs[3] { pdw.baseAddress![grp * s * k + idx] += Vec.dot(r, ui + idx * r, dli) }
-                            Vec.fill(r, wg[idx], dli, dsk)
-                        } else {
-                            Vec.fill(r, 1, dli + kk * r, dsk)
+                    let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl + i * c * r
+                    let ui = pu + i * skr, dci = pdc + i * skr, dwg = needs[3] ? pdw.baseAddress! + grp * sk : nil
+                    for q in 0..<sk {
+                        let off = params ? 0 : (q % k) * r, lq = li + off, dlq = dli + off, dq = dci + q * r
+                        let f = scale * wg[q]
+                        var dot: Float = 0
+                        for j in 0..<r {
+                            dlq[j] += f * dq[j]
+                            dot += lq[j] * dq[j]
                         }
-                    } }
+                        dwg?[q] += scale * dot
+                    }
+                    for q in 0..<sk {
+                        let dq = dci + q * r
+                        if params {
+                            let uq = ui + q * r, wt = wg[q]
+                            var dot: Float = 0
+                            for j in 0..<r {
+                                dot += uq[j] * dli[j]
+                                dq[j] = wt * dli[j]
+                            }
+                            dwg?[q] += dot
+                        } else {
+                            let dlq = dli + (q % k) * r
+                            for j in 0..<r { dq[j] = dlq[j] }
+                        }
+                    }
                 }
                 for si in 0..<s {
                     if needs[1] {
