@@ -61,7 +61,7 @@ enum BenchT5: Subcommand {
         let config = T5Config(vocabSize: vocab, dModel: dModel, dKV: dModel / heads, dFF: dFF, numLayers: layers,
                               numHeads: heads, dropoutRate: 0.1)
         let model = try T5ForConditionalGeneration(config: config, seed: seed)
-        let baseWeights: [(String, Tensor)] = dumpPath == nil ? [] : uniqueParameters(model)
+        let baseWeights = dumpPath == nil ? [] : model.uniqueNamedParameters().map { ($0.name, $0.parameter.value) }
         var rng = Xoshiro256(seed: seed &+ 1)
         let polyConfig = PolyConfig(r: r, targetModules: .names(["q", "v"]), nTasks: tasks, nSkills: skills, nSplits: splits,
                                     initWeights: false, mixing: .parameters)
@@ -98,7 +98,7 @@ enum BenchT5: Subcommand {
                 t["task_ids"] = BenchSupport.taskTensor(taskIDs)
                 t["eval_loss"] = Tensor([evalLoss], shape: [1])
                 t["logits_positions"] = Tensor(positions.map(Float.init), shape: [positions.count])
-                t["logits_slice"] = slice(logits.value, positions: positions)
+                t["logits_slice"] = try logits.value.indexSelect(axis: 1, positions)          // [B, P, V]
                 try BenchSupport.dump(t, to: dumpPath)
             }
             return try BenchSupport.interleavedBestMilliseconds(rounds: repeats, [
@@ -124,25 +124,5 @@ enum BenchT5: Subcommand {
         }
         console.print("eval_loss=\(BenchSupport.fmt(Double(evalLoss), 6))")
         console.print("train_step_ms=\(BenchSupport.fmt(figures[0].1))")
-    }
-
-    /// Every parameter once, under its first dotted name (a tied embedding as `shared.weight` only).
-    static func uniqueParameters(_ model: Module) -> [(String, Tensor)] {
-        var seen = Set<ObjectIdentifier>()
-        return model.namedParameters().compactMap { n, p in seen.insert(ObjectIdentifier(p)).inserted ? (n, p.value) : nil }
-    }
-
-    /// `logits[:, positions, :]`.   logits: [B, T, V] -> [B, P, V]
-    static func slice(_ logits: Tensor, positions: [Int]) -> Tensor {
-        let (b, t, v) = (logits.shape[0], logits.shape[1], logits.shape[2])
-        var out = [Float](repeating: 0, count: b * positions.count * v)
-        logits.withContiguousBuffer { src in
-            for i in 0..<b {
-                for (j, p) in positions.enumerated() {
-                    for k in 0..<v { out[(i * positions.count + j) * v + k] = src[(i * t + p) * v + k] }
-                }
-            }
-        }
-        return Tensor(out, shape: [b, positions.count, v])
     }
 }

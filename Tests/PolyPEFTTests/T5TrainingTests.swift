@@ -8,8 +8,8 @@ final class T5TrainingTests: XCTestCase {
                               relativeAttentionNumBuckets: 8, relativeAttentionMaxDistance: 16, dropoutRate: 0,
                               feedForward: .gated(.geluTanh), eosTokenID: 1)
         let model = try T5ForConditionalGeneration(config: config, seed: 1)
-        var seen = Set<ObjectIdentifier>()         // tied embeddings appear under four names: optimise them once
-        let params = model.trainableParameters().filter { seen.insert(ObjectIdentifier($0.parameter)).inserted }
+        // Tied embeddings appear under four names: optimise them once.
+        let params = model.uniqueNamedParameters().filter { $0.parameter.requiresGrad }
         let opt = Adam([ParameterGroup(parameters: params, learningRate: 3e-3)])
         var g = Xoshiro256(seed: 2)
         func batch() -> ([[Int]], [[Int]]) {

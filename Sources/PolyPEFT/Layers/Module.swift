@@ -93,12 +93,17 @@ open class Module {
         namedParameters().filter { $0.parameter.requiresGrad }
     }
 
+    /// Every parameter once, under the first of its names (a tied embedding is registered under several).
+    public func uniqueNamedParameters() -> [(name: String, parameter: Parameter)] {
+        var seen = Set<ObjectIdentifier>()
+        return namedParameters().filter { seen.insert(ObjectIdentifier($0.parameter)).inserted }
+    }
+
     /// Counts like PEFT's `print_trainable_parameters()`:
     /// `trainable params: 12,288 || all params: 1,062,912 || trainable%: 1.1561`.
     public func parameterSummary() -> String {
-        var seen = Set<ObjectIdentifier>()
         var all = 0, trainable = 0
-        for (_, p) in namedParameters() where seen.insert(ObjectIdentifier(p)).inserted {
+        for (_, p) in uniqueNamedParameters() {
             all += p.count
             if p.requiresGrad { trainable += p.count }
         }
