@@ -94,7 +94,9 @@ final class RoutedLowRankTests: XCTestCase {
             assertClose(wf, wc, rtol: 1e-6, atol: 1e-7, "weights \(mode)")
             assertClose(gf, gc, rtol: 1e-4, atol: 1e-6, "gradient \(mode)")
         }
-        XCTAssertThrowsError(try RoutingWeights.compute(table: Variable(router.moduleLogits.value), rows: [5], splits: 2,
-                                                        skills: 3, uniform: nil, temperature: 1))
+        XCTAssertThrowsError(try RoutingWeights.compute(table: Variable(router.moduleLogits.value), rows: [0, 5], splits: 2,
+                                                        skills: 3, uniform: nil, temperature: 1)) {
+            XCTAssertTrue("\($0)".contains("row 5 of group 1 is outside the logit table [5, 6]"), "\($0)")
+        }
     }
 }

@@ -17,7 +17,7 @@
 /// ```
 /// PEFT's form builds a mixed `A` and `B` per sample (`[M, in, r]`, `[M, r, out]`); this never builds anything
 /// wider than `[M, S K r]`, and the matmuls read `x`, `dY`, `B` and the outputs in place through strides.
-/// `LowRankDelta.reference` on the per-row mixed factors is the test oracle.
+/// The test oracle is a plain Double loop over the per-row mixed factors (`RoutedLowRankTests.reference`).
 enum RoutedLowRank {
     /// `x: [M, in]`, `a: [S, K, d, r]`, `b: [S, K, r, e]`, `w: [G, S, K]`, `rowGroups: [M]` -> `[M, S*e]`.
     static func apply(_ x: Variable, a: Variable, b: Variable, weights w: Variable, rowGroups: [Int], mode: MixingMode,
@@ -47,7 +47,7 @@ enum RoutedLowRank {
             let sk = s * k
             for i in 0..<m {
                 let wg = pw + rowGroups[i] * sk, ui = pu + i * skr, li = pl + i * c * r, ci = pc + i * skr
-                // Plain loops: r is small (1-16), too short for the vector kernels' set-up to pay.
+                // Plain loops over the short r (1-16).
                 for q in 0..<sk {
                     let wt = params ? wg[q] : 1, uq = ui + q * r, lq = li + (params ? 0 : (q % k) * r)
                     for j in 0..<r { lq[j] += wt * uq[j] }
@@ -66,7 +66,7 @@ enum RoutedLowRank {
         return Variable.record(Tensor(y, shape: [m, s * e]), [x, a, b, w]) { g, needs in
             let gv = g.contiguous()                                               // dY: [M, S e]
             var dcm = LowRankDelta.uninitialized(m * skr)                         // dC, then dU: [M, S, K r]
-            var dl = [Float](repeating: 0, count: m * c * r)                      // dL': [M, C, r]
+            var dl = [Float](repeating: 0, count: c * r)                          // dL' of one row: [C, r]
             var dx = needs[0] ? LowRankDelta.uninitialized(m * s * d) : []
             var daw = needs[1] ? LowRankDelta.uninitialized(s * d * kr) : []      // dAw: [S, d, K, r]
             var db = needs[2] ? LowRankDelta.uninitialized(s * kr * e) : []       // dB: [S, K r, e]
@@ -91,8 +91,9 @@ enum RoutedLowRank {
                 // dL', dw, then dC -> dU in place; plain loops over the short r.
                 let sk = s * k
                 for i in 0..<m {
-                    let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl + i * c * r
+                    let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl
                     let ui = pu + i * skr, dci = pdc + i * skr, dwg = needs[3] ? pdw.baseAddress! + grp * sk : nil
+                    dli.update(repeating: 0, count: c * r)
                     for q in 0..<sk {
                         let off = params ? 0 : (q % k) * r, lq = li + off, dlq = dli + off, dq = dci + q * r
                         let f = scale * wg[q]

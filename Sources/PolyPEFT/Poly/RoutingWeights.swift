@@ -15,8 +15,11 @@ enum RoutingWeights {
     static func compute(table: Variable, rows: [Int], splits s: Int, skills k: Int, uniform: Tensor?,
                         temperature: Float) throws -> Variable {
         let g = rows.count, tv = table.value.contiguous()
-        guard tv.rank == 2, tv.shape[1] == s * k, rows.allSatisfy({ $0 >= 0 && $0 < tv.shape[0] }) else {
-            throw TensorError("routing_weights", "logit table \(fmt(tv.shape)) does not hold rows \(rows.prefix(4))... of \(s * k) logits")
+        guard tv.rank == 2, tv.shape[1] == s * k else {
+            throw TensorError("routing_weights", "logit table \(fmt(tv.shape)) does not have rows of \(s) x \(k) logits")
+        }
+        if let bad = rows.firstIndex(where: { $0 < 0 || $0 >= tv.shape[0] }) {
+            throw TensorError("routing_weights", "row \(rows[bad]) of group \(bad) is outside the logit table \(fmt(tv.shape))")
         }
         if let uniform, uniform.shape != [g, s, k] {
             throw TensorError("routing_weights", "noise \(fmt(uniform.shape)) does not match logits \(fmt([g, s, k]))")
