@@ -20,35 +20,63 @@ final class LowRankDeltaTests: XCTestCase {
         XCTAssertEqual(r.byGroup.map { $0.map(\.start) }, [[2], [0, 5], [6]])   // group 3 has no rows: left out
     }
 
-    /// The groupings above exercise both kernels: per-run products (0, 4: long runs) and per-row loops (1-3).
+    /// The groupings above exercise both kernels: per-run products (0, 4: long runs) and per-row loops (1-3); below
+    /// rank `rowwiseRankLimit` the forward always runs per row.
     func testBothKernelsAreCovered() {
         let rowwise = groupings.map { LowRankDelta.prefersRowwise(runs: RowRuns(rowGroups: $0.rows, groupCount: $0.count).runs.count, rows: $0.rows.count) }
         XCTAssertEqual(rowwise, [false, true, true, true, false])
+        XCTAssertEqual(RowRuns.count([1, 1, 0, 0, 0, 1, 2, 2]), 4)
+        XCTAssertEqual(RowRuns.count([]), 0)
+        XCTAssertTrue(shapes.contains { $0.rank < LowRankDelta.rowwiseRankLimit })
+        XCTAssertTrue(shapes.contains { $0.rank >= LowRankDelta.rowwiseRankLimit })
     }
+
+    /// (in, rank, out): below and above the rank limit, with widths off and on the 8-lane vectors.
+    let shapes: [(inF: Int, rank: Int, outF: Int)] = [(5, 3, 4), (19, 2, 17), (16, 1, 24), (9, 8, 12), (5, 9, 4)]
 
     func testForwardMatchesReferenceOnOneAndTwoThreads() throws {
         for (gi, (rows, count)) in groupings.enumerated() { for shared in [false, true] { for threads in [1, 2] {
-            let x = randomTensor([rows.count, 5], seed: 1)
-            let left = randomTensor([shared ? 1 : count, 5, 3], seed: 2), right = randomTensor([count, 3, 4], seed: 3)
-            let y = try Parallel.$threadLimit.withValue(threads) {
-                try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
-                                       groupCount: count, scale: 0.5).value
+            for (inF, rank, outF) in shapes {
+                let x = randomTensor([rows.count, inF], seed: 1)
+                let left = randomTensor([shared ? 1 : count, inF, rank], seed: 2), right = randomTensor([count, rank, outF], seed: 3)
+                let y = try Parallel.$threadLimit.withValue(threads) {
+                    try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
+                                           groupCount: count, scale: 0.5).value
+                }
+                let want = try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: count, scale: 0.5)
+                assertClose(y, want, rtol: 1e-5, atol: 1e-6, "grouping \(gi) shared \(shared) threads \(threads) \(inF) \(rank) \(outF)")
             }
-            let want = try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: count, scale: 0.5)
-            assertClose(y, want, rtol: 1e-5, atol: 1e-6, "grouping \(gi) shared \(shared) threads \(threads)")
         } } }
     }
 
+    /// Enough per-row work to split the rows between two threads (rows * rank * (in + out) above the threshold).
+    func testRowwiseForwardSplitAmongThreads() throws {
+        let (m, inF, rank, outF, groups) = (1027, 96, 4, 97, 5)
+        XCTAssertGreaterThanOrEqual(m * rank * (inF + outF), Gemm.parallelThreshold)
+        let rows = (0..<m).map { ($0 * 7) % groups }
+        let x = randomTensor([m, inF], seed: 11), left = randomTensor([groups, inF, rank], seed: 12)
+        let right = randomTensor([groups, rank, outF], seed: 13)
+        let want = try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: groups, scale: 0.25)
+        for threads in [1, 2] {
+            let y = try Parallel.$threadLimit.withValue(threads) {
+                try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
+                                       groupCount: groups, scale: 0.25).value
+            }
+            assertClose(y, want, rtol: 1e-4, atol: 1e-5, "threads \(threads)")
+        }
+    }
+
     func testGradientsByFiniteDifferences() throws {
-        for (rows, count) in groupings { for shared in [false, true] { for threads in [1, 2] {
+        // Rank 3 runs the forward per row, rank 8 (long runs) as products; backwards follow the runs either way.
+        for (rows, count) in groupings { for shared in [false, true] { for threads in [1, 2] { for rank in [3, 8] {
             let x = randomTensor([rows.count, 5], seed: 4)
-            let left = randomTensor([shared ? 1 : count, 5, 3], seed: 5), right = randomTensor([count, 3, 4], seed: 6)
+            let left = randomTensor([shared ? 1 : count, 5, rank], seed: 5), right = randomTensor([count, rank, 4], seed: 6)
             try Parallel.$threadLimit.withValue(threads) {
                 try gradCheck([x, left, right]) { v in
                     try LowRankDelta.apply(v[0], left: v[1], right: v[2], rowGroups: rows, groupCount: count, scale: 0.5)
                 }
             }
-        } } }
+        } } } }
     }
 
     /// A non-contiguous input (a transposed view) gives the same result as its contiguous copy.

@@ -12,7 +12,7 @@
 /// training every sample is its own group), so the products read `x`, `dY` and write `y`, `dX` in place through
 /// pointers: no row is gathered or scattered. Runs (forward, `dX`) and groups (`dLeft`, `dRight`) are shared among
 /// threads when there are enough of them; a single run gets the threads inside its products instead.
-/// Short runs use per-row loops instead (`RowwiseLowRank`). `reference` keeps the plain gather / two-matmul / scatter form as the test oracle.
+/// Short runs, and every forward below rank 8, use per-row loops instead (`RowwiseLowRank`). `reference` keeps the plain gather / two-matmul / scatter form as the test oracle.
 enum LowRankDelta {
     static func apply(_ x: Variable, left: Variable, right: Variable, rowGroups: [Int], groupCount: Int,
                       scale: Float) throws -> Variable {
@@ -20,9 +20,9 @@ enum LowRankDelta {
         let rs = (right.value * scale).contiguous()                        // right * scale: [G, R, out]
         let m = xv.shape[0], inF = xv.shape[1], rank = lv.shape[2], outF = rs.shape[2]
         let shared = lv.shape[0] == 1
-        let runs = RowRuns(rowGroups: rowGroups, groupCount: groupCount)
         let threads = Parallel.currentThreads
-        let rowwise = LowRankDelta.prefersRowwise(runs: runs.runs.count, rows: m)
+        let rowwise = LowRankDelta.prefersRowwise(runs: RowRuns.count(rowGroups), rows: m)
+        let runs = rowwise ? nil : RowRuns(rowGroups: rowGroups, groupCount: groupCount)   // per-row loops need no runs
         // Forward: H = X left (unscaled, kept for backward), y = H (right * scale), run by run.
         // Every row belongs to one run, so the kernels write every element of h and y: no zero fill first.
         var h = LowRankDelta.uninitialized(m * rank)                        // [M, R]
@@ -30,9 +30,10 @@ enum LowRankDelta {
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
                 let (ph, py) = (UncheckedSendable(bh.baseAddress!), UncheckedSendable(by.baseAddress!))
-                if rowwise {
+                guard let runs, rank >= LowRankDelta.rowwiseRankLimit else {
                     RowwiseLowRank.forward(x: px.baseAddress!, left: pl.baseAddress!, right: pr.baseAddress!, rowGroups: rowGroups,
-                                           shared: shared, inF: inF, rank: rank, outF: outF, h: ph.value, y: py.value)
+                                           shared: shared, groups: groupCount, inF: inF, rank: rank, outF: outF, h: ph.value, y: py.value,
+                                           threads: threads)
                     return
                 }
                 runs.forEachRun(threads: threads) { run, inner in
@@ -67,7 +68,7 @@ enum LowRankDelta {
                                             dRight: pdr, needsDH: pdl != nil)
                 }
                 // Per group (disjoint outputs): dRight[g] += H^T dY, dH = dY right^T, dLeft[g] += X^T dH, dX = dH left^T.
-                if !rowwise { runs.forEachGroup(threads: threads) { group, inner in
+                if let runs { runs.forEachGroup(threads: threads) { group, inner in
                     let (pdh, pdx, pdl, pdr) = out.value
                     for run in group {
                         let (s, c, gi) = (run.start, run.count, run.group)
@@ -109,6 +110,10 @@ enum LowRankDelta {
     /// cost more in calls than in arithmetic.
     static func prefersRowwise(runs: Int, rows: Int) -> Bool { runs * 8 > rows }
 
+    /// Below this rank the forward always uses the per-row loops: products with 1-7 columns (`x left`) or a depth
+    /// of 1-7 (`H right`) waste most of a SIMD tile.
+    static let rowwiseRankLimit = 8
+
     /// `count` floats left uninitialised: the caller writes every element before reading it.
     static func uninitialized(_ count: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
@@ -136,6 +141,13 @@ struct RowRuns {
     struct Run { let group: Int, start: Int, count: Int }
     let runs: [Run]
     let byGroup: [[Run]]
+
+    /// The number of runs, without building them.
+    static func count(_ rowGroups: [Int]) -> Int {
+        var n = rowGroups.isEmpty ? 0 : 1
+        for i in rowGroups.indices.dropFirst() where rowGroups[i] != rowGroups[i - 1] { n += 1 }
+        return n
+    }
 
     init(rowGroups: [Int], groupCount: Int) {
         var runs: [Run] = []

@@ -78,28 +78,36 @@ public final class PolyLinear: Module, AdapterLayer {
             for g in groupOfSample { for _ in 0..<t { rowGroups.append(g) } }
         }
         let x2 = try x.reshaped([n * t, inF])                                                         // [N*T, in]
-        let d: Variable
+        let scale = 1 / Float(r)
+        // Evaluation without gradients, parameter mixing: the factors are constants, mixed once per task with plain
+        // loops (`SkillMixing`), and applied per group; this does the fewest flops whatever the rows per task.
+        let constants = !ctx.isTraining && !ctx.recordsGradients && mixing == .parameters
         let perRow: Bool
         switch strategy {
-        case .automatic: perRow = PolyLinear.prefersPerRowRouting(rows: n * t, groups: groupTasks.count, inFeatures: inF,
-                                                                  outFeatures: outF, r: r, skills: nSkills, mixing: mixing)
+        case .automatic: perRow = !constants && PolyLinear.prefersPerRowRouting(
+            rows: n * t, groups: groupTasks.count, inFeatures: inF, outFeatures: outF, r: r, skills: nSkills, mixing: mixing)
         case .perGroup: perRow = false
         case .perRow: perRow = true
         }
+        let d: Variable
         if perRow {
             d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: w, rowGroups: rowGroups, mode: mixing,
-                                        scale: 1 / Float(r))
+                                        scale: scale)
+        } else if constants {
+            let (left, right) = SkillMixing.mix(w: w.value, a: loraA.value, b: loraB.value, scale: scale)   // [G, in, r], [G, r, out]
+            d = try LowRankDelta.apply(x2, left: Variable(left), right: Variable(right), rowGroups: rowGroups,
+                                       groupCount: groupTasks.count, scale: 1)
         } else {
             let (left, right) = try factors(w, ctx)       // left: [G or 1, in, R], right: [G, R, out]
             d = try LowRankDelta.apply(x2, left: left, right: right, rowGroups: rowGroups,
-                                       groupCount: groupTasks.count, scale: 1 / Float(r))
+                                       groupCount: groupTasks.count, scale: scale)
         }
         if let rec = ctx.recorder {
             rec.record("layer.\(path).mixing_weights", try w.value.indexSelect(axis: 0, groupOfSample))
             if mixing == .parameters {
-                let (left, right) = try factors(Variable(w.value), Context.inference())
-                rec.record("layer.\(path).A_mixed", try left.value.indexSelect(axis: 0, groupOfSample))
-                rec.record("layer.\(path).B_mixed", try right.value.indexSelect(axis: 0, groupOfSample))
+                let (left, right) = SkillMixing.mix(w: w.value, a: loraA.value, b: loraB.value, scale: 1)
+                rec.record("layer.\(path).A_mixed", try left.indexSelect(axis: 0, groupOfSample))
+                rec.record("layer.\(path).B_mixed", try right.indexSelect(axis: 0, groupOfSample))
             }
         }
         return try d.reshaped(Array(x.shape.dropLast()) + [outF])

@@ -18,18 +18,27 @@ struct TaskBatch {
         }
         var index = [Int](repeating: -1, count: nTasks + 1)        // index[id + 1]: the group of id (-1: none yet)
         var distinct: [Int] = []
-        var groups: [Int] = []
-        groups.reserveCapacity(batch)
-        for (i, id) in taskIDs.enumerated() {
-            guard (id >= 0 && id < nTasks) || (allowsUnknown && id == TaskTable.unknownID) else {
-                throw PolyError("\(layer): task id \(id) of sample \(i) is out of range 0..<\(nTasks)")
+        var failure: (sample: Int, id: Int)?
+        let groups = [Int](unsafeUninitializedCapacity: batch) { out, count in
+            for i in 0..<batch {
+                let id = taskIDs[i]
+                guard UInt(bitPattern: id) < UInt(nTasks) || (allowsUnknown && id == TaskTable.unknownID) else {
+                    failure = (i, id)
+                    count = i
+                    return
+                }
+                var g = index[id + 1]
+                if g < 0 {
+                    g = distinct.count
+                    index[id + 1] = g
+                    distinct.append(id)
+                }
+                out[i] = g
             }
-            let g = index[id + 1]
-            if g >= 0 { groups.append(g) } else {
-                index[id + 1] = distinct.count
-                groups.append(distinct.count)
-                distinct.append(id)
-            }
+            count = batch
+        }
+        if let failure {
+            throw PolyError("\(layer): task id \(failure.id) of sample \(failure.sample) is out of range 0..<\(nTasks)")
         }
         ids = taskIDs
         self.distinct = distinct

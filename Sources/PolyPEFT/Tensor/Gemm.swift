@@ -107,3 +107,41 @@ func update8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, add: Bool) {
 /// Rounds `x` up to a multiple of `m`.
 @inline(__always)
 func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
+
+/// `y = alpha x` (`overwrite`) or `y += alpha x` over `count` floats, eight lanes at a time.
+@inline(__always)
+func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, overwrite: Bool) {
+    let av = SIMD8<Float>(repeating: alpha)
+    var i = 0
+    while i + 8 <= count {
+        store8(fma8(overwrite ? SIMD8<Float>() : load8(y + i), av, load8(x + i)), y + i)
+        i += 8
+    }
+    while i < count {
+        y[i] = overwrite ? alpha * x[i] : y[i] + alpha * x[i]
+        i += 1
+    }
+}
+
+/// `sum_i a[i] b[i]` over `count` floats with two eight-lane accumulators (a different summation order from a
+/// plain loop: the result may differ in the last bits).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= count {
+        acc0 = fma8(acc0, load8(a + i), load8(b + i))
+        acc1 = fma8(acc1, load8(a + i + 8), load8(b + i + 8))
+        i += 16
+    }
+    if i + 8 <= count {
+        acc0 = fma8(acc0, load8(a + i), load8(b + i))
+        i += 8
+    }
+    var s = (acc0 + acc1).sum()
+    while i < count {
+        s += a[i] * b[i]
+        i += 1
+    }
+    return s
+}

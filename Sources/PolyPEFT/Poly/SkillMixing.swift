@@ -1,0 +1,39 @@
+/// Parameter mixing of a layer's skills into one pair of low-rank factors per group, as plain loops over constant
+/// tensors (evaluation without gradients, and the recorder's `A_mixed` / `B_mixed`).
+///
+/// ```
+/// w: [G, S, K],  A: [S, K, d, r],  B: [S, K, r, e]
+/// left[g, s d + i, j]  =         sum_k w[g,s,k] A[s,k,i,j]          left:  [G, S d, r]   (PEFT's A_full of group g)
+/// right[g, j, s e + o] = scale * sum_k w[g,s,k] B[s,k,j,o]          right: [G, r, S e]   (B_full, times scale)
+/// ```
+/// Each `A[s,k]` is one contiguous `d r` block and lands in a contiguous block of `left[g]`; each row `j` of
+/// `B[s,k]` is `e` contiguous floats landing at column `s e` of `right[g]`'s row `j`: every product is an axpy.
+/// `PolyLinear.factors` computes the same with recorded ops (permutes and batched matmuls) and is the oracle.
+enum SkillMixing {
+    static func mix(w: Tensor, a: Tensor, b: Tensor, scale: Float) -> (left: Tensor, right: Tensor) {
+        let (s, k, d, r, e) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3], b.shape[3])
+        let g = w.shape[0]
+        precondition(w.shape == [g, s, k] && b.shape == [s, k, r, e], "SkillMixing: w \(w.shape), A \(a.shape), B \(b.shape)")
+        let wv = w.contiguous(), av = a.contiguous(), bv = b.contiguous()
+        var left = LowRankDelta.uninitialized(g * s * d * r)                // [G, S d, r]
+        var right = LowRankDelta.uninitialized(g * r * s * e)               // [G, r, S e]
+        wv.withContiguousBuffer { pw in av.withContiguousBuffer { pa in bv.withContiguousBuffer { pb in
+        left.withUnsafeMutableBufferPointer { pl in right.withUnsafeMutableBufferPointer { pr in
+            let (pw, pa, pb, pl, pr) = (pw.baseAddress!, pa.baseAddress!, pb.baseAddress!, pl.baseAddress!, pr.baseAddress!)
+            for gi in 0..<g { for si in 0..<s {
+                let wk = pw + (gi * s + si) * k                                 // w[g, s, :]
+                let dst = pl + (gi * s + si) * d * r                            // left[g, s d ..< (s+1) d, :]
+                for ki in 0..<k {
+                    axpy(wk[ki], pa + (si * k + ki) * d * r, dst, count: d * r, overwrite: ki == 0)
+                }
+                for j in 0..<r {
+                    let row = pr + (gi * r + j) * s * e + si * e                // right[g, j, s e ..< (s+1) e]
+                    for ki in 0..<k {
+                        axpy(scale * wk[ki], pb + ((si * k + ki) * r + j) * e, row, count: e, overwrite: ki == 0)
+                    }
+                }
+            } }
+        } } } } }
+        return (Tensor(left, shape: [g, s * d, r]), Tensor(right, shape: [g, r, s * e]))
+    }
+}
