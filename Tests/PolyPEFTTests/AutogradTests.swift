@@ -90,6 +90,28 @@ final class AutogradTests: XCTestCase {
         }
     }
 
+    /// The gradient rows are split among threads above `Parallel.elementwiseThreshold`: 1 and 2 threads agree, and
+    /// the gradient is softmax - onehot (scaled by 1 / counted rows), zero on ignored rows.
+    func testCrossEntropyGradientSplitAmongThreads() throws {
+        let (n, c) = (97, 701)
+        let logits = randomTensor([n, c], seed: 31, low: -5, high: 5)
+        let targets = (0..<n).map { $0 % 10 == 3 ? -100 : ($0 * 37) % c }
+        func grad(_ threads: Int) throws -> Tensor {
+            try Parallel.$threadLimit.withValue(threads) {
+                let x = Variable(logits, requiresGrad: true)
+                try Loss.crossEntropy(x, targets: targets).backward()
+                return x.grad!
+            }
+        }
+        let one = try grad(1), two = try grad(2)
+        XCTAssertEqual(one.scalars, two.scalars)
+        let p = try logits.softmax(axis: 1), counted = Float(targets.filter { $0 != -100 }.count)
+        for i in [0, 3, 50, 96] { for j in [0, targets[i] < 0 ? 1 : targets[i], c - 1] {
+            let want = targets[i] < 0 ? 0 : (p[i, j] - (j == targets[i] ? 1 : 0)) / counted
+            XCTAssertEqual(one[i, j], want, accuracy: 1e-6, "row \(i) column \(j)")
+        } }
+    }
+
     func testDropoutIsSeededAndScaled() throws {
         let x = Tensor.ones([1000])
         var g1 = Xoshiro256(seed: 3), g2 = Xoshiro256(seed: 3)

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import PolyPEFT
 
@@ -97,6 +98,28 @@ final class TensorOpsTests: XCTestCase {
             assertClose(lsm.exp(), sm, rtol: 1e-4, atol: 1e-7)
             let lse = try x.logsumexp(axis: axis, keepDims: true)
             assertClose(try x - lse, lsm, rtol: 1e-5, atol: 1e-5)
+        }
+    }
+
+    /// Above `Parallel.elementwiseThreshold` the rows are split among threads: the same values on 1 and 2 threads
+    /// (each row is computed the same way), and they match a Double reference, along either axis.
+    func testSoftmaxRowsSplitAmongThreads() throws {
+        let x = randomTensor([301, 257], seed: 30, low: -20, high: 20)
+        XCTAssertGreaterThanOrEqual(x.count, Parallel.elementwiseThreshold)
+        for axis in [0, 1] {
+            let (one, oneLog) = try Parallel.$threadLimit.withValue(1) { (try x.softmax(axis: axis), try x.logSoftmax(axis: axis)) }
+            let (two, twoLog) = try Parallel.$threadLimit.withValue(2) { (try x.softmax(axis: axis), try x.logSoftmax(axis: axis)) }
+            XCTAssertEqual(one.scalars, two.scalars, "axis \(axis)")
+            XCTAssertEqual(oneLog.scalars, twoLog.scalars, "axis \(axis)")
+            let (rows, cols) = axis == 1 ? (301, 257) : (257, 301)
+            var want = [Float](repeating: 0, count: x.count)                      // log-softmax in Double
+            for r in 0..<rows {
+                let at = { (j: Int) in axis == 1 ? r * 257 + j : j * 257 + r }
+                let v = (0..<cols).map { Double(x.scalars[at($0)]) }
+                let m = v.max()!, lse = m + Foundation.log(v.reduce(0) { $0 + Foundation.exp($1 - m) })
+                for j in 0..<cols { want[at(j)] = Float(v[j] - lse) }
+            }
+            assertClose(oneLog, Tensor(want, shape: [301, 257]), rtol: 1e-5, atol: 1e-5, "axis \(axis)")
         }
     }
 

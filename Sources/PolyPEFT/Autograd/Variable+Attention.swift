@@ -71,7 +71,7 @@ func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: 
     let terms = extra.map { ($0.storage, $0.strides, $0.offset) }
     s.withUnsafeMutableElements { buf in
         let base = UncheckedSendable(buf.baseAddress!)
-        let workers = rows * tk >= 1 << 16 ? Parallel.defaultThreads : 1
+        let workers = rows * tk >= Parallel.elementwiseThreshold ? Parallel.currentThreads : 1
         Parallel.run(workers: workers) { w in
             for r in Parallel.part(w, of: workers, count: rows) {
                 let row = base.value + r * tk
@@ -111,7 +111,7 @@ func attentionSoftmaxBackwardRows(_ d: inout Tensor, probs: Tensor) {
         let p = UncheckedSendable(pb.baseAddress!)
         d.withUnsafeMutableElements { buf in
             let base = UncheckedSendable(buf.baseAddress!)
-            let workers = rows * tk >= 1 << 16 ? Parallel.defaultThreads : 1
+            let workers = rows * tk >= Parallel.elementwiseThreshold ? Parallel.currentThreads : 1
             Parallel.run(workers: workers) { w in
                 for r in Parallel.part(w, of: workers, count: rows) {
                     let row = base.value + r * tk, pr = p.value + r * tk

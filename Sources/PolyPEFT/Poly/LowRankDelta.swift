@@ -25,8 +25,8 @@ enum LowRankDelta {
         let runs = rowwise ? nil : RowRuns(rowGroups: rowGroups, groupCount: groupCount)   // per-row loops need no runs
         // Forward: H = X left (unscaled, kept for backward), y = H (right * scale), run by run.
         // Every row belongs to one run, so the kernels write every element of h and y: no zero fill first.
-        var h = LowRankDelta.uninitialized(m * rank)                        // [M, R]
-        var y = LowRankDelta.uninitialized(m * outF)                        // [M, out]
+        var h = Tensor.uninitializedScalars(m * rank)                        // [M, R]
+        var y = Tensor.uninitializedScalars(m * outF)                        // [M, out]
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
                 let (ph, py) = (UncheckedSendable(bh.baseAddress!), UncheckedSendable(by.baseAddress!))
@@ -50,8 +50,8 @@ enum LowRankDelta {
         let hv = h
         return Variable.record(Tensor(y, shape: [m, outF]), [x, left, right]) { g, needs in
             let gv = g.contiguous()                                        // dY: [M, out]
-            var dh = LowRankDelta.uninitialized(m * rank)                  // dH = dY (right*scale)^T: [M, R]
-            var dx = needs[0] ? LowRankDelta.uninitialized(m * inF) : []   // written row by row, like y
+            var dh = Tensor.uninitializedScalars(m * rank)                  // dH = dY (right*scale)^T: [M, R]
+            var dx = needs[0] ? Tensor.uninitializedScalars(m * inF) : []   // written row by row, like y
             var dl = needs[1] ? [Float](repeating: 0, count: lv.count) : []
             var dr = needs[2] ? [Float](repeating: 0, count: rs.count) : []
             gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in
@@ -113,11 +113,6 @@ enum LowRankDelta {
     /// Below this rank the forward always uses the per-row loops: products with 1-7 columns (`x left`) or a depth
     /// of 1-7 (`H right`) waste most of a SIMD tile.
     static let rowwiseRankLimit = 8
-
-    /// `count` floats left uninitialised: the caller writes every element before reading it.
-    static func uninitialized(_ count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
-    }
 
     /// The oracle: gather each group's rows, two matmuls, scatter back (no gradients).
     static func reference(_ x: Tensor, left: Tensor, right: Tensor, rowGroups: [Int], groupCount: Int,

@@ -31,10 +31,10 @@ enum RoutedLowRank {
         let threads = Parallel.currentThreads
         let xv = x.value.contiguous(), bv = b.value.contiguous(), wv = w.value.contiguous()
         let aw = try a.value.permuted([0, 2, 1, 3]).contiguous()                  // Aw: [S, d, K, r] = [S, d, K r]
-        var u = LowRankDelta.uninitialized(m * skr)                               // U: [M, S, K, r]
+        var u = Tensor.uninitializedScalars(m * skr)                               // U: [M, S, K, r]
         var l = [Float](repeating: 0, count: m * c * r)                           // L': [M, C, r]
-        var cm = LowRankDelta.uninitialized(m * skr)                              // C: [M, S, K r]
-        var y = LowRankDelta.uninitialized(m * s * e)                             // y: [M, S e]
+        var cm = Tensor.uninitializedScalars(m * skr)                              // C: [M, S, K r]
+        var y = Tensor.uninitializedScalars(m * s * e)                             // y: [M, S e]
         xv.withContiguousBuffer { px in aw.withContiguousBuffer { pa in bv.withContiguousBuffer { pb in
         wv.withContiguousBuffer { pw in u.withUnsafeMutableBufferPointer { pu in l.withUnsafeMutableBufferPointer { pl in
         cm.withUnsafeMutableBufferPointer { pc in y.withUnsafeMutableBufferPointer { py in
@@ -65,11 +65,11 @@ enum RoutedLowRank {
         let (uv, lv, cv) = (u, l, cm)
         return Variable.record(Tensor(y, shape: [m, s * e]), [x, a, b, w]) { g, needs in
             let gv = g.contiguous()                                               // dY: [M, S e]
-            var dcm = LowRankDelta.uninitialized(m * skr)                         // dC, then dU: [M, S, K r]
+            var dcm = Tensor.uninitializedScalars(m * skr)                         // dC, then dU: [M, S, K r]
             var dl = [Float](repeating: 0, count: c * r)                          // dL' of one row: [C, r]
-            var dx = needs[0] ? LowRankDelta.uninitialized(m * s * d) : []
-            var daw = needs[1] ? LowRankDelta.uninitialized(s * d * kr) : []      // dAw: [S, d, K, r]
-            var db = needs[2] ? LowRankDelta.uninitialized(s * kr * e) : []       // dB: [S, K r, e]
+            var dx = needs[0] ? Tensor.uninitializedScalars(m * s * d) : []
+            var daw = needs[1] ? Tensor.uninitializedScalars(s * d * kr) : []      // dAw: [S, d, K, r]
+            var db = needs[2] ? Tensor.uninitializedScalars(s * kr * e) : []       // dB: [S, K r, e]
             var dw = needs[3] ? [Float](repeating: 0, count: wv.count) : []
             gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in aw.withContiguousBuffer { pa in
             bv.withContiguousBuffer { pb in wv.withContiguousBuffer { pw in uv.withUnsafeBufferPointer { pu in

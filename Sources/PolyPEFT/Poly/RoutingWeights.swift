@@ -26,9 +26,9 @@ enum RoutingWeights {
         }
         let n = g * s * k
         let uv = uniform?.contiguous()
-        var w = LowRankDelta.uninitialized(n)                           // [G, S, K]
-        var dpdl = LowRankDelta.uninitialized(n)                        // p' : [G, S, K]
-        var denom = LowRankDelta.uninitialized(g * s)                   // D: [G, S]
+        var w = Tensor.uninitializedScalars(n)                           // [G, S, K]
+        var dpdl = Tensor.uninitializedScalars(n)                        // p' : [G, S, K]
+        var denom = Tensor.uninitializedScalars(g * s)                   // D: [G, S]
         tv.withContiguousBuffer { pt in
             w.withUnsafeMutableBufferPointer { pw in dpdl.withUnsafeMutableBufferPointer { pd in
                 for gi in 0..<g {

@@ -15,8 +15,8 @@ enum SkillMixing {
         let g = w.shape[0]
         precondition(w.shape == [g, s, k] && b.shape == [s, k, r, e], "SkillMixing: w \(w.shape), A \(a.shape), B \(b.shape)")
         let wv = w.contiguous(), av = a.contiguous(), bv = b.contiguous()
-        var left = LowRankDelta.uninitialized(g * s * d * r)                // [G, S d, r]
-        var right = LowRankDelta.uninitialized(g * r * s * e)               // [G, r, S e]
+        var left = Tensor.uninitializedScalars(g * s * d * r)                // [G, S d, r]
+        var right = Tensor.uninitializedScalars(g * r * s * e)               // [G, r, S e]
         wv.withContiguousBuffer { pw in av.withContiguousBuffer { pa in bv.withContiguousBuffer { pb in
         left.withUnsafeMutableBufferPointer { pl in right.withUnsafeMutableBufferPointer { pr in
             let (pw, pa, pb, pl, pr) = (pw.baseAddress!, pa.baseAddress!, pb.baseAddress!, pl.baseAddress!, pr.baseAddress!)

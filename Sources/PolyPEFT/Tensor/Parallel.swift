@@ -22,6 +22,10 @@ public enum Parallel {
     /// The threads a kernel uses when its caller does not say: `threadLimit` if set, else `defaultThreads`.
     public static var currentThreads: Int { threadLimit ?? defaultThreads }
 
+    /// Elements from which row-wise kernels with an `exp` per element (softmax, log-softmax, cross-entropy) split
+    /// their rows among the threads.
+    static let elementwiseThreshold = 1 << 16
+
     /// Runs `body(w)` for every worker `w` in `0..<workers`: inline when `workers <= 1`, otherwise concurrently (the
     /// calling thread is worker 0 and may also run indices no helper has picked up yet, so a body must never wait
     /// for another worker). Workers must write to disjoint memory.

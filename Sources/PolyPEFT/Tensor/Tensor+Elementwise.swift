@@ -5,7 +5,7 @@ extension Tensor {
     /// Applies `f` to every element; the result is contiguous with the same shape.
     @inline(__always)
     public func map(_ f: (Float) -> Float) -> Tensor {
-        var out = [Float](repeating: 0, count: count)
+        var out = Tensor.uninitializedScalars(count)        // both loops below write every element
         out.withUnsafeMutableBufferPointer { o in
             storage.withUnsafeBufferPointer { s in
                 let src = s.baseAddress!, dst = o.baseAddress!
@@ -29,7 +29,7 @@ extension Tensor {
         let shape = a.shape == b.shape ? a.shape : try broadcastShapes(a.shape, b.shape, op)
         let ea = a.shape == shape ? a : try a.expanded(to: shape)
         let eb = b.shape == shape ? b : try b.expanded(to: shape)
-        var out = [Float](repeating: 0, count: elementCount(shape))
+        var out = Tensor.uninitializedScalars(elementCount(shape))   // both loops below write every element
         out.withUnsafeMutableBufferPointer { o in
             ea.storage.withUnsafeBufferPointer { sa in
                 eb.storage.withUnsafeBufferPointer { sb in

@@ -1,6 +1,7 @@
 /// Softmax and log-softmax along one axis, computed row by row on a contiguous copy with the axis last.
 extension Tensor {
     /// Applies `kernel(row, n)` to every length-`n` row along `axis`, in place on a copy, and restores the layout.
+    /// From `Parallel.elementwiseThreshold` elements the rows are split among the threads (rows are independent).
     func alongAxis(_ axis: Int, _ op: String, _ kernel: (UnsafeMutablePointer<Float>, Int) -> Void) throws -> Tensor {
         let a = try Tensor.normalizeAxis(axis, rank: rank, op)
         var order = Array(0..<rank)
@@ -10,8 +11,11 @@ extension Tensor {
         let n = shape[a]
         if n > 0 {
             moved.withUnsafeMutableElements { buf in
-                var p = buf.baseAddress!
-                for _ in 0..<(buf.count / n) { kernel(p, n); p += n }
+                let base = buf.baseAddress!, rows = buf.count / n
+                let workers = buf.count >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, rows) : 1
+                Parallel.run(workers: workers) { w in
+                    for r in Parallel.part(w, of: workers, count: rows) { kernel(base + r * n, n) }
+                }
             }
         }
         var inverse = [Int](repeating: 0, count: rank)

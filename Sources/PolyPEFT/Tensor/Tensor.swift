@@ -210,6 +210,14 @@ public struct Tensor: Sendable {
     }
 }
 
+extension Tensor {
+    /// Storage for `count` floats left uninitialised (no zero fill): the caller writes every element before any is
+    /// read.
+    static func uninitializedScalars(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+    }
+}
+
 extension Tensor: CustomStringConvertible {
     public var description: String {
         let values = scalars

@@ -46,12 +46,24 @@ public enum Loss {
         let scale: Float = reduction == .mean ? (counted == 0 ? 0 : 1 / Float(counted)) : 1
         let shape = logits.shape
         return Variable.record(Tensor(scalar: total * scale), [logits]) { g, _ in
-            var d = [Float](repeating: 0, count: n * c)
+            // d[i] = (softmax(x_i) - onehot(t_i)) * s, zero for ignored rows; rows split among the threads.
+            var d = Tensor.uninitializedScalars(n * c)                                    // d: [N, C]
             let s = scale * g.scalarValue
-            for (i, t) in targets.enumerated() where t != ignoreIndex {
-                for j in 0..<c { d[i * c + j] = _expf(logp[i * c + j]) * s }
-                d[i * c + t] -= s
-            }
+            let workers = n * c >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, n) : 1
+            logp.withUnsafeBufferPointer { lp in d.withUnsafeMutableBufferPointer { db in
+                let (lp, dp) = (lp.baseAddress!, db.baseAddress!)
+                targets.withUnsafeBufferPointer { tp in
+                    Parallel.run(workers: workers) { w in
+                        for i in Parallel.part(w, of: workers, count: n) {
+                            let row = dp + i * c, t = tp[i]
+                            guard t != ignoreIndex else { row.update(repeating: 0, count: c); continue }
+                            let li = lp + i * c
+                            for j in 0..<c { row[j] = _expf(li[j]) * s }
+                            row[t] -= s
+                        }
+                    }
+                }
+            } }
             return [Tensor(d, shape: shape)]
         }
     }
