@@ -1,10 +1,21 @@
 /// Elementwise maps. Each backward multiplies the incoming gradient by the local derivative.
 extension Variable {
-    /// Records a map whose derivative is `dydx(x, y)`.
+    /// Records a map whose derivative is `dydx(x, y)`: backward `dx[i] = g[i] * dydx(x[i], y[i])` in one loop.
+    /// Inlined, so each caller's derivative is inlined into its loop instead of called per element.
+    @inline(__always)
     func unary(_ y: Tensor, _ dydx: @escaping (_ x: Float, _ y: Float) -> Float) -> Variable {
         let x = value
         return Variable.record(y, [self]) { g, _ in
-            [try Tensor.zipMap(g, try Tensor.zipMap(x, y, "grad") { dydx($0, $1) }, "grad") { $0 * $1 }]
+            guard g.shape == y.shape else {
+                throw TensorError("unary backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
+            }
+            var d = Tensor.uninitializedScalars(y.count)                        // g, x, y, d: same shape
+            g.withContiguousBuffer { pg in x.withContiguousBuffer { px in y.withContiguousBuffer { py in
+                d.withUnsafeMutableBufferPointer { pd in
+                    for i in 0..<pd.count { pd[i] = pg[i] * dydx(px[i], py[i]) }
+                }
+            } } }
+            return [Tensor(d, shape: y.shape)]
         }
     }
 
@@ -15,7 +26,21 @@ extension Variable {
     public func pow(_ p: Float) -> Variable { unary(value.pow(p)) { x, _ in p * _powf(x, p - 1) } }
     public func tanh() -> Variable { unary(value.tanh()) { _, y in 1 - y * y } }
     public func sigmoid() -> Variable { unary(value.sigmoid()) { _, y in y * (1 - y) } }
-    public func relu() -> Variable { unary(value.relu()) { x, _ in x > 0 ? 1 : 0 } }
+    /// ReLU; its backward `dx = g * [x > 0]` is a select loop of its own (the hottest map of small models: through
+    /// `unary` the derivative stayed a closure call per element).
+    public func relu() -> Variable {
+        let x = value, y = value.relu()
+        return Variable.record(y, [self]) { g, _ in
+            guard g.shape == y.shape else {
+                throw TensorError("relu backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
+            }
+            var d = Tensor.uninitializedScalars(y.count)                        // g, x, d: same shape
+            g.withContiguousBuffer { pg in x.withContiguousBuffer { px in d.withUnsafeMutableBufferPointer { pd in
+                for i in 0..<pd.count { pd[i] = px[i] > 0 ? pg[i] : 0 }
+            } } }
+            return [Tensor(d, shape: y.shape)]
+        }
+    }
     public func abs() -> Variable { unary(value.abs()) { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) } }
 
     /// Clamp; the gradient is 1 strictly inside `[low, high]` and 0 outside (as PyTorch, 1 at the bounds).

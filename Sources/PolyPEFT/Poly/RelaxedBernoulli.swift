@@ -28,10 +28,16 @@ public enum RelaxedBernoulli {
     /// One element: the clamped sample `y` and `dy/dL` (0 where a clamp is active).
     @inline(__always)
     static func sampleOne(logit l: Float, uniform u: Float, temperature: Float) -> (y: Float, dydl: Float) {
-        let p = Tensor.sigmoid(l)
-        let pInside = p >= eps && p <= 1 - eps
-        // logit(clamp(sigmoid(L))) is L itself unless the clamp is active (one log saved per element).
-        let logitP = pInside ? l : logit(Swift.min(Swift.max(p, eps), 1 - eps))
+        // logit(clamp(sigmoid(L))) is L itself unless the clamp is active (one log saved per element). For
+        // |L| <= 15, sigmoid(L) lies in [3.0e-7, 1 - 3.0e-7], inside [eps, 1 - eps]: no exp needed to know it.
+        let pInside: Bool, logitP: Float
+        if Swift.abs(l) <= 15 {
+            (pInside, logitP) = (true, l)
+        } else {
+            let p = Tensor.sigmoid(l)
+            pInside = p >= eps && p <= 1 - eps
+            logitP = pInside ? l : logit(Swift.min(Swift.max(p, eps), 1 - eps))
+        }
         let uc = Swift.min(Swift.max(u, eps), 1 - eps)
         let z = (logit(uc) + logitP) / temperature
         let s = Tensor.sigmoid(z)

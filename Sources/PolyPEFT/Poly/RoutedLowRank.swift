@@ -19,6 +19,19 @@
 /// wider than `[M, S K r]`, and the matmuls read `x`, `dY`, `B` and the outputs in place through strides.
 /// The test oracle is a plain Double loop over the per-row mixed factors (`RoutedLowRankTests.reference`).
 enum RoutedLowRank {
+    /// Calls `body(r)` with `r` a literal for ranks 1, 2, 4 and 8, so the per-row loops over `j in 0..<r` are
+    /// compiled (unrolled) once per common rank instead of running as short counted loops.
+    @inline(__always)
+    static func withRank(_ r: Int, _ body: (Int) -> Void) {
+        switch r {
+        case 1: body(1)
+        case 2: body(2)
+        case 4: body(4)
+        case 8: body(8)
+        default: body(r)
+        }
+    }
+
     /// `x: [M, in]`, `a: [S, K, d, r]`, `b: [S, K, r, e]`, `w: [G, S, K]`, `rowGroups: [M]` -> `[M, S*e]`.
     static func apply(_ x: Variable, a: Variable, b: Variable, weights w: Variable, rowGroups: [Int], mode: MixingMode,
                       scale: Float) throws -> Variable {
@@ -45,16 +58,18 @@ enum RoutedLowRank {
                               rowStrideB: kr, colStrideB: 1, c: pu + si * kr, ldc: skr, accumulate: false, threads: threads)
             }
             let sk = s * k
-            for i in 0..<m {
-                let wg = pw + rowGroups[i] * sk, ui = pu + i * skr, li = pl + i * c * r, ci = pc + i * skr
-                // Plain loops over the short r (1-16).
-                for q in 0..<sk {
-                    let wt = params ? wg[q] : 1, uq = ui + q * r, lq = li + (params ? 0 : (q % k) * r)
-                    for j in 0..<r { lq[j] += wt * uq[j] }
-                }
-                for q in 0..<sk {
-                    let f = scale * wg[q], lq = li + (params ? 0 : (q % k) * r), cq = ci + q * r
-                    for j in 0..<r { cq[j] = f * lq[j] }
+            // Plain loops over the short r, compiled separately for the common ranks (see `withRank`).
+            RoutedLowRank.withRank(r) { r in
+                for i in 0..<m {
+                    let wg = pw + rowGroups[i] * sk, ui = pu + i * skr, li = pl + i * c * r, ci = pc + i * skr
+                    for q in 0..<sk {
+                        let wt = params ? wg[q] : 1, uq = ui + q * r, lq = li + (params ? 0 : (q % k) * r)
+                        for j in 0..<r { lq[j] += wt * uq[j] }
+                    }
+                    for q in 0..<sk {
+                        let f = scale * wg[q], lq = li + (params ? 0 : (q % k) * r), cq = ci + q * r
+                        for j in 0..<r { cq[j] = f * lq[j] }
+                    }
                 }
             }
             for si in 0..<s {
@@ -90,33 +105,35 @@ enum RoutedLowRank {
                 }
                 // dL', dw, then dC -> dU in place; plain loops over the short r.
                 let sk = s * k
-                for i in 0..<m {
-                    let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl
-                    let ui = pu + i * skr, dci = pdc + i * skr, dwg = needs[3] ? pdw.baseAddress! + grp * sk : nil
-                    dli.update(repeating: 0, count: c * r)
-                    for q in 0..<sk {
-                        let off = params ? 0 : (q % k) * r, lq = li + off, dlq = dli + off, dq = dci + q * r
-                        let f = scale * wg[q]
-                        var dot: Float = 0
-                        for j in 0..<r {
-                            dlq[j] += f * dq[j]
-                            dot += lq[j] * dq[j]
-                        }
-                        dwg?[q] += scale * dot
-                    }
-                    for q in 0..<sk {
-                        let dq = dci + q * r
-                        if params {
-                            let uq = ui + q * r, wt = wg[q]
+                RoutedLowRank.withRank(r) { r in
+                    for i in 0..<m {
+                        let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl
+                        let ui = pu + i * skr, dci = pdc + i * skr, dwg = needs[3] ? pdw.baseAddress! + grp * sk : nil
+                        dli.update(repeating: 0, count: c * r)
+                        for q in 0..<sk {
+                            let off = params ? 0 : (q % k) * r, lq = li + off, dlq = dli + off, dq = dci + q * r
+                            let f = scale * wg[q]
                             var dot: Float = 0
                             for j in 0..<r {
-                                dot += uq[j] * dli[j]
-                                dq[j] = wt * dli[j]
+                                dlq[j] += f * dq[j]
+                                dot += lq[j] * dq[j]
                             }
-                            dwg?[q] += dot
-                        } else {
-                            let dlq = dli + (q % k) * r
-                            for j in 0..<r { dq[j] = dlq[j] }
+                            dwg?[q] += scale * dot
+                        }
+                        for q in 0..<sk {
+                            let dq = dci + q * r
+                            if params {
+                                let uq = ui + q * r, wt = wg[q]
+                                var dot: Float = 0
+                                for j in 0..<r {
+                                    dot += uq[j] * dli[j]
+                                    dq[j] = wt * dli[j]
+                                }
+                                dwg?[q] += dot
+                            } else {
+                                let dlq = dli + (q % k) * r
+                                for j in 0..<r { dq[j] = dlq[j] }
+                            }
                         }
                     }
                 }
