@@ -148,10 +148,17 @@ final class LoRALinearTests: XCTestCase {
             + (try x.matmul(lora.loraA.weight.value.T).matmul(lora.loraB.weight.value.T) * 2)
         assertClose(y, expected, rtol: 1e-5)
         try paramGradCheck([lora.loraA.weight, lora.loraB.weight]) { try lora(Variable(x), Context()) }
+        let disabled = Context.inference()
+        disabled.adaptersEnabled = false
+        let base = try lora(Variable(x), disabled).value
         try lora.merge()
         assertClose(try lora(Variable(x), ctx).value, y, rtol: 1e-5, atol: 1e-5)
+        XCTAssertThrowsError(try lora(Variable(x), disabled)) {
+            XCTAssertEqual("\($0)", "fc: the LoRA update is merged into the base weight; unmerge() before running with adapters disabled")
+        }
         try lora.unmerge()
         assertClose(try lora(Variable(x), ctx).value, y, rtol: 1e-5, atol: 1e-5)
+        assertClose(try lora(Variable(x), disabled).value, base, rtol: 1e-5, atol: 1e-5)
         let rs = try LoRALinear(wrapping: Linear(5, 3, using: &g), path: "fc", r: 4, alpha: 4, useRslora: true, using: &g)
         XCTAssertEqual(rs.scaling, 2)
     }

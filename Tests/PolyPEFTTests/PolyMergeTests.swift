@@ -21,6 +21,11 @@ final class PolyMergeTests: XCTestCase {
                 XCTAssertThrowsError(try forward(peft, x, Context(mode: .train, taskIDs: [1, 1, 1, 1]))) {
                     XCTAssertEqual("\($0)", "fc1: task 1 is merged into the base weight; unmerge before training")
                 }
+                let disabled = Context.inference(taskIDs: [1, 1, 1, 1])
+                disabled.adaptersEnabled = false
+                XCTAssertThrowsError(try forward(peft, x, disabled)) {
+                    XCTAssertEqual("\($0)", "fc1: task 1's update is merged into the base weight; unmerge() before running with adapters disabled")
+                }
                 XCTAssertThrowsError(try peft.merge(task: 2)) { XCTAssertEqual("\($0)", "fc1: task 1 is already merged; unmerge it first") }
                 XCTAssertEqual(peft.mergedTask, 1)
                 try peft.unmerge()

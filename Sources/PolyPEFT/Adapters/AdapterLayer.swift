@@ -18,6 +18,9 @@ public protocol AdapterLayer: Layer {
     /// True when the update is known to be zero for this call (e.g. a task already merged into the base weights), so
     /// the forward returns the base output without computing or adding it. Default: false.
     func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool
+    /// What is merged into the base weight right now (`"the LoRA update"`, `"task 3's update"`), or nil. A forward
+    /// with adapters disabled throws while something is merged: the base weight is not the base model's. Default: nil.
+    var mergedUpdate: String? { get }
 }
 
 extension AdapterLayer {
@@ -27,8 +30,14 @@ extension AdapterLayer {
 
     public func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool { false }
 
+    public var mergedUpdate: String? { nil }
+
     /// `base(x) + delta(x)`, or `base(x)` alone when the context disables adapters or the update is in the base.
+    /// With adapters disabled while an update is merged, it throws instead of returning the merged weight's output.
     public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
+        if !ctx.adaptersEnabled, let m = mergedUpdate {
+            throw PolyError("\(path): \(m) is merged into the base weight; unmerge() before running with adapters disabled")
+        }
         let base = try baseLayer.forward(x, ctx)
         guard ctx.adaptersEnabled, !updateIsInBase(for: x, ctx) else { return base }
         let y = try base + (try delta(x, ctx))

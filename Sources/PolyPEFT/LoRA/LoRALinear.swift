@@ -17,6 +17,8 @@ public final class LoRALinear: Module, AdapterLayer {
     /// True while the update is merged into the base weight (forward then adds nothing).
     public private(set) var isMerged = false
 
+    public var mergedUpdate: String? { isMerged ? "the LoRA update" : nil }
+
     /// Initialisation as PEFT's `init_lora_weights`: `.kaiming` (True: A kaiming-uniform, B zero), `.gaussian`
     /// (A ~ N(0, 1/r^2), B zero), `.random` (False: both with `nn.Linear`'s default, so the adapter starts non-zero).
     public enum Initialization: Sendable, Equatable { case kaiming, gaussian, random }

@@ -5,11 +5,13 @@
 /// unmerge():      W  = W' - dW_t   (the same stored dW_t, so the round trip is exact up to one rounding)
 /// ```
 /// While merged, a forward for task t adds nothing (the base already holds the update); a forward for any other task,
-/// or any training forward, throws instead of silently computing a wrong result. (A forward with adapters disabled
-/// cannot be caught here and returns the merged weight's output.)
+/// any training forward, or a forward with adapters disabled (`AdapterLayer.mergedUpdate`) throws instead of silently
+/// computing a wrong result.
 extension PolyLinear {
     /// The task whose update is in the base weight, if any.
     public var mergedTask: Int? { merged?.task }
+
+    public var mergedUpdate: String? { merged.map { "task \($0.task)'s update" } }
 
     /// Adds task `task`'s update into the base weight.
     public func merge(task: Int) throws {
