@@ -67,7 +67,7 @@ public final class PolyRouter: Module {
         }
         let rows = hasUnknown ? rowTasks.map { Swift.max($0, 0) } : rowTasks
         let u = ctx.isTraining ? (noise ?? Tensor.uniform([g, s, k], using: &ctx.rng)) : nil
-        if !hasUnknown && !options.straightThrough && !options.sharedSkill && (!ctx.isTraining || options.dropout == 0) {
+        if !hasUnknown && options.keepsPEFTPipeline(training: ctx.isTraining) {
             return try RoutingWeights.compute(table: try logitTable(ctx), rows: rows, splits: s, skills: k, uniform: u,
                                               temperature: options.temperature)
         }

@@ -38,6 +38,13 @@ public struct RoutingOptions: Equatable, Sendable {
     /// True when every field has PEFT's behaviour.
     public var isDefault: Bool { self == RoutingOptions() }
 
+    /// True when, for a forward in training (`training`) or evaluation mode, the weights follow PEFT's pipeline
+    /// (lookup, sigmoid or relaxed-Bernoulli sample at `temperature`, normalisation), which `RoutingWeights` computes
+    /// as one fused kernel. Granularity only decides which layers share the router; unknown tasks are checked per batch.
+    func keepsPEFTPipeline(training: Bool) -> Bool {
+        !straightThrough && !sharedSkill && (!training || dropout == 0)
+    }
+
     /// Checks values; `context` names the source in errors.
     public func validate(context: String = "routing options") throws {
         guard temperature.isFinite && temperature > 0 else {
