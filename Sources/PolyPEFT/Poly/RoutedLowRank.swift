@@ -19,19 +19,6 @@
 /// wider than `[M, S K r]`, and the matmuls read `x`, `dY`, `B` and the outputs in place through strides.
 /// The test oracle is a plain Double loop over the per-row mixed factors (`RoutedLowRankTests.reference`).
 enum RoutedLowRank {
-    /// Calls `body(r)` with `r` a literal for ranks 1, 2, 4 and 8, so the per-row loops over `j in 0..<r` are
-    /// compiled (unrolled) once per common rank instead of running as short counted loops.
-    @inline(__always)
-    static func withRank(_ r: Int, _ body: (Int) -> Void) {
-        switch r {
-        case 1: body(1)
-        case 2: body(2)
-        case 4: body(4)
-        case 8: body(8)
-        default: body(r)
-        }
-    }
-
     /// `x: [M, in]`, `a: [S, K, d, r]`, `b: [S, K, r, e]`, `w: [G, S, K]`, `rowGroups: [M]` -> `[M, S*e]`.
     static func apply(_ x: Variable, a: Variable, b: Variable, weights w: Variable, rowGroups: [Int], mode: MixingMode,
                       scale: Float) throws -> Variable {
@@ -58,8 +45,8 @@ enum RoutedLowRank {
                               rowStrideB: kr, colStrideB: 1, c: pu + si * kr, ldc: skr, accumulate: false, threads: threads)
             }
             let sk = s * k
-            // Plain loops over the short r, compiled separately for the common ranks (see `withRank`).
-            RoutedLowRank.withRank(r) { r in
+            // Plain loops over the short r, compiled separately for the common ranks (`UnrolledRank`).
+            UnrolledRank.with(r) { r in
                 for i in 0..<m {
                     let wg = pw + rowGroups[i] * sk, ui = pu + i * skr, li = pl + i * c * r, ci = pc + i * skr
                     for q in 0..<sk {
@@ -105,7 +92,7 @@ enum RoutedLowRank {
                 }
                 // dL', dw, then dC -> dU in place; plain loops over the short r.
                 let sk = s * k
-                RoutedLowRank.withRank(r) { r in
+                UnrolledRank.with(r) { r in
                     for i in 0..<m {
                         let grp = rowGroups[i], wg = pw + grp * sk, li = pl + i * c * r, dli = pdl
                         let ui = pu + i * skr, dci = pdc + i * skr, dwg = needs[3] ? pdw.baseAddress! + grp * sk : nil

@@ -29,7 +29,7 @@ enum RowwiseLowRank {
         let rows = rowGroups.count
         let workers = rows * rank * (inF + outF) < Gemm.parallelThreshold ? 1 : Swift.min(threads, rows)
         let lt = UncheckedSendable(leftT)
-        rowGroups.withUnsafeBufferPointer { groupOf in
+        rowGroups.withUnsafeBufferPointer { groupOf in UnrolledRank.with(rank) { rank in
             Parallel.run(workers: workers) { w in
                 for row in Parallel.part(w, of: workers, count: rows) {
                     let g = groupOf[row], xr = x + row * inF, hr = h + row * rank
@@ -47,7 +47,7 @@ enum RowwiseLowRank {
                     combine(hr, rank: rank, right + g * rank * outF, outF: outF, into: y + row * outF)
                 }
             }
-        }
+        } }
     }
 
     /// `y[o] = sum_j h[j] right[j, o]` for one row (`right`: `[R, out]`), eight outputs at a time in registers.

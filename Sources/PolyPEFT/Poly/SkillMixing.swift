@@ -7,7 +7,8 @@
 /// right[g, j, s e + o] = scale * sum_k w[g,s,k] B[s,k,j,o]          right: [G, r, S e]   (B_full, times scale)
 /// ```
 /// Each `A[s,k]` is one contiguous `d r` block and lands in a contiguous block of `left[g]`; each row `j` of
-/// `B[s,k]` is `e` contiguous floats landing at column `s e` of `right[g]`'s row `j`: every product is an axpy.
+/// `B[s,k]` is `e` contiguous floats landing at column `s e` of `right[g]`'s row `j`: every output block is a weighted
+/// sum of `K` contiguous source blocks (`weightedSum`).
 /// `PolyLinear.factors` computes the same with recorded ops (permutes and batched matmuls) and is the oracle.
 enum SkillMixing {
     static func mix(w: Tensor, a: Tensor, b: Tensor, scale: Float) -> (left: Tensor, right: Tensor) {
@@ -22,18 +23,36 @@ enum SkillMixing {
             let (pw, pa, pb, pl, pr) = (pw.baseAddress!, pa.baseAddress!, pb.baseAddress!, pl.baseAddress!, pr.baseAddress!)
             for gi in 0..<g { for si in 0..<s {
                 let wk = pw + (gi * s + si) * k                                 // w[g, s, :]
-                let dst = pl + (gi * s + si) * d * r                            // left[g, s d ..< (s+1) d, :]
-                for ki in 0..<k {
-                    axpy(wk[ki], pa + (si * k + ki) * d * r, dst, count: d * r, overwrite: ki == 0)
-                }
+                // left[g, s d ..< (s+1) d, :] = sum_k w[g,s,k] A[s,k]      (A[s,k]: d r floats, k-stride d r)
+                weightedSum(wk, scale: 1, pa + si * k * d * r, stride: d * r, count: k, length: d * r,
+                            into: pl + (gi * s + si) * d * r)
                 for j in 0..<r {
-                    let row = pr + (gi * r + j) * s * e + si * e                // right[g, j, s e ..< (s+1) e]
-                    for ki in 0..<k {
-                        axpy(scale * wk[ki], pb + ((si * k + ki) * r + j) * e, row, count: e, overwrite: ki == 0)
-                    }
+                    // right[g, j, s e ..< (s+1) e] = scale sum_k w[g,s,k] B[s,k,j,:]   (k-stride r e)
+                    weightedSum(wk, scale: scale, pb + (si * k * r + j) * e, stride: r * e, count: k, length: e,
+                                into: pr + (gi * r + j) * s * e + si * e)
                 }
             } }
         } } } } }
         return (Tensor(left, shape: [g, s * d, r]), Tensor(right, shape: [g, r, s * e]))
+    }
+
+    /// `out[i] = scale sum_k w[k] src[k stride + i]` for `i < length`: each output vector summed in a register over
+    /// the `count` sources and stored once.
+    @inline(__always)
+    static func weightedSum(_ w: UnsafePointer<Float>, scale: Float, _ src: UnsafePointer<Float>, stride: Int, count: Int,
+                            length: Int, into out: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + 8 <= length {
+            var acc = SIMD8<Float>()
+            for kk in 0..<count { acc = fma8(acc, SIMD8(repeating: scale * w[kk]), load8(src + kk * stride + i)) }
+            store8(acc, out + i)
+            i += 8
+        }
+        while i < length {
+            var acc: Float = 0
+            for kk in 0..<count { acc += scale * w[kk] * src[kk * stride + i] }
+            out[i] = acc
+            i += 1
+        }
     }
 }

@@ -108,21 +108,6 @@ func update8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, add: Bool) {
 @inline(__always)
 func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
 
-/// `y = alpha x` (`overwrite`) or `y += alpha x` over `count` floats, eight lanes at a time.
-@inline(__always)
-func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, overwrite: Bool) {
-    let av = SIMD8<Float>(repeating: alpha)
-    var i = 0
-    while i + 8 <= count {
-        store8(fma8(overwrite ? SIMD8<Float>() : load8(y + i), av, load8(x + i)), y + i)
-        i += 8
-    }
-    while i < count {
-        y[i] = overwrite ? alpha * x[i] : y[i] + alpha * x[i]
-        i += 1
-    }
-}
-
 /// `sum_i a[i] b[i]` over `count` floats with two eight-lane accumulators (a different summation order from a
 /// plain loop: the result may differ in the last bits).
 @inline(__always)
@@ -138,10 +123,18 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Fl
         acc0 = fma8(acc0, load8(a + i), load8(b + i))
         i += 8
     }
-    var s = (acc0 + acc1).sum()
+    var s = hsum(acc0 + acc1)
     while i < count {
         s += a[i] * b[i]
         i += 1
     }
     return s
+}
+
+/// The sum of the eight lanes by halving (3 vector adds), instead of `sum()`'s seven dependent scalar adds.
+@inline(__always)
+func hsum(_ v: SIMD8<Float>) -> Float {
+    let h4 = v.lowHalf + v.highHalf
+    let h2 = h4.lowHalf + h4.highHalf
+    return h2[0] + h2[1]
 }
