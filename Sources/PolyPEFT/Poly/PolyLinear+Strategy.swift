@@ -12,9 +12,11 @@
 /// the crossover is measured (1 thread, BENCHMARKS.md "Routing kernel choice"): a 1024 x 1024 layer with r 8 and 8
 /// skills trains in 185 against 470 ms per step per row with 2048 one-token samples, while 256 samples of 8 tokens
 /// are even (171 against 174 ms) and 128 samples of 16 tokens favour per group (171 against 154). On small layers
-/// the fixed cost of mixing per group dominates: the `polyctl train` MLP trains per row at 1,320 against 730
-/// steps/s, and its mixed-task inference (18 tasks, 14 rows each) takes 0.18 against 0.29 ms. Output mixing's
-/// per-group factors are K times wider (`[G, K r, out]`), which moves its crossover up.
+/// the fixed cost of mixing per group (with recorded ops) dominates: the `polyctl train` MLP trains per row at 1,320
+/// against 730 steps/s. Output mixing's per-group factors are K times wider (`[G, K r, out]`), which moves its
+/// crossover up. Evaluation without gradients and with parameter mixing does not ask this rule: `PolyLinear.delta`
+/// mixes constant factors per task with plain loops (`SkillMixing`), which took the same model's mixed-task
+/// inference (18 tasks, 14 rows each) from 0.18 ms per row to 0.13 ms per group.
 extension PolyLinear {
     static func prefersPerRowRouting(rows: Int, groups: Int, inFeatures: Int, outFeatures: Int, r: Int, skills: Int,
                                      mixing: MixingMode) -> Bool {
