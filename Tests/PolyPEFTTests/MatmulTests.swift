@@ -69,7 +69,8 @@ final class MatmulTests: XCTestCase {
             ([4, 17, 9], [9, 33], [4, 17, 33]),       // rank-2 right operand broadcast over the batch
             ([9, 17], [3, 17, 8], [3, 9, 8]),         // rank-2 left operand
             ([6, 40, 70], [6, 70, 40], [6, 40, 40]),  // small products: the batch is shared among threads
-            ([2, 200, 130], [1, 130, 90], [2, 200, 90]),
+            ([2, 200, 130], [1, 130, 90], [2, 200, 90]),  // big products, few: the threads inside each
+            ([5, 100, 97], [5, 97, 90], [5, 100, 90]),    // big products, two per thread: the batch is shared
         ]
         for (i, (sa, sb, so)) in cases.enumerated() {
             let a = rand(sa, seed: 20 + UInt64(i)), b = rand(sb, seed: 40 + UInt64(i))

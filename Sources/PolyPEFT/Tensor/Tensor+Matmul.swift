@@ -73,7 +73,9 @@ struct MatmulPlan {
                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ workers: Int) -> Void
 
     /// Runs `kernel` once per batch element into a new contiguous result. When one product is too small to share
-    /// among threads but there are several, the batch elements are shared among the workers instead.
+    /// among threads but there are several, or there are at least two per worker (attention's `[B H]` products),
+    /// the batch elements are shared among the workers instead: each product runs whole on one thread, with no
+    /// hand-off inside it.
     func run(workers: Int, _ kernel: Kernel) -> Tensor {
         if count == 0 { return Tensor([], shape: outShape) }
         let r = batch.count
@@ -94,7 +96,7 @@ struct MatmulPlan {
             }
         }
         let small = m * n * k < Gemm.parallelThreshold
-        let outer = small && batchCount > 1 ? Swift.min(workers, batchCount) : 1
+        let outer = batchCount > 1 && (small || batchCount >= 2 * workers) ? Swift.min(workers, batchCount) : 1
         let inner = outer > 1 ? 1 : workers
         let (m, n, k) = (m, n, k)
         let out = [Float](unsafeUninitializedCapacity: count) { buf, initialized in
