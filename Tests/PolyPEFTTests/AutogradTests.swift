@@ -88,6 +88,15 @@ final class AutogradTests: XCTestCase {
         XCTAssertThrowsError(try Loss.crossEntropy(Variable(logits), targets: [3, 0])) {
             XCTAssertEqual("\($0)", "cross_entropy: target 3 at position 0 out of range 0..<3")
         }
+        // Every target ignored: the mean is 0 and the gradient zero; no rows at all: the same.
+        for (shape, targets) in [([2, 3], [-100, -100]), ([0, 3], [])] {
+            let x = Variable(Tensor.ones(shape), requiresGrad: true)
+            let none = try Loss.crossEntropy(x, targets: targets)
+            XCTAssertEqual(none.value.scalarValue, 0)
+            try none.backward()
+            XCTAssertEqual(x.grad?.shape, shape)
+            XCTAssertTrue(x.grad!.scalars.allSatisfy { $0 == 0 })
+        }
     }
 
     /// The gradient rows are split among threads above `Parallel.elementwiseThreshold`: 1 and 2 threads agree, and

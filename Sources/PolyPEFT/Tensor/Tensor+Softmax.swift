@@ -25,7 +25,7 @@ extension Tensor {
 
     /// The largest finite-or-not element of a row, 0 when it is not finite (so an all -inf row stays NaN-free).
     @inline(__always)
-    static func stableMax(_ row: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    static func stableMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
         var m = -Float.infinity
         for j in 0..<n { m = Swift.max(m, row[j]) }
         return m.isFinite ? m : 0
@@ -45,11 +45,17 @@ extension Tensor {
     /// `log_softmax(x)_i = x_i - logsumexp(x)` along `axis`.
     public func logSoftmax(axis: Int = -1) throws -> Tensor {
         try alongAxis(axis, "log_softmax") { row, n in
-            let m = Tensor.stableMax(row, n)
-            var s: Float = 0
-            for j in 0..<n { s += _expf(row[j] - m) }
-            let lse = m + _logf(s)
+            let lse = Tensor.logSumExp(row, n)
             for j in 0..<n { row[j] -= lse }
         }
+    }
+
+    /// `log sum_j exp(row[j])` of one row, shifted by its stable maximum (log-softmax, cross-entropy).
+    @inline(__always)
+    static func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+        let m = stableMax(row, n)
+        var s: Float = 0
+        for j in 0..<n { s += _expf(row[j] - m) }
+        return m + _logf(s)
     }
 }

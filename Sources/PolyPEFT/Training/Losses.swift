@@ -36,34 +36,45 @@ public enum Loss {
         for (i, t) in targets.enumerated() where t != ignoreIndex && (t < 0 || t >= c) {
             throw TensorError("cross_entropy", "target \(t) at position \(i) out of range 0..<\(c)")
         }
-        let logp = try logits.value.reshaped([n, c]).logSoftmax(axis: 1).scalars   // logp: [N, C]
+        // Per row only the log-sum-exp is kept (no [N, C] log-softmax copy): the backward recomputes exp(x - lse).
+        let x = logits.value                                                         // x: [N, C]
+        var lse = Tensor.uninitializedScalars(n)                                     // lse: [N]
+        let workers = n * c >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, n) : 1
+        if n > 0 { x.withContiguousBuffer { px in lse.withUnsafeMutableBufferPointer { pl in
+            let (px, pl) = (px.baseAddress!, pl.baseAddress!)
+            Parallel.run(workers: workers) { w in
+                for i in Parallel.part(w, of: workers, count: n) { pl[i] = Tensor.logSumExp(px + i * c, c) }
+            }
+        } } }
         var total: Float = 0
         var counted = 0
-        for (i, t) in targets.enumerated() where t != ignoreIndex {
-            total -= logp[i * c + t]
-            counted += 1
+        x.withContiguousBuffer { px in
+            for (i, t) in targets.enumerated() where t != ignoreIndex {
+                total += lse[i] - px[i * c + t]
+                counted += 1
+            }
         }
         let scale: Float = reduction == .mean ? (counted == 0 ? 0 : 1 / Float(counted)) : 1
         let shape = logits.shape
+        let rowLSE = lse
         return Variable.record(Tensor(scalar: total * scale), [logits]) { g, _ in
             // d[i] = (softmax(x_i) - onehot(t_i)) * s, zero for ignored rows; rows split among the threads.
-            var d = Tensor.uninitializedScalars(n * c)                                    // d: [N, C]
+            var d = Tensor.uninitializedScalars(n * c)                                   // d: [N, C]
             let s = scale * g.scalarValue
-            let workers = n * c >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, n) : 1
-            logp.withUnsafeBufferPointer { lp in d.withUnsafeMutableBufferPointer { db in
-                let (lp, dp) = (lp.baseAddress!, db.baseAddress!)
-                targets.withUnsafeBufferPointer { tp in
+            if n > 0 { x.withContiguousBuffer { px in d.withUnsafeMutableBufferPointer { db in
+                let (px, dp) = (px.baseAddress!, db.baseAddress!)
+                targets.withUnsafeBufferPointer { tp in rowLSE.withUnsafeBufferPointer { pl in
                     Parallel.run(workers: workers) { w in
                         for i in Parallel.part(w, of: workers, count: n) {
                             let row = dp + i * c, t = tp[i]
                             guard t != ignoreIndex else { row.update(repeating: 0, count: c); continue }
-                            let li = lp + i * c
-                            for j in 0..<c { row[j] = _expf(li[j]) * s }
+                            let xi = px + i * c, l = pl[i]
+                            for j in 0..<c { row[j] = _expf(xi[j] - l) * s }
                             row[t] -= s
                         }
                     }
-                }
-            } }
+                } }
+            } } }
             return [Tensor(d, shape: shape)]
         }
     }
