@@ -71,3 +71,37 @@ final class T5GenerationTests: XCTestCase {
         XCTAssertThrowsError(try model.generate(inputIDs: inputs, config: GenerationConfig(eosTokenID: 99), .inference()))
     }
 }
+
+/// Greedy and beam search against Hugging Face's `generate` on the same tiny random T5 (golden `t5_generate`): the
+/// same sequences, token for token, with and without the key/value cache.
+final class T5GenerationGoldenTests: XCTestCase {
+    func testMatchesHuggingFaceGenerate() throws {
+        let dir = IOTestSupport.goldenRoot.appendingPathComponent("t5_generate")
+        let model = try T5ForConditionalGeneration.load(from: dir.appendingPathComponent("model"))
+        let json = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("generation.json")))
+        func ints(_ v: JSONValue?) throws -> [[Int]] {
+            guard case .array(let rows)? = v else { throw TensorError("golden", "malformed generation.json") }
+            return try rows.map { row in
+                guard case .array(let xs) = row else { throw TensorError("golden", "malformed generation.json") }
+                return try xs.map { x in
+                    guard case .int(let i) = x else { throw TensorError("golden", "malformed generation.json") }
+                    return i
+                }
+            }
+        }
+        let inputs = try ints(json["input_ids"]), mask = try ints(json["attention_mask"])
+        guard case .array(let runs)? = json["runs"], runs.count == 3 else { return XCTFail("generation.json lists no runs") }
+        for run in runs {
+            guard case .string(let name)? = run["name"], case .int(let beams)? = run["num_beams"],
+                  case .int(let maxLength)? = run["max_length"], let lp = run["length_penalty"]?.doubleValue else {
+                return XCTFail("malformed run \(run)")
+            }
+            let want = try ints(run["sequences"])
+            for cache in [true, false] {
+                let gen = GenerationConfig(maxLength: maxLength, numBeams: beams, lengthPenalty: Float(lp), useCache: cache)
+                let got = try model.generate(inputIDs: inputs, attentionMask: mask, config: gen, .inference())
+                XCTAssertEqual(got, want, "\(name), cache \(cache)")
+            }
+        }
+    }
+}
