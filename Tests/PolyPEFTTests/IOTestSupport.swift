@@ -13,10 +13,11 @@ enum IOTestSupport {
         return e.compactMap { $0 as? URL }.filter { $0.pathExtension == "safetensors" }.sorted { $0.path < $1.path }
     }
 
-    /// Every golden case folder name.
+    /// Every golden adapter case folder name (a folder with an `adapter/` inside; `t5_generate` has none).
     static func goldenCases() -> [String] {
         (try! FileManager.default.contentsOfDirectory(atPath: goldenRoot.path))
-            .filter { !$0.contains(".") }.sorted()
+            .filter { !$0.contains(".") && FileManager.default.fileExists(atPath: goldenRoot.appendingPathComponent("\($0)/adapter").path) }
+            .sorted()
     }
 
     /// A fresh empty directory under the system temporary directory.
