@@ -21,7 +21,8 @@
 /// OpenBLAS in one process (best of 9-14 rounds), 0.93-0.98x -> 0.96-1.01x of numpy (BENCHMARKS.md, run G).
 ///
 /// Emitted code (checked with `objdump -d --no-show-raw-insn .build/release/PolyPEFT.build/GemmPacked.swift.o`):
-/// the inner loop is `vbroadcastss` + `vfmadd231ps ymm` with the 12 accumulators held in ymm registers.
+/// the inner loop is two `prefetcht0`, 2 `vmovups`, 6 `vbroadcastss` and 12 `vfmadd231ps ymm`, with the 12
+/// accumulators held in ymm registers (no spills).
 enum GemmPacked {
     static let mr = 6, nr = 16
     static let kc = 256, mc = 120, nc = 4080
