@@ -115,30 +115,35 @@ final class MatmulTests: XCTestCase {
 
     func testGemmAccumulatesAndRespectsLdc() throws {
         // m, n, k chosen to hit the direct kernel (n <= 16, m <= 8) and the packed one, with k spanning several
-        // chunks of each, so the later chunks' "add" is exercised along with the caller's.
-        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (50, 40, 300), (50, 40, 0)] {
-            let a = rand([m, k], seed: 5).scalars, b = rand([k, n], seed: 6).scalars
-            let ldc = n + 3
-            let c0 = rand([m, ldc], seed: 7).scalars
-            var fast = c0, slow = c0
-            for accumulate in [true, false] {
-                fast = c0; slow = c0
-                fast.withUnsafeMutableBufferPointer { c in
-                    Gemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
-                                  c: c.baseAddress!, ldc: ldc, accumulate: accumulate, threads: 2)
-                }
-                slow.withUnsafeMutableBufferPointer { c in
-                    Gemm.reference(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
-                                   c: c.baseAddress!, ldc: ldc, accumulate: accumulate)
-                }
-                for i in 0..<m {
-                    for j in 0..<ldc {
-                        let e = fast[i * ldc + j], r = slow[i * ldc + j]
-                        if j >= n { XCTAssertEqual(e, c0[i * ldc + j], "padding column overwritten") }
-                        XCTAssertEqual(e, r, accuracy: 1e-5 * Float(max(k, 1)), "m=\(m) n=\(n) k=\(k) acc=\(accumulate) (\(i),\(j))")
+        // chunks of each, so the later chunks' "add" is exercised along with the caller's. 241 x 50 x 300: the packed
+        // kernel's rows in three near-equal A blocks (14, 14 and 13 panels of 6, the last with one valid row), on
+        // one thread and split among two. 1000 x 40 x 30 on 2 threads: tasks of 2 A blocks each.
+        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (50, 40, 300), (50, 40, 0), (241, 50, 300), (1000, 40, 30)] {
+            for threads in [1, 2] {
+                let a = rand([m, k], seed: 5).scalars, b = rand([k, n], seed: 6).scalars
+                let ldc = n + 3
+                let c0 = rand([m, ldc], seed: 7).scalars
+                var fast = c0, slow = c0
+                for accumulate in [true, false] {
+                    fast = c0; slow = c0
+                    fast.withUnsafeMutableBufferPointer { c in
+                        Gemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
+                                      c: c.baseAddress!, ldc: ldc, accumulate: accumulate, threads: threads)
                     }
+                    slow.withUnsafeMutableBufferPointer { c in
+                        Gemm.reference(m: m, n: n, k: k, a: a, rowStrideA: k, colStrideA: 1, b: b, rowStrideB: n, colStrideB: 1,
+                                       c: c.baseAddress!, ldc: ldc, accumulate: accumulate)
+                    }
+                    for i in 0..<m {
+                        for j in 0..<ldc {
+                            let e = fast[i * ldc + j], r = slow[i * ldc + j]
+                            if j >= n { XCTAssertEqual(e, c0[i * ldc + j], "padding column overwritten") }
+                            XCTAssertEqual(e, r, accuracy: 1e-5 * Float(max(k, 1)),
+                                           "m=\(m) n=\(n) k=\(k) acc=\(accumulate) threads=\(threads) (\(i),\(j))")
+                        }
+                    }
+                    if k == 0 && !accumulate { XCTAssertEqual(fast[0], 0) }
                 }
-                if k == 0 && !accumulate { XCTAssertEqual(fast[0], 0) }
             }
         }
     }

@@ -104,6 +104,18 @@ func update8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, add: Bool) {
     store8(add ? load8(p) + v : v, p)
 }
 
+/// A hint to the CPU to bring the cache line at `p` into all cache levels (`prefetcht0` on x86-64, `prfm pldl1keep`
+/// on arm64): never faults, whatever the address, and has no effect on results. Swift has no prefetch function, so
+/// this binds LLVM's `llvm.prefetch` intrinsic by name (arguments: read, highest locality, data cache).
+@_silgen_name("llvm.prefetch.p0")
+func llvmPrefetch(_ address: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ dataCache: Int32)
+
+@inline(__always)
+func prefetch(_ p: UnsafePointer<Float>) { llvmPrefetch(UnsafeRawPointer(p), 0, 3, 1) }
+
+@inline(__always)
+func prefetch(_ p: UnsafeMutablePointer<Float>) { llvmPrefetch(UnsafeRawPointer(p), 0, 3, 1) }
+
 /// Rounds `x` up to a multiple of `m`.
 @inline(__always)
 func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }

@@ -4,7 +4,7 @@
 /// for jc in 0..<n by nc                     B block [kc, nc] packed once per (jc, pc), shared by all workers (L3)
 ///   for pc in 0..<k by kc
 ///     pack B[pc..., jc...] into 16-column panels: bp[panel][p][0..<16]
-///     for ic in 0..<m by mc   (per worker)  A block [mc, kc] packed per worker (L2)
+///     for ic in 0..<m by ~mc  (per worker)  A block [<= mc, kc] packed per worker (L2), blocks of near-equal size
 ///       pack A[ic..., pc...] into 6-row panels: ap[panel][p][0..<6]
 ///       for jr in panels of 16, ir in panels of 6:
 ///         C[ir..+6, jr..+16] (+)= ap[ir] · bp[jr]      12 SIMD8 accumulators, kc rank-1 updates
@@ -15,11 +15,19 @@
 /// Packing buffers are allocated once per call (one A buffer per worker). Workers take tasks of whole panels of rows
 /// of C (or of columns when C is wide and short), so they write disjoint tiles.
 ///
+/// The micro-kernel prefetches (`prefetcht0`) the 6 rows of its C tile before its loop, so the read-modify-write of
+/// C at the end (C is far larger than the caches at 2048^2) does not wait for memory, and A and B a fixed distance
+/// ahead of the loads. Measured 2026-11-23 on `[2048,2048]x[2048,2048]`, 1 thread: 0.91-0.95x -> 0.97-1.0x of
+/// OpenBLAS in one process (best of 9-14 rounds), 0.93-0.98x -> 0.96-1.01x of numpy (BENCHMARKS.md, run G).
+///
 /// Emitted code (checked with `objdump -d --no-show-raw-insn .build/release/PolyPEFT.build/GemmPacked.swift.o`):
-/// the inner loop is `vbroadcastss` + `vfmadd231ps ymm` with the 12 accumulators held in ymm registers.
+/// the inner loop is two `prefetcht0`, 2 `vmovups`, 6 `vbroadcastss` and 12 `vfmadd231ps ymm`, with the 12
+/// accumulators held in ymm registers (no spills).
 enum GemmPacked {
     static let mr = 6, nr = 16
     static let kc = 256, mc = 120, nc = 4080
+    /// Prefetch distances of the micro-kernel, in floats: 32 steps ahead in A (6 floats a step), 16 in B (16 a step).
+    static let prefetchA = 192, prefetchB = 256
 
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
@@ -64,14 +72,16 @@ enum GemmPacked {
                     let aBuf = aBufs + w * kcMax * mcMax
                     let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
                     let cols = splitRows ? 0..<bPanels : Parallel.part(task, of: tasks, count: bPanels)
-                    var ic = rows.lowerBound * mr
-                    let icEnd = Swift.min(m, rows.upperBound * mr)
-                    while ic < icEnd {
-                        let ib = Swift.min(mc, icEnd - ic)
+                    // A blocks of near-equal size (2048 rows: 18 of 114, not 17 of 120 and one of 8): each block
+                    // streams all of the packed B block through the cache, however few rows it has.
+                    let blocks = (rows.count + mc / mr - 1) / (mc / mr)
+                    for blk in 0..<blocks {
+                        let panelsOfBlock = Parallel.part(blk, of: blocks, count: rows.count)
+                        let ic = (rows.lowerBound + panelsOfBlock.lowerBound) * mr
+                        let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
                         packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf)
                         macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
                                     c: c + ic * ldc + jc, ldc: ldc, add: add)
-                        ic += ib
                     }
                 }
                 pc += kb
@@ -103,8 +113,12 @@ enum GemmPacked {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
         var c40 = SIMD8<Float>(), c41 = SIMD8<Float>(), c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        // Software prefetches (see the type's comment): the tile of C, needed after the loop, and A and B a few
+        // steps ahead.
+        for i in 0..<rows { prefetch(c + i * ldc); prefetch(c + i * ldc + nr - 1) }
         var pa = a, pb = b
         for _ in 0..<depth {
+            prefetch(pa + prefetchA); prefetch(pb + prefetchB)
             let b0 = load8(pb), b1 = load8(pb + 8)
             var s = SIMD8<Float>(repeating: pa[0])
             c00 = fma8(c00, s, b0); c01 = fma8(c01, s, b1)
