@@ -73,4 +73,22 @@ final class WorkerPoolTests: XCTestCase {
         }
         XCTAssertEqual(failures.values, [0])
     }
+
+    /// `forEachPart` covers `0..<count` exactly once: inline below the threshold, in near-equal parts above it, and
+    /// calls nothing for an empty range.
+    func testForEachPartCoversTheRangeOnce() {
+        for (count, work, threads) in [(0, 10, 2), (7, 1, 2), (7, 10, 2), (3, 10, 8), (1000, 10, 2)] {
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(count, 1))
+            hits.initialize(repeating: 0)
+            defer { hits.deallocate() }
+            let lock = NSLock()
+            var parts: [Range<Int>] = []
+            Parallel.forEachPart(count: count, work: work, threshold: 5, threads: threads) { part in
+                lock.lock(); parts.append(part); lock.unlock()
+                for i in part { hits[i] += 1 }
+            }
+            XCTAssertEqual(Array(hits.prefix(count)), [Int](repeating: 1, count: count), "count \(count) work \(work)")
+            XCTAssertEqual(parts.count, count == 0 ? 0 : (work < 5 ? 1 : Swift.min(threads, count)), "count \(count) work \(work)")
+        }
+    }
 }

@@ -71,9 +71,8 @@ func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: 
     let terms = extra.map { ($0.storage, $0.strides, $0.offset) }
     s.withUnsafeMutableElements { buf in
         let base = UncheckedSendable(buf.baseAddress!)
-        let workers = rows * tk >= Parallel.elementwiseThreshold ? Parallel.currentThreads : 1
-        Parallel.run(workers: workers) { w in
-            for r in Parallel.part(w, of: workers, count: rows) {
+        Parallel.forEachPart(count: rows, work: rows * tk, threshold: Parallel.elementwiseThreshold) { part in
+            for r in part {
                 let row = base.value + r * tk
                 let (b, hi, i) = (r / (h * tq), (r / tq) % h, r % tq)
                 if scale != 1 { for j in 0..<tk { row[j] *= scale } }
@@ -111,9 +110,8 @@ func attentionSoftmaxBackwardRows(_ d: inout Tensor, probs: Tensor) {
         let p = UncheckedSendable(pb.baseAddress!)
         d.withUnsafeMutableElements { buf in
             let base = UncheckedSendable(buf.baseAddress!)
-            let workers = rows * tk >= Parallel.elementwiseThreshold ? Parallel.currentThreads : 1
-            Parallel.run(workers: workers) { w in
-                for r in Parallel.part(w, of: workers, count: rows) {
+            Parallel.forEachPart(count: rows, work: rows * tk, threshold: Parallel.elementwiseThreshold) { part in
+                for r in part {
                     let row = base.value + r * tk, pr = p.value + r * tk
                     var dot: Float = 0
                     for j in 0..<tk { dot += pr[j] * row[j] }

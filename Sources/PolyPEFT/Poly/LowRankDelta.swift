@@ -12,7 +12,8 @@
 /// training every sample is its own group), so the products read `x`, `dY` and write `y`, `dX` in place through
 /// pointers: no row is gathered or scattered. Runs (forward, `dX`) and groups (`dLeft`, `dRight`) are shared among
 /// threads when there are enough of them; a single run gets the threads inside its products instead.
-/// Short runs, and every forward below rank 8, use per-row loops instead (`RowwiseLowRank`). `reference` keeps the plain gather / two-matmul / scatter form as the test oracle.
+/// Short runs, and every forward below rank 8, use per-row loops instead (`RowwiseLowRank`). `reference` keeps the
+/// plain gather / two-matmul / scatter form as the test oracle.
 enum LowRankDelta {
     static func apply(_ x: Variable, left: Variable, right: Variable, rowGroups: [Int], groupCount: Int,
                       scale: Float) throws -> Variable {

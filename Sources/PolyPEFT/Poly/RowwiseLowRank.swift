@@ -8,8 +8,8 @@
 ///                    dLeft[g] += x[m]^T dH[m];    dX[m] = dH[m] left[g]^T
 /// ```
 /// `left`: [GL, in, R] (GL = 1 when shared), `right`: [G, R, out], all contiguous. The innermost loops run over `R`,
-/// `out` or `in` with unit stride, so the compiler vectorises them; the forward's are written with `SIMD8`. `dRight` accumulates the unscaled `H^T dY` (the
-/// caller scales it).
+/// `out` or `in` with unit stride, so the compiler vectorises them; the forward's are written with `SIMD8`. `dRight`
+/// accumulates the unscaled `H^T dY` (the caller scales it).
 enum RowwiseLowRank {
     /// `groups`: the number of left factors (`GL`). Below rank 8 each group's left factor is first transposed to
     /// `[R, in]`, so `h[m, j]` is a dot product vectorised over `in` instead of an update vectorised over the short `R`.
@@ -27,11 +27,11 @@ enum RowwiseLowRank {
         }
         // Rows are independent: above the matmul threshold they are split among the threads.
         let rows = rowGroups.count
-        let workers = rows * rank * (inF + outF) < Gemm.parallelThreshold ? 1 : Swift.min(threads, rows)
         let lt = UncheckedSendable(leftT)
         rowGroups.withUnsafeBufferPointer { groupOf in UnrolledRank.with(rank) { rank in
-            Parallel.run(workers: workers) { w in
-                for row in Parallel.part(w, of: workers, count: rows) {
+            Parallel.forEachPart(count: rows, work: rows * rank * (inF + outF), threshold: Gemm.parallelThreshold,
+                                 threads: threads) { part in
+                for row in part {
                     let g = groupOf[row], xr = x + row * inF, hr = h + row * rank
                     if let leftT = lt.value {
                         let lg = leftT + (shared ? 0 : g * rank * inF)

@@ -60,6 +60,19 @@ public enum Parallel {
         }
     }
 
+    /// Calls `body(part)` for near-equal contiguous parts of `0..<count`: the whole range inline when `work` is below
+    /// `threshold`, else one part per thread (at most `threads`, at most `count`). Parts must write disjoint memory.
+    /// The row-parallel kernels (softmax rows, cross-entropy, attention, per-row low-rank loops) share this split.
+    static func forEachPart(count: Int, work: Int, threshold: Int, threads: Int = currentThreads,
+                            _ body: (Range<Int>) -> Void) {
+        let workers = work < threshold ? 1 : Swift.min(threads, count)
+        if workers <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        run(workers: workers) { w in body(part(w, of: workers, count: count)) }
+    }
+
     /// The `w`-th of `workers` near-equal contiguous parts of `0..<count`.
     @inline(__always)
     static func part(_ w: Int, of workers: Int, count: Int) -> Range<Int> {

@@ -135,9 +135,9 @@ extension Tensor {
                     let s = s0 + o.offset, n = dst.count
                     // Large sums (a layer's output and its update, two gradients of an activation) are split among
                     // the threads: one pass over memory, each worker on its own contiguous part.
-                    let workers = n >= 1 << 20 ? Swift.min(Parallel.currentThreads, n >> 19) : 1
-                    Parallel.run(workers: workers) { w in
-                        for i in Parallel.part(w, of: workers, count: n) { d[i] += s[i] }
+                    Parallel.forEachPart(count: n, work: n, threshold: 1 << 20,
+                                         threads: Swift.min(Parallel.currentThreads, n >> 19)) { part in
+                        for i in part { d[i] += s[i] }
                     }
                 }
             }

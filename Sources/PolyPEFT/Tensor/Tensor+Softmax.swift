@@ -11,10 +11,9 @@ extension Tensor {
         let n = shape[a]
         if n > 0 {
             moved.withUnsafeMutableElements { buf in
-                let base = buf.baseAddress!, rows = buf.count / n
-                let workers = buf.count >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, rows) : 1
-                Parallel.run(workers: workers) { w in
-                    for r in Parallel.part(w, of: workers, count: rows) { kernel(base + r * n, n) }
+                let base = buf.baseAddress!
+                Parallel.forEachPart(count: buf.count / n, work: buf.count, threshold: Parallel.elementwiseThreshold) { rows in
+                    for r in rows { kernel(base + r * n, n) }
                 }
             }
         }

@@ -37,23 +37,20 @@ public enum Loss {
             throw TensorError("cross_entropy", "target \(t) at position \(i) out of range 0..<\(c)")
         }
         // Per row only the log-sum-exp is kept (no [N, C] log-softmax copy): the backward recomputes exp(x - lse).
-        let x = logits.value                                                         // x: [N, C]
+        let x = logits.value.contiguous()                                            // x: [N, C], copied at most once
         var lse = Tensor.uninitializedScalars(n)                                     // lse: [N]
-        let workers = n * c >= Parallel.elementwiseThreshold ? Swift.min(Parallel.currentThreads, n) : 1
-        if n > 0 { x.withContiguousBuffer { px in lse.withUnsafeMutableBufferPointer { pl in
-            let (px, pl) = (px.baseAddress!, pl.baseAddress!)
-            Parallel.run(workers: workers) { w in
-                for i in Parallel.part(w, of: workers, count: n) { pl[i] = Tensor.logSumExp(px + i * c, c) }
-            }
-        } } }
         var total: Float = 0
         var counted = 0
-        x.withContiguousBuffer { px in
+        if n > 0 { x.withContiguousBuffer { px in lse.withUnsafeMutableBufferPointer { pl in
+            let (px, pl) = (px.baseAddress!, pl.baseAddress!)
+            Parallel.forEachPart(count: n, work: n * c, threshold: Parallel.elementwiseThreshold) { rows in
+                for i in rows { pl[i] = Tensor.logSumExp(px + i * c, c) }
+            }
             for (i, t) in targets.enumerated() where t != ignoreIndex {
-                total += lse[i] - px[i * c + t]
+                total += pl[i] - px[i * c + t]
                 counted += 1
             }
-        }
+        } } }
         let scale: Float = reduction == .mean ? (counted == 0 ? 0 : 1 / Float(counted)) : 1
         let shape = logits.shape
         let rowLSE = lse
@@ -64,8 +61,8 @@ public enum Loss {
             if n > 0 { x.withContiguousBuffer { px in d.withUnsafeMutableBufferPointer { db in
                 let (px, dp) = (px.baseAddress!, db.baseAddress!)
                 targets.withUnsafeBufferPointer { tp in rowLSE.withUnsafeBufferPointer { pl in
-                    Parallel.run(workers: workers) { w in
-                        for i in Parallel.part(w, of: workers, count: n) {
+                    Parallel.forEachPart(count: n, work: n * c, threshold: Parallel.elementwiseThreshold) { rows in
+                        for i in rows {
                             let row = dp + i * c, t = tp[i]
                             guard t != ignoreIndex else { row.update(repeating: 0, count: c); continue }
                             let xi = px + i * c, l = pl[i]
