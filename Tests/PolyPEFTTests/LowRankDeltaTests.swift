@@ -87,4 +87,59 @@ final class LowRankDeltaTests: XCTestCase {
                                        rowGroups: rows, groupCount: 3, scale: 1).value
         assertClose(a, try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows, groupCount: 3, scale: 1))
     }
+
+    /// Fused with a base layer, the update is `x W^T + b + delta`: the packed kernel (40 rows, more than 16 outputs)
+    /// and the direct one (8 rows), with and without a bias, on one and two threads.
+    func testFusedWithBaseMatchesBasePlusDelta() throws {
+        for (gi, (rows, count)) in groupings.enumerated() { for shared in [false, true] { for threads in [1, 2] {
+            for (inF, rank, outF) in shapes + [(20, 8, 33)] { for withBias in [false, true] {
+                let x = randomTensor([rows.count, inF], seed: 1)
+                let left = randomTensor([shared ? 1 : count, inF, rank], seed: 2), right = randomTensor([count, rank, outF], seed: 3)
+                let w = randomTensor([outF, inF], seed: 4), b = withBias ? randomTensor([outF], seed: 5) : nil
+                let y = try Parallel.$threadLimit.withValue(threads) {
+                    try LowRankDelta.apply(Variable(x), left: Variable(left), right: Variable(right), rowGroups: rows,
+                                           groupCount: count, scale: 0.5, base: .init(weight: Variable(w), bias: b.map { Variable($0) })).value
+                }
+                var want = try x.matmul(w.T) + (try LowRankDelta.reference(x, left: left, right: right, rowGroups: rows,
+                                                                            groupCount: count, scale: 0.5))
+                if let b { want = try want + b }
+                assertClose(y, want, rtol: 1e-4, atol: 1e-5, "grouping \(gi) shared \(shared) threads \(threads) \(inF) \(rank) \(outF) bias \(withBias)")
+            } }
+        } } }
+    }
+
+    /// Gradients of the fused form for every input (x, both factors, the base weight and bias), per row and per
+    /// run, through the packed kernel (40 rows x 20 -> 33) and the direct one.
+    func testFusedGradientsByFiniteDifferences() throws {
+        for (gi, (rows, count)) in groupings.enumerated() where gi != 2 { for shared in [false, true] { for rank in [3, 8] {
+            let (inF, outF) = rows.count > 8 ? (20, 33) : (5, 4)
+            let x = randomTensor([rows.count, inF], seed: 4)
+            let left = randomTensor([shared ? 1 : count, inF, rank], seed: 5), right = randomTensor([count, rank, outF], seed: 6)
+            let w = randomTensor([outF, inF], seed: 7), b = randomTensor([outF], seed: 8)
+            try Parallel.$threadLimit.withValue(gi == 4 ? 2 : 1) {
+                try gradCheck([x, left, right, w, b]) { v in
+                    try LowRankDelta.apply(v[0], left: v[1], right: v[2], rowGroups: rows, groupCount: count, scale: 0.5,
+                                           base: .init(weight: v[3], bias: v[4]))
+                }
+            }
+        } } }
+    }
+
+    /// The public wrapper checks what it is given and names the problem.
+    func testLowRankUpdateRejectsMismatches() throws {
+        let left = Variable(randomTensor([2, 5, 3], seed: 1)), right = Variable(randomTensor([2, 3, 4], seed: 2))
+        XCTAssertThrowsError(try LowRankUpdate(left: left, right: Variable(randomTensor([2, 2, 4], seed: 3)), rowGroups: [0, 1],
+                                               groupCount: 2, scale: 1)) { XCTAssertTrue("\($0)".contains("do not fit")) }
+        XCTAssertThrowsError(try LowRankUpdate(left: left, right: right, rowGroups: [0, 2], groupCount: 2, scale: 1)) {
+            XCTAssertTrue("\($0)".contains("row group 2 is not in 0..<2"))
+        }
+        let u = try LowRankUpdate(left: left, right: right, rowGroups: [0, 1, 1], groupCount: 2, scale: 1)
+        XCTAssertThrowsError(try u.delta(for: Variable(randomTensor([2, 5], seed: 4)))) { XCTAssertTrue("\($0)".contains("3 row groups")) }
+        XCTAssertThrowsError(try u.delta(for: Variable(randomTensor([3, 6], seed: 4)))) { XCTAssertTrue("\($0)".contains("does not end in 5")) }
+        var g = Xoshiro256(seed: 1)
+        XCTAssertThrowsError(try u.applied(to: Linear(6, 4, using: &g), Variable(randomTensor([3, 5], seed: 4)), .inference())) {
+            XCTAssertTrue("\($0)".contains("weight [4, 6] does not fit"), "\($0)")
+        }
+        XCTAssertEqual(try u.delta(for: Variable(randomTensor([3, 1, 5], seed: 4))).shape, [3, 1, 4])
+    }
 }

@@ -40,4 +40,31 @@ final class PolyLinearForwardTests: XCTestCase {
         XCTAssertTrue(perRow(256, 18, 48, 2, 6, .outputs))             // ... output mixing
         XCTAssertFalse(perRow(256, 1, 48, 2, 6, .outputs))             // one group: always per group
     }
+
+    /// Without a recorder the update rides on the base layer's matmuls (`LowRankUpdate.applied`); with one, the base
+    /// output is computed on its own and the update added. Both give the same output and the same gradients for the
+    /// input, the skills and the router, in training (same noise) and evaluation with gradients, for both mixings,
+    /// with and without MHR splits, on the per-group kernel (on this small layer `automatic` would route per row).
+    func testFusedForwardMatchesBasePlusDelta() throws {
+        for mixing in [MixingMode.parameters, .outputs] { for splits in [1, 2] { for training in [false, true] {
+            var g = Xoshiro256(seed: 5)
+            let layer = try PolyLinear(wrapping: Linear(24, 20, using: &g), path: "fc", r: 8, nTasks: 3, nSkills: 4,
+                                       nSplits: splits, initWeights: false, mixing: mixing, using: &g)
+            layer.strategy = .perGroup
+            let x = randomTensor([4, 9, 24], seed: 6), seed = randomTensor([4, 9, 20], seed: 7)
+            func run(recording: Bool) throws -> [Tensor] {
+                for (_, p) in layer.namedParameters() { p.zeroGrad() }
+                let ctx = Context(mode: training ? .train : .eval, taskIDs: [2, 0, 2, 1], rng: Xoshiro256(seed: 9))
+                if recording { ctx.recorder = Recorder() }
+                let xv = Variable(x, requiresGrad: true)
+                let y = try layer(xv, ctx)
+                try y.backward(seed: seed)
+                return [y.value, xv.grad!, layer.loraA.grad!, layer.loraB.grad!, layer.router.moduleLogits.grad!]
+            }
+            let fused = try run(recording: false), apart = try run(recording: true)
+            for (i, (a, b)) in zip(fused, apart).enumerated() {
+                assertClose(a, b, rtol: 1e-5, atol: 1e-6, "\(mixing) splits \(splits) training \(training): tensor \(i)")
+            }
+        } } }
+    }
 }

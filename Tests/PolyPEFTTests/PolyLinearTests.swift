@@ -184,6 +184,30 @@ final class LoRALinearTests: XCTestCase {
         }
     }
 
+    /// LoRA's forward fuses its update into the base matmuls (no recorder) and agrees with `base + delta` (a
+    /// recorder asks for the base output apart) in values and gradients; with dropout in training it stays dense.
+    func testFusedForwardMatchesBasePlusDelta() throws {
+        var g = Xoshiro256(seed: 4)
+        for dropout: Float in [0, 0.25] {
+            let lora = try LoRALinear(wrapping: Linear(20, 18, using: &g), path: "fc", r: 3, alpha: 6, dropout: dropout,
+                                      initialization: .random, using: &g)
+            let x = randomTensor([2, 11, 20], seed: 5), seed = randomTensor([2, 11, 18], seed: 6)
+            let ctx = Context(mode: .train, rng: Xoshiro256(seed: 1))
+            if case .lowRank = try lora.update(Variable(x), ctx) { XCTAssertEqual(dropout, 0) } else { XCTAssertEqual(dropout, 0.25) }
+            func run(recording: Bool) throws -> [Tensor] {
+                for (_, p) in lora.namedParameters() { p.zeroGrad() }
+                let ctx = Context(mode: .train, rng: Xoshiro256(seed: 1), recorder: recording ? Recorder() : nil)
+                let xv = Variable(x, requiresGrad: true)
+                let y = try lora(xv, ctx)
+                try y.backward(seed: seed)
+                return [y.value, xv.grad!, lora.loraA.weight.grad!, lora.loraB.weight.grad!]
+            }
+            for (i, (a, b)) in zip(try run(recording: false), try run(recording: true)).enumerated() {
+                assertClose(a, b, rtol: 1e-5, atol: 1e-6, "dropout \(dropout): tensor \(i)")
+            }
+        }
+    }
+
     /// Poly with one skill, one split and one task is LoRA with lora_alpha = 1 (scale 1/r).
     func testPolyWithOneSkillEqualsLoRAAlphaOne() throws {
         var g = Xoshiro256(seed: 5)

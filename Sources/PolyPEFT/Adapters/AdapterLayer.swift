@@ -15,6 +15,10 @@ public protocol AdapterLayer: Layer {
     func adapterParameters() -> [(name: String, parameter: Parameter)]
     /// The update alone, for an input of the base layer.
     func delta(_ x: Variable, _ ctx: Context) throws -> Variable
+    /// The update in the form the forward uses: a low-rank update (`LowRankUpdate`) is fused into the base layer's
+    /// matmuls, a dense one is added to the base output. Default: `.dense(delta(x, ctx))`. An adapter that
+    /// implements it makes `delta` return `update(x, ctx).dense(for: x)`, so the two never disagree.
+    func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate
     /// True when the update is known to be zero for this call (e.g. a task already merged into the base weights), so
     /// the forward returns the base output without computing or adding it. Default: false.
     func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool
@@ -32,15 +36,21 @@ extension AdapterLayer {
 
     public var mergedUpdate: String? { nil }
 
-    /// `base(x) + delta(x)`, or `base(x)` alone when the context disables adapters or the update is in the base.
-    /// With adapters disabled while an update is merged, it throws instead of returning the merged weight's output.
+    public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate { .dense(try delta(x, ctx)) }
+
+    /// `base(x) + update`, or `base(x)` alone when the context disables adapters or the update is in the base.
+    /// A low-rank update is fused into the base layer's matmuls (`LowRankUpdate.applied`), except when a recorder
+    /// wants the base output on its own. With adapters disabled while an update is merged, it throws instead of
+    /// returning the merged weight's output.
     public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
         if !ctx.adaptersEnabled, let m = mergedUpdate {
             throw PolyError("\(path): \(m) is merged into the base weight; unmerge() before running with adapters disabled")
         }
+        guard ctx.adaptersEnabled, !updateIsInBase(for: x, ctx) else { return try baseLayer.forward(x, ctx) }
+        let u = try update(x, ctx)
+        if ctx.recorder == nil, case .lowRank(let lowRank) = u { return try lowRank.applied(to: baseLayer, x, ctx) }
         let base = try baseLayer.forward(x, ctx)
-        guard ctx.adaptersEnabled, !updateIsInBase(for: x, ctx) else { return base }
-        let y = try base + (try delta(x, ctx))
+        let y = try base + (try u.dense(for: x))
         if let r = ctx.recorder {
             r.record("layer.\(path).input", x.value)
             r.record("layer.\(path).base_output", base.value)

@@ -39,11 +39,8 @@ extension Variable {
             let rows = y.shape[0]
             bias.value.withContiguousBuffer { b in
                 y.withUnsafeMutableElements { dst in
-                    guard let bp = b.baseAddress, var p = dst.baseAddress else { return }
-                    for _ in 0..<rows {
-                        for j in 0..<outF { p[j] += bp[j] }
-                        p += outF
-                    }
+                    guard let bp = b.baseAddress, let p = dst.baseAddress else { return }
+                    Gemm.addRowVector(bp, rows: rows, into: p, width: outF)
                 }
             }
         }

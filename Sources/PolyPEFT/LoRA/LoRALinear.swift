@@ -56,6 +56,17 @@ public final class LoRALinear: Module, AdapterLayer {
     }
 
     /// The update of the base weight: `scaling * B A`, shape `[out, in]`.
+    /// `x A^T B^T * scaling` as a low-rank update with one group, which the forward fuses into the base layer's
+    /// matmuls; dense (`delta`) while merged, and in training with dropout (which acts on `A`'s input only).
+    public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {
+        guard !isMerged, !(ctx.isTraining && dropout > 0) else { return .dense(try delta(x, ctx)) }
+        let left = try ctx[loraA.weight].permuted([1, 0]).unsqueezed(0)                 // [1, in, r]
+        let right = try ctx[loraB.weight].permuted([1, 0]).unsqueezed(0)                // [1, r, out]
+        let rows = baseLayer.inFeatures > 0 ? x.value.count / baseLayer.inFeatures : 0
+        return .lowRank(try LowRankUpdate(left: left, right: right, rowGroups: [Int](repeating: 0, count: rows),
+                                          groupCount: 1, scale: scaling))
+    }
+
     public func deltaWeight() throws -> Tensor {
         try loraB.weight.value.matmul(loraA.weight.value) * scaling
     }

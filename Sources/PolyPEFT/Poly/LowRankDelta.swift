@@ -1,118 +1,184 @@
 /// The heavy part of every routed LoRA layer as one primitive: rows of `x` are partitioned into groups, and each
-/// group gets its own pair of low-rank factors.
+/// group gets its own pair of low-rank factors. Optionally fused with the base layer the update belongs to.
 ///
 /// ```
-/// x: [M, in]; left: [GL, in, R] (GL = G, or 1 when shared by all groups); right: [G, R, out]
-/// y[rows of g] = x[rows of g] @ left[g or 0] @ right[g] * scale            // y: [M, out]
-/// backward, per group (X = x rows, H = X left, dY = g rows):
-///   dRight[g] = H^T dY * scale;   dH = dY right^T * scale
-///   dLeft[g] (+)= X^T dH;         dX = dH left^T
+/// x: [M, in]; left: [GL, in, R] (GL = G, or 1 when shared by all groups); right: [G, R, out]; W: [out, in]
+/// H = x left[g(row)]                                                       // H: [M, R]
+/// y = H (right[g(row)] * scale)                     alone, or             // y: [M, out]
+/// y = x W^T + b + H (right[g(row)] * scale)         fused with a base layer
+/// backward (dY = g):
+///   dH = dY (right * scale)^T;   dRight[g] += H^T dY * scale;   dLeft[g] += X^T dH
+///   dX = [dY W +] dH left^T;     dW = dY^T x;   db = sum_rows dY
 /// ```
-/// Rows are processed in *runs* of consecutive rows of one group (a sequence's tokens share its task, and in
-/// training every sample is its own group), so the products read `x`, `dY` and write `y`, `dX` in place through
-/// pointers: no row is gathered or scattered. Runs (forward, `dX`) and groups (`dLeft`, `dRight`) are shared among
-/// threads when there are enough of them; a single run gets the threads inside its products instead.
-/// Short runs, and every forward below rank 8, use per-row loops instead (`RowwiseLowRank`). `reference` keeps the
-/// plain gather / two-matmul / scatter form as the test oracle.
+/// `H` is computed per *run* of consecutive rows of one group with a skinny product (a sequence's tokens share its
+/// task, and in training every sample is its own group), reading `x` in place, or per row for short runs and below
+/// rank 8 (`RowwiseLowRank`). The expansion `H right` is a `GemmRowTail`: fused with a base layer, the base matmul
+/// adds it to its register tiles as it stores them, so the update costs its flops and neither a pass over `y` nor an
+/// addition; `dX`'s `dH left^T` rides on the `dY W` product the same way. Alone, the tail is applied row by row.
+/// Groups (`dLeft`, `dRight`) and runs are shared among threads when there are enough of them; a single run gets the
+/// threads inside its products instead. `reference` keeps the gather / two-matmul / scatter form as the test oracle.
 enum LowRankDelta {
+    /// The base layer an update can be fused with: `x W^T + b`, `weight: [out, in]`, `bias: [out]`.
+    struct Base {
+        let weight: Variable
+        let bias: Variable?
+    }
+
     static func apply(_ x: Variable, left: Variable, right: Variable, rowGroups: [Int], groupCount: Int,
-                      scale: Float) throws -> Variable {
+                      scale: Float, base: Base? = nil) throws -> Variable {
         let xv = x.value.contiguous(), lv = left.value.contiguous()      // x: [M, in], left: [GL, in, R]
         let rs = (right.value * scale).contiguous()                        // right * scale: [G, R, out]
         let m = xv.shape[0], inF = xv.shape[1], rank = lv.shape[2], outF = rs.shape[2]
         let shared = lv.shape[0] == 1
+        let wv = base?.weight.value.contiguous(), bv = base?.bias?.value.contiguous()   // W: [out, in], b: [out]
+        if let wv, wv.shape != [outF, inF] {
+            throw TensorError("linear", "weight \(fmt(wv.shape)) does not fit input \(fmt(xv.shape)) and update width \(outF)")
+        }
+        if let bv, bv.shape != [outF] { throw TensorError("linear", "bias \(fmt(bv.shape)) does not fit \(outF) outputs") }
         let threads = Parallel.currentThreads
         let rowwise = LowRankDelta.prefersRowwise(runs: RowRuns.count(rowGroups), rows: m)
         let runs = rowwise ? nil : RowRuns(rowGroups: rowGroups, groupCount: groupCount)   // per-row loops need no runs
-        // Forward: H = X left (unscaled, kept for backward), y = H (right * scale), run by run.
-        // Every row belongs to one run, so the kernels write every element of h and y: no zero fill first.
+        // H = X left (kept for backward), then y = [x W^T +] H (right * scale) (+ b). Every element of h and y is
+        // written: no zero fill first.
         var h = Tensor.uninitializedScalars(m * rank)                        // [M, R]
         var y = Tensor.uninitializedScalars(m * outF)                        // [M, out]
+        rowGroups.withUnsafeBufferPointer { groupOf in
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
-                let (ph, py) = (UncheckedSendable(bh.baseAddress!), UncheckedSendable(by.baseAddress!))
-                guard let runs, rank >= LowRankDelta.rowwiseRankLimit else {
-                    RowwiseLowRank.forward(x: px.baseAddress!, left: pl.baseAddress!, right: pr.baseAddress!, rowGroups: rowGroups,
-                                           shared: shared, groups: groupCount, inF: inF, rank: rank, outF: outF, h: ph.value, y: py.value,
-                                           threads: threads)
-                    return
-                }
-                runs.forEachRun(threads: threads) { run, inner in
-                    let l = pl.baseAddress! + (shared ? 0 : run.group * inF * rank)
-                    Gemm.multiply(m: run.count, n: rank, k: inF, a: px.baseAddress! + run.start * inF, rowStrideA: inF,
-                                  colStrideA: 1, b: l, rowStrideB: rank, colStrideB: 1, c: ph.value + run.start * rank,
-                                  ldc: rank, accumulate: false, threads: inner)
-                    Gemm.multiply(m: run.count, n: outF, k: rank, a: ph.value + run.start * rank, rowStrideA: rank,
-                                  colStrideA: 1, b: pr.baseAddress! + run.group * rank * outF, rowStrideB: outF,
-                                  colStrideB: 1, c: py.value + run.start * outF, ldc: outF, accumulate: false, threads: inner)
-                }
+                project(px.baseAddress!, width: inF, factors: pl.baseAddress!, transposed: false, rank: rank, shared: shared,
+                        groupOf: groupOf, runs: rank >= rowwiseRankLimit ? runs : nil, into: bh.baseAddress!, threads: threads)
+                let tail = GemmRowTail(h: bh.baseAddress!, rank: rank, factors: pr.baseAddress!, ldf: outF,
+                                       groupStride: rank * outF, groupOfRow: groupOf.baseAddress)
+                expand(tail, rows: m, width: outF, base: wv, baseTransposed: true, input: px.baseAddress!, depth: inF,
+                       into: by.baseAddress!, threads: threads)
+                if let bv { bv.withContiguousBuffer { Gemm.addRowVector($0.baseAddress!, rows: m, into: by.baseAddress!, width: outF) } }
             } }
-        } } }
+        } } } }
         let hv = h
-        return Variable.record(Tensor(y, shape: [m, outF]), [x, left, right]) { g, needs in
+        let inputs = [x, left, right] + (base.map { [$0.weight] + ($0.bias.map { [$0] } ?? []) } ?? [])
+        return Variable.record(Tensor(y, shape: [m, outF]), inputs) { g, needs in
             let gv = g.contiguous()                                        // dY: [M, out]
-            var dh = Tensor.uninitializedScalars(m * rank)                  // dH = dY (right*scale)^T: [M, R]
-            var dx = needs[0] ? Tensor.uninitializedScalars(m * inF) : []   // written row by row, like y
-            var dl = needs[1] ? [Float](repeating: 0, count: lv.count) : []
-            var dr = needs[2] ? [Float](repeating: 0, count: rs.count) : []
+            let (needX, needL, needR) = (needs[0], needs[1], needs[2])
+            let needW = needs.count > 3 && needs[3], needB = needs.count > 4 && needs[4]
+            var dh = needX || needL ? Tensor.uninitializedScalars(m * rank) : []   // dH = dY (right*scale)^T: [M, R]
+            var dx = needX ? Tensor.uninitializedScalars(m * inF) : []   // every element written, like y
+            var dl = needL ? [Float](repeating: 0, count: lv.count) : []
+            var dr = needR ? [Float](repeating: 0, count: rs.count) : []
+            rowGroups.withUnsafeBufferPointer { groupOf in
             gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in
             rs.withContiguousBuffer { pr in hv.withUnsafeBufferPointer { ph in
             dh.withUnsafeMutableBufferPointer { pdh in dx.withUnsafeMutableBufferPointer { pdx in
             dl.withUnsafeMutableBufferPointer { pdl in dr.withUnsafeMutableBufferPointer { pdr in
-                let out = UncheckedSendable((pdh.baseAddress!, needs[0] ? pdx.baseAddress : nil, needs[1] ? pdl.baseAddress : nil,
-                                             needs[2] ? pdr.baseAddress : nil))
                 let (g0, x0, l0, r0, h0) = (pg.baseAddress!, px.baseAddress!, pl.baseAddress!, pr.baseAddress!, ph.baseAddress!)
-                if rowwise {
-                    let (pdh, pdx, pdl, pdr) = out.value
-                    RowwiseLowRank.backward(g: g0, x: x0, left: l0, right: r0, h: h0, rowGroups: rowGroups, shared: shared,
-                                            inF: inF, rank: rank, outF: outF, dh: pdh, dx: pdx, dLeft: shared ? nil : pdl,
-                                            dRight: pdr, needsDH: pdl != nil)
+                let (dh0, dl0, dr0) = (needX || needL ? pdh.baseAddress : nil, needL ? pdl.baseAddress : nil,
+                                       needR ? pdr.baseAddress : nil)
+                if let dh0 {
+                    project(g0, width: outF, factors: r0, transposed: true, rank: rank, shared: false, groupOf: groupOf,
+                            runs: runs, into: dh0, threads: threads)
                 }
-                // Per group (disjoint outputs): dRight[g] += H^T dY, dH = dY right^T, dLeft[g] += X^T dH, dX = dH left^T.
-                if let runs { runs.forEachGroup(threads: threads) { group, inner in
-                    let (pdh, pdx, pdl, pdr) = out.value
-                    for run in group {
-                        let (s, c, gi) = (run.start, run.count, run.group)
-                        if let pdr {
-                            Gemm.multiply(m: rank, n: outF, k: c, a: h0 + s * rank, rowStrideA: 1, colStrideA: rank,
-                                          b: g0 + s * outF, rowStrideB: outF, colStrideB: 1, c: pdr + gi * rank * outF,
-                                          ldc: outF, accumulate: true, threads: inner)
-                        }
-                        guard pdx != nil || pdl != nil else { continue }
-                        Gemm.multiply(m: c, n: rank, k: outF, a: g0 + s * outF, rowStrideA: outF, colStrideA: 1,
-                                      b: r0 + gi * rank * outF, rowStrideB: 1, colStrideB: outF, c: pdh + s * rank,
-                                      ldc: rank, accumulate: false, threads: inner)
-                        let l = l0 + (shared ? 0 : gi * inF * rank)
-                        if let pdl, !shared {
-                            Gemm.multiply(m: inF, n: rank, k: c, a: x0 + s * inF, rowStrideA: 1, colStrideA: inF,
-                                          b: pdh + s * rank, rowStrideB: rank, colStrideB: 1, c: pdl + gi * inF * rank,
-                                          ldc: rank, accumulate: true, threads: inner)
-                        }
-                        if let pdx {
-                            Gemm.multiply(m: c, n: inF, k: rank, a: pdh + s * rank, rowStrideA: rank, colStrideA: 1,
-                                          b: l, rowStrideB: 1, colStrideB: rank, c: pdx + s * inF, ldc: inF,
-                                          accumulate: false, threads: inner)
-                        }
+                accumulateFactorGradients(g: g0, x: x0, h: h0, dh: dh0, groupOf: groupOf, runs: runs, shared: shared,
+                                          inF: inF, rank: rank, outF: outF, dLeft: dl0, dRight: dr0, threads: threads)
+                if needX, let dh0 {
+                    // dX = [dY W +] dH left^T: the left factors transposed to [GL, R, in] so the tail reads rows.
+                    let lt = UnsafeMutablePointer<Float>.allocate(capacity: lv.count)
+                    defer { lt.deallocate() }
+                    for gi in 0..<lv.shape[0] { for i in 0..<inF { for j in 0..<rank {
+                        lt[(gi * rank + j) * inF + i] = l0[(gi * inF + i) * rank + j]
+                    } } }
+                    let tail = GemmRowTail(h: dh0, rank: rank, factors: lt, ldf: inF, groupStride: rank * inF,
+                                           groupOfRow: shared ? nil : groupOf.baseAddress)
+                    expand(tail, rows: m, width: inF, base: wv, baseTransposed: false, input: g0, depth: outF,
+                           into: pdx.baseAddress!, threads: threads)
+                }
+            } } } } } } } } } }
+            let dw = needW ? try gv.T.matmul(xv) : nil                          // dW = dY^T x: [out, in]
+            let db = needB ? try gv.sum(axes: [0]) : nil                        // [out]
+            return [needX ? Tensor(dx, shape: [m, inF]) : nil, needL ? Tensor(dl, shape: lv.shape) : nil,
+                    needR ? Tensor(dr, shape: rs.shape) * scale : nil, dw, db]
+        }
+    }
+
+    /// `out[row] = src[row] F[g(row)]` (`[M, R]`) for factors `F [GL, width, R]`, or `F^T` for `transposed` factors
+    /// stored `[G, R, width]`: a skinny product per run when `runs` is given, else per-row loops.
+    static func project(_ src: UnsafePointer<Float>, width: Int, factors: UnsafePointer<Float>, transposed: Bool,
+                        rank: Int, shared: Bool, groupOf: UnsafeBufferPointer<Int>, runs: RowRuns?,
+                        into out: UnsafeMutablePointer<Float>, threads: Int) {
+        guard let runs else {
+            RowwiseLowRank.project(src, width: width, factors: factors, transposed: transposed, rank: rank, shared: shared,
+                                   groupOf: groupOf, into: out, threads: threads)
+            return
+        }
+        let out = UncheckedSendable(out)
+        runs.forEachRun(threads: threads) { run, inner in
+            let f = factors + (shared ? 0 : run.group * width * rank)
+            Gemm.multiply(m: run.count, n: rank, k: width, a: src + run.start * width, rowStrideA: width, colStrideA: 1,
+                          b: f, rowStrideB: transposed ? 1 : rank, colStrideB: transposed ? width : 1,
+                          c: out.value + run.start * rank, ldc: rank, accumulate: false, threads: inner)
+        }
+    }
+
+    /// `out = [input base' +] tail` over `[rows, width]`: the base product with the tail fused into its tiles, or
+    /// the tail alone. `base` is a contiguous `Linear` weight, multiplied as `base^T` (`[width, depth]`, the forward
+    /// `x W^T`) when `baseTransposed`, else as it is (`[depth, width]`, the input gradient `dY W`).
+    static func expand(_ tail: GemmRowTail, rows: Int, width: Int, base: Tensor?, baseTransposed: Bool,
+                       input: UnsafePointer<Float>, depth: Int, into out: UnsafeMutablePointer<Float>, threads: Int) {
+        guard let base else {
+            Parallel.forEachPart(count: rows, work: rows * width * tail.rank, threshold: Gemm.parallelThreshold,
+                                 threads: threads) { part in
+                tail.apply(rows: part, cols: 0..<width, c: out, ldc: width, overwrite: true)
+            }
+            return
+        }
+        base.withContiguousBuffer { pw in
+            Gemm.multiply(m: rows, n: width, k: depth, a: input, rowStrideA: depth, colStrideA: 1, b: pw.baseAddress!,
+                          rowStrideB: baseTransposed ? 1 : width, colStrideB: baseTransposed ? depth : 1,
+                          c: out, ldc: width, accumulate: false, threads: threads, tail: tail)
+        }
+    }
+
+    /// `dRight[g] += H^T dY` (unscaled; the caller scales) and `dLeft[g] += X^T dH` (per group; a shared left factor
+    /// gets one product over all rows).
+    static func accumulateFactorGradients(g: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
+                                          dh: UnsafeMutablePointer<Float>?, groupOf: UnsafeBufferPointer<Int>,
+                                          runs: RowRuns?, shared: Bool, inF: Int, rank: Int, outF: Int,
+                                          dLeft: UnsafeMutablePointer<Float>?, dRight: UnsafeMutablePointer<Float>?,
+                                          threads: Int) {
+        let perGroupLeft = shared ? nil : dLeft
+        if let runs {
+            let out = UncheckedSendable((dh, perGroupLeft, dRight))
+            runs.forEachGroup(threads: threads) { group, inner in
+                let (dh, dl, dr) = out.value
+                for run in group {
+                    let (s, c, gi) = (run.start, run.count, run.group)
+                    if let dr {
+                        Gemm.multiply(m: rank, n: outF, k: c, a: h + s * rank, rowStrideA: 1, colStrideA: rank,
+                                      b: g + s * outF, rowStrideB: outF, colStrideB: 1, c: dr + gi * rank * outF,
+                                      ldc: outF, accumulate: true, threads: inner)
                     }
-                } }
-                // A shared left factor gets one product over all rows: dLeft = X^T dH.
-                if let pdl = out.value.2, shared {
-                    Gemm.multiply(m: inF, n: rank, k: m, a: x0, rowStrideA: 1, colStrideA: inF, b: out.value.0,
-                                  rowStrideB: rank, colStrideB: 1, c: pdl, ldc: rank, accumulate: false, threads: threads)
+                    if let dl, let dh {
+                        Gemm.multiply(m: inF, n: rank, k: c, a: x + s * inF, rowStrideA: 1, colStrideA: inF,
+                                      b: dh + s * rank, rowStrideB: rank, colStrideB: 1, c: dl + gi * inF * rank,
+                                      ldc: rank, accumulate: true, threads: inner)
+                    }
                 }
-            } } } } } } } } }
-            let drT = needs[2] ? Tensor(dr, shape: rs.shape) * scale : nil
-            return [needs[0] ? Tensor(dx, shape: [m, inF]) : nil, needs[1] ? Tensor(dl, shape: lv.shape) : nil, drT]
+            }
+        } else {
+            RowwiseLowRank.accumulateGradients(g: g, x: x, h: h, dh: dh, groupOf: groupOf, inF: inF, rank: rank,
+                                               outF: outF, dLeft: perGroupLeft, dRight: dRight)
+        }
+        if shared, let dLeft, let dh {
+            Gemm.multiply(m: inF, n: rank, k: groupOf.count, a: x, rowStrideA: 1, colStrideA: inF, b: dh,
+                          rowStrideB: rank, colStrideB: 1, c: dLeft, ldc: rank, accumulate: false, threads: threads)
         }
     }
 
     /// Short runs (on average under 8 rows, e.g. a batch of single samples of interleaved tasks, or training where
-    /// every sample is its own group) go through the per-row loops of `RowwiseLowRank`: two products per run would
+    /// every sample is its own group) go through the per-row loops of `RowwiseLowRank`: a product per run would
     /// cost more in calls than in arithmetic.
     static func prefersRowwise(runs: Int, rows: Int) -> Bool { runs * 8 > rows }
 
-    /// Below this rank the forward always uses the per-row loops: products with 1-7 columns (`x left`) or a depth
-    /// of 1-7 (`H right`) waste most of a SIMD tile.
+    /// Below this rank `H = x left` always uses the per-row loops: products with 1-7 columns waste most of a SIMD
+    /// tile.
     static let rowwiseRankLimit = 8
 
     /// The oracle: gather each group's rows, two matmuls, scatter back (no gradients).
@@ -129,53 +195,5 @@ enum LowRankDelta {
             for (i, row) in rows.enumerated() { for j in 0..<outF { out[row * outF + j] = yg[i * outF + j] } }
         }
         return Tensor(out, shape: [m, outF])
-    }
-}
-
-/// Maximal runs of consecutive rows sharing a group, and the runs of each group.
-struct RowRuns {
-    struct Run { let group: Int, start: Int, count: Int }
-    let runs: [Run]
-    let byGroup: [[Run]]
-
-    /// The number of runs, without building them.
-    static func count(_ rowGroups: [Int]) -> Int {
-        var n = rowGroups.isEmpty ? 0 : 1
-        for i in rowGroups.indices.dropFirst() where rowGroups[i] != rowGroups[i - 1] { n += 1 }
-        return n
-    }
-
-    init(rowGroups: [Int], groupCount: Int) {
-        var runs: [Run] = []
-        var start = 0
-        while start < rowGroups.count {
-            var end = start + 1
-            while end < rowGroups.count && rowGroups[end] == rowGroups[start] { end += 1 }
-            runs.append(Run(group: rowGroups[start], start: start, count: end - start))
-            start = end
-        }
-        var by = [[Run]](repeating: [], count: groupCount)
-        for r in runs { by[r.group].append(r) }
-        self.runs = runs
-        byGroup = by.filter { !$0.isEmpty }
-    }
-
-    /// Calls `body(run, innerThreads)` for every run: runs shared among `threads` workers when there are at least
-    /// two per worker, else one after another with the threads inside each product. Runs write disjoint rows.
-    func forEachRun(threads: Int, _ body: (Run, Int) -> Void) {
-        if threads > 1 && runs.count >= 2 * threads {
-            Parallel.forEach(tasks: runs.count, workers: threads) { t, _ in body(runs[t], 1) }
-        } else {
-            for r in runs { body(r, threads) }
-        }
-    }
-
-    /// Calls `body(runsOfGroup, innerThreads)` for every non-empty group, shared among workers likewise.
-    func forEachGroup(threads: Int, _ body: ([Run], Int) -> Void) {
-        if threads > 1 && byGroup.count >= 2 * threads {
-            Parallel.forEach(tasks: byGroup.count, workers: threads) { t, _ in body(byGroup[t], 1) }
-        } else {
-            for g in byGroup { body(g, threads) }
-        }
     }
 }

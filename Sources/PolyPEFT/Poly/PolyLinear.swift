@@ -59,7 +59,11 @@ public final class PolyLinear: Module, AdapterLayer {
     public var nTasks: Int { router.nTasks }
 
     /// The update `x A_full B_full / r` (or its output-mixing form) for the context's task ids.
-    public func delta(_ x: Variable, _ ctx: Context) throws -> Variable {
+    public func delta(_ x: Variable, _ ctx: Context) throws -> Variable { try update(x, ctx).dense(for: x) }
+
+    /// The update for the context's task ids: low-rank factors mixed per group of rows, which the forward fuses into
+    /// the base layer's matmuls, or (per-row routing, a merged task) a dense update.
+    public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {
         let inF = baseLayer.inFeatures, outF = baseLayer.outFeatures
         guard x.value.rank == 2 || x.value.rank == 3, x.shape.last == inF else {
             throw PolyError("\(path): input \(fmt(x.shape)) must be [N, \(inF)] or [N, T, \(inF)]")
@@ -67,7 +71,7 @@ public final class PolyLinear: Module, AdapterLayer {
         let n = x.shape[0], t = x.value.rank == 3 ? x.shape[1] : 1
         let tasks = try TaskBatch(ctx.taskIDs, batch: n, nTasks: nTasks, layer: path,
                                   allowsUnknown: router.options.unknownTasks == .uniform)
-        if let m = merged { return try mergedDelta(x, task: m.task, tasks: tasks, ctx) }
+        if let m = merged { return .dense(try mergedDelta(x, task: m.task, tasks: tasks, ctx)) }
         // Groups: one per distinct task in evaluation, one per sample in training (independent noise per sample).
         let (groupTasks, groupOfSample) = ctx.isTraining ? (tasks.ids, Array(0..<n)) : (tasks.distinct, tasks.groupOfSample)
         let w = try router.weights(rowTasks: groupTasks, ctx, noise: ctx.injectedUniformNoise[path])     // [G, S, K]
@@ -77,8 +81,15 @@ public final class PolyLinear: Module, AdapterLayer {
             rowGroups.reserveCapacity(n * t)
             for g in groupOfSample { for _ in 0..<t { rowGroups.append(g) } }
         }
-        let x2 = try x.reshaped([n * t, inF])                                                         // [N*T, in]
         let scale = 1 / Float(r)
+        if let rec = ctx.recorder {
+            rec.record("layer.\(path).mixing_weights", try w.value.indexSelect(axis: 0, groupOfSample))
+            if mixing == .parameters {
+                let (left, right) = SkillMixing.mix(w: w.value, a: loraA.value, b: loraB.value, scale: 1)
+                rec.record("layer.\(path).A_mixed", try left.indexSelect(axis: 0, groupOfSample))
+                rec.record("layer.\(path).B_mixed", try right.indexSelect(axis: 0, groupOfSample))
+            }
+        }
         // Evaluation without gradients, parameter mixing: the factors are constants, mixed once per task with plain
         // loops (`SkillMixing`), and applied per group; this does the fewest flops whatever the rows per task.
         let constants = !ctx.isTraining && !ctx.recordsGradients && mixing == .parameters
@@ -89,28 +100,20 @@ public final class PolyLinear: Module, AdapterLayer {
         case .perGroup: perRow = false
         case .perRow: perRow = true
         }
-        let d: Variable
         if perRow {
-            d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: w, rowGroups: rowGroups, mode: mixing,
-                                        scale: scale)
-        } else if constants {
+            let x2 = try x.reshaped([n * t, inF])                                                     // [N*T, in]
+            let d = try RoutedLowRank.apply(x2, a: ctx[loraA], b: ctx[loraB], weights: w, rowGroups: rowGroups,
+                                            mode: mixing, scale: scale)
+            return .dense(try d.reshaped(Array(x.shape.dropLast()) + [outF]))
+        }
+        if constants {
             let (left, right) = SkillMixing.mix(w: w.value, a: loraA.value, b: loraB.value, scale: scale)   // [G, in, r], [G, r, out]
-            d = try LowRankDelta.apply(x2, left: Variable(left), right: Variable(right), rowGroups: rowGroups,
-                                       groupCount: groupTasks.count, scale: 1)
-        } else {
-            let (left, right) = try factors(w, ctx)       // left: [G or 1, in, R], right: [G, R, out]
-            d = try LowRankDelta.apply(x2, left: left, right: right, rowGroups: rowGroups,
-                                       groupCount: groupTasks.count, scale: scale)
+            return .lowRank(try LowRankUpdate(left: Variable(left), right: Variable(right), rowGroups: rowGroups,
+                                              groupCount: groupTasks.count, scale: 1))
         }
-        if let rec = ctx.recorder {
-            rec.record("layer.\(path).mixing_weights", try w.value.indexSelect(axis: 0, groupOfSample))
-            if mixing == .parameters {
-                let (left, right) = SkillMixing.mix(w: w.value, a: loraA.value, b: loraB.value, scale: 1)
-                rec.record("layer.\(path).A_mixed", try left.indexSelect(axis: 0, groupOfSample))
-                rec.record("layer.\(path).B_mixed", try right.indexSelect(axis: 0, groupOfSample))
-            }
-        }
-        return try d.reshaped(Array(x.shape.dropLast()) + [outF])
+        let (left, right) = try factors(w, ctx)       // left: [G or 1, in, R], right: [G, R, out]
+        return .lowRank(try LowRankUpdate(left: left, right: right, rowGroups: rowGroups, groupCount: groupTasks.count,
+                                          scale: scale))
     }
 
     /// The per-group low-rank factors for routing weights `w: [G, S, K]`.

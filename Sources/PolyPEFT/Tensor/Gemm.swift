@@ -34,27 +34,42 @@ public enum Gemm {
     ///   - accumulate: add into C (gradient accumulation) instead of overwriting it. When false C is only written,
     ///     so it may be uninitialised memory.
     ///   - threads: the most threads to use (>= 1); small products use one.
+    ///   - tail: a per-row low-rank term added to C as well (`GemmRowTail`); the packed kernel fuses it into its
+    ///     register tiles, the others add it after the product.
     public static func multiply(m: Int, n: Int, k: Int,
                                 a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
                                 b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool, threads: Int) {
+        multiply(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, colStrideA: colStrideA, b: b, rowStrideB: rowStrideB,
+                 colStrideB: colStrideB, c: c, ldc: ldc, accumulate: accumulate, threads: threads, tail: nil)
+    }
+
+    static func multiply(m: Int, n: Int, k: Int,
+                         a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
+                         b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
+                         c: UnsafeMutablePointer<Float>, ldc: Int,
+                         accumulate: Bool, threads: Int, tail: GemmRowTail?) {
         precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n, "Gemm.multiply: bad extents m=\(m) n=\(n) k=\(k) ldc=\(ldc)")
         precondition(threads >= 1, "Gemm.multiply: threads must be >= 1, got \(threads)")
         if m == 0 || n == 0 { return }
-        if k == 0 {
-            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-            return
-        }
-        let workers = m * n * k < parallelThreshold ? 1 : threads
-        if n <= 16 || m <= 8 {
-            GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
-                                b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                accumulate: accumulate, workers: workers)
+        if k == 0 || n <= 16 || m <= 8 {
+            if k == 0 {
+                if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            } else {
+                GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
+                                    b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
+                                    accumulate: accumulate, workers: m * n * k < parallelThreshold ? 1 : threads)
+            }
+            if let tail {
+                Parallel.forEachPart(count: m, work: m * n * tail.rank, threshold: parallelThreshold, threads: threads) { rows in
+                    tail.apply(rows: rows, cols: 0..<n, c: c, ldc: ldc)
+                }
+            }
         } else {
             GemmPacked.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
                                 b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                accumulate: accumulate, workers: workers)
+                                accumulate: accumulate, workers: m * n * k < parallelThreshold ? 1 : threads, tail: tail)
         }
     }
 
@@ -149,4 +164,15 @@ func hsum(_ v: SIMD8<Float>) -> Float {
     let h4 = v.lowHalf + v.highHalf
     let h2 = h4.lowHalf + h4.highHalf
     return h2[0] + h2[1]
+}
+
+extension Gemm {
+    /// `C[i, :] += v` for every row `i < rows` (a layer's bias): `C` `[rows, width]` row-major, `v` `[width]`.
+    static func addRowVector(_ v: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>, width: Int) {
+        var p = c
+        for _ in 0..<rows {
+            for j in 0..<width { p[j] += v[j] }
+            p += width
+        }
+    }
 }

@@ -32,7 +32,8 @@ enum GemmPacked {
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
                          b: UnsafePointer<Float>, rsB: Int, csB: Int,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workers: Int) {
+                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workers: Int,
+                         tail: GemmRowTail? = nil) {
         let kcMax = Swift.min(kc, k)
         let ncMax = Swift.min(nc, roundUp(n, nr))
         let mcMax = Swift.min(mc, roundUp(m, mr))
@@ -54,6 +55,7 @@ enum GemmPacked {
             while pc < k {
                 let kb = Swift.min(kc, k - pc)
                 let add = accumulate || pc > 0
+                let tailNow = pc + kb == k ? tail : nil      // the row tail joins the tiles' last block of depth
                 let bBlock = b + pc * rsB + jc * csB
                 Parallel.run(workers: Swift.min(workers, bPanels)) { w in
                     for q in Parallel.part(w, of: Swift.min(workers, bPanels), count: bPanels) {
@@ -81,7 +83,7 @@ enum GemmPacked {
                         let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
                         packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf)
                         macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
-                                    c: c + ic * ldc + jc, ldc: ldc, add: add)
+                                    c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic), tailCol: jc)
                     }
                 }
                 pc += kb
@@ -90,26 +92,31 @@ enum GemmPacked {
         }
     }
 
-    /// C block `[rows, cols]` (+)= packed A `[rows, depth]` · packed B panels `panels` of `[depth, cols]`.
+    /// C block `[rows, cols]` (+)= packed A `[rows, depth]` · packed B panels `panels` of `[depth, cols]`, plus the
+    /// row tail (its rows aligned with the block's, its column `tailCol` at the block's first).
     @inline(__always)
     static func macroKernel(rows: Int, depth: Int, aPack: UnsafePointer<Float>, bPack: UnsafePointer<Float>,
-                            panels: Range<Int>, cols: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+                            panels: Range<Int>, cols: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool,
+                            tail: GemmRowTail? = nil, tailCol: Int = 0) {
         for q in panels {
             let j = q * nr
             let nrValid = Swift.min(nr, cols - j)
             var i = 0
             while i < rows {
                 micro6x16(depth, aPack + i * depth, bPack + q * depth * nr, c + i * ldc + j, ldc,
-                          rows: Swift.min(mr, rows - i), cols: nrValid, add: add)
+                          rows: Swift.min(mr, rows - i), cols: nrValid, add: add, tail: tail?.rowOffset(i), tailCol: tailCol + j)
                 i += mr
             }
         }
     }
 
-    /// The register tile: `C[0..<6, 0..<16] (+)= sum_p a[p*6 + i] * b[p*16 + j]`, valid part `rows x cols`.
+    /// The register tile: `C[0..<6, 0..<16] (+)= sum_p a[p*6 + i] * b[p*16 + j]`, valid part `rows x cols`, plus
+    /// the row tail's `sum_t h[i, t] F[g(i)][t, tailCol + j]` (added to the registers when all 16 columns are valid,
+    /// through the edge buffer otherwise, so no factor is read past its row).
     @inline(__always)
     static func micro6x16(_ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rows: Int, cols: Int, add: Bool) {
+                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rows: Int, cols: Int, add: Bool,
+                          tail: GemmRowTail? = nil, tailCol: Int = 0) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
         var c40 = SIMD8<Float>(), c41 = SIMD8<Float>(), c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
@@ -135,6 +142,14 @@ enum GemmPacked {
             pa += mr
             pb += nr
         }
+        if let tail, cols == nr {
+            tail.add(row: 0, col: tailCol, &c00, &c01)
+            if rows > 1 { tail.add(row: 1, col: tailCol, &c10, &c11) }
+            if rows > 2 { tail.add(row: 2, col: tailCol, &c20, &c21) }
+            if rows > 3 { tail.add(row: 3, col: tailCol, &c30, &c31) }
+            if rows > 4 { tail.add(row: 4, col: tailCol, &c40, &c41) }
+            if rows > 5 { tail.add(row: 5, col: tailCol, &c50, &c51) }
+        }
         if rows == mr && cols == nr {
             update8(c00, c, add: add); update8(c01, c + 8, add: add)
             update8(c10, c + ldc, add: add); update8(c11, c + ldc + 8, add: add)
@@ -149,6 +164,12 @@ enum GemmPacked {
             store8(c00, p); store8(c01, p + 8); store8(c10, p + 16); store8(c11, p + 24)
             store8(c20, p + 32); store8(c21, p + 40); store8(c30, p + 48); store8(c31, p + 56)
             store8(c40, p + 64); store8(c41, p + 72); store8(c50, p + 80); store8(c51, p + 88)
+            if let tail, cols < nr {
+                for i in 0..<rows {
+                    let hr = tail.h + i * tail.rank, f = tail.factor(row: i, col: tailCol)
+                    for j in 0..<cols { for t in 0..<tail.rank { p[i * nr + j] += hr[t] * f[t * tail.ldf + j] } }
+                }
+            }
             for i in 0..<rows {
                 for j in 0..<cols { c[i * ldc + j] = add ? c[i * ldc + j] + p[i * nr + j] : p[i * nr + j] }
             }
