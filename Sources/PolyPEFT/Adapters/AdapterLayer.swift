@@ -47,10 +47,16 @@ extension AdapterLayer {
             throw PolyError("\(path): \(m) is merged into the base weight; unmerge() before running with adapters disabled")
         }
         guard ctx.adaptersEnabled, !updateIsInBase(for: x, ctx) else { return try baseLayer.forward(x, ctx) }
-        let u = try update(x, ctx)
-        if ctx.recorder == nil, case .lowRank(let lowRank) = u { return try lowRank.applied(to: baseLayer, x, ctx) }
+        // The dense update is bound straight from the enum (no copy of it stays alive), so `+` adds in place.
+        let dense: Variable
+        switch try update(x, ctx) {
+        case .dense(let d): dense = d
+        case .lowRank(let u):
+            if ctx.recorder == nil { return try u.applied(to: baseLayer, x, ctx) }
+            dense = try u.delta(for: x)
+        }
         let base = try baseLayer.forward(x, ctx)
-        let y = try base + (try u.dense(for: x))
+        let y = try base + (consume dense)
         if let r = ctx.recorder {
             r.record("layer.\(path).input", x.value)
             r.record("layer.\(path).base_output", base.value)

@@ -3,11 +3,11 @@
 ///
 /// ```
 /// x: [M, in]; left: [GL, in, R] (GL = G, or 1 when shared by all groups); right: [G, R, out]; W: [out, in]
-/// H = x left[g(row)]                                                       // H: [M, R]
-/// y = H (right[g(row)] * scale)                     alone, or             // y: [M, out]
-/// y = x W^T + b + H (right[g(row)] * scale)         fused with a base layer
+/// Hs = x left[g(row)] * scale                                             // Hs: [M, R]
+/// y = Hs right[g(row)]                              alone, or             // y: [M, out]
+/// y = x W^T + b + Hs right[g(row)]                  fused with a base layer
 /// backward (dY = g):
-///   dH = dY (right * scale)^T;   dRight[g] += H^T dY * scale;   dLeft[g] += X^T dH
+///   dRight[g] += Hs^T dY;   dH = dY right^T * scale;   dLeft[g] += X^T dH
 ///   dX = [dY W +] dH left^T;     dW = dY^T x;   db = sum_rows dY
 /// ```
 /// `H` is computed per *run* of consecutive rows of one group with a skinny product (a sequence's tokens share its
@@ -26,8 +26,9 @@ enum LowRankDelta {
 
     static func apply(_ x: Variable, left: Variable, right: Variable, rowGroups: [Int], groupCount: Int,
                       scale: Float, base: Base? = nil) throws -> Variable {
+        // The scale goes on the [M, R] intermediates, not on a factor: no pass over `right`, none over its gradient.
         let xv = x.value.contiguous(), lv = left.value.contiguous()      // x: [M, in], left: [GL, in, R]
-        let rs = (right.value * scale).contiguous()                        // right * scale: [G, R, out]
+        let rs = right.value.contiguous()                                  // right: [G, R, out]
         let m = xv.shape[0], inF = xv.shape[1], rank = lv.shape[2], outF = rs.shape[2]
         let shared = lv.shape[0] == 1
         let wv = base?.weight.value.contiguous(), bv = base?.bias?.value.contiguous()   // W: [out, in], b: [out]
@@ -38,15 +39,16 @@ enum LowRankDelta {
         let threads = Parallel.currentThreads
         let rowwise = LowRankDelta.prefersRowwise(runs: RowRuns.count(rowGroups), rows: m)
         let runs = rowwise ? nil : RowRuns(rowGroups: rowGroups, groupCount: groupCount)   // per-row loops need no runs
-        // H = X left (kept for backward), then y = [x W^T +] H (right * scale) (+ b). Every element of h and y is
+        // Hs = X left * scale (kept for backward), then y = [x W^T +] Hs right (+ b). Every element of h and y is
         // written: no zero fill first.
-        var h = Tensor.uninitializedScalars(m * rank)                        // [M, R]
+        var h = Tensor.uninitializedScalars(m * rank)                        // Hs: [M, R]
         var y = Tensor.uninitializedScalars(m * outF)                        // [M, out]
         rowGroups.withUnsafeBufferPointer { groupOf in
         xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
             h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
                 project(px.baseAddress!, width: inF, factors: pl.baseAddress!, transposed: false, rank: rank, shared: shared,
-                        groupOf: groupOf, runs: rank >= rowwiseRankLimit ? runs : nil, into: bh.baseAddress!, threads: threads)
+                        groupOf: groupOf, runs: rank >= rowwiseRankLimit ? runs : nil, scale: scale, into: bh.baseAddress!,
+                        threads: threads)
                 let tail = GemmRowTail(h: bh.baseAddress!, rank: rank, factors: pr.baseAddress!, ldf: outF,
                                        groupStride: rank * outF, groupOfRow: groupOf.baseAddress)
                 expand(tail, rows: m, width: outF, base: wv, baseTransposed: true, input: px.baseAddress!, depth: inF,
@@ -60,7 +62,7 @@ enum LowRankDelta {
             let gv = g.contiguous()                                        // dY: [M, out]
             let (needX, needL, needR) = (needs[0], needs[1], needs[2])
             let needW = needs.count > 3 && needs[3], needB = needs.count > 4 && needs[4]
-            var dh = needX || needL ? Tensor.uninitializedScalars(m * rank) : []   // dH = dY (right*scale)^T: [M, R]
+            var dh = needX || needL ? Tensor.uninitializedScalars(m * rank) : []   // dH = dY right^T * scale: [M, R]
             var dx = needX ? Tensor.uninitializedScalars(m * inF) : []   // every element written, like y
             var dl = needL ? [Float](repeating: 0, count: lv.count) : []
             var dr = needR ? [Float](repeating: 0, count: rs.count) : []
@@ -74,7 +76,7 @@ enum LowRankDelta {
                                        needR ? pdr.baseAddress : nil)
                 if let dh0 {
                     project(g0, width: outF, factors: r0, transposed: true, rank: rank, shared: false, groupOf: groupOf,
-                            runs: runs, into: dh0, threads: threads)
+                            runs: runs, scale: scale, into: dh0, threads: threads)
                 }
                 accumulateFactorGradients(g: g0, x: x0, h: h0, dh: dh0, groupOf: groupOf, runs: runs, shared: shared,
                                           inF: inF, rank: rank, outF: outF, dLeft: dl0, dRight: dr0, threads: threads)
@@ -82,9 +84,7 @@ enum LowRankDelta {
                     // dX = [dY W +] dH left^T: the left factors transposed to [GL, R, in] so the tail reads rows.
                     let lt = UnsafeMutablePointer<Float>.allocate(capacity: lv.count)
                     defer { lt.deallocate() }
-                    for gi in 0..<lv.shape[0] { for i in 0..<inF { for j in 0..<rank {
-                        lt[(gi * rank + j) * inF + i] = l0[(gi * inF + i) * rank + j]
-                    } } }
+                    transposeFactors(l0, groups: lv.shape[0], rows: inF, cols: rank, into: lt, threads: threads)
                     let tail = GemmRowTail(h: dh0, rank: rank, factors: lt, ldf: inF, groupStride: rank * inF,
                                            groupOfRow: shared ? nil : groupOf.baseAddress)
                     expand(tail, rows: m, width: inF, base: wv, baseTransposed: false, input: g0, depth: outF,
@@ -94,26 +94,40 @@ enum LowRankDelta {
             let dw = needW ? try gv.T.matmul(xv) : nil                          // dW = dY^T x: [out, in]
             let db = needB ? try gv.sum(axes: [0]) : nil                        // [out]
             return [needX ? Tensor(dx, shape: [m, inF]) : nil, needL ? Tensor(dl, shape: lv.shape) : nil,
-                    needR ? Tensor(dr, shape: rs.shape) * scale : nil, dw, db]
+                    needR ? Tensor(dr, shape: rs.shape) : nil, dw, db]
         }
     }
 
-    /// `out[row] = src[row] F[g(row)]` (`[M, R]`) for factors `F [GL, width, R]`, or `F^T` for `transposed` factors
-    /// stored `[G, R, width]`: a skinny product per run when `runs` is given, else per-row loops.
+    /// `out[row] = src[row] F[g(row)] * scale` (`[M, R]`) for factors `F [GL, width, R]`, or `F^T` for `transposed`
+    /// factors stored `[G, R, width]`: a skinny product per run when `runs` is given, else per-row loops.
     static func project(_ src: UnsafePointer<Float>, width: Int, factors: UnsafePointer<Float>, transposed: Bool,
-                        rank: Int, shared: Bool, groupOf: UnsafeBufferPointer<Int>, runs: RowRuns?,
+                        rank: Int, shared: Bool, groupOf: UnsafeBufferPointer<Int>, runs: RowRuns?, scale: Float,
                         into out: UnsafeMutablePointer<Float>, threads: Int) {
-        guard let runs else {
+        if let runs {
+            let out = UncheckedSendable(out)
+            runs.forEachRun(threads: threads) { run, inner in
+                let f = factors + (shared ? 0 : run.group * width * rank)
+                Gemm.multiply(m: run.count, n: rank, k: width, a: src + run.start * width, rowStrideA: width, colStrideA: 1,
+                              b: f, rowStrideB: transposed ? 1 : rank, colStrideB: transposed ? width : 1,
+                              c: out.value + run.start * rank, ldc: rank, accumulate: false, threads: inner)
+            }
+        } else {
             RowwiseLowRank.project(src, width: width, factors: factors, transposed: transposed, rank: rank, shared: shared,
                                    groupOf: groupOf, into: out, threads: threads)
-            return
         }
-        let out = UncheckedSendable(out)
-        runs.forEachRun(threads: threads) { run, inner in
-            let f = factors + (shared ? 0 : run.group * width * rank)
-            Gemm.multiply(m: run.count, n: rank, k: width, a: src + run.start * width, rowStrideA: width, colStrideA: 1,
-                          b: f, rowStrideB: transposed ? 1 : rank, colStrideB: transposed ? width : 1,
-                          c: out.value + run.start * rank, ldc: rank, accumulate: false, threads: inner)
+        if scale != 1 { for i in 0..<groupOf.count * rank { out[i] *= scale } }
+    }
+
+    /// `dst[g] = src[g]^T` for `groups` row-major `[rows, cols]` matrices, split among threads by groups when large.
+    static func transposeFactors(_ src: UnsafePointer<Float>, groups: Int, rows: Int, cols: Int,
+                                 into dst: UnsafeMutablePointer<Float>, threads: Int) {
+        let out = UncheckedSendable(dst)
+        Parallel.forEachPart(count: groups, work: groups * rows * cols, threshold: Parallel.elementwiseThreshold,
+                             threads: threads) { part in
+            for g in part {
+                let s = src + g * rows * cols, d = out.value + g * rows * cols
+                for j in 0..<cols { for i in 0..<rows { d[j * rows + i] = s[i * cols + j] } }
+            }
         }
     }
 
@@ -136,8 +150,8 @@ enum LowRankDelta {
         }
     }
 
-    /// `dRight[g] += H^T dY` (unscaled; the caller scales) and `dLeft[g] += X^T dH` (per group; a shared left factor
-    /// gets one product over all rows).
+    /// `dRight[g] += Hs^T dY` and `dLeft[g] += X^T dH` (per group; a shared left factor gets one product over all
+    /// rows).
     static func accumulateFactorGradients(g: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
                                           dh: UnsafeMutablePointer<Float>?, groupOf: UnsafeBufferPointer<Int>,
                                           runs: RowRuns?, shared: Bool, inF: Int, rank: Int, outF: Int,

@@ -48,7 +48,7 @@ enum RowwiseLowRank {
         }
     }
 
-    /// `dRight[g] += h[m]^T dY[m]` (unscaled) and `dLeft[g] += x[m]^T dH[m]` row by row, for per-group factors;
+    /// `dRight[g] += h[m]^T dY[m]` (h already scaled) and `dLeft[g] += x[m]^T dH[m]` row by row, for per-group factors;
     /// nil outputs (and a nil `dh`) are skipped. One thread: rows of a group write the same factor.
     static func accumulateGradients(g: UnsafePointer<Float>, x: UnsafePointer<Float>, h: UnsafePointer<Float>,
                                     dh: UnsafePointer<Float>?, groupOf: UnsafeBufferPointer<Int>, inF: Int, rank: Int,
