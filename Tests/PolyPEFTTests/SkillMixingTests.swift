@@ -41,4 +41,16 @@ final class SkillMixingTests: XCTestCase {
             assertClose(fast, perRow, rtol: 1e-5, atol: 1e-6, "\(tasks)")
         }
     }
+
+    /// Large mixings are shared among threads by (group, split); each output is computed the same way, so the
+    /// result is bitwise the one-thread result.
+    func testThreadedMixingEqualsOneThread() {
+        let (g, s, k, d, r, e) = (5, 2, 8, 256, 8, 256)
+        XCTAssertGreaterThanOrEqual(g * s * k * r * (d + e), Gemm.parallelThreshold)
+        let w = randomTensor([g, s, k], seed: 1), a = randomTensor([s, k, d, r], seed: 2), b = randomTensor([s, k, r, e], seed: 3)
+        let one = Parallel.$threadLimit.withValue(1) { SkillMixing.mix(w: w, a: a, b: b, scale: 0.125) }
+        let two = Parallel.$threadLimit.withValue(2) { SkillMixing.mix(w: w, a: a, b: b, scale: 0.125) }
+        XCTAssertEqual(one.left, two.left)
+        XCTAssertEqual(one.right, two.right)
+    }
 }
