@@ -45,7 +45,7 @@ final class SkillMixingTests: XCTestCase {
     /// Large mixings are shared among threads by (group, split); each output is computed the same way, so the
     /// result is bitwise the one-thread result.
     func testThreadedMixingEqualsOneThread() {
-        let (g, s, k, d, r, e) = (5, 2, 8, 256, 8, 256)
+        let (g, s, k, d, r, e) = (7, 2, 8, 512, 8, 512)
         XCTAssertGreaterThanOrEqual(g * s * k * r * (d + e), Gemm.parallelThreshold)
         let w = randomTensor([g, s, k], seed: 1), a = randomTensor([s, k, d, r], seed: 2), b = randomTensor([s, k, r, e], seed: 3)
         let one = Parallel.$threadLimit.withValue(1) { SkillMixing.mix(w: w, a: a, b: b, scale: 0.125) }
