@@ -13,14 +13,17 @@ enum InspectCommand: Subcommand {
         OptionSpec("json", nil, "Machine-readable output."),
     ]
 
-    /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]` (PEFT's maths, no model needed).
-    static func routing(logits: Tensor, splits: Int) throws -> Tensor {
-        let t = logits.shape[0], sk = logits.shape[1]
-        guard splits > 0, sk % splits == 0 else {
-            throw CLIError.runtime("router logits \(logits.shape) do not split into \(splits) splits")
+    /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]`: the library's own router with the
+    /// config's routing options (straight-through, shared skill, ...), so what is shown is what a forward uses.
+    static func routing(logits: Tensor, config c: PolyConfig) throws -> Tensor {
+        guard logits.rank == 2, logits.shape[1] == c.nSplits * c.nSkills else {
+            throw CLIError.runtime("router logits \(logits.shape) do not match n_splits \(c.nSplits) x n_skills \(c.nSkills)")
         }
-        let p = try logits.reshaped([t, splits, sk / splits]).sigmoid()
-        return try p / (try p.sum(axes: [2], keepDims: true) + 1e-12)
+        var rng = Xoshiro256(seed: 0)                      // the initial logits are replaced below
+        let router = PolyRouter(nTasks: logits.shape[0], nSkills: c.nSkills, nSplits: c.nSplits, using: &rng)
+        router.options = c.routing
+        router.moduleLogits.value = logits
+        return try router.allocation()
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
@@ -37,7 +40,7 @@ enum InspectCommand: Subcommand {
             let suffix = ".poly_router.module_logits"
             for key in tensors.keys.sorted() where key.hasSuffix(suffix) {
                 let layer = String(key.dropFirst(PeftModel.keyPrefix.count).dropLast(suffix.count))
-                layers.append((layer, try routing(logits: tensors[key]!, splits: c.nSplits)))
+                layers.append((layer, try routing(logits: tensors[key]!, config: c)))
             }
         }
         if args.flag("json") {

@@ -106,6 +106,39 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(r.out.contains("Routing of fc1 (task x skill, averaged over 2 splits):\n         s0   s1   s2   s3\ntask0 "), r.out)
     }
 
+    /// The routing shown follows the config's `polypeft_routing` options: with straight-through and a shared skill,
+    /// every task's weights are a hard 0/1 choice normalised (the shared last skill always on), not PEFT's soft
+    /// sigmoids, and equal what the library's router computes.
+    func testInspectFollowsRoutingOptions() throws {
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PolyPEFTTests/Resources/golden/mhr_k4_s2_r2/adapter")
+        let dir = root.appendingPathComponent("hard")
+        try FileManager.default.copyItem(at: golden, to: dir)
+        let configURL = dir.appendingPathComponent("adapter_config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        config["polypeft_routing"] = ["straight_through": true, "shared_skill": true]
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let r = run(["inspect", dir.path, "--json"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let shown = (json["routing"] as! [String: Any])["fc1"] as! [[Double]]          // [task][skill], split mean
+        let (_, tensors) = try PeftAdapterFolder.read(from: dir)
+        var rng = Xoshiro256(seed: 1)
+        let router = PolyRouter(nTasks: 3, nSkills: 4, nSplits: 2, using: &rng)
+        router.options = RoutingOptions(straightThrough: true, sharedSkill: true)
+        router.moduleLogits.value = tensors["base_model.model.fc1.poly_router.module_logits"]!
+        let want = try router.allocation().mean(axes: [1]).scalars                         // [3, 4]
+        for t in 0..<3 {
+            XCTAssertGreaterThan(shown[t][3], 0, "the shared skill is on for task \(t)")
+            for k in 0..<4 {
+                XCTAssertEqual(shown[t][k], Double(want[t * 4 + k]), accuracy: 1e-6)
+                // Hard weights: each split's weights are 0 or 1/n, so their mean over two splits is a multiple of 1/24.
+                XCTAssertEqual((shown[t][k] * 24).rounded() / 24, shown[t][k], accuracy: 1e-6)
+            }
+        }
+        XCTAssertTrue(r.out.contains("\"straight_through\": true"), r.out)
+    }
+
     func testTrainHelpIsExact() {
         let r = run(["train", "--help"])
         XCTAssertEqual(r.code, 0)

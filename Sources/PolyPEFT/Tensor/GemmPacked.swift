@@ -142,7 +142,26 @@ enum GemmPacked {
             pa += mr
             pb += nr
         }
-        if let tail, cols == nr {
+        if let tail, cols == nr, rows == mr, tail.sameGroup(rows: mr) {
+            // Six rows of one group (the usual case: a sequence's tokens share a task): `rank` more steps of the
+            // loop above, with h as A and the group's factor rows as B.
+            let f = tail.factor(row: 0, col: tailCol), h = tail.h, rk = tail.rank
+            for t in 0..<rk {
+                let b0 = load8(f + t * tail.ldf), b1 = load8(f + t * tail.ldf + 8)
+                var s = SIMD8<Float>(repeating: h[t])
+                c00 = fma8(c00, s, b0); c01 = fma8(c01, s, b1)
+                s = SIMD8<Float>(repeating: h[rk + t])
+                c10 = fma8(c10, s, b0); c11 = fma8(c11, s, b1)
+                s = SIMD8<Float>(repeating: h[2 * rk + t])
+                c20 = fma8(c20, s, b0); c21 = fma8(c21, s, b1)
+                s = SIMD8<Float>(repeating: h[3 * rk + t])
+                c30 = fma8(c30, s, b0); c31 = fma8(c31, s, b1)
+                s = SIMD8<Float>(repeating: h[4 * rk + t])
+                c40 = fma8(c40, s, b0); c41 = fma8(c41, s, b1)
+                s = SIMD8<Float>(repeating: h[5 * rk + t])
+                c50 = fma8(c50, s, b0); c51 = fma8(c51, s, b1)
+            }
+        } else if let tail, cols == nr {
             tail.add(row: 0, col: tailCol, &c00, &c01)
             if rows > 1 { tail.add(row: 1, col: tailCol, &c10, &c11) }
             if rows > 2 { tail.add(row: 2, col: tailCol, &c20, &c21) }

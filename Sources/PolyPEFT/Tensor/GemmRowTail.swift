@@ -25,6 +25,14 @@ struct GemmRowTail {
         factors + (groupOfRow.map { $0[row] } ?? 0) * groupStride + col
     }
 
+    /// Whether rows `0..<rows` all read the same factor.
+    @inline(__always)
+    func sameGroup(rows: Int) -> Bool {
+        guard let g = groupOfRow else { return true }
+        for i in 1..<rows where g[i] != g[0] { return false }
+        return true
+    }
+
     /// The same term for a C that starts `r0` rows further down.
     func rowOffset(_ r0: Int) -> GemmRowTail {
         GemmRowTail(h: h + r0 * rank, rank: rank, factors: factors, ldf: ldf, groupStride: groupStride,
