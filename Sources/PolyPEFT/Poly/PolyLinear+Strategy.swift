@@ -1,8 +1,8 @@
 /// Which routing kernel `RoutingStrategy.automatic` picks, from the average number of rows per group.
 ///
 /// ```
-/// per group (LowRankDelta):  mix factors once per group, then two skinny products per run of rows
-///                            -> G K r (in + out) + M r (in + out) flops, two small matmuls per run
+/// per group (LowRankDelta):  mix factors once per group, then a skinny product per run of rows and the row tail
+///                            -> G K r (in + out) + M r (in + out) flops, one small matmul per run
 /// per row (RoutedLowRank):   six matmuls over all rows with K r-wide intermediates
 ///                            -> M K r (in + out) flops, independent of G
 /// parameters mixing: per row when  M < 8 G,   outputs mixing: when  M < 32 G      (G = groups, M = rows)
