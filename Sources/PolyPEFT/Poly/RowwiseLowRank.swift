@@ -21,10 +21,7 @@ enum RowwiseLowRank {
         let copy: UnsafeMutablePointer<Float>? = !transposed && rank < 8 ? .allocate(capacity: groups * rank * width) : nil
         defer { copy?.deallocate() }
         if let copy {                                                        // [GL, R, width]
-            for g in 0..<groups { for j in 0..<rank {
-                let s = factors + g * width * rank + j, d = copy + (g * rank + j) * width
-                for i in 0..<width { d[i] = s[i * rank] }
-            } }
+            LowRankDelta.transposeFactors(factors, groups: groups, rows: width, cols: rank, into: copy, threads: threads)
         }
         let rowsOfR = UncheckedSendable(copy.map { UnsafePointer($0) } ?? (transposed ? factors : nil))   // [GL, R, width]
         UnrolledRank.with(rank) { rank in

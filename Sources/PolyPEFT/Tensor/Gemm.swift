@@ -53,13 +53,14 @@ public enum Gemm {
         precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n, "Gemm.multiply: bad extents m=\(m) n=\(n) k=\(k) ldc=\(ldc)")
         precondition(threads >= 1, "Gemm.multiply: threads must be >= 1, got \(threads)")
         if m == 0 || n == 0 { return }
+        let workers = m * n * k < parallelThreshold ? 1 : threads
         if k == 0 || n <= 16 || m <= 8 {
             if k == 0 {
                 if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             } else {
                 GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
                                     b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                    accumulate: accumulate, workers: m * n * k < parallelThreshold ? 1 : threads)
+                                    accumulate: accumulate, workers: workers)
             }
             if let tail {
                 Parallel.forEachPart(count: m, work: m * n * tail.rank, threshold: parallelThreshold, threads: threads) { rows in
@@ -69,7 +70,7 @@ public enum Gemm {
         } else {
             GemmPacked.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
                                 b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                accumulate: accumulate, workers: m * n * k < parallelThreshold ? 1 : threads, tail: tail)
+                                accumulate: accumulate, workers: workers, tail: tail)
         }
     }
 

@@ -183,12 +183,7 @@ enum GemmPacked {
             store8(c00, p); store8(c01, p + 8); store8(c10, p + 16); store8(c11, p + 24)
             store8(c20, p + 32); store8(c21, p + 40); store8(c30, p + 48); store8(c31, p + 56)
             store8(c40, p + 64); store8(c41, p + 72); store8(c50, p + 80); store8(c51, p + 88)
-            if let tail, cols < nr {
-                for i in 0..<rows {
-                    let hr = tail.h + i * tail.rank, f = tail.factor(row: i, col: tailCol)
-                    for j in 0..<cols { for t in 0..<tail.rank { p[i * nr + j] += hr[t] * f[t * tail.ldf + j] } }
-                }
-            }
+            if let tail, cols < nr { tail.columnOffset(tailCol).apply(rows: 0..<rows, cols: 0..<cols, c: p, ldc: nr) }
             for i in 0..<rows {
                 for j in 0..<cols { c[i * ldc + j] = add ? c[i * ldc + j] + p[i * nr + j] : p[i * nr + j] }
             }

@@ -39,6 +39,11 @@ struct GemmRowTail {
                     groupOfRow: groupOfRow.map { $0 + r0 })
     }
 
+    /// The same term for a C whose first column is the factors' column `c0`.
+    func columnOffset(_ c0: Int) -> GemmRowTail {
+        GemmRowTail(h: h, rank: rank, factors: factors + c0, ldf: ldf, groupStride: groupStride, groupOfRow: groupOfRow)
+    }
+
     /// Adds (or, with `overwrite`, stores) the term over rows `rows` and columns `cols` of C, a row at a time: the
     /// row's `rank` values of `h` are broadcast once and each group of eight outputs is one register.
     func apply(rows: Range<Int>, cols: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int, overwrite: Bool = false) {
