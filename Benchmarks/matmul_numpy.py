@@ -9,7 +9,8 @@ transposed as views when asked. Each pair is measured `--rounds` times and the b
 filters out noise from other processes on a shared machine.
 
 Usage (from the repository root, after `swift build -c release`):
-    python3 Benchmarks/matmul_numpy.py [--polyctl .build/release/polyctl] [--rounds 2] [--markdown]
+    python3 Benchmarks/matmul_numpy.py [--polyctl .build/release/polyctl] [--rounds 2] [--threads 1,2] [--only 1024,2048]
+                                       [--markdown]
 Optional script: numpy is needed here, never in the library or its tests.
 """
 import argparse
@@ -76,12 +77,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="measurements per side; the best is kept")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--only", default="", help="comma-separated square sizes or label parts to keep, e.g. 1024,2048 or 'x^T g'")
     args = parser.parse_args()
     if not os.path.exists(args.polyctl):
         sys.exit(f"{args.polyctl} not found: run `swift build -c release` first")
 
     rows = []
-    for label, m, n, k, ta in SHAPES:
+    keep = [s.strip() for s in args.only.split(",") if s.strip()]
+    shapes = [s for s in SHAPES if not keep or any(s[0].startswith(f"[{w},{w}]") if w.isdigit() else w in s[0] for w in keep)]
+    if not shapes:
+        sys.exit(f"--only {args.only!r} matches no shape; labels: " + "; ".join(s[0] for s in SHAPES))
+    for label, m, n, k, ta in shapes:
         for threads in (int(t) for t in args.threads.split(",")):
             reps = repeats(m, n, k)
             swift = numpy = 0.0

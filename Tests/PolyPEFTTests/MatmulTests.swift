@@ -148,6 +148,21 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// The packed kernel's workspace: B's block first, then one A block per worker, each on its own page, with room
+    /// for all of them and no overlap.
+    func testPackedWorkspaceLayoutIsPageAlignedWithoutOverlap() {
+        let page = GemmWorkspace.pageBytes / 4
+        for (bCount, aCount, workers) in [(1, 1, 1), (256 * 2048, 256 * 120, 1), (256 * 16, 7 * 6, 2), (1024, 1024, 3)] {
+            let (aOffset, aStride, total) = GemmPacked.workspaceLayout(bCount: bCount, aCount: aCount, workers: workers)
+            XCTAssertGreaterThanOrEqual(aOffset, bCount)
+            XCTAssertGreaterThanOrEqual(aStride, aCount)
+            XCTAssertEqual(aOffset % page, 0)
+            XCTAssertEqual(aStride % page, 0)
+            XCTAssertEqual(total, aOffset + workers * aStride)
+            XCTAssertLessThan(total, bCount + workers * aCount + (workers + 1) * page, "no more than a page of padding each")
+        }
+    }
+
     func testMismatchedShapesThrowNamingBoth() {
         func message(_ a: [Int], _ b: [Int], threads: Int? = nil) -> String? {
             do { _ = try Tensor.zeros(a).matmul(Tensor.zeros(b), threads: threads); return nil } catch {

@@ -12,7 +12,8 @@
 ///
 /// Packing reads A and B through their strides (transposes and slices are never copied first) and zero-pads the
 /// last panels, so the micro-kernel always runs a full 6x16 tile; edge tiles are written through a small buffer.
-/// Packing buffers are allocated once per call (one A buffer per worker). Workers take tasks of whole panels of rows
+/// The packed blocks live in one page-aligned workspace with a fixed layout (`workspaceLayout`), taken from
+/// `GemmWorkspace`'s cache (one A block per worker). Workers take tasks of whole panels of rows
 /// of C (or of columns when C is wide and short), so they write disjoint tiles.
 ///
 /// The micro-kernel prefetches (`prefetcht0`) the 6 rows of its C tile before its loop, so the read-modify-write of
@@ -37,59 +38,72 @@ enum GemmPacked {
         let kcMax = Swift.min(kc, k)
         let ncMax = Swift.min(nc, roundUp(n, nr))
         let mcMax = Swift.min(mc, roundUp(m, mr))
-        // bBuf: [ncMax / 16][kcMax][16], shared; aBufs: workers x [mcMax / 6][kcMax][6], one per worker.
-        let bCount = kcMax * ncMax, aCount = kcMax * mcMax * workers
-        let bBuf = UnsafeMutableRawPointer.allocate(byteCount: bCount * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: bCount)
-        let aBufs = UnsafeMutableRawPointer.allocate(byteCount: aCount * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: aCount)
-        defer {
-            UnsafeMutableRawPointer(bBuf).deallocate()
-            UnsafeMutableRawPointer(aBufs).deallocate()
-        }
-        var jc = 0
-        while jc < n {
-            let nb = Swift.min(nc, n - jc)
-            let bPanels = (nb + nr - 1) / nr
-            var pc = 0
-            while pc < k {
-                let kb = Swift.min(kc, k - pc)
-                let add = accumulate || pc > 0
-                let tailNow = pc + kb == k ? tail : nil      // the row tail joins the tiles' last block of depth
-                let bBlock = b + pc * rsB + jc * csB
-                Parallel.run(workers: Swift.min(workers, bPanels)) { w in
-                    for q in Parallel.part(w, of: Swift.min(workers, bPanels), count: bPanels) {
-                        packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
-                              into: bBuf + q * kb * nr)
+        // One page-aligned workspace with a fixed layout, so the packed blocks sit at the same relative addresses in
+        // every call and every process (see `workspaceLayout`):
+        // bBuf: [ncMax / 16][kcMax][16], shared; aBufs: workers x [mcMax / 6][kcMax][6], one per worker, page-aligned.
+        let (aOffset, aStride, total) = workspaceLayout(bCount: kcMax * ncMax, aCount: kcMax * mcMax, workers: workers)
+        GemmWorkspace.shared.withFloats(total) { workspace in
+            let bBuf = workspace, aBufs = workspace + aOffset
+            var jc = 0
+            while jc < n {
+                let nb = Swift.min(nc, n - jc)
+                let bPanels = (nb + nr - 1) / nr
+                var pc = 0
+                while pc < k {
+                    let kb = Swift.min(kc, k - pc)
+                    let add = accumulate || pc > 0
+                    let tailNow = pc + kb == k ? tail : nil      // the row tail joins the tiles' last block of depth
+                    let bBlock = b + pc * rsB + jc * csB
+                    Parallel.run(workers: Swift.min(workers, bPanels)) { w in
+                        for q in Parallel.part(w, of: Swift.min(workers, bPanels), count: bPanels) {
+                            packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
+                                  into: bBuf + q * kb * nr)
+                        }
                     }
-                }
-                let aBlock = a + pc * csA
-                // Tasks of whole panels, about 4 per worker but at least 8 panels each (so a packed B micro-panel
-                // is reused from L1 over several A panels), handed out dynamically.
-                let mPanels = (m + mr - 1) / mr
-                let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
-                let units = splitRows ? mPanels : bPanels
-                let tasks = workers == 1 ? 1 : Swift.min(4 * workers, Swift.max(workers, units / 8), units)
-                Parallel.forEach(tasks: tasks, workers: workers) { task, w in
-                    let aBuf = aBufs + w * kcMax * mcMax
-                    let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
-                    let cols = splitRows ? 0..<bPanels : Parallel.part(task, of: tasks, count: bPanels)
-                    // A blocks of near-equal size (2048 rows: 18 of 114, not 17 of 120 and one of 8): each block
-                    // streams all of the packed B block through the cache, however few rows it has.
-                    let blocks = (rows.count + mc / mr - 1) / (mc / mr)
-                    for blk in 0..<blocks {
-                        let panelsOfBlock = Parallel.part(blk, of: blocks, count: rows.count)
-                        let ic = (rows.lowerBound + panelsOfBlock.lowerBound) * mr
-                        let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
-                        packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf)
-                        macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
-                                    c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic), tailCol: jc)
+                    let aBlock = a + pc * csA
+                    // Tasks of whole panels, about 4 per worker but at least 8 panels each (so a packed B micro-panel
+                    // is reused from L1 over several A panels), handed out dynamically.
+                    let mPanels = (m + mr - 1) / mr
+                    let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
+                    let units = splitRows ? mPanels : bPanels
+                    let tasks = workers == 1 ? 1 : Swift.min(4 * workers, Swift.max(workers, units / 8), units)
+                    Parallel.forEach(tasks: tasks, workers: workers) { task, w in
+                        let aBuf = aBufs + w * aStride
+                        let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
+                        let cols = splitRows ? 0..<bPanels : Parallel.part(task, of: tasks, count: bPanels)
+                        // A blocks of near-equal size (2048 rows: 18 of 114, not 17 of 120 and one of 8): each block
+                        // streams all of the packed B block through the cache, however few rows it has.
+                        let blocks = (rows.count + mc / mr - 1) / (mc / mr)
+                        for blk in 0..<blocks {
+                            let panelsOfBlock = Parallel.part(blk, of: blocks, count: rows.count)
+                            let ic = (rows.lowerBound + panelsOfBlock.lowerBound) * mr
+                            let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
+                            packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf)
+                            macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
+                                        c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic), tailCol: jc)
+                        }
                     }
+                    pc += kb
                 }
-                pc += kb
+                jc += nb
             }
-            jc += nb
         }
+    }
+
+    /// Where the packed blocks go in the workspace, in floats: B's block at 0, then each worker's A block, each
+    /// starting on a page of its own: `(aOffset, aStride, total)`.
+    ///
+    /// The placement of the packed blocks matters, and this fixes it. When they were two `malloc` blocks (64-byte
+    /// aligned), their addresses followed the heap's history, which depends on everything the process allocated
+    /// before, even on the length of its environment: the same binary ran 1024^3 at 33.0-33.9 GF/s instead of
+    /// 36.1-37.0, reproducibly, when started from Python with 0-16 bytes more environment, and at 33 instead of 36 when
+    /// `argv[0]` was `../.build/release/polyctl` rather than an absolute path (1 thread, 2026-11-23). With this layout,
+    /// none of 32 environment lengths (0-496 bytes) and none of 24 page offsets of A, B or C (0-3584 bytes) was slow.
+    /// The mechanism was not pinned down (no hardware counters on the machine).
+    static func workspaceLayout(bCount: Int, aCount: Int, workers: Int) -> (aOffset: Int, aStride: Int, total: Int) {
+        let page = GemmWorkspace.pageBytes / 4
+        let aOffset = roundUp(bCount, page), aStride = roundUp(aCount, page)
+        return (aOffset, aStride, aOffset + aStride * workers)
     }
 
     /// C block `[rows, cols]` (+)= packed A `[rows, depth]` · packed B panels `panels` of `[depth, cols]`, plus the
@@ -197,11 +211,26 @@ enum GemmPacked {
             let r = Swift.min(mr, rows - i)
             let src = a + i * rs
             if r == mr && cs == 1 {
-                // Row-major A: read six rows along p.
+                // Row-major A: read six rows along p, eight steps at a time as a 6x8 transpose in registers (six
+                // vector loads and six vector stores instead of 48 scalar pairs; measured 2x faster), then the rest.
                 let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
-                for p in 0..<depth {
+                var p = 0
+                while p + 8 <= depth {
+                    let r0 = load8(s0 + p), r1 = load8(s1 + p), r2 = load8(s2 + p)       // r_i: row i's A[i, p..<p+8]
+                    let r3 = load8(s3 + p), r4 = load8(s4 + p), r5 = load8(s5 + p)
+                    let o = d + p * mr                                                       // o: [8][6]
+                    store8(SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], r0[1], r1[1]), o)
+                    store8(SIMD8(r2[1], r3[1], r4[1], r5[1], r0[2], r1[2], r2[2], r3[2]), o + 8)
+                    store8(SIMD8(r4[2], r5[2], r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), o + 16)
+                    store8(SIMD8(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], r0[5], r1[5]), o + 24)
+                    store8(SIMD8(r2[5], r3[5], r4[5], r5[5], r0[6], r1[6], r2[6], r3[6]), o + 32)
+                    store8(SIMD8(r4[6], r5[6], r0[7], r1[7], r2[7], r3[7], r4[7], r5[7]), o + 40)
+                    p += 8
+                }
+                while p < depth {
                     let o = p * mr
                     d[o] = s0[p]; d[o + 1] = s1[p]; d[o + 2] = s2[p]; d[o + 3] = s3[p]; d[o + 4] = s4[p]; d[o + 5] = s5[p]
+                    p += 1
                 }
             } else {
                 // Transposed (rs == 1: six neighbours per p), sliced or edge panel.

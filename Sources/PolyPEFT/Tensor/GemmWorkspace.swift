@@ -1,0 +1,71 @@
+import Foundation
+
+/// Page-aligned scratch memory for the packed matmul's panels, kept between calls.
+///
+/// The packed kernel needs a few hundred KiB to a few MiB per call (B's packed block and one A block per worker).
+/// Allocating it anew each time made glibc `mmap` and `munmap` it whenever it was above the allocator's threshold, so
+/// every call paid a page fault per 4 KiB touched: at `[256,256]x[256,256]` about 90 faults per call, 5-10% of a
+/// one-thread product and a third of a two-thread one (the two workers fault on the same address space). Buffers
+/// are handed out to one caller at a time and returned afterwards; at most `maxCached` are kept, and nothing is
+/// kept above `maxCachedBytes` (larger blocks are allocated and freed per call, as before).
+///
+/// The cache holds memory only, never values: every float the kernel reads from a buffer it has written first in
+/// the same call, so reuse cannot change a result.
+final class GemmWorkspace: @unchecked Sendable {
+    static let shared = GemmWorkspace()
+
+    static let pageBytes = 4096
+    /// Buffers kept for reuse: one per concurrent caller (the pool's caller, and a second one that found it busy).
+    static let maxCached = 2
+    /// Larger buffers are not kept: the packed kernel's largest block with 2 workers is about 4.3 MiB.
+    static let maxCachedBytes = 16 << 20
+
+    private let lock = NSLock()
+    // Guarded by `lock`: free buffers and their sizes in bytes.
+    private var free: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+
+    /// Runs `body` with a page-aligned buffer of at least `count` floats, uninitialised, for the duration of the call.
+    func withFloats<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        let buffer = take(bytes)
+        defer { give(buffer) }
+        return try body(buffer.pointer.bindMemory(to: Float.self, capacity: count))
+    }
+
+    /// The smallest free buffer that is large enough, or a new one (replacing the largest free one, so the cache
+    /// follows the sizes in use).
+    private func take(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int) {
+        lock.lock()
+        var fit: Int?
+        for i in free.indices where free[i].bytes >= bytes && (fit.map { free[i].bytes < free[$0].bytes } ?? true) {
+            fit = i
+        }
+        if let fit {
+            let buffer = free.remove(at: fit)
+            lock.unlock()
+            return buffer
+        }
+        let replaced = free.indices.max { free[$0].bytes < free[$1].bytes }.map { free.remove(at: $0) }
+        lock.unlock()
+        replaced?.pointer.deallocate()
+        return (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.pageBytes), bytes)
+    }
+
+    private func give(_ buffer: (pointer: UnsafeMutableRawPointer, bytes: Int)) {
+        lock.lock()
+        if buffer.bytes <= Self.maxCachedBytes && free.count < Self.maxCached {
+            free.append(buffer)
+            lock.unlock()
+        } else {
+            lock.unlock()
+            buffer.pointer.deallocate()
+        }
+    }
+
+    /// The buffers held now (for tests).
+    var cachedCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.count
+    }
+}
