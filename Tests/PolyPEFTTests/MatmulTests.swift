@@ -24,10 +24,11 @@ final class MatmulTests: XCTestCase {
         let sizes = [1, 7, 9, 17, 130]
         var shapes: [(Int, Int, Int)] = []
         for m in sizes { for n in sizes { for k in sizes { shapes.append((m, n, k)) } } }
-        // The other odd sizes, one ~300 (several kc blocks of the packed kernel), and shapes big enough to be
+        // The other odd sizes, one of 300 (one block of depth) and one of 801 (three blocks of the packed kernel's
+        // depth, 272 + 272 + 257), and shapes big enough to be
         // threaded on each kernel: direct with n <= 16, direct with m <= 8, packed split by rows and by columns.
         // (Threaded means m * n * k >= Gemm.parallelThreshold, about 0.8M.)
-        shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (7, 64, 40), (130, 33, 300),
+        shapes += [(3, 8, 65), (8, 33, 3), (65, 3, 8), (33, 65, 8), (7, 64, 40), (130, 33, 300), (37, 45, 801),
                    (301, 299, 257), (1030, 8, 400), (700, 13, 400), (8, 1500, 300), (5, 1040, 640), (40, 1300, 70)]
         XCTAssertGreaterThanOrEqual(40 * 1300 * 70, Gemm.parallelThreshold)
         var seed: UInt64 = 1
@@ -115,10 +116,10 @@ final class MatmulTests: XCTestCase {
 
     func testGemmAccumulatesAndRespectsLdc() throws {
         // m, n, k chosen to hit the direct kernel (n <= 16, m <= 8) and the packed one, with k spanning several
-        // chunks of each, so the later chunks' "add" is exercised along with the caller's. 241 x 50 x 300: the packed
+        // chunks of each, so the later chunks' "add" is exercised along with the caller's. 241 x 50 x 800: the packed
         // kernel's rows in three near-equal A blocks (14, 14 and 13 panels of 6, the last with one valid row), on
-        // one thread and split among two. 1000 x 40 x 30 on 2 threads: tasks of 2 A blocks each.
-        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (50, 40, 300), (50, 40, 0), (241, 50, 300), (1000, 40, 30)] {
+        // one thread and split among two, over three blocks of depth. 1000 x 40 x 30 on 2 threads: tasks of 2 A blocks each.
+        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (50, 40, 300), (50, 40, 0), (241, 50, 800), (1000, 40, 30)] {
             for threads in [1, 2] {
                 let a = rand([m, k], seed: 5).scalars, b = rand([k, n], seed: 6).scalars
                 let ldc = n + 3
@@ -148,11 +149,27 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// The packed kernel's depth blocks: the fewest of at most `kcMax`, of near-equal size (a multiple of 8 when
+    /// there are several), covering k with a last block that is not a sliver.
+    func testDepthBlocksAreFewAndEven() {
+        XCTAssertEqual([1, 7, 256, 384, 385, 768, 1024, 2048, 4096].map(GemmPacked.depthBlock), [1, 7, 256, 384, 200, 384, 344, 344, 376])
+        for k in 1...5000 {
+            let kc = GemmPacked.depthBlock(k)
+            let blocks = (k + kc - 1) / kc, last = k - (blocks - 1) * kc
+            XCTAssertLessThanOrEqual(kc, GemmPacked.kcMax)
+            XCTAssertEqual(blocks, (k + GemmPacked.kcMax - 1) / GemmPacked.kcMax, "k = \(k)")
+            if blocks > 1 {
+                XCTAssertEqual(kc % 8, 0, "k = \(k)")
+                XCTAssertGreaterThan(last, kc - 8 * blocks, "k = \(k): last block \(last) of \(kc)")
+            }
+        }
+    }
+
     /// The packed kernel's workspace: B's block first, then one A block per worker, each on its own page, with room
     /// for all of them and no overlap.
     func testPackedWorkspaceLayoutIsPageAlignedWithoutOverlap() {
         let page = GemmWorkspace.pageBytes / 4
-        for (bCount, aCount, workers) in [(1, 1, 1), (256 * 2048, 256 * 120, 1), (256 * 16, 7 * 6, 2), (1024, 1024, 3)] {
+        for (bCount, aCount, workers) in [(1, 1, 1), (344 * 2048, 344 * 120, 1), (256 * 16, 7 * 6, 2), (1024, 1024, 3)] {
             let (aOffset, aStride, total) = GemmPacked.workspaceLayout(bCount: bCount, aCount: aCount, workers: workers)
             XCTAssertGreaterThanOrEqual(aOffset, bCount)
             XCTAssertGreaterThanOrEqual(aStride, aCount)
