@@ -99,10 +99,11 @@ enum GemmPacked {
     /// ```
     ///
     /// A B micro-panel is `block x 16` floats (22 KiB at 344) and stays in the 32 KiB L1 beside the A micro-panel it
-    /// meets (8 KiB); fewer blocks mean fewer read-modify-write passes over C (one per block). Measured 2026-11-23,
-    /// alternated in one binary, 4 rounds: 344 against the former fixed 256 gave `[2048,2048]` +3% on one thread and
-    /// +2.6% on two, `[1024,1024]` +1-7% and +8.5% (73 against 67 GF/s); 320, 384 and 448 were within noise of 344 at
-    /// 2048; 448 and 512 (a B micro-panel that fills L1) lost at 512.
+    /// meets (8 KiB); fewer blocks mean fewer read-modify-write passes over C (one per block). Measured 2026-11-23
+    /// against the same code with fixed 256-deep blocks, alternated, 3 rounds: `[2048,2048]` 38.1-38.5 against
+    /// 36.7-39.2 GF/s on one thread and 74.4-77.8 against 72.7-74.3 on two; `[1024,1024]` 0.3-4% faster on both (11
+    /// of 12 pairs won). With the block size set at run time, 320, 384 and 448 were within noise of 344 at 2048, and
+    /// 448 and 512 (a B micro-panel that fills L1) lost at 512.
     static func depthBlock(_ k: Int) -> Int {
         if k <= kcMax { return Swift.max(k, 1) }
         let blocks = (k + kcMax - 1) / kcMax
