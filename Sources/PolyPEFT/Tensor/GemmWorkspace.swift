@@ -17,8 +17,9 @@ final class GemmWorkspace: @unchecked Sendable {
     static let pageBytes = 4096
     /// Buffers kept for reuse: one per concurrent caller (the pool's caller, and a second one that found it busy).
     static let maxCached = 2
-    /// Larger buffers are not kept: the packed kernel's largest block with 2 workers is about 4.3 MiB.
-    static let maxCachedBytes = 16 << 20
+    /// Larger buffers are not kept. The packed kernel needs at most `384 x 4080` floats for B (6.0 MiB) plus
+    /// `120 x 384` per worker for A (180 KiB): 6.3 MiB on 2 cores, 17 MiB on 64, all cached.
+    static let maxCachedBytes = 64 << 20
 
     private let lock = NSLock()
     // Guarded by `lock`: free buffers and their sizes in bytes.
