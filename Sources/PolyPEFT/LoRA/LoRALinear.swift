@@ -55,7 +55,6 @@ public final class LoRALinear: Module, AdapterLayer {
         return try loraB(try loraA(h, ctx), ctx) * scaling
     }
 
-    /// The update of the base weight: `scaling * B A`, shape `[out, in]`.
     /// `x A^T B^T * scaling` as a low-rank update with one group, which the forward fuses into the base layer's
     /// matmuls; dense (`delta`) while merged, and in training with dropout (which acts on `A`'s input only).
     public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {
@@ -67,6 +66,7 @@ public final class LoRALinear: Module, AdapterLayer {
                                           groupCount: 1, scale: scaling))
     }
 
+    /// The update of the base weight: `scaling * B A`, shape `[out, in]`.
     public func deltaWeight() throws -> Tensor {
         try loraB.weight.value.matmul(loraA.weight.value) * scaling
     }

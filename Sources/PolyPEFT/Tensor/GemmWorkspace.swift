@@ -37,16 +37,13 @@ final class GemmWorkspace: @unchecked Sendable {
     /// follows the sizes in use).
     private func take(_ bytes: Int) -> (pointer: UnsafeMutableRawPointer, bytes: Int) {
         lock.lock()
-        var fit: Int?
-        for i in free.indices where free[i].bytes >= bytes && (fit.map { free[i].bytes < free[$0].bytes } ?? true) {
-            fit = i
-        }
-        if let fit {
+        let smaller: (Int, Int) -> Bool = { self.free[$0].bytes < self.free[$1].bytes }
+        if let fit = free.indices.filter({ free[$0].bytes >= bytes }).min(by: smaller) {
             let buffer = free.remove(at: fit)
             lock.unlock()
             return buffer
         }
-        let replaced = free.indices.max { free[$0].bytes < free[$1].bytes }.map { free.remove(at: $0) }
+        let replaced = free.indices.max(by: smaller).map { free.remove(at: $0) }
         lock.unlock()
         replaced?.pointer.deallocate()
         return (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.pageBytes), bytes)
