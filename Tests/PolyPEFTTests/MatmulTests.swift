@@ -165,6 +165,24 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// The packed kernel's task count: one task on one worker; otherwise a multiple of the workers (or every panel
+    /// when there are fewer), at most 4 per worker, and about one A block (20 panels) each.
+    func testPackedTaskCountIsAMultipleOfTheWorkers() {
+        XCTAssertEqual([22, 43, 64, 86, 171, 342].map { GemmPacked.taskCount(units: $0, workers: 2) }, [2, 4, 4, 6, 8, 8])
+        for workers in 1...5 {
+            for units in 1...400 {
+                let tasks = GemmPacked.taskCount(units: units, workers: workers)
+                if workers == 1 { XCTAssertEqual(tasks, 1); continue }
+                XCTAssertTrue(tasks == units || tasks % workers == 0, "units \(units), workers \(workers): \(tasks)")
+                XCTAssertGreaterThanOrEqual(tasks, Swift.min(units, workers))
+                XCTAssertLessThanOrEqual(tasks, Swift.min(units, 4 * workers))
+                if tasks < 4 * workers && tasks < units {
+                    XCTAssertLessThanOrEqual((units + tasks - 1) / tasks, GemmPacked.mc / GemmPacked.mr, "units \(units): \(tasks)")
+                }
+            }
+        }
+    }
+
     /// The packed kernel's workspace: B's block first, then one A block per worker, each on its own page, with room
     /// for all of them and no overlap.
     func testPackedWorkspaceLayoutIsPageAlignedWithoutOverlap() {

@@ -61,12 +61,11 @@ enum GemmPacked {
                         }
                     }
                     let aBlock = a + pc * csA
-                    // Tasks of whole panels, about 4 per worker but at least 8 panels each (so a packed B micro-panel
-                    // is reused from L1 over several A panels), handed out dynamically.
+                    // Tasks of whole panels (of rows, or of columns when C is wide and short), handed out dynamically.
                     let mPanels = (m + mr - 1) / mr
                     let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
                     let units = splitRows ? mPanels : bPanels
-                    let tasks = workers == 1 ? 1 : Swift.min(4 * workers, Swift.max(workers, units / 8), units)
+                    let tasks = taskCount(units: units, workers: workers)
                     Parallel.forEach(tasks: tasks, workers: workers) { task, w in
                         let aBuf = aBufs + w * aStride
                         let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
@@ -108,6 +107,26 @@ enum GemmPacked {
         if k <= kcMax { return Swift.max(k, 1) }
         let blocks = (k + kcMax - 1) / kcMax
         return Swift.min(kcMax, roundUp((k + blocks - 1) / blocks, 8))
+    }
+
+    /// How many tasks the panels of a depth block are cut into: about one A block (`mc` rows, 20 panels) each, at
+    /// most 4 per worker, and a multiple of the workers, so that workers of equal speed finish together.
+    ///
+    /// ```
+    /// tasks = min(units, roundUp(min(4 * workers, ceil(units / 20)), workers))      (1 with one worker)
+    /// 2 workers, square n:   128: 2   256: 4   384: 4   512: 6   1024: 8   2048: 8
+    /// ```
+    ///
+    /// Handed out one at a time (`Parallel.forEach`), so a worker slowed down by another process takes fewer. The
+    /// previous rule, `min(4 * workers, max(workers, units / 8))`, gave 5 tasks at 256 (the join then waits for a
+    /// fifth task run alone) and blocks of 8 panels at 384. Measured 2026-11-23 on 2 threads, the two rules
+    /// alternated in one binary, 4 rounds: 256^3 70.5-70.7 against 61.5-62.2 GF/s, 384^3 65.7-68.4 against
+    /// 61.2-61.3, 416^3 63.5-65.3 against 56.2-58.0, 352^3 +6%, 192^3 +14%, 480^3 and 512^3 within noise, 448^3 4%
+    /// slower (67.1 against 69.9); from 768 on the two rules give the same count.
+    static func taskCount(units: Int, workers: Int) -> Int {
+        if workers <= 1 { return 1 }
+        let blocks = (units + mc / mr - 1) / (mc / mr)
+        return Swift.min(units, roundUp(Swift.min(4 * workers, blocks), workers))
     }
 
     /// Where the packed blocks go in the workspace, in floats: B's block at 0, then each worker's A block, each
