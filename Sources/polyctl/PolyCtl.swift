@@ -29,6 +29,8 @@ struct PolyCtl {
     }
 
     static func main() {
+        // Training and benchmarks allocate large tensors over and over: keep freed blocks for reuse (MallocTuning).
+        MallocTuning.keepLargeBlocks()
         let code = run(Array(CommandLine.arguments.dropFirst()), console: .process())
         exit(code)
     }
