@@ -83,4 +83,12 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(try d(x, Context(mode: .eval)).value, x.value)
         XCTAssertNotEqual(try d(x, Context(mode: .train)).value, x.value)
     }
+
+    /// `uniqueObjects` keeps the first element of each object (by identity, not by value), in order.
+    func testUniqueObjectsKeepsTheFirstOfEachObjectInOrder() {
+        let p1 = Parameter(Tensor.zeros([2])), p2 = Parameter(Tensor.zeros([2])), p3 = Parameter(Tensor.zeros([2]))
+        let named = [("a", p1), ("b", p2), ("c", p1), ("d", p3), ("e", p2)]
+        XCTAssertEqual(named.uniqueObjects { $0.1 }.map(\.0), ["a", "b", "d"])
+        XCTAssertEqual([(String, Parameter)]().uniqueObjects { $0.1 }.count, 0)
+    }
 }

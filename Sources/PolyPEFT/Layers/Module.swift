@@ -95,8 +95,7 @@ open class Module {
 
     /// Every parameter once, under the first of its names (a tied embedding is registered under several).
     public func uniqueNamedParameters() -> [(name: String, parameter: Parameter)] {
-        var seen = Set<ObjectIdentifier>()
-        return namedParameters().filter { seen.insert(ObjectIdentifier($0.parameter)).inserted }
+        namedParameters().uniqueObjects { $0.parameter }
     }
 
     /// Counts like PEFT's `print_trainable_parameters()`:

@@ -42,8 +42,7 @@ public struct NewTaskTraining {
 extension PeftModel {
     /// Distinct routers of the Poly layers (shared routers once), in layer order.
     var distinctRouters: [(path: String, router: PolyRouter)] {
-        var seen = Set<ObjectIdentifier>()
-        return polyLayers.compactMap { seen.insert(ObjectIdentifier($0.layer.router)).inserted ? ($0.path, $0.layer.router) : nil }
+        polyLayers.uniqueObjects { $0.layer.router }.map { ($0.path, $0.layer.router) }
     }
 
     /// Number of tasks added and not yet committed.

@@ -75,8 +75,7 @@ extension PeftModel {
     /// key): what to hand an optimizer. `adapterParameters()` lists a shared router under every layer's key (as it
     /// is saved), and an optimizer given both entries would step it twice.
     public func trainableAdapterParameters() -> [(key: String, parameter: Parameter)] {
-        var seen = Set<ObjectIdentifier>()
-        return adapterParameters().filter { $0.parameter.requiresGrad && seen.insert(ObjectIdentifier($0.parameter)).inserted }
+        adapterParameters().filter { $0.parameter.requiresGrad }.uniqueObjects { $0.parameter }
     }
 }
 
