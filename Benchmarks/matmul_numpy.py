@@ -6,7 +6,8 @@ in a subprocess whose BLAS is limited to that many threads (OPENBLAS_NUM_THREADS
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from that subprocess's environment because they slow OpenBLAS down
 on this machine). Both time the same thing: best of R runs after a warm-up, result allocation included, operands
 transposed as views when asked. Each pair is measured `--rounds` times and the best of each side is kept, which
-filters out noise from other processes on a shared machine.
+filters out noise from other processes on a shared machine. The machine's FMA rate (`polyctl bench peak`, a
+register-only loop) is printed before and after the table: a ratio is only worth reading when the two agree.
 
 Usage (from the repository root, after `swift build -c release`):
     python3 Benchmarks/matmul_numpy.py [--polyctl .build/release/polyctl] [--rounds 2] [--threads 1,2] [--only 1024,2048]
@@ -70,6 +71,19 @@ def run_numpy(m, n, k, ta, threads, reps):
     return json.loads(out.stdout)["gflops"]
 
 
+def run_peak(polyctl, threads):
+    """The register-only FMA loop's GFLOP/s on `threads` threads (`polyctl bench peak`): the machine's ceiling."""
+    out = subprocess.run([polyctl, "bench", "peak", "--threads", str(threads), "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"polyctl bench peak failed ({out.returncode}): {out.stderr}")
+    return json.loads(out.stdout.splitlines()[0])["gflops"]
+
+
+def peak_line(polyctl, thread_counts):
+    return "FMA peak (polyctl bench peak): " + ", ".join(
+        f"{run_peak(polyctl, t):.1f} GF/s on {t} thread{'s' if t > 1 else ''}" for t in thread_counts)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -87,8 +101,12 @@ def main():
     shapes = [s for s in SHAPES if not keep or any(s[0].startswith(f"[{w},{w}]") if w.isdigit() else w in s[0] for w in keep)]
     if not shapes:
         sys.exit(f"--only {args.only!r} matches no shape; labels: " + "; ".join(s[0] for s in SHAPES))
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    before = peak_line(args.polyctl, thread_counts)
+    if not args.markdown:
+        print(f"before: {before}", flush=True)
     for label, m, n, k, ta in shapes:
-        for threads in (int(t) for t in args.threads.split(",")):
+        for threads in thread_counts:
             reps = repeats(m, n, k)
             swift = numpy = 0.0
             for _ in range(args.rounds):
@@ -103,6 +121,9 @@ def main():
         print("|---|---:|---:|---:|---:|")
         for label, threads, swift, numpy, ratio in rows:
             print(f"| `{label}` | {threads} | {swift:.1f} | {numpy:.1f} | {ratio:.2f} |")
+        print(f"\nBefore: {before}.  ")
+    after = peak_line(args.polyctl, thread_counts)
+    print(f"After: {after}." if args.markdown else f"after: {after}")
 
 
 if __name__ == "__main__":

@@ -55,15 +55,15 @@ enum BenchMatmul: Subcommand {
         let shape = "[\(m),\(k)]\(ta ? "^T" : "") x [\(k),\(n)]\(tb ? "^T" : "")"
         if args.flag("json") {
             console.print("{\"m\": \(m), \"n\": \(n), \"k\": \(k), \"transpose_a\": \(ta), \"transpose_b\": \(tb), "
-                + "\"threads\": \(threads), \"repeat\": \(repeats), \"best_ms\": \(fmt3(best)), \"median_ms\": \(fmt3(median)), "
-                + "\"gflops\": \(fmt3(gflops))}")
+                + "\"threads\": \(threads), \"repeat\": \(repeats), \"best_ms\": \(BenchSupport.fmt(best)), \"median_ms\": \(BenchSupport.fmt(median)), "
+                + "\"gflops\": \(BenchSupport.fmt(gflops))}")
         } else {
             console.print("shape:   \(shape)")
             console.print("threads: \(threads)")
-            console.print("time:    best \(fmt3(best)) ms, median \(fmt3(median)) ms over \(repeats) runs")
-            console.print("speed:   \(fmt3(gflops)) GFLOP/s")
+            console.print("time:    best \(BenchSupport.fmt(best)) ms, median \(BenchSupport.fmt(median)) ms over \(repeats) runs")
+            console.print("speed:   \(BenchSupport.fmt(gflops)) GFLOP/s")
         }
-        console.print("gflops=\(fmt3(gflops))")
+        console.print("gflops=\(BenchSupport.fmt(gflops))")
     }
 
     /// Checks up to 256 sampled entries of `c` against dot products in `Double`.
@@ -86,6 +86,4 @@ enum BenchMatmul: Subcommand {
             }
         }
     }
-
-    static func fmt3(_ x: Double) -> String { String(format: "%.3f", x) }
 }
