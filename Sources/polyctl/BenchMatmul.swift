@@ -54,9 +54,10 @@ enum BenchMatmul: Subcommand {
         let gflops = 2 * Double(m) * Double(n) * Double(k) / (best * 1e6)
         let shape = "[\(m),\(k)]\(ta ? "^T" : "") x [\(k),\(n)]\(tb ? "^T" : "")"
         if args.flag("json") {
-            console.print("{\"m\": \(m), \"n\": \(n), \"k\": \(k), \"transpose_a\": \(ta), \"transpose_b\": \(tb), "
-                + "\"threads\": \(threads), \"repeat\": \(repeats), \"best_ms\": \(BenchSupport.fmt(best)), \"median_ms\": \(BenchSupport.fmt(median)), "
-                + "\"gflops\": \(BenchSupport.fmt(gflops))}")
+            console.print(BenchSupport.json([("m", "\(m)"), ("n", "\(n)"), ("k", "\(k)"), ("transpose_a", "\(ta)"),
+                                             ("transpose_b", "\(tb)"), ("threads", "\(threads)"), ("repeat", "\(repeats)"),
+                                             ("best_ms", BenchSupport.fmt(best)), ("median_ms", BenchSupport.fmt(median)),
+                                             ("gflops", BenchSupport.fmt(gflops))]))
         } else {
             console.print("shape:   \(shape)")
             console.print("threads: \(threads)")
