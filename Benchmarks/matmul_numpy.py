@@ -6,17 +6,21 @@ in a subprocess whose BLAS is limited to that many threads (OPENBLAS_NUM_THREADS
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from that subprocess's environment because they slow OpenBLAS down
 on this machine). Both time the same thing: best of R runs after a warm-up, result allocation included, operands
 transposed as views when asked. Each pair is measured `--rounds` times and the best of each side is kept, which
-filters out noise from other processes on a shared machine. The machine's FMA rate (`polyctl bench peak`, a
+filters out noise from other processes on a shared machine. With `--paired`, each round is one pair measured back to
+back (the order alternating from round to round), and the table gives the median of the rounds' ratios, with their
+lowest and highest: a host that slows down for minutes then moves both sides of a pair together instead of deciding
+which side's best came from the quiet minute. The machine's FMA rate (`polyctl bench peak`, a
 register-only loop) is printed before and after the table: a ratio is only worth reading when the two agree.
 
 Usage (from the repository root, after `swift build -c release`):
     python3 Benchmarks/matmul_numpy.py [--polyctl .build/release/polyctl] [--rounds 2] [--threads 1,2] [--only 1024,2048]
-                                       [--markdown]
+                                       [--paired] [--markdown]
 Optional script: numpy is needed here, never in the library or its tests.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -91,6 +95,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="measurements per side; the best is kept")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--paired", action="store_true",
+                        help="report the median of the rounds' paired ratios (and their range) instead of best against best")
     parser.add_argument("--only", default="", help="comma-separated square sizes or label parts to keep, e.g. 1024,2048 or 'x^T g'")
     args = parser.parse_args()
     if not os.path.exists(args.polyctl):
@@ -108,19 +114,34 @@ def main():
     for label, m, n, k, ta in shapes:
         for threads in thread_counts:
             reps = repeats(m, n, k)
-            swift = numpy = 0.0
-            for _ in range(args.rounds):
-                swift = max(swift, run_swift(args.polyctl, m, n, k, ta, threads, reps))
-                numpy = max(numpy, run_numpy(m, n, k, ta, threads, reps))
-            rows.append((label, threads, swift, numpy, swift / numpy))
+            pairs = []
+            for r in range(args.rounds):
+                if args.paired and r % 2 == 1:
+                    numpy = run_numpy(m, n, k, ta, threads, reps)
+                    swift = run_swift(args.polyctl, m, n, k, ta, threads, reps)
+                else:
+                    swift = run_swift(args.polyctl, m, n, k, ta, threads, reps)
+                    numpy = run_numpy(m, n, k, ta, threads, reps)
+                pairs.append((swift, numpy))
+            if args.paired:
+                ratios = [s_ / n_ for s_, n_ in pairs]
+                swift = statistics.median(p[0] for p in pairs)
+                numpy = statistics.median(p[1] for p in pairs)
+                ratio, spread = statistics.median(ratios), f"{min(ratios):.2f}-{max(ratios):.2f}"
+            else:
+                swift, numpy = max(p[0] for p in pairs), max(p[1] for p in pairs)
+                ratio, spread = swift / numpy, ""
+            rows.append((label, threads, swift, numpy, ratio, spread))
             if not args.markdown:
-                print(f"{label:36s} t={threads}  swift {swift:7.2f} GF/s  numpy {numpy:7.2f} GF/s  ratio {swift / numpy:5.2f}",
+                extra = f"  (rounds {spread})" if spread else ""
+                print(f"{label:36s} t={threads}  swift {swift:7.2f} GF/s  numpy {numpy:7.2f} GF/s  ratio {ratio:5.2f}{extra}",
                       flush=True)
     if args.markdown:
-        print("| shape | threads | Swift GF/s | numpy GF/s | ratio |")
-        print("|---|---:|---:|---:|---:|")
-        for label, threads, swift, numpy, ratio in rows:
-            print(f"| `{label}` | {threads} | {swift:.1f} | {numpy:.1f} | {ratio:.2f} |")
+        what = "median " if args.paired else ""
+        print(f"| shape | threads | Swift GF/s | numpy GF/s | {what}ratio |" + (" range of rounds |" if args.paired else ""))
+        print("|---|---:|---:|---:|---:|" + ("---:|" if args.paired else ""))
+        for label, threads, swift, numpy, ratio, spread in rows:
+            print(f"| `{label}` | {threads} | {swift:.1f} | {numpy:.1f} | {ratio:.2f} |" + (f" {spread} |" if spread else ""))
         print(f"\nBefore: {before}.  ")
     after = peak_line(args.polyctl, thread_counts)
     print(f"After: {after}." if args.markdown else f"after: {after}")
