@@ -16,12 +16,24 @@
 /// width; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
 /// `[k, roundUp(n, tile width)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are
 /// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
+/// Sweeps in chunks of k prefetch the big operand's next tile, one line per row of the chunk (`prefetchColumnBlocks`).
 enum GemmDirect {
     static let mr = 8, nr = 8
     /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
     /// that many sequential streams, few enough for the hardware prefetchers. Measured on the LoRA gradient shapes:
     /// `x^T·g` is best at 32 (16: -8%, 64: -12%, 128: -35%), `g^T·x` at 64 (32: -22%, 128: -9%).
     static let kc = 32, kcWide = 64
+    /// How far ahead a sweep prefetches the big operand's next tile, for each row of the chunk: the 4x16 sweep the
+    /// rows of B one column block (16 floats) ahead, the 8x8 sweep over A^T (`x^T·g`) the rows of A^T four row
+    /// blocks (32 floats) ahead, on every other row block (one cache line covers two).
+    ///
+    /// The hardware prefetchers follow a chunk's 32-64 rows, each a 4 KiB page apart, only some of the time: on this
+    /// host, for minutes at a time, `g^T·x` ran at 14-17 GF/s instead of 22 without these prefetches. Measured
+    /// 2026-11-24 (session 7), alternated with numpy in the same minutes, medians of 6-8 rounds: `g^T·x` one thread
+    /// 21-23 GF/s against 14-17 (numpy 21-22), two threads 1.11x numpy against 0.73x (2 blocks ahead: 1.03x);
+    /// `x^T·g` one thread 18.5-19.5 against 16.6-18.8 (numpy 15.7-16.4; 2, 8 and 16 blocks ahead: 18.5, 18.4,
+    /// 18.2), two threads 1.25x numpy against 1.11x.
+    static let prefetchColumnBlocks = 1, prefetchRowBlocks = 4
 
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
@@ -73,6 +85,9 @@ enum GemmDirect {
                 if wide {
                     // Column blocks outside, so the chunk of a 16-wide panel of B stays in L1 for both row blocks.
                     for jb in cols {
+                        if jb + prefetchColumnBlocks < cols.upperBound {
+                            prefetchRows(b + p0 * rsB + (jb + prefetchColumnBlocks) * tn, count: kb, stride: rsB)
+                        }
                         for ib in rows {
                             let i0 = ib * tm, j0 = jb * tn
                             kernel4x16(k: kb, a: a + i0 * rsA + p0 * csA, rsA: rsA, csA: csA, rows: Swift.min(tm, m - i0),
@@ -82,6 +97,9 @@ enum GemmDirect {
                     }
                 } else {
                     for ib in rows {
+                        if rsA == 1 && ib & 1 == 0 && ib + prefetchRowBlocks < rows.upperBound {
+                            prefetchRows(a + (ib + prefetchRowBlocks) * tm + p0 * csA, count: kb, stride: csA)
+                        }
                         for jb in cols {
                             let i0 = ib * tm, j0 = jb * tn
                             kernel8x8(k: kb, a: a + i0 * rsA + p0 * csA, rsA: rsA, csA: csA, rows: Swift.min(tm, m - i0),
@@ -93,6 +111,12 @@ enum GemmDirect {
                 p0 += kb
             }
         }
+    }
+
+    /// Prefetches the cache line at `p + t * stride` for `t` in `0..<count` (one line of each row of a chunk).
+    @inline(__always)
+    static func prefetchRows(_ p: UnsafePointer<Float>, count: Int, stride: Int) {
+        for t in 0..<count { prefetch(p + t * stride) }
     }
 
     /// `C[0..<rows, 0..<cols] (+)= A[0..<rows, 0..<k] · B[0..<k, 0..<16]`, `rows <= 4`, `cols <= 16`.
