@@ -119,9 +119,9 @@ final class MatmulTests: XCTestCase {
         // chunks of each, so the later chunks' "add" is exercised along with the caller's. 241 x 50 x 800: the packed
         // kernel's rows in three near-equal A blocks (14, 14 and 13 panels of 6, the last with one valid row), on
         // one thread and split among two, over three blocks of depth. 1000 x 40 x 30 on 2 threads: tasks of 2 A blocks each.
-        // 5 x 90 x 70, 8 x 77 x 40, 3 x 33 x 16: few rows (4x16 tiles), k swept in chunks (a ragged last one) or
-        // in one, ragged columns.
-        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (8, 77, 40), (3, 33, 16), (50, 40, 300), (50, 40, 0), (241, 50, 800), (1000, 40, 30)] {
+        // 5 x 90 x 70, 8 x 77 x 150, 3 x 33 x 16: few rows (4x16 tiles, one or two row blocks), k swept in 64-deep
+        // chunks with a ragged last one, or in one; ragged columns.
+        for (m, n, k) in [(37, 11, 70), (5, 90, 70), (8, 77, 150), (3, 33, 16), (50, 40, 300), (50, 40, 0), (241, 50, 800), (1000, 40, 30)] {
             for threads in [1, 2] {
                 let a = rand([m, k], seed: 5).scalars, b = rand([k, n], seed: 6).scalars
                 let ldc = n + 3

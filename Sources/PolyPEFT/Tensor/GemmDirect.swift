@@ -16,7 +16,8 @@
 /// width; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
 /// `[k, roundUp(n, tile width)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are
 /// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
-/// Sweeps in chunks of k prefetch the big operand's next tile, one line per row of the chunk (`prefetchColumnBlocks`).
+/// Sweeps in chunks of k prefetch the big operand's next tile, one line per row of the chunk
+/// (`prefetchColumnBlocks`, `prefetchRowBlocks`).
 enum GemmDirect {
     static let mr = 8, nr = 8
     /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
