@@ -33,7 +33,8 @@ enum GemmDirect {
     /// 2026-11-24 (session 7), alternated with numpy in the same minutes, medians of 6-8 rounds: `g^T·x` one thread
     /// 21-23 GF/s against 14-17 (numpy 21-22), two threads 1.11x numpy against 0.73x (2 blocks ahead: 1.03x);
     /// `x^T·g` one thread 18.5-19.5 against 16.6-18.8 (numpy 15.7-16.4; 2, 8 and 16 blocks ahead: 18.5, 18.4,
-    /// 18.2), two threads 1.25x numpy against 1.11x.
+    /// 18.2), two threads 1.25x numpy against 1.11x. The cost, in minutes when the hardware prefetchers do keep up:
+    /// `g^T·x` about 4% slower (22.8 against 23.8 GF/s on one thread, 1.02x against 1.05x numpy).
     static let prefetchColumnBlocks = 1, prefetchRowBlocks = 4
 
     static func multiply(m: Int, n: Int, k: Int,
