@@ -42,7 +42,7 @@ enum BenchInfer: Subcommand {
         var rng = Xoshiro256(seed: seed &+ 7)
         let config = PolyConfig(r: 2, targetModules: .names(["fc1", "fc2"]), nTasks: nTasks, nSkills: 6, nSplits: 1,
                                 initWeights: false, mixing: mixing)
-        let peft = try PeftModel(wrapping: model, config: .poly(config), using: &rng)
+        let peft = try PeftModel(wrapping: model, config: config, using: &rng)
         for (_, layer) in peft.adapters { (layer as? PolyLinear)?.strategy = strategy }
         let x = Tensor.normal([batch, data.train.inputDim], using: &rng)              // x: [N, 32]
         let mixed = (0..<batch).map { $0 % nTasks }, single = [Int](repeating: 0, count: batch)

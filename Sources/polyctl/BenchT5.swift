@@ -65,7 +65,7 @@ enum BenchT5: Subcommand {
         var rng = Xoshiro256(seed: seed &+ 1)
         let polyConfig = PolyConfig(r: r, targetModules: .names(["q", "v"]), nTasks: tasks, nSkills: skills, nSplits: splits,
                                     initWeights: false, mixing: .parameters)
-        let peft = try PeftModel(wrapping: model, config: .poly(polyConfig), using: &rng)
+        let peft = try PeftModel(wrapping: model, config: polyConfig, using: &rng)
         var dataRNG = Xoshiro256(seed: seed &+ 2)
         func tokens() -> [[Int]] { (0..<batch).map { _ in (0..<seq).map { _ in 2 + Int(dataRNG.next() % UInt64(vocab - 2)) } } }
         let source = tokens(), labels = tokens()                                  // [B, T] each

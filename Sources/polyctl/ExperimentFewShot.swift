@@ -33,10 +33,10 @@ enum ExperimentFewShot: Subcommand {
             throw CLIError.usage("option '--k' allows at most \(c.fewShotPoolSize) examples (the few-shot pool)", hint: "see 'polyctl experiment fewshot --help'")
         }
         let skills = c.nSkills, rank = 2, targets = TargetModules.names(["fc1", "fc2"])
-        func poly(_ splits: Int) -> AdapterConfig {
-            .poly(PolyConfig(r: rank, targetModules: targets, nTasks: data.taskNames.count, nSkills: skills, nSplits: splits, mixing: mixing))
+        func poly(_ splits: Int) -> any PeftConfig {
+            PolyConfig(r: rank, targetModules: targets, nTasks: data.taskNames.count, nSkills: skills, nSplits: splits, mixing: mixing)
         }
-        let lora = AdapterConfig.lora(LoraConfig(r: skills * rank, loraAlpha: Double(skills * rank), targetModules: targets))
+        let lora: any PeftConfig = LoraConfig(r: skills * rank, loraAlpha: Double(skills * rank), targetModules: targets)
         let polyRun = try TrainedAdapter.train(poly(1), data: data, training: training, seed: seed)
         let mhrRun = try TrainedAdapter.train(poly(4), data: data, training: training, seed: seed)
         let sharedRun = try TrainedAdapter.train(lora, data: data, training: training, seed: seed)
@@ -70,7 +70,7 @@ enum ExperimentFewShot: Subcommand {
     }
 
     /// The tensors of a freshly initialised LoRA (B = 0, so it starts as the base model).
-    static func freshLoRA(_ config: AdapterConfig, _ data: SyntheticTasks) throws -> [String: Tensor] {
+    static func freshLoRA(_ config: any PeftConfig, _ data: SyntheticTasks) throws -> [String: Tensor] {
         var g = Xoshiro256(seed: data.configuration.seed &+ 3)
         return try PeftModel(wrapping: try MLPShape.model(data.baseWeights), config: config, using: &g).adapterTensors()
     }

@@ -27,7 +27,7 @@ enum ExperimentRecovery: Subcommand {
             let data = try SyntheticTasks(c)
             training.seed = UInt64(seed)
             for mixing in [MixingMode.parameters, .outputs] {
-                let config = AdapterConfig.poly(PolyConfig(r: 2, targetModules: .names(["fc1", "fc2"]), nTasks: data.taskNames.count,
+                let config = (PolyConfig(r: 2, targetModules: .names(["fc1", "fc2"]), nTasks: data.taskNames.count,
                                                            nSkills: c.nSkills, nSplits: method == "mhr" ? 4 : 1, mixing: mixing))
                 let trained = try TrainedAdapter.train(config, data: data, training: training, seed: UInt64(seed))
                 let r = try trained.recovery(truth: data.trueAllocation)

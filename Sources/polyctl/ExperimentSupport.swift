@@ -3,19 +3,19 @@ import PolyPEFT
 
 /// A trained adapter kept as values, so that experiments can rebuild fresh copies of it at will.
 struct TrainedAdapter {
-    let config: AdapterConfig
+    let config: any PeftConfig
     let tensors: [String: Tensor]
     let baseWeights: [String: Tensor]
     let testLoss: Float
 
     /// Trains `config` on the built-in `data` with `training` settings (the same loop as `polyctl train`).
-    static func train(_ config: AdapterConfig, data: SyntheticTasks, training: TrainingConfiguration, seed: UInt64) throws -> TrainedAdapter {
+    static func train(_ config: any PeftConfig, data: SyntheticTasks, training: TrainingConfiguration, seed: UInt64) throws -> TrainedAdapter {
         try train(config, baseWeights: data.baseWeights, train: data.train, test: data.test, training: training,
                   initSeed: seed &+ 7)
     }
 
     /// Trains `config` on a frozen base with `baseWeights`, adapter initialised from `initSeed`; scored on `test`.
-    static func train(_ config: AdapterConfig, baseWeights: [String: Tensor], train: MultitaskDataset, test: MultitaskDataset,
+    static func train(_ config: any PeftConfig, baseWeights: [String: Tensor], train: MultitaskDataset, test: MultitaskDataset,
                       training: TrainingConfiguration, initSeed: UInt64) throws -> TrainedAdapter {
         let base = try MLPShape.model(baseWeights)
         var g = Xoshiro256(seed: initSeed)

@@ -19,7 +19,7 @@ enum ExportCommand: Subcommand {
         guard let path = args.string("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: hint) }
         guard let out = args.string("output") else { throw CLIError.usage("missing '--output <dir>'", hint: hint) }
         let run = try RunModel.open(path)
-        guard case .poly = run.peft.config else { throw CLIError.runtime("\(path): a LoRA run is already a plain LoRA adapter") }
+        guard run.peft.config is PolyConfig else { throw CLIError.runtime("\(path): a LoRA run is already a plain LoRA adapter") }
         let tasks = try TaskTable(run.spec.taskNames)
         let dir = URL(fileURLWithPath: out)
         if args.flag("merged") {

@@ -21,7 +21,7 @@ enum InferCommand: Subcommand {
         guard let input = args.string("input") else { throw CLIError.usage("missing '--input <file>'", hint: hint) }
         let run = try RunModel.open(path)
         let taskName = args.string("task")
-        if case .poly = run.peft.config, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: hint) }
+        if run.peft.config is PolyConfig, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: hint) }
         let policy = try args.choice("unknown-task", ["error", "uniform"], default: "error")
         var task = 0
         if let taskName {

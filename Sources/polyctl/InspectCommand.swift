@@ -32,11 +32,11 @@ enum InspectCommand: Subcommand {
         }
         let dir = URL(fileURLWithPath: path)
         let (json, tensors) = try PeftAdapterFolder.read(from: dir)
-        let config = try AdapterConfig(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
+        let config = try PeftMethods.config(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
         let names = (try? RunSpec.read(from: dir))?.taskNames
         let total = tensors.values.reduce(0) { $0 + $1.count }
         var layers: [(path: String, weights: Tensor)] = []
-        if case .poly(let c) = config {
+        if let c = config as? PolyConfig {
             let suffix = ".poly_router.module_logits"
             for key in tensors.keys.sorted() where key.hasSuffix(suffix) {
                 let layer = String(key.dropFirst(PeftModel.keyPrefix.count).dropLast(suffix.count))
@@ -53,12 +53,7 @@ enum InspectCommand: Subcommand {
             return
         }
         console.print("Adapter: \(dir.path)")
-        switch config {
-        case .poly(let c):
-            console.print("Type: Poly\(c.nSplits > 1 ? " / MHR" : "")  r=\(c.r)  tasks=\(c.nTasks)  skills=\(c.nSkills)  splits=\(c.nSplits)  mixing=\(c.mixing.rawValue)")
-        case .lora(let c):
-            console.print("Type: LoRA  r=\(c.r)  lora_alpha=\(formatFixed(c.loraAlpha, digits: 2))  dropout=\(formatFixed(c.loraDropout, digits: 2))")
-        }
+        console.print("Type: \(config.summary)")
         console.print("Targets: \(config.targetModules?.summary ?? "(model default)")")
         console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count) tensors")
         for w in config.warnings { console.print("note: \(w)") }

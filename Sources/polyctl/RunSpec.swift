@@ -23,14 +23,14 @@ struct RunSpec: Codable, Equatable {
     var training: TrainingConfiguration
 
     /// The adapter configuration this run trains.
-    func adapterConfig() -> AdapterConfig {
+    func adapterConfig() -> any PeftConfig {
         let targets = TargetModules.names(["fc1", "fc2"])
         if method == "lora" {
             var c = LoraConfig(r: rank, loraAlpha: Double(rank), targetModules: targets)
             c.initLoraWeights = .kaiming
-            return .lora(c)
+            return c
         }
-        return .poly(PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
+        return (PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
                                 nSplits: splits, initWeights: true, mixing: mixing))
     }
 

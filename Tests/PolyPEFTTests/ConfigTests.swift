@@ -58,17 +58,31 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.r, 4)
         XCTAssertEqual(c.loraAlpha, 16)
         XCTAssertEqual(c.warnings, ["unknown key 'megatron_core' kept as is (PolyPEFT does not use it)"])
-        XCTAssertThrowsError(try LoraConfig(json: ["use_dora": true])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: use_dora = true is not supported by PolyPEFT")
+        XCTAssertThrowsError(try LoraConfig(json: ["fan_in_fan_out": true])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: fan_in_fan_out = true is not supported by PolyPEFT")
         }
-        XCTAssertThrowsError(try LoraConfig(json: ["bias": "all"])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: bias \"all\" is not supported (only \"none\")")
+        XCTAssertThrowsError(try LoraConfig(json: ["bias": "some"])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: bias \"some\" is not supported (use \"none\", \"all\" or \"lora_only\")")
         }
+        XCTAssertThrowsError(try LoraConfig(json: ["rank_pattern": ["fc1": 0]])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: rank_pattern['fc1'] must be a positive integer, got 0")
+        }
+        let d = try LoraConfig(json: ["use_dora": true, "bias": "all", "rank_pattern": ["fc2": 4], "alpha_pattern": ["fc1": 16]])
+        XCTAssertTrue(d.useDora)
+        XCTAssertEqual(d.bias, "all")
+        XCTAssertEqual(try d.rankAndAlpha(for: "block.fc2").r, 4)
+        XCTAssertEqual(try d.rankAndAlpha(for: "xfc2").r, 8)
+        XCTAssertEqual(try d.rankAndAlpha(for: "fc1").alpha, 16)
+        XCTAssertTrue(d.warnings.isEmpty)
         XCTAssertThrowsError(try LoraConfig(json: ["init_lora_weights": "pissa"]))
         XCTAssertEqual(try LoraConfig(json: ["init_lora_weights": "gaussian"]).initLoraWeights, .gaussian)
-        XCTAssertThrowsError(try AdapterConfig(json: ["peft_type": "IA3"])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"IA3\" is not supported (expected \"POLY\" or \"LORA\")")
+        XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "PROMPT_TUNING"])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"PROMPT_TUNING\" is not supported (supported: \"IA3\", \"LORA\", \"POLY\")")
         }
+        XCTAssertThrowsError(try PeftMethods.config(json: ["r": 8])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: missing 'peft_type' (supported: \"IA3\", \"LORA\", \"POLY\")")
+        }
+        XCTAssertTrue(try PeftMethods.config(json: ["peft_type": "IA3"]) is IA3Config)
     }
 
     func testTargetMatchingAsPEFT() throws {
@@ -118,7 +132,7 @@ final class PeftModelTests: XCTestCase {
             XCTAssertEqual("\($0)", "target modules [\"attn\"] matched no module of the model")
         }
         XCTAssertThrowsError(try PeftModel(wrapping: try makeMLP(), config: PolyConfig(targetModules: .regex("act.*")), using: &g)) {
-            XCTAssertEqual("\($0)", "target module 'act1' is a Activation; only Linear layers can be adapted")
+            XCTAssertEqual("\($0)", "target module 'act1' is a Activation; Poly adapts only Linear layers")
         }
         XCTAssertThrowsError(try PeftModel(wrapping: try makeMLP(), config: PolyConfig(targetModules: .names(["fc1"]), nSplits: 4), using: &g)) {
             XCTAssertEqual("\($0)", "fc1: in_features 6 and out_features 8 must both be divisible by n_splits 4")
@@ -136,7 +150,7 @@ final class PeftModelTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         try peft.save(to: dir)
         let reloaded = try PeftModel.load(from: dir, into: try makeMLP())
-        XCTAssertEqual(reloaded.config, .poly(config))
+        XCTAssertEqual(reloaded.config as? PolyConfig, config)
         let x = Variable(randomTensor([3, 6], seed: 4))
         let ctx = Context.inference(taskIDs: [2, 0, 1])
         XCTAssertEqual(try (reloaded.model as! MLP)(x, ctx).value, try (peft.model as! MLP)(x, ctx).value)

@@ -108,7 +108,7 @@ final class RoutingOptionsTests: XCTestCase {
         let peft = try routingTestModel()
         try peft.setRoutingTemperature(lin.temperature(step: 4))
         XCTAssertEqual(peft.polyLayers.map(\.layer.router.temperature), [0.6, 0.6])
-        guard case .poly(let c) = peft.config else { return XCTFail() }
+        guard let c = peft.config as? PolyConfig else { return XCTFail() }
         XCTAssertEqual(c.routing.temperature, 0.6)
         XCTAssertThrowsError(try peft.setRoutingTemperature(0)) { XCTAssertEqual("\($0)", "routing options: temperature must be a positive number, got 0.0") }
     }

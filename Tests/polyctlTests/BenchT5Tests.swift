@@ -43,7 +43,7 @@ final class BenchT5Tests: XCTestCase {
         let model = try T5ForConditionalGeneration(config: config, seed: 99)
         try model.loadStateDict(t.filter { !$0.key.hasPrefix(PeftModel.keyPrefix) })
         var rng = Xoshiro256(seed: 5)
-        let peft = try PeftModel(wrapping: model, config: .poly(PolyConfig(r: 8, targetModules: .names(["q", "v"]), nTasks: 4,
+        let peft = try PeftModel(wrapping: model, config: (PolyConfig(r: 8, targetModules: .names(["q", "v"]), nTasks: 4,
                                                                            nSkills: 8, nSplits: 8, initWeights: false)), using: &rng)
         try peft.loadAdapterTensors(t.filter { $0.key.hasPrefix(PeftModel.keyPrefix) })
         let ctx = Context.inference(taskIDs: [0, 1])

@@ -1,62 +1,38 @@
 import Foundation
 
-/// A model with adapters injected by name, as PEFT's `get_peft_model`.
+/// A model with a PEFT method attached, as PEFT's `get_peft_model`.
 ///
-/// The base model's forward is unchanged: adapters replace its `Linear` children in place, read task ids from the
-/// `Context`, and the wrapper freezes every base parameter. Adapter tensors are exchanged with PEFT under its keys:
-/// `base_model.model.<module path>.<adapter tensor>` (`poly_lora_A`, `poly_lora_B`, `poly_router.module_logits`,
-/// `lora_A.weight`, `lora_B.weight`) and `base_model.model.<path>.<name>` for `modules_to_save`.
+/// The base model's forward is unchanged: a method attaches through the model's own structure (layer tuners replace
+/// targeted layers in place; see `PeftConfig.attach`), and the wrapper freezes every base parameter except those the
+/// method trains. Adapter tensors are exchanged with PEFT under its keys: `base_model.model.<path>.<tensor>`
+/// (`poly_lora_A`, `lora_A.weight`, `ia3_l`) and `base_model.model.<path>.<name>` for `modules_to_save`.
 public final class PeftModel {
     /// The model tree, with adapters in place.
     public let model: Module
-    /// The adapter's config (kept in step by `addTasks` and `setRoutingOptions`).
-    public internal(set) var config: AdapterConfig
-    /// Adapted layers by dotted path, in module order.
-    public private(set) var adapters: [(path: String, layer: any AdapterLayer)] = []
+    /// The method's config (kept in step by `addTasks` and `setRoutingOptions`).
+    public internal(set) var config: any PeftConfig
+    /// The adapters, by dotted path, in module order.
+    public private(set) var adapters: [(path: String, layer: any Adapter)] = []
+    /// Base parameters the method trains and saves (LoRA's `bias`), under their saved keys.
+    public private(set) var trainedBaseParameters: [(key: String, parameter: Parameter)] = []
     /// Modules made trainable and saved whole.
     public private(set) var savedModules: [String] = []
 
     public static let keyPrefix = "base_model.model."
 
-    /// Injects adapters described by `config` into `model`. `defaultTargets` stands in when the config names no
-    /// targets (PEFT's per-model-type defaults, e.g. T5's `["q", "v"]`).
-    public init(wrapping model: Module, config: AdapterConfig, defaultTargets: TargetModules? = nil,
+    /// Attaches the method `config` describes to `model`. `defaultTargets` stands in when a layer tuner's config
+    /// names no targets (PEFT's per-model-type defaults, e.g. T5's `["q", "v"]`).
+    public init(wrapping model: Module, config: any PeftConfig, defaultTargets: TargetModules? = nil,
                 using rng: inout some RandomNumberGenerator) throws {
         self.model = model
         self.config = config
-        guard let targets = config.targetModules ?? defaultTargets else {
-            throw ConfigError("target_modules is not set and this model has no default targets")
-        }
-        let saveList = config.modulesToSave ?? []
-        var chosen: [(String, Linear)] = []
-        for (path, module) in model.namedModules() where !path.isEmpty {
-            guard try targets.matches(path) else { continue }
-            if let ex = config.excludeModules, try ex.matches(path) { continue }
-            if saveList.contains(where: { path == $0 || path.hasSuffix("." + $0) }) { continue }
-            guard let linear = module as? Linear else {
-                throw ConfigError("target module '\(path)' is a \(type(of: module)); only Linear layers can be adapted")
-            }
-            chosen.append((path, linear))
-        }
-        guard !chosen.isEmpty else {
-            throw ConfigError("target modules \(targets.summary) matched no module of the model")
-        }
+        try config.validate(context: "\(type(of: config).peftType) config")
         model.freeze()
-        for (path, linear) in chosen {
-            let layer: any AdapterLayer
-            switch config {
-            case .poly(let c):
-                layer = try PolyLinear(wrapping: linear, path: path, r: c.r, nTasks: c.nTasks, nSkills: c.nSkills,
-                                       nSplits: c.nSplits, initWeights: c.initWeights, mixing: c.mixing, using: &rng)
-            case .lora(let c):
-                layer = try LoRALinear(wrapping: linear, path: path, r: c.r, alpha: Float(c.loraAlpha),
-                                       dropout: Float(c.loraDropout), useRslora: c.useRslora,
-                                       initialization: c.initLoraWeights, using: &rng)
-            }
-            try model.replace(path: path, with: layer)
-            adapters.append((path, layer))
-        }
-        for entry in saveList {
+        let attachment = try config.attach(to: model, defaultTargets: defaultTargets, using: &rng)
+        adapters = attachment.adapters.map { ($0.path, $0.adapter) }
+        trainedBaseParameters = attachment.trainedBaseParameters
+        for (_, p) in trainedBaseParameters { p.requiresGrad = true }
+        for entry in config.modulesToSave ?? [] {
             let matches = model.namedModules().filter { !$0.path.isEmpty && ($0.path == entry || $0.path.hasSuffix("." + entry)) }
             guard !matches.isEmpty else { throw ConfigError("modules_to_save entry '\(entry)' matched no module of the model") }
             for (path, m) in matches {
@@ -64,7 +40,7 @@ public final class PeftModel {
                 savedModules.append(path)
             }
         }
-        if case .poly(let c) = config { try applyRoutingOptions(c.routing) }
+        if let c = config as? PolyConfig { try applyRoutingOptions(c.routing) }
     }
 
     /// The adapter's tensors under PEFT's keys.
@@ -75,12 +51,14 @@ public final class PeftModel {
         return out
     }
 
-    /// Adapter and saved-module parameters under PEFT's keys (what is trained and saved).
+    /// Adapter, trained base and saved-module parameters under PEFT's keys (what is trained and saved).
     public func adapterParameters() -> [(key: String, parameter: Parameter)] {
         var out: [(String, Parameter)] = []
         for (path, layer) in adapters {
-            for (name, p) in layer.adapterParameters() { out.append((PeftModel.keyPrefix + path + "." + name, p)) }
+            let prefix = PeftModel.keyPrefix + (path.isEmpty ? "" : path + ".")
+            for (name, p) in layer.adapterParameters() { out.append((prefix + name, p)) }
         }
+        out += trainedBaseParameters
         for path in savedModules {
             for (name, p) in model.module(at: path)!.namedParameters() { out.append((PeftModel.keyPrefix + path + "." + name, p)) }
         }
@@ -105,42 +83,42 @@ public final class PeftModel {
         for (key, p) in params { p.value = tensors[key]!.contiguous() }
     }
 
-    /// Poly layers, by path.
-    public var polyLayers: [(path: String, layer: PolyLinear)] {
-        adapters.compactMap { a in (a.layer as? PolyLinear).map { (a.path, $0) } }
+    /// The adapters that wrap layers, by path.
+    public var adapterLayers: [(path: String, layer: any AdapterLayer)] {
+        adapters.compactMap { a in (a.layer as? any AdapterLayer).map { (a.path, $0) } }
     }
 
-    /// Evaluation-mode routing readout: for each Poly layer, the mixing weights `[n_tasks, S, K]`.
-    public func routing() throws -> [(path: String, weights: Tensor)] {
-        try polyLayers.map { ($0.path, try $0.layer.routingWeights()) }
+    /// Merges every adapter into the base weights (all or none: on failure the adapters merged so far are unmerged).
+    public func merge() throws {
+        var done: [any Adapter] = []
+        do {
+            for (_, a) in adapters {
+                try a.merge()
+                done.append(a)
+            }
+        } catch {
+            for a in done.reversed() { try? a.unmerge() }
+            throw error
+        }
     }
+
+    /// Takes every merged update out of the base weights again.
+    public func unmerge() throws { for (_, a) in adapters.reversed() { try a.unmerge() } }
 
     /// PEFT's `print_trainable_parameters()` line.
     public func parameterSummary() -> String { model.parameterSummary() }
 }
 
 extension PeftModel {
-    /// Wraps with a Poly config.
-    public convenience init(wrapping model: Module, config: PolyConfig, defaultTargets: TargetModules? = nil,
-                            using rng: inout some RandomNumberGenerator) throws {
-        try self.init(wrapping: model, config: .poly(config), defaultTargets: defaultTargets, using: &rng)
-    }
-
-    /// Wraps with a LoRA config.
-    public convenience init(wrapping model: Module, config: LoraConfig, defaultTargets: TargetModules? = nil,
-                            using rng: inout some RandomNumberGenerator) throws {
-        try self.init(wrapping: model, config: .lora(config), defaultTargets: defaultTargets, using: &rng)
-    }
-
     /// Writes the adapter as PEFT's `save_pretrained` does (a sub-folder for a non-default adapter name).
     public func save(to directory: URL, adapterName: String = PeftAdapterFolder.defaultAdapterName) throws {
         try PeftAdapterFolder.write(config: config.json, tensors: adapterTensors(), to: directory, adapterName: adapterName)
     }
 
-    /// Reads a PEFT adapter folder and injects it into `model` (whose base weights are already loaded).
+    /// Reads a PEFT adapter folder and attaches it to `model` (whose base weights are already loaded).
     public static func load(from directory: URL, into model: Module, defaultTargets: TargetModules? = nil) throws -> PeftModel {
         let (json, tensors) = try PeftAdapterFolder.read(from: directory)
-        let config = try AdapterConfig(json: json, context: directory.appendingPathComponent(PeftAdapterFolder.configFileName).path)
+        let config = try PeftMethods.config(json: json, context: directory.appendingPathComponent(PeftAdapterFolder.configFileName).path)
         var rng = Xoshiro256(seed: 0)   // initial values are overwritten by the loaded tensors
         let peft = try PeftModel(wrapping: model, config: config, defaultTargets: defaultTargets, using: &rng)
         try peft.loadAdapterTensors(tensors, source: directory.appendingPathComponent(PeftAdapterFolder.weightsFileName).path)

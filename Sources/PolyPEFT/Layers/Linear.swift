@@ -48,3 +48,12 @@ public final class Linear: Module, Layer {
         try x.linear(weight: ctx[weight], bias: bias.map { ctx[$0] })
     }
 }
+
+/// A layer that maps `[..., inFeatures]` to `[..., outFeatures]` (a `Linear`, or an adapter around one): what
+/// methods that scale inputs or outputs (IA3) can wrap.
+public protocol FeatureLayer: Layer {
+    var inFeatures: Int { get }
+    var outFeatures: Int { get }
+}
+
+extension Linear: FeatureLayer {}

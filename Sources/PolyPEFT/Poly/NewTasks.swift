@@ -53,7 +53,7 @@ extension PeftModel {
     @discardableResult
     public func addTasks(_ count: Int, initialization: NewTaskInitialization = .nearUniform,
                          using rng: inout some RandomNumberGenerator) throws -> Range<Int> {
-        guard case .poly(var poly) = config else { throw PolyError("addTasks: the adapter is not a Poly adapter") }
+        guard var poly = config as? PolyConfig else { throw PolyError("addTasks: the adapter is not a Poly adapter") }
         guard count >= 1 else { throw PolyError("addTasks: count must be at least 1, got \(count)") }
         if let m = mergedTask { throw PolyError("addTasks: task \(m) is merged into the base weights; unmerge first") }
         let first = poly.nTasks
@@ -71,7 +71,7 @@ extension PeftModel {
             }
         }
         poly.nTasks += count
-        config = .poly(poly)
+        config = poly
         return first..<(first + count)
     }
 
@@ -80,7 +80,7 @@ extension PeftModel {
     @discardableResult
     public func addTasks(named names: [String], to tasks: inout TaskTable, initialization: NewTaskInitialization = .nearUniform,
                          using rng: inout some RandomNumberGenerator) throws -> [Int] {
-        guard case .poly(let poly) = config else { throw PolyError("addTasks: the adapter is not a Poly adapter") }
+        guard let poly = config as? PolyConfig else { throw PolyError("addTasks: the adapter is not a Poly adapter") }
         guard tasks.count == poly.nTasks else {
             throw PolyError("addTasks: the task table names \(tasks.count) tasks, the adapter has \(poly.nTasks)")
         }
@@ -115,7 +115,7 @@ extension PeftModel {
     /// averaged LoRA, `skillLearningRate`). `full` and `routingOnly` need `addTasks` first.
     public func newTaskTraining(_ mode: NewTaskMode, routerLearningRate: Float = 1e-1, skillLearningRate: Float = 1e-3,
                                 using rng: inout some RandomNumberGenerator) throws -> NewTaskTraining {
-        guard case .poly = config else { throw PolyError("newTaskTraining: the adapter is not a Poly adapter") }
+        guard config is PolyConfig else { throw PolyError("newTaskTraining: the adapter is not a Poly adapter") }
         if let m = mergedTask { throw PolyError("newTaskTraining: task \(m) is merged into the base weights; unmerge first") }
         if mode == .averagedSkills {
             let lora = try averagedSkillsLoRA(using: &rng)
@@ -153,7 +153,7 @@ extension PeftModel {
     /// `NewTaskMode.averagedSkills`) and returns the LoRA-wrapped model. Its forward equals the Poly layers' with
     /// averaged factors for any task. The original `PeftModel` must not be used afterwards.
     public func averagedSkillsLoRA(using rng: inout some RandomNumberGenerator) throws -> PeftModel {
-        guard case .poly(let poly) = config else { throw PolyError("averagedSkillsLoRA: the adapter is not a Poly adapter") }
+        guard let poly = config as? PolyConfig else { throw PolyError("averagedSkillsLoRA: the adapter is not a Poly adapter") }
         if let m = mergedTask { throw PolyError("averagedSkillsLoRA: task \(m) is merged into the base weights; unmerge first") }
         var factors: [String: (a: Tensor, b: Tensor)] = [:]
         let layers = polyLayers

@@ -4,18 +4,28 @@
 /// hold one `module_logits` per layer (the same values under each key), so PEFT loads them as independent routers
 /// that start equal. Gradients of a shared router sum over its layers; `parameterSummary()` counts it once.
 extension PeftModel {
+    /// Poly layers, by path.
+    public var polyLayers: [(path: String, layer: PolyLinear)] {
+        adapters.compactMap { a in (a.layer as? PolyLinear).map { (a.path, $0) } }
+    }
+
+    /// Evaluation-mode routing readout: for each Poly layer, the mixing weights `[n_tasks, S, K]`.
+    public func routing() throws -> [(path: String, weights: Tensor)] {
+        try polyLayers.map { ($0.path, try $0.layer.routingWeights()) }
+    }
+
     /// The options of the Poly layers (PEFT's defaults when the model has none).
     public var routingOptions: RoutingOptions { polyLayers.first?.layer.router.options ?? RoutingOptions() }
 
     /// Sets routing options on every Poly layer, re-groups routers when `granularity` changes (routers merged into
     /// one keep the first layer's logits; routers split apart start as copies), and records them in the config.
     public func setRoutingOptions(_ options: RoutingOptions) throws {
-        guard case .poly(var poly) = config else { throw PolyError("routing options apply to Poly adapters only") }
+        guard var poly = config as? PolyConfig else { throw PolyError("routing options apply to Poly adapters only") }
         try options.validate()
         if let m = mergedTask { throw PolyError("routing options: task \(m) is merged into the base weights; unmerge first") }
         try applyRoutingOptions(options)
         poly.routing = options
-        config = .poly(poly)
+        config = poly
     }
 
     /// Sets the relaxed-Bernoulli training temperature of every router (e.g. each step from a `TemperatureSchedule`).

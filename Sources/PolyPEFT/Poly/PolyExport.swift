@@ -41,7 +41,7 @@ extension PeftModel {
     /// Task `task` collapsed into a PEFT LoRA adapter: its config (rank and alpha as in `TaskLoRA`, the adapted
     /// paths as `target_modules`, the same `modules_to_save`) and tensors under PEFT's keys.
     public func taskLoRAAdapter(task: Int) throws -> (config: LoraConfig, tensors: [String: Tensor]) {
-        guard case .poly(let poly) = config else { throw PolyError("export: the adapter is not a Poly adapter") }
+        guard let poly = config as? PolyConfig else { throw PolyError("export: the adapter is not a Poly adapter") }
         let layers = polyLayers
         guard !layers.isEmpty else { throw PolyError("export: the model has no Poly layers") }
         var tensors: [String: Tensor] = [:]

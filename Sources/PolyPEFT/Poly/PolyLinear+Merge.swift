@@ -61,6 +61,4 @@ extension PeftModel {
     /// Merges the task called `name` in `tasks`.
     public func merge(task name: String, in tasks: TaskTable) throws { try merge(task: try tasks.id(of: name)) }
 
-    /// Unmerges every Poly layer.
-    public func unmerge() throws { for (_, layer) in polyLayers { try layer.unmerge() } }
 }

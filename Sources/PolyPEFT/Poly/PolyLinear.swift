@@ -58,6 +58,13 @@ public final class PolyLinear: Module, AdapterLayer {
 
     public var nTasks: Int { router.nTasks }
 
+    public var base: any Layer { baseLayer }
+
+    /// Poly merges one task's update at a time (`merge(task:)`); there is no task-free merge.
+    public func merge() throws {
+        throw ConfigError("\(path): a Poly layer merges one task's update; use merge(task:)")
+    }
+
     /// The update `x A_full B_full / r` (or its output-mixing form) for the context's task ids.
     public func delta(_ x: Variable, _ ctx: Context) throws -> Variable { try update(x, ctx).dense(for: x) }
 

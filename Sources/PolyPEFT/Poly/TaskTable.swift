@@ -112,7 +112,7 @@ public struct TaskTable: Equatable, Sendable {
 extension PeftModel {
     /// Number of tasks of a Poly adapter (0 for other adapters).
     public var taskCount: Int {
-        if case .poly(let c) = config { return c.nTasks }
+        if let c = config as? PolyConfig { return c.nTasks }
         return 0
     }
 

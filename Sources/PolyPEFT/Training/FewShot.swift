@@ -44,14 +44,14 @@ public enum FewShot {
         let groups: [ParameterGroup]
         switch method {
         case .full, .routingOnly, .averagedSkills:
-            guard case .poly = peft.config else { throw PolyError("few-shot \(method.rawValue): needs a Poly adapter") }
+            guard peft.config is PolyConfig else { throw PolyError("few-shot \(method.rawValue): needs a Poly adapter") }
             if method != .averagedSkills { taskID = try peft.addTasks(1, initialization: .nearUniform, using: &rng).lowerBound }
             let mode: NewTaskMode = method == .full ? .full : method == .routingOnly ? .routingOnly : .averagedSkills
             groups = try peft.newTaskTraining(mode, routerLearningRate: settings.routerLearningRate,
                                               skillLearningRate: settings.learningRate, using: &rng).groups
         case .sharedLoRA, .privateLoRA:
             // The starting point differs (trained on all tasks, or fresh): the caller builds it.
-            guard case .lora = peft.config else { throw PolyError("few-shot \(method.rawValue): needs a LoRA adapter") }
+            guard peft.config is LoraConfig else { throw PolyError("few-shot \(method.rawValue): needs a LoRA adapter") }
             groups = [ParameterGroup(name: "lora", parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) },
                                      learningRate: settings.learningRate)]
         }

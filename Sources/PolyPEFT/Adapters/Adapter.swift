@@ -1,0 +1,42 @@
+/// What every method's adapter is to a `PeftModel`: parameters under PEFT's relative names, and merging.
+///
+/// An adapter sits at a dotted `path` of its model: a layer it wraps (`AdapterLayer`: LoRA, Poly, IA3) or a
+/// model-level module (prefix tuning's encoder, at the path `""`). Its parameters are saved as
+/// `base_model.model.<path>.<name>` (or under the method's own key scheme, `PeftAttachment.keys`).
+public protocol Adapter: AnyObject {
+    /// The dotted path of the adapter in its model, used in keys, errors and recorded intermediates.
+    var path: String { get }
+    /// The adapter's own parameters with names relative to it (`lora_A.weight`, `poly_router.module_logits`).
+    func adapterParameters() -> [(name: String, parameter: Parameter)]
+    /// What is merged into the base weights right now (`"the LoRA update"`, `"task 3's update"`), or nil.
+    var mergedUpdate: String? { get }
+    /// Folds the adapter into the base weights, so that a forward costs the base alone. A method that cannot merge
+    /// throws a `ConfigError` saying so (the default).
+    func merge() throws
+    /// Takes a merged update out of the base weights again (nothing to do when none is merged).
+    func unmerge() throws
+}
+
+extension Adapter {
+    public var mergedUpdate: String? { nil }
+
+    public func merge() throws {
+        throw ConfigError("\(path.isEmpty ? "adapter" : path): \(type(of: self)) cannot be merged into the base weights")
+    }
+
+    public func unmerge() throws {}
+}
+
+/// What a method attached to a model (`PeftConfig.attach`).
+public struct PeftAttachment {
+    /// The adapters, by path, in module order.
+    public var adapters: [(path: String, adapter: any Adapter)] = []
+    /// Base-model parameters the method trains and saves (LoRA's `bias = "all"`), under their saved keys.
+    public var trainedBaseParameters: [(key: String, parameter: Parameter)] = []
+
+    public init(adapters: [(path: String, adapter: any Adapter)] = [],
+                trainedBaseParameters: [(key: String, parameter: Parameter)] = []) {
+        self.adapters = adapters
+        self.trainedBaseParameters = trainedBaseParameters
+    }
+}
