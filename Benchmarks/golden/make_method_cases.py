@@ -24,7 +24,6 @@ if os.environ.get("PYTHONHASHSEED") != "0" or os.environ.get("HF_HUB_OFFLINE") !
     env = dict(os.environ, PYTHONHASHSEED="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
-import copy
 import json
 import math
 import platform
@@ -583,17 +582,23 @@ def run_case(case, out_root):
     if kind == "mlp":
         grads["grad.input.x"] = x.grad.detach().clone()
         assert rel_diff(x2.grad, x.grad) < RELOAD_TOL
-    # Where the saved tensor is the trained parameter itself, both routes must agree.
+    # Where the saved tensor is the trained parameter itself, both routes must agree. With prefix_projection the saved
+    # tensor is the MLP's output: the MLP and its gradients go to extra entries.
     extra_files = {}
     if is_prompt and adapter_config.get("prefix_projection"):
         enc = model.prompt_encoder["default"]
-        extra_files["prompt_encoder.safetensors"] = {k: v.detach().clone().contiguous()
-                                                     for k, v in enc.state_dict().items()}
+        # (kept out of grads.safetensors, which holds exactly the gradients of the saved tensors)
+        extra = {k: v.detach().clone().contiguous() for k, v in enc.state_dict().items()}
         for k in enc.state_dict():
-            grads["grad.prompt_encoder." + k] = own_grads["prompt_encoder.default." + k]
-        with torch.no_grad():
-            projected = enc(torch.arange(adapter_config["num_virtual_tokens"])[None])[0]
+            extra["grad." + k] = own_grads["prompt_encoder.default." + k]
+        extra_files["prompt_encoder.safetensors"] = extra
+        enc.zero_grad()
+        projected = enc(torch.arange(adapter_config["num_virtual_tokens"])[None])[0]
         assert rel_diff(projected, saved["prompt_embeddings"]) < 1e-7
+        # chain rule: the MLP's gradients are the saved tensor's gradient pulled back through the projection
+        projected.backward(grads["grad.prompt_embeddings"])
+        for k, prm in enc.named_parameters():
+            assert rel_diff(prm.grad, extra["grad." + k]) < 1e-5, k
     elif is_prompt:
         assert rel_diff(own_grads["prompt_encoder.default.embedding.weight"], grads["grad.prompt_embeddings"]) < 1e-6
     else:
@@ -729,8 +734,8 @@ def write_case_readme(d, entry, outputs, grads, base_state, extra_files):
         extra = ("\n### `prompt_encoder.safetensors`\n\nNot part of the saved adapter: the trained model's prefix "
                  "encoder (`embedding.weight` [P, token_dim], `transform.0` Linear(token_dim, encoder_hidden_size), "
                  "tanh, `transform.2` Linear(encoder_hidden_size, num_layers*2*token_dim)); "
-                 "`prompt_embeddings` = transform(embedding.weight). `grads.safetensors` also holds "
-                 "`grad.prompt_encoder.<key>` for these.\n\n" + table(extra_files["prompt_encoder.safetensors"]) + "\n")
+                 "`prompt_embeddings` = transform(embedding.weight). `grad.<key>`: d loss / d that parameter of the "
+                 "trained model (same loss).\n\n" + table(extra_files["prompt_encoder.safetensors"]) + "\n")
     disabled = ""
     if entry["has_disabled_output"]:
         disabled = ("- `disabled_output`: the PEFT model under `disable_adapter()`. With bias != 'none' the saved base "
@@ -877,12 +882,13 @@ LayerNorm / T5 layer-norm weights are 1 + 0.5 N(0,1) and LayerNorm biases 0.5 N(
   also `grad.input.x`. Computed by reloading the adapter into a fresh base and letting exactly the saved tensors
   require grad; where the saved tensor is itself the trained parameter, the trained model's own gradient was
   checked to be the same.
-- `prefix_proj_bert` only: `prompt_encoder.safetensors` (the trained model's projection MLP, not part of the saved
-  adapter) and `grad.prompt_encoder.<key>` in `grads.safetensors`.
+- `prefix_proj_bert` only: `prompt_encoder.safetensors`: the trained model's prefix encoder (`embedding.weight`,
+  `transform.0.weight/bias`, `transform.2.weight/bias`; not part of the saved adapter) and `grad.<key>` for each of
+  them (same loss). `grads.safetensors` holds only the gradients of the saved tensors in every case.
 
 Notes for the harness: there are no `task_ids`; prefix cases have no `layer.` intermediates (compare the
-`prefix.*` keys instead); bias cases should compare adapters-disabled output with `disabled_output`, not
-`base_output`.
+`prefix.*` keys instead); the bias cases (`has_disabled_output: true` in `cases.json`) must compare the
+adapters-disabled output with `disabled_output`, not `base_output`.
 
 
 ## The computation in one page
@@ -987,7 +993,7 @@ Linear(encoder_hidden_size, L*2*H), but `save_pretrained` writes only the projec
 `adapter_config.json` differs only by `prefix_projection: true` / `encoder_hidden_size`), a loaded adapter
 (`inference_mode: true`) uses `prompt_embeddings` directly, and the MLP cannot be recovered from it
 (`PrefixEncoder.load_prompt_embeddings` refuses). Its gradient in `grads.safetensors` is with respect to that saved
-projected tensor; `prompt_encoder.safetensors` / `grad.prompt_encoder.*` give the MLP for training checks.
+projected tensor; `prompt_encoder.safetensors` gives the MLP and its gradients for training checks.
 
 Layout (`get_prompt`): the same rows for every batch element; row p viewed as [2L, heads, hd]; slice j covers
 columns j*H ... (j+1)*H - 1, and within a slice column h*hd + d is head h, dimension d. Slice `2i` is a KEY prefix

@@ -30,7 +30,7 @@ final class BertModelTests: XCTestCase {
             "pooler.dense.weight", "pooler.dense.bias",
         ].map { "bert." + $0 } + ["classifier.weight", "classifier.bias"]
         XCTAssertEqual(model.namedParameters().map(\.name), expected)
-        XCTAssertEqual(BertModel.defaultTargetModules, ["query", "value"])
+        XCTAssertEqual(LoraConfig.defaultTargetModules(modelType: model.modelType), ["query", "value"])
         XCTAssertNil(try BertModel(config: c, addPoolingLayer: false).module(at: "pooler"))
     }
 

@@ -24,6 +24,23 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testDecodesEveryMethodGoldenConfigAndWritesItBackByteForByte() throws {
+        let dir = GoldenConformanceTests.goldenDirectories.last!
+        let index = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("cases.json")))
+        var seen = Set<String>()
+        for c in index["cases"]?.arrayValue ?? [] {
+            let name = c["name"]!.stringValue!
+            guard let type = c["peft_type"]?.stringValue, PeftMethods.configType(for: type) != nil else { continue }
+            let data = try Data(contentsOf: dir.appendingPathComponent("\(name)/adapter/adapter_config.json"))
+            let config = try PeftMethods.config(json: try JSONValue(parsing: data))
+            XCTAssertEqual(config.peftType, type, name)
+            XCTAssertTrue(config.warnings.isEmpty, "\(name): \(config.warnings)")
+            XCTAssertEqual(config.json.pythonStyleString(indent: 2, sortKeys: true), String(decoding: data, as: UTF8.self), name)
+            seen.insert(type)
+        }
+        XCTAssertEqual(seen, ["IA3", "LORA"])
+    }
+
     func testDefaultsUnknownKeysAndValidation() throws {
         let c = try PolyConfig(json: ["peft_type": "POLY", "target_modules": ".*fc[12]$", "future_option": [1, 2]])
         XCTAssertEqual(c.r, 8)
@@ -54,10 +71,10 @@ final class ConfigTests: XCTestCase {
 
     func testLoraConfigAcceptsPEFTDefaultsAndRejectsUnsupportedMaths() throws {
         let c = try LoraConfig(json: ["peft_type": "LORA", "r": 4, "lora_alpha": 16, "target_modules": ["q", "v"],
-                                      "use_dora": false, "rank_pattern": [:], "fan_in_fan_out": false, "megatron_core": "megatron.core"])
+                                      "use_dora": false, "rank_pattern": [:], "fan_in_fan_out": false, "megatron_core": "megatron.core", "future_key": 1])
         XCTAssertEqual(c.r, 4)
         XCTAssertEqual(c.loraAlpha, 16)
-        XCTAssertEqual(c.warnings, ["unknown key 'megatron_core' kept as is (PolyPEFT does not use it)"])
+        XCTAssertEqual(c.warnings, ["unknown key 'future_key' kept as is (PolyPEFT does not use it)"])
         XCTAssertThrowsError(try LoraConfig(json: ["fan_in_fan_out": true])) {
             XCTAssertEqual("\($0)", "adapter_config.json: fan_in_fan_out = true is not supported by PolyPEFT")
         }

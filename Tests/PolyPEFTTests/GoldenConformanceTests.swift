@@ -3,15 +3,19 @@ import XCTest
 @testable import PolyPEFT
 
 /// The golden conformance suite: for every case in `cases.json` of a golden directory (the copies bundled in the test
-/// resources, or `POLYPEFT_GOLDEN_DIR`), rebuild the base model, load the PEFT-saved adapter, and compare against
-/// the real PEFT tuner: eval outputs, per-layer intermediates, gradients of sum(output^2) for every adapter tensor
+/// resources: `golden/` for Poly/MHR, `golden_methods/` for the other methods; or `POLYPEFT_GOLDEN_DIR` alone),
+/// rebuild the base model, load the PEFT-saved adapter by its `peft_type`, and compare against the real PEFT
+/// tuner: eval outputs, the base alone, per-layer intermediates, gradients of sum(output^2) for every adapter tensor
 /// and the input, and the train-mode record with its recorded noise injected. A case that cannot run fails.
 final class GoldenConformanceTests: XCTestCase {
-    static var goldenDirectory: URL {
+    /// The Poly/MHR golden set (the shared one, plus our BERT case).
+    static var goldenDirectory: URL { goldenDirectories[0] }
+
+    static var goldenDirectories: [URL] {
         if let env = ProcessInfo.processInfo.environment["POLYPEFT_GOLDEN_DIR"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
+            return [URL(fileURLWithPath: env)]
         }
-        return Bundle.module.url(forResource: "golden", withExtension: nil)!
+        return ["golden", "golden_methods"].map { Bundle.module.url(forResource: $0, withExtension: nil)! }
     }
 
     /// Relative tolerance against PEFT's float32 results, scaled by the largest magnitude of each compared tensor.
@@ -23,20 +27,21 @@ final class GoldenConformanceTests: XCTestCase {
     }
 
     func testGoldenCases() throws {
-        let dir = GoldenConformanceTests.goldenDirectory
-        let index = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("cases.json")))
-        guard let cases = index["cases"]?.arrayValue, !cases.isEmpty else {
-            XCTFail("\(dir.path)/cases.json lists no cases")
-            return
-        }
         var checked = 0
-        for c in cases {
-            let name = c["name"]?.stringValue ?? "?"
-            do {
-                try runCase(c, in: dir.appendingPathComponent(name))
-                checked += 1
-            } catch {
-                XCTFail("golden case \(name) could not run: \(error)")
+        for dir in GoldenConformanceTests.goldenDirectories {
+            let index = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("cases.json")))
+            guard let cases = index["cases"]?.arrayValue, !cases.isEmpty else {
+                XCTFail("\(dir.path)/cases.json lists no cases")
+                continue
+            }
+            for c in cases {
+                let name = c["name"]?.stringValue ?? "?"
+                do {
+                    try runCase(c, in: dir.appendingPathComponent(name))
+                    checked += 1
+                } catch {
+                    XCTFail("golden case \(name) could not run: \(error)")
+                }
             }
         }
         print("golden: \(checked) cases checked")
@@ -105,12 +110,11 @@ final class GoldenConformanceTests: XCTestCase {
     func runCase(_ c: JSONValue, in dir: URL) throws {
         let name = dir.lastPathComponent
         let subject = try makeSubject(c, dir)
-        let kind = c["model_kind"]?.stringValue ?? "mlp"
-        let defaults: TargetModules? = kind == "t5" ? .names(T5ForConditionalGeneration.defaultTargetModules)
-            : kind == "bert" ? .names(BertModel.defaultTargetModules) : nil
-        let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model, defaultTargets: defaults)
+        let peftType = c["peft_type"]?.stringValue ?? "POLY"
+        let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model)
+        XCTAssertEqual(peft.config.peftType, peftType, "\(name): peft_type")
         let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
-        let taskIDs = try inputs.intTensor("task_ids").values
+        let taskIDs = inputs.contains("task_ids") ? try inputs.intTensor("task_ids").values : nil
         let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
 
         // Eval mode: outputs, the base alone, and every recorded intermediate.
@@ -120,16 +124,18 @@ final class GoldenConformanceTests: XCTestCase {
         assertGolden(y.value, outputs["peft_output"]!, "\(name) peft_output")
         let off = Context.inference(taskIDs: taskIDs)
         off.adaptersEnabled = false
-        assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, "\(name) base_output")
+        // A method that trains base parameters (LoRA's bias) changes the base too: PEFT's disabled-adapter output.
+        let disabledKey = c["has_disabled_output"]?.boolValue == true ? "disabled_output" : "base_output"
+        assertGolden(try subject.forward(off, false).output.value, outputs[disabledKey]!, "\(name) \(disabledKey)")
         var layerKeys = 0
         for (key, expected) in outputs where key.hasPrefix("layer.") {
             guard let actual = recorder[key] else { XCTFail("\(name): nothing recorded for \(key)"); continue }
             assertGolden(actual, expected, "\(name) \(key)")
             layerKeys += 1
         }
-        XCTAssertGreaterThan(layerKeys, 0, "\(name): no intermediates compared")
+        if peftType == "POLY" { XCTAssertGreaterThan(layerKeys, 0, "\(name): no intermediates compared") }
         for (path, layer) in peft.polyLayers {
-            assertGolden(try layer.routingWeights().indexSelect(axis: 0, taskIDs), outputs["layer.\(path).mixing_weights"]!, "\(name) routing readout \(path)")
+            assertGolden(try layer.routingWeights().indexSelect(axis: 0, taskIDs ?? []), outputs["layer.\(path).mixing_weights"]!, "\(name) routing readout \(path)")
         }
 
         // Gradients of sum(output^2) in eval mode.
@@ -161,6 +167,10 @@ final class GoldenConformanceTests: XCTestCase {
         if let expectedLoss { assertGolden(try loss.value.reshaped([1]), expectedLoss, "\(name) loss") }
         try loss.backward()
         var compared = 0
+        let ours = Set(peft.adapterParameters().map { "grad." + $0.key })
+        for key in expected.keys.sorted() where key.hasPrefix("grad.") && key != "grad.input.x" && !ours.contains(key) {
+            XCTFail("\(name): golden gradient \(key) has no adapter parameter")
+        }
         for (key, p) in peft.adapterParameters() {
             guard let g = expected["grad." + key] else { XCTFail("\(name): no golden gradient for \(key)"); continue }
             assertGolden(p.grad ?? Tensor.zeros(p.value.shape), g, "\(name) grad \(key)")

@@ -48,7 +48,7 @@ final class T5GoldenTests: XCTestCase {
         XCTAssertTrue((model.module(at: "lm_head") as! Linear).weight === shared.weight)
         XCTAssertTrue((model.module(at: "decoder.embed_tokens") as! Embedding).weight === shared.weight)
         XCTAssertNotNil(model.module(at: "decoder.block.0.layer.1.EncDecAttention.v") as? Linear)
-        XCTAssertEqual(T5ForConditionalGeneration.defaultTargetModules, ["q", "v"])
+        XCTAssertEqual(LoraConfig.defaultTargetModules(modelType: "t5"), ["q", "v"])
     }
 }
 

@@ -52,7 +52,7 @@ final class T5PolyTrainingTests: XCTestCase {
         var g = Xoshiro256(seed: 4)
         let before = model.stateDict()
         let peft = try PeftModel(wrapping: model, config: PolyConfig(r: 4, nTasks: 2, nSkills: 4, nSplits: 2, mixing: .outputs),
-                                 defaultTargets: .names(T5ForConditionalGeneration.defaultTargetModules), using: &g)
+                                 using: &g)
         XCTAssertEqual(peft.adapters.count, 12)     // q and v: 2 encoder blocks x 1 attention + 2 decoder blocks x 2
         let opt = Adam([ParameterGroup(name: "skills", parameters: peft.trainableAdapterParameters().filter { !$0.key.contains("router") }
                                                                          .map { ($0.key, $0.parameter) }, learningRate: 1e-2),

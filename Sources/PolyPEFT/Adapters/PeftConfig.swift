@@ -15,6 +15,9 @@ public protocol PeftConfig: Sendable {
     /// Keys PEFT writes whose values must be among the listed ones here (other values would change the maths in a
     /// way PolyPEFT does not implement); kept verbatim like unknown keys but not reported. Default: none.
     static var fixedKeys: [String: [JSONValue]] { get }
+    /// Keys PEFT writes that have no effect unless another key enables them (`qalora_group_size` without
+    /// `use_qalora`); kept verbatim and not reported. Default: none.
+    static var inertKeys: Set<String> { get }
     /// Which common keys this method's PEFT config has. Default: all of them.
     static var commonKeys: Set<String> { get }
 
@@ -37,6 +40,7 @@ public protocol PeftConfig: Sendable {
 
 extension PeftConfig {
     public static var fixedKeys: [String: [JSONValue]] { [:] }
+    public static var inertKeys: Set<String> { [] }
     public static var commonKeys: Set<String> { PeftCommonConfig.allKeys }
     public var summary: String { Self.peftType }
 
@@ -73,7 +77,7 @@ extension PeftConfig {
 
     /// Notes about keys that were kept but not understood.
     public var warnings: [String] {
-        unknownKeys.keys.filter { Self.fixedKeys[$0] == nil }.sorted()
+        unknownKeys.keys.filter { Self.fixedKeys[$0] == nil && !Self.inertKeys.contains($0) }.sorted()
             .map { "unknown key '\($0)' kept as is (PolyPEFT does not use it)" }
     }
 

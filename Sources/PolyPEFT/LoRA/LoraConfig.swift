@@ -69,8 +69,13 @@ public struct LoraConfig: LayerTunerConfig, Equatable, Codable {
     public static var fixedKeys: [String: [JSONValue]] {
         ["fan_in_fan_out": [false], "layers_to_transform": [nil], "layers_pattern": [nil, []], "layer_replication": [nil],
          "target_parameters": [nil, []], "trainable_token_indices": [nil], "use_qalora": [false], "megatron_config": [nil],
-         "loftq_config": [[:]], "eva_config": [nil], "corda_config": [nil], "arrow_config": [nil], "alora_invocation_tokens": [nil]]
+         "loftq_config": [[:]], "eva_config": [nil], "corda_config": [nil], "arrow_config": [nil], "alora_invocation_tokens": [nil],
+         "ensure_weight_tying": [false], "kasa_config": [nil], "lora_ga_config": [nil], "monteclora_config": [nil],
+         "use_bdlora": [nil, false], "velora_config": [nil]]
     }
+
+    /// `qalora_group_size` (used only with `use_qalora`) and `megatron_core` (only with `megatron_config`).
+    public static var inertKeys: Set<String> { ["qalora_group_size", "megatron_core"] }
 
     public init() {}
 

@@ -7,9 +7,6 @@
 /// pooled = tanh(pooler.dense(h[:, 0]))            // [B, H]
 /// ```
 public final class BertModel: Module {
-    /// PEFT's default `target_modules` for BERT.
-    public static let defaultTargetModules = ["query", "value"]
-
     public let config: BertConfig
     public let hasPooler: Bool
 
@@ -60,7 +57,6 @@ public final class BertModel: Module {
 
 /// HF `BertForSequenceClassification`: children `bert` (with pooler), `dropout`, `classifier` (`[num_labels, H]`).
 public final class BertForSequenceClassification: Module {
-    public static let defaultTargetModules = BertModel.defaultTargetModules
     public let config: BertConfig
 
     public init(config: BertConfig, seed: UInt64 = 0) throws {

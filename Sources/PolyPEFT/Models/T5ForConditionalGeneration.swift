@@ -10,8 +10,6 @@
 /// With tied embeddings `shared`, `encoder.embed_tokens`, `decoder.embed_tokens` and `lm_head` hold one `Parameter`.
 /// Per-sample task ids travel in `ctx.taskIDs` to any injected Poly/MHR layers.
 public final class T5ForConditionalGeneration: Module {
-    /// PEFT's default `target_modules` for T5 (LoRA and Poly mappings).
-    public static let defaultTargetModules = ["q", "v"]
 
     public let config: T5Config
 
