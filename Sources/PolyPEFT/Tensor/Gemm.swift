@@ -19,9 +19,8 @@
 public enum Gemm {
     /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says. The fork-join
     /// runs on `WorkerPool`'s persistent helpers (about 1 µs when they are awake, and the caller takes over any part
-    /// a parked helper has not picked up), so only very small products lose: measured 2026-11-23 on 2 vCPUs, two
-    /// threads were on par with one at 48^3-80^3 and 1.2-1.8x faster at 96^3 and 128^3 (`concurrentPerform`, before
-    /// the pool, gained nothing at 128^3). 3·2^18 is about 92^3.
+    /// a parked helper has not picked up), so only very small products lose; 3·2^18, about 92^3, is where a second
+    /// thread starts to pay (BENCHMARKS.md, "What is behind the figures").
     public static let parallelThreshold = 3 << 18
 
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
