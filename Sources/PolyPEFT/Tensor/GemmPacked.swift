@@ -14,7 +14,8 @@
 /// last panels, so the micro-kernel always runs a full 6x16 tile; edge tiles are written through a small buffer.
 /// The packed blocks live in one page-aligned workspace with a fixed layout (`workspaceLayout`), taken from
 /// `GemmWorkspace`'s cache (one A block per worker). Workers take tasks of whole panels of rows
-/// of C (or of columns when C is wide and short), so they write disjoint tiles.
+/// of C (or of columns when C is wide and short), so they write disjoint tiles. The depth blocks, the split and the
+/// task count are chosen in GemmSelection.swift (`depthBlock`, `splitsRows`, `taskCount`).
 ///
 /// The micro-kernel prefetches (`prefetcht0`) the 6 rows of its C tile before its loop, so the read-modify-write of
 /// C at the end (C is far larger than the caches at 2048^2) does not wait for memory, and A and B a fixed distance
@@ -25,7 +26,7 @@
 /// accumulators held in ymm registers (no spills).
 enum GemmPacked {
     static let mr = 6, nr = 16
-    static let kcMax = 384, mc = 120, nc = 4080
+    static let mc = 120, nc = 4080
     /// Prefetch distances of the micro-kernel, in floats: 32 steps ahead in A (6 floats a step), 16 in B (16 a step).
     static let prefetchA = 192, prefetchB = 256
 
@@ -53,8 +54,9 @@ enum GemmPacked {
                     let add = accumulate || pc > 0
                     let tailNow = pc + kb == k ? tail : nil      // the row tail joins the tiles' last block of depth
                     let bBlock = b + pc * rsB + jc * csB
-                    Parallel.run(workers: Swift.min(workers, bPanels)) { w in
-                        for q in Parallel.part(w, of: Swift.min(workers, bPanels), count: bPanels) {
+                    let packers = packingWorkers(panels: bPanels, workers: workers)
+                    Parallel.run(workers: packers) { w in
+                        for q in Parallel.part(w, of: packers, count: bPanels) {
                             packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
                                   into: bBuf + q * kb * nr)
                         }
@@ -62,7 +64,7 @@ enum GemmPacked {
                     let aBlock = a + pc * csA
                     // Tasks of whole panels (of rows, or of columns when C is wide and short), handed out dynamically.
                     let mPanels = (m + mr - 1) / mr
-                    let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
+                    let splitRows = splitsRows(rowPanels: mPanels, columnPanels: bPanels, workers: workers)
                     let units = splitRows ? mPanels : bPanels
                     let tasks = taskCount(units: units, workers: workers)
                     Parallel.forEach(tasks: tasks, workers: workers) { task, w in
@@ -86,40 +88,6 @@ enum GemmPacked {
                 jc += nb
             }
         }
-    }
-
-    /// The depth of the packed blocks: `k` cut into the fewest blocks of at most `kcMax` (384) steps, all of about the
-    /// same size (rounded up to a multiple of 8, the packing's step), so no last block is left with a few steps.
-    ///
-    /// ```
-    /// k:      1...384   385...768   1024   2048   4096
-    /// block:  k         ~k/2        344    344    376
-    /// ```
-    ///
-    /// A B micro-panel is `block x 16` floats (22 KiB at 344) and stays in the 32 KiB L1 beside the A micro-panel it
-    /// meets (8 KiB); fewer blocks mean fewer read-modify-write passes over C (one per block). Deeper blocks would
-    /// fill L1 with the B micro-panel (BENCHMARKS.md, "The depth blocks").
-    static func depthBlock(_ k: Int) -> Int {
-        if k <= kcMax { return Swift.max(k, 1) }
-        let blocks = (k + kcMax - 1) / kcMax
-        return Swift.min(kcMax, roundUp((k + blocks - 1) / blocks, 8))
-    }
-
-    /// How many tasks the panels of a depth block are cut into: about one A block (`mc` rows, 20 panels) each, at
-    /// most 4 per worker, and a multiple of the workers, so that workers of equal speed finish together.
-    ///
-    /// ```
-    /// tasks = min(units, roundUp(min(4 * workers, ceil(units / 20)), workers))      (1 with one worker)
-    /// 2 workers, square n:   128: 2   256: 4   384: 4   512: 6   1024: 8   2048: 8
-    /// ```
-    ///
-    /// Handed out one at a time (`Parallel.forEach`), so a worker slowed down by another process takes fewer; a
-    /// multiple of the workers, so the join never waits for one last task run alone (BENCHMARKS.md, "The task
-    /// count", compares the rule with the one it replaced).
-    static func taskCount(units: Int, workers: Int) -> Int {
-        if workers <= 1 { return 1 }
-        let blocks = (units + mc / mr - 1) / (mc / mr)
-        return Swift.min(units, roundUp(Swift.min(4 * workers, blocks), workers))
     }
 
     /// Where the packed blocks go in the workspace, in floats: B's block at 0, then each worker's A block, each

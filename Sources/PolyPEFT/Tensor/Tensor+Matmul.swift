@@ -72,10 +72,8 @@ struct MatmulPlan {
                         _ b: UnsafePointer<Float>, _ rsB: Int, _ csB: Int,
                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ workers: Int) -> Void
 
-    /// Runs `kernel` once per batch element into a new contiguous result. When one product is too small to share
-    /// among threads but there are several, or there are at least two per worker (attention's `[B H]` products),
-    /// the batch elements are shared among the workers instead: each product runs whole on one thread, with no
-    /// hand-off inside it.
+    /// Runs `kernel` once per batch element into a new contiguous result, the batch shared among the workers or each
+    /// product given all of them as `batchSplit` (GemmSelection.swift) decides.
     func run(workers: Int, _ kernel: Kernel) -> Tensor {
         if count == 0 { return Tensor([], shape: outShape) }
         let r = batch.count
@@ -95,9 +93,7 @@ struct MatmulPlan {
                 d -= 1
             }
         }
-        let small = m * n * k < Gemm.parallelThreshold
-        let outer = batchCount > 1 && (small || batchCount >= 2 * workers) ? Swift.min(workers, batchCount) : 1
-        let inner = outer > 1 ? 1 : workers
+        let (outer, inner) = MatmulPlan.batchSplit(count: batchCount, m: m, n: n, k: k, workers: workers)
         let (m, n, k) = (m, n, k)
         let out = [Float](unsafeUninitializedCapacity: count) { buf, initialized in
             let c = buf.baseAddress
