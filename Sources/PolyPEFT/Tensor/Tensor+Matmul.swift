@@ -95,22 +95,18 @@ struct MatmulPlan {
         }
         let (outer, inner) = MatmulPlan.batchSplit(count: batchCount, m: m, n: n, k: k, workers: workers)
         let (m, n, k) = (m, n, k)
-        let out = [Float](unsafeUninitializedCapacity: count) { buf, initialized in
-            let c = buf.baseAddress
-            a.storage.withUnsafeBufferPointer { pa in
-                b.storage.withUnsafeBufferPointer { pb in
-                    // Empty operands have no base address; the kernels then touch neither (k == 0 zeroes C).
-                    let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-                    defer { dummy.deallocate() }
-                    let baseA = pa.baseAddress ?? UnsafePointer(dummy), baseB = pb.baseAddress ?? UnsafePointer(dummy)
-                    Parallel.run(workers: outer) { w in
-                        for e in Parallel.part(w, of: outer, count: batchCount) {
-                            kernel(m, n, k, baseA + offA[e], rsA, csA, baseB + offB[e], rsB, csB, c! + e * m * n, n, inner)
-                        }
-                    }
+        var out = Tensor.uninitializedScalars(count)                    // the kernels write every element
+        Tensor.withStorages(a, b, writing: &out) { pa, pb, pc in
+            // Empty operands have no base address; the kernels then touch neither (k == 0 zeroes C).
+            let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+            defer { dummy.deallocate() }
+            let baseA = pa.baseAddress ?? UnsafePointer(dummy), baseB = pb.baseAddress ?? UnsafePointer(dummy)
+            let c = pc.baseAddress!
+            Parallel.run(workers: outer) { w in
+                for e in Parallel.part(w, of: outer, count: batchCount) {
+                    kernel(m, n, k, baseA + offA[e], rsA, csA, baseB + offB[e], rsB, csB, c + e * m * n, n, inner)
                 }
             }
-            initialized = count
         }
         return Tensor(out, shape: outShape)
     }
