@@ -82,12 +82,12 @@ enum BenchInfer: Subcommand {
         let overheads = figures.dropFirst().map { ("overhead_\($0.0)", $0.1 / baseMs - 1) }
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("batch", "\(batch)"), ("tasks", "\(nTasks)"), ("mixing", "\"\(mixing.rawValue)\""),
-                                             ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1, 5)) }
-            pairs += overheads.map { ($0.0, BenchSupport.fmt($0.1, 4)) }
-            pairs.append(("load", load.map { BenchSupport.fmt($0, 2) } ?? "null"))
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("batch", .int(batch)), ("tasks", .int(nTasks)), ("mixing", .string(mixing.rawValue)),
+                                                ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 5)) }
+            pairs += overheads.map { ($0.0, .fixed($0.1, digits: 4)) }
+            pairs.append(("load", BenchSupport.loadField(load)))
+            console.print(JSONField.line(pairs))
         } else {
             console.print("model:   MLP 32 -> 64 -> 8, Poly on fc1 and fc2 (\(nTasks) tasks, 6 skills, rank 2, \(mixing.rawValue) mixing)")
             console.print("input:   \(batch) samples, \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

@@ -111,13 +111,13 @@ enum BenchLayer: Subcommand {
         let overheadTrain = ms["train_step_dx"]! / ms["base_forward_dx"]! - 1
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("in", "\(inF)"), ("out", "\(outF)"), ("r", "\(r)"), ("skills", "\(skills)"),
-                ("splits", "\(splits)"), ("tasks", "\(nTasks)"), ("batch", "\(batch)"), ("tokens", "\(tokens)"),
-                ("mixing", "\"\(mixing.rawValue)\""), ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1)) }
-            pairs += [("overhead_infer", BenchSupport.fmt(overheadInfer, 4)), ("overhead_train", BenchSupport.fmt(overheadTrain, 4)),
-                      ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("in", .int(inF)), ("out", .int(outF)), ("r", .int(r)), ("skills", .int(skills)),
+                ("splits", .int(splits)), ("tasks", .int(nTasks)), ("batch", .int(batch)), ("tokens", .int(tokens)),
+                ("mixing", .string(mixing.rawValue)), ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 3)) }
+            pairs += [("overhead_infer", .fixed(overheadInfer, digits: 4)), ("overhead_train", .fixed(overheadTrain, digits: 4)),
+                      ("load", BenchSupport.loadField(load))]
+            console.print(JSONField.line(pairs))
         } else {
             console.print("layer:   \(inF) -> \(outF), r \(r), \(skills) skills, \(splits) split\(splits == 1 ? "" : "s"), \(nTasks) tasks, \(mixing.rawValue) mixing")
             console.print("input:   \(batch) x \(tokens) tokens, \(args.flag("single-task") ? "one task" : "mixed tasks"), \(threads) thread\(threads == 1 ? "" : "s")")

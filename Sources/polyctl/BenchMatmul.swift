@@ -54,10 +54,10 @@ enum BenchMatmul: Subcommand {
         let gflops = 2 * Double(m) * Double(n) * Double(k) / (best * 1e6)
         let shape = "[\(m),\(k)]\(ta ? "^T" : "") x [\(k),\(n)]\(tb ? "^T" : "")"
         if args.flag("json") {
-            console.print(BenchSupport.json([("m", "\(m)"), ("n", "\(n)"), ("k", "\(k)"), ("transpose_a", "\(ta)"),
-                                             ("transpose_b", "\(tb)"), ("threads", "\(threads)"), ("repeat", "\(repeats)"),
-                                             ("best_ms", BenchSupport.fmt(best)), ("median_ms", BenchSupport.fmt(median)),
-                                             ("gflops", BenchSupport.fmt(gflops))]))
+            console.print(JSONField.line([("m", .int(m)), ("n", .int(n)), ("k", .int(k)), ("transpose_a", .bool(ta)),
+                                          ("transpose_b", .bool(tb)), ("threads", .int(threads)), ("repeat", .int(repeats)),
+                                          ("best_ms", .fixed(best, digits: 3)), ("median_ms", .fixed(median, digits: 3)),
+                                          ("gflops", .fixed(gflops, digits: 3))]))
         } else {
             console.print("shape:   \(shape)")
             console.print("threads: \(threads)")

@@ -41,9 +41,9 @@ enum BenchPeak: Subcommand {
         }
         let gflops = Double(threads) * Double(iterations) * 12 * 8 * 2 / (best * 1e6)
         if args.flag("json") {
-            console.print(BenchSupport.json([("threads", "\(threads)"), ("iterations", "\(iterations)"), ("repeat", "\(repeats)"),
-                                             ("best_ms", BenchSupport.fmt(best)), ("gflops", BenchSupport.fmt(gflops)),
-                                             ("gflops_per_thread", BenchSupport.fmt(gflops / Double(threads)))]))
+            console.print(JSONField.line([("threads", .int(threads)), ("iterations", .int(iterations)), ("repeat", .int(repeats)),
+                                          ("best_ms", .fixed(best, digits: 3)), ("gflops", .fixed(gflops, digits: 3)),
+                                          ("gflops_per_thread", .fixed(gflops / Double(threads), digits: 3))]))
         } else {
             console.print("threads: \(threads)")
             console.print("time:    best \(BenchSupport.fmt(best)) ms over \(repeats) runs of \(iterations) steps")

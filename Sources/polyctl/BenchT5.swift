@@ -110,13 +110,13 @@ enum BenchT5: Subcommand {
         }
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("batch", "\(batch)"), ("seq", "\(seq)"), ("layers", "\(layers)"),
-                ("d_model", "\(dModel)"), ("d_ff", "\(dFF)"), ("heads", "\(heads)"), ("vocab", "\(vocab)"),
-                ("r", "\(r)"), ("skills", "\(skills)"), ("splits", "\(splits)"), ("tasks", "\(tasks)"),
-                ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1)) }
-            pairs += [("eval_loss", BenchSupport.fmt(Double(evalLoss), 6)), ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("batch", .int(batch)), ("seq", .int(seq)), ("layers", .int(layers)),
+                ("d_model", .int(dModel)), ("d_ff", .int(dFF)), ("heads", .int(heads)), ("vocab", .int(vocab)),
+                ("r", .int(r)), ("skills", .int(skills)), ("splits", .int(splits)), ("tasks", .int(tasks)),
+                ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 3)) }
+            pairs += [("eval_loss", .fixed(Double(evalLoss), digits: 6)), ("load", BenchSupport.loadField(load))]
+            console.print(JSONField.line(pairs))
         } else {
             console.print("model:   T5 \(layers)+\(layers) layers, d_model \(dModel), d_ff \(dFF), \(heads) heads, vocab \(vocab); MHR on q and v (r \(r), \(skills) skills, \(splits) splits, \(tasks) tasks)")
             console.print("input:   \(batch) x \(seq) tokens (source and target), \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

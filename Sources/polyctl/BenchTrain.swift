@@ -71,10 +71,10 @@ enum BenchTrain: Subcommand {
         let rate = Double(steps) / seconds
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            console.print(BenchSupport.json([("steps", "\(steps)"), ("batch_size", "\(training.batchSize)"),
-                ("mixing", "\"\(mixing.rawValue)\""), ("threads", "\(threads)"), ("seconds", BenchSupport.fmt(seconds, 4)),
-                ("ms_per_step", BenchSupport.fmt(1000 / rate, 4)), ("last_loss", BenchSupport.fmt(Double(lastLoss), 6)),
-                ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]))
+            console.print(JSONField.line([("steps", .int(steps)), ("batch_size", .int(training.batchSize)),
+                ("mixing", .string(mixing.rawValue)), ("threads", .int(threads)), ("seconds", .fixed(seconds, digits: 4)),
+                ("ms_per_step", .fixed(1000 / rate, digits: 4)), ("last_loss", .fixed(Double(lastLoss), digits: 6)),
+                ("load", BenchSupport.loadField(load))]))
         } else {
             console.print("model:   MLP 32 -> 64 -> 8, Poly on fc1 and fc2 (18 tasks, 6 skills, rank 2, \(mixing.rawValue) mixing)")
             console.print("steps:   \(steps) timed after \(warmup) warm-up, batch \(training.batchSize), \(threads) thread\(threads == 1 ? "" : "s")\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

@@ -63,8 +63,9 @@ enum TrainCommand: Subcommand {
             case let .validation(step, loss, perTask):
                 lastValidation = loss
                 if json {
-                    let tasks = perTask.keys.sorted().map { "\"\(spec.taskNames[$0])\": \(ProgressLine.jsonNumber(Double(perTask[$0]!)))" }
-                    console.print("{\"event\": \"validation\", \"step\": \(step), \"loss\": \(ProgressLine.jsonNumber(Double(loss))), \"tasks\": {\(tasks.joined(separator: ", "))}}")
+                    let tasks = perTask.keys.sorted().map { (spec.taskNames[$0], JSONField.shortest(Double(perTask[$0]!))) }
+                    console.print(JSONField.line([("event", .string("validation")), ("step", .int(step)),
+                                                  ("loss", .shortest(Double(loss))), ("tasks", .object(tasks))]))
                 } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
                     progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
                 }
