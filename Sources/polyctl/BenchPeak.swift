@@ -20,16 +20,18 @@ enum BenchPeak: Subcommand {
     static let overview = "Measure the processor's multiply-add rate: the ceiling of the matmul's GFLOP/s."
     static let usage = "bench peak [--threads <t>] [--iterations <n>] [--repeat <r>] [--json]"
     static let options: [OptionSpec] = [
-        OptionSpec("threads", "<t>", "Threads running the loop at once (one per core to measure the whole machine).", default: "1"),
-        OptionSpec("iterations", "<n>", "Steps of 12 vector multiply-adds per thread and run.", default: "20000000"),
-        OptionSpec("repeat", "<r>", "Timed runs after one warm-up; the best is reported.", default: "5"),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("threads", "<t>", "Threads running the loop at once (one per core to measure the whole machine).", range: 1...1024, default: 1),
+        .int("iterations", "Steps of 12 vector multiply-adds per thread and run.", range: 1...1_000_000_000, default: 20_000_000),
+        .repeats("Timed runs after one warm-up; the best is reported.", default: 5),
+        .benchJSON,
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let threads = try args.int("threads", default: 1, range: 1...1024)
-        let iterations = try args.int("iterations", default: 20_000_000, range: 1...1_000_000_000)
-        let repeats = try args.int("repeat", default: 5, range: 1...10_000)
+        let threads = args.int("threads")
+        let iterations = args.int("iterations")
+        let repeats = args.int("repeat")
         // One warm-up run, then the best of `repeats` (BenchSupport's timing, shared with the other benchmarks).
         let best = BenchSupport.bestMilliseconds(rounds: repeats) {
             DispatchQueue.concurrentPerform(iterations: threads) { w in

@@ -13,28 +13,29 @@ enum BenchTrain: Subcommand {
     static let overview = "Time training steps of the default 'polyctl train' model on the built-in data."
     static let usage = "bench train [--steps <n>] [--mixing parameters|outputs] [--threads <t>] [--json] [--dump <file>]"
     static let options: [OptionSpec] = [
-        OptionSpec("steps", "<n>", "Timed optimizer steps.", default: "500"),
-        OptionSpec("warmup", "<n>", "Untimed steps before timing.", default: "20"),
-        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
-        OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
-        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
-        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("seed", "<n>", "Seed of data, initialisation and batch order.", default: "0"),
-        OptionSpec("dump", "<file>", "Write weights, data, batch order and first outputs to a safetensors file."),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("steps", "Timed optimizer steps.", range: 1...10_000_000, default: 500),
+        .int("warmup", "Untimed steps before timing.", range: 0...10_000_000, default: 20),
+        .mixing(default: .outputs),
+        .int("batch-size", "Samples per step.", range: 1...1_000_000, default: TrainingConfiguration().batchSize),
+        .strategy,
+        .threads,
+        .seed("Seed of data, initialisation and batch order."),
+        .dump("Write weights, data, batch order and first outputs to a safetensors file."),
+        .benchJSON,
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let steps = try args.int("steps", default: 500, range: 1...10_000_000)
-        let warmup = try args.int("warmup", default: 20, range: 0...10_000_000)
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
-        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
-        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
-        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
-        let dumpPath = try BenchSupport.dumpPath(args, name)
+        let steps = args.int("steps")
+        let warmup = args.int("warmup")
+        let mixing = args.mixing, strategy = args.strategy
+        let threads = args.threads
+        let seed = UInt64(args.int("seed"))
+        let dumpPath = args.string("dump")
         var training = TrainingConfiguration()
         training.steps = warmup + steps
-        training.batchSize = try args.int("batch-size", default: 256, range: 1...1_000_000)
+        training.batchSize = args.int("batch-size")
         training.evalEvery = 0
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
         training.seed = seed
