@@ -16,24 +16,25 @@ enum BenchInfer: Subcommand {
     static let overview = "Time mixed-task and single-task inference of the default model against the base model."
     static let usage = "bench infer [--batch <n>] [--mixing parameters|outputs] [--threads <t>] [--json] [--dump <file>]"
     static let options: [OptionSpec] = [
-        OptionSpec("batch", "<n>", "Samples per forward.", default: "256"),
-        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "parameters"),
-        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
-        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("repeat", "<r>", "Timed rounds per figure (each about 20 ms of calls); the best is reported.", default: "7"),
-        OptionSpec("seed", "<n>", "Seed of weights and inputs.", default: "0"),
-        OptionSpec("dump", "<file>", "Write weights, input, task ids and outputs to a safetensors file."),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("batch", "Samples per forward.", range: 1...10_000_000, default: 256),
+        .mixing(default: .parameters),
+        .strategy,
+        .threads,
+        .repeats("Timed rounds per figure (each about 20 ms of calls); the best is reported.", default: 7),
+        .seed("Seed of weights and inputs."),
+        .dump("Write weights, input, task ids and outputs to a safetensors file."),
+        .benchJSON,
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let batch = try args.int("batch", default: 256, range: 1...10_000_000)
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "parameters"))!
-        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
-        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
-        let repeats = try args.int("repeat", default: 7, range: 1...10_000)
-        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
-        let dumpPath = try BenchSupport.dumpPath(args, name)
+        let batch = args.int("batch")
+        let mixing = args.mixing, strategy = args.strategy
+        let threads = args.threads
+        let repeats = args.int("repeat")
+        let seed = UInt64(args.int("seed"))
+        let dumpPath = args.string("dump")
 
         let data = try RunData.load(dataPath: nil, seed: seed, hiddenDim: 64)
         let baseOnly = try MLPShape.model(data.baseWeights)
@@ -82,12 +83,12 @@ enum BenchInfer: Subcommand {
         let overheads = figures.dropFirst().map { ("overhead_\($0.0)", $0.1 / baseMs - 1) }
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("batch", "\(batch)"), ("tasks", "\(nTasks)"), ("mixing", "\"\(mixing.rawValue)\""),
-                                             ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1, 5)) }
-            pairs += overheads.map { ($0.0, BenchSupport.fmt($0.1, 4)) }
-            pairs.append(("load", load.map { BenchSupport.fmt($0, 2) } ?? "null"))
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("batch", .int(batch)), ("tasks", .int(nTasks)), ("mixing", .string(mixing.rawValue)),
+                                                ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 5)) }
+            pairs += overheads.map { ($0.0, .fixed($0.1, digits: 4)) }
+            pairs.append(("load", BenchSupport.loadField(load)))
+            console.print(JSONField.line(pairs))
         } else {
             console.print("model:   MLP 32 -> 64 -> 8, Poly on fc1 and fc2 (\(nTasks) tasks, 6 skills, rank 2, \(mixing.rawValue) mixing)")
             console.print("input:   \(batch) samples, \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

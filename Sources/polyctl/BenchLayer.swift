@@ -18,47 +18,44 @@ enum BenchLayer: Subcommand {
     static let overview = "Time one Poly linear layer against its frozen base (inference and training step)."
     static let usage = "bench layer [--in <n>] [--out <n>] [--r <n>] [--skills <n>] [--splits <n>] [--tasks <n>] [--batch <n>] [--tokens <n>] [options]"
     static let options: [OptionSpec] = [
-        OptionSpec("in", "<n>", "Input features.", default: "1024"),
-        OptionSpec("out", "<n>", "Output features.", default: "1024"),
-        OptionSpec("r", "<n>", "LoRA rank of each skill.", default: "8"),
-        OptionSpec("skills", "<n>", "Skills.", default: "8"),
-        OptionSpec("splits", "<n>", "Splits (MHR heads).", default: "1"),
-        OptionSpec("tasks", "<n>", "Tasks.", default: "16"),
-        OptionSpec("batch", "<n>", "Sequences per batch.", default: "32"),
-        OptionSpec("tokens", "<n>", "Tokens per sequence.", default: "64"),
-        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "parameters"),
-        OptionSpec("single-task", nil, "Give every sequence task 0 instead of mixing tasks."),
-        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
-        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("repeat", "<r>", "Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: "5"),
-        OptionSpec("seed", "<n>", "Seed of weights and data.", default: "0"),
-        OptionSpec("dump", "<file>", "Write weights, input, task ids and first outputs to a safetensors file."),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("in", "Input features.", range: 1...65_536, default: 1024),
+        .int("out", "Output features.", range: 1...65_536, default: 1024),
+        .int("r", "LoRA rank of each skill.", range: 1...4096, default: 8),
+        .int("skills", "Skills.", range: 1...4096, default: 8),
+        .int("splits", "Splits (MHR heads).", range: 1...4096, default: 1),
+        .int("tasks", "Tasks.", range: 1...1_000_000, default: 16),
+        .int("batch", "Sequences per batch.", range: 1...1_000_000, default: 32),
+        .int("tokens", "Tokens per sequence.", range: 1...1_000_000, default: 64),
+        .mixing(default: .parameters),
+        .flag("single-task", "Give every sequence task 0 instead of mixing tasks."),
+        .strategy,
+        .threads,
+        .repeats("Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: 5),
+        .seed("Seed of weights and data."),
+        .dump("Write weights, input, task ids and first outputs to a safetensors file."),
+        .benchJSON,
     ]
 
-    static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let inF = try args.int("in", default: 1024, range: 1...65_536)
-        let outF = try args.int("out", default: 1024, range: 1...65_536)
-        let r = try args.int("r", default: 8, range: 1...4096)
-        let skills = try args.int("skills", default: 8, range: 1...4096)
-        let splits = try args.int("splits", default: 1, range: 1...4096)
-        let nTasks = try args.int("tasks", default: 16, range: 1...1_000_000)
-        let batch = try args.int("batch", default: 32, range: 1...1_000_000)
-        let tokens = try args.int("tokens", default: 64, range: 1...1_000_000)
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "parameters"))!
-        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
-        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
-        let repeats = try args.int("repeat", default: 5, range: 1...10_000)
-        let seed = try args.int("seed", default: 0, range: 0...Int.max)
-        let dumpPath = try BenchSupport.dumpPath(args, name)
-        let hint = "see 'polyctl \(name) --help'"
+    static func validate(_ args: ParsedArguments) throws {
+        let inF = args.int("in"), outF = args.int("out"), splits = args.int("splits")
         guard inF % splits == 0, outF % splits == 0 else {
-            throw CLIError.usage("--in \(inF) and --out \(outF) must both be divisible by --splits \(splits)", hint: hint)
+            throw CLIError.usage("--in \(inF) and --out \(outF) must both be divisible by --splits \(splits)", hint: args.hint)
         }
-        for (what, count) in [("the input", batch * tokens * inF), ("the output", batch * tokens * outF),
-                              ("the adapter", skills * r * (inF + outF))] where count > 1 << 28 {
-            throw CLIError.usage("\(what) would have \(count) elements; the limit is \(1 << 28)", hint: hint)
-        }
+        let rows = args.int("batch") * args.int("tokens")
+        try BenchSupport.checkSizes([("the input", rows * inF), ("the output", rows * outF),
+                                     ("the adapter", args.int("skills") * args.int("r") * (inF + outF))], args)
+    }
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let inF = args.int("in"), outF = args.int("out"), r = args.int("r")
+        let skills = args.int("skills"), splits = args.int("splits"), nTasks = args.int("tasks")
+        let batch = args.int("batch"), tokens = args.int("tokens")
+        let mixing = args.mixing, strategy = args.strategy
+        let threads = args.threads
+        let repeats = args.int("repeat")
+        let seed = args.int("seed")
+        let dumpPath = args.string("dump")
+        let hint = args.hint
 
         var rng = Xoshiro256(seed: UInt64(seed))
         let base = Linear(inF, outF, bias: true, using: &rng)
@@ -111,13 +108,13 @@ enum BenchLayer: Subcommand {
         let overheadTrain = ms["train_step_dx"]! / ms["base_forward_dx"]! - 1
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("in", "\(inF)"), ("out", "\(outF)"), ("r", "\(r)"), ("skills", "\(skills)"),
-                ("splits", "\(splits)"), ("tasks", "\(nTasks)"), ("batch", "\(batch)"), ("tokens", "\(tokens)"),
-                ("mixing", "\"\(mixing.rawValue)\""), ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1)) }
-            pairs += [("overhead_infer", BenchSupport.fmt(overheadInfer, 4)), ("overhead_train", BenchSupport.fmt(overheadTrain, 4)),
-                      ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("in", .int(inF)), ("out", .int(outF)), ("r", .int(r)), ("skills", .int(skills)),
+                ("splits", .int(splits)), ("tasks", .int(nTasks)), ("batch", .int(batch)), ("tokens", .int(tokens)),
+                ("mixing", .string(mixing.rawValue)), ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 3)) }
+            pairs += [("overhead_infer", .fixed(overheadInfer, digits: 4)), ("overhead_train", .fixed(overheadTrain, digits: 4)),
+                      ("load", BenchSupport.loadField(load))]
+            console.print(JSONField.line(pairs))
         } else {
             console.print("layer:   \(inF) -> \(outF), r \(r), \(skills) skills, \(splits) split\(splits == 1 ? "" : "s"), \(nTasks) tasks, \(mixing.rawValue) mixing")
             console.print("input:   \(batch) x \(tokens) tokens, \(args.flag("single-task") ? "one task" : "mixed tasks"), \(threads) thread\(threads == 1 ? "" : "s")")

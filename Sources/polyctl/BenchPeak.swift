@@ -20,16 +20,18 @@ enum BenchPeak: Subcommand {
     static let overview = "Measure the processor's multiply-add rate: the ceiling of the matmul's GFLOP/s."
     static let usage = "bench peak [--threads <t>] [--iterations <n>] [--repeat <r>] [--json]"
     static let options: [OptionSpec] = [
-        OptionSpec("threads", "<t>", "Threads running the loop at once (one per core to measure the whole machine).", default: "1"),
-        OptionSpec("iterations", "<n>", "Steps of 12 vector multiply-adds per thread and run.", default: "20000000"),
-        OptionSpec("repeat", "<r>", "Timed runs after one warm-up; the best is reported.", default: "5"),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("threads", "<t>", "Threads running the loop at once (one per core to measure the whole machine).", range: 1...1024, default: 1),
+        .int("iterations", "Steps of 12 vector multiply-adds per thread and run.", range: 1...1_000_000_000, default: 20_000_000),
+        .repeats("Timed runs after one warm-up; the best is reported.", default: 5),
+        .benchJSON,
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let threads = try args.int("threads", default: 1, range: 1...1024)
-        let iterations = try args.int("iterations", default: 20_000_000, range: 1...1_000_000_000)
-        let repeats = try args.int("repeat", default: 5, range: 1...10_000)
+        let threads = args.int("threads")
+        let iterations = args.int("iterations")
+        let repeats = args.int("repeat")
         // One warm-up run, then the best of `repeats` (BenchSupport's timing, shared with the other benchmarks).
         let best = BenchSupport.bestMilliseconds(rounds: repeats) {
             DispatchQueue.concurrentPerform(iterations: threads) { w in
@@ -41,9 +43,9 @@ enum BenchPeak: Subcommand {
         }
         let gflops = Double(threads) * Double(iterations) * 12 * 8 * 2 / (best * 1e6)
         if args.flag("json") {
-            console.print(BenchSupport.json([("threads", "\(threads)"), ("iterations", "\(iterations)"), ("repeat", "\(repeats)"),
-                                             ("best_ms", BenchSupport.fmt(best)), ("gflops", BenchSupport.fmt(gflops)),
-                                             ("gflops_per_thread", BenchSupport.fmt(gflops / Double(threads)))]))
+            console.print(JSONField.line([("threads", .int(threads)), ("iterations", .int(iterations)), ("repeat", .int(repeats)),
+                                          ("best_ms", .fixed(best, digits: 3)), ("gflops", .fixed(gflops, digits: 3)),
+                                          ("gflops_per_thread", .fixed(gflops / Double(threads), digits: 3))]))
         } else {
             console.print("threads: \(threads)")
             console.print("time:    best \(BenchSupport.fmt(best)) ms over \(repeats) runs of \(iterations) steps")

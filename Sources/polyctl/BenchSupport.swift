@@ -1,7 +1,7 @@
 import Foundation
 import PolyPEFT
 
-/// What the `bench layer|train|infer` commands share: best-of timing, the machine's load, figure lines, JSON.
+/// What the `bench layer|train|infer` commands share: best-of timing, the machine's load, figure lines, limits.
 ///
 /// ```
 /// time(figure) = min over `repeat` rounds of (wall time of `inner` calls) / inner      (after one warm-up call)
@@ -51,11 +51,6 @@ enum BenchSupport {
 
     static func fmt(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
 
-    /// `{"a": 1.000, "b": 2}` from ordered pairs of already formatted JSON values.
-    static func json(_ pairs: [(String, String)]) -> String {
-        "{" + pairs.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
-    }
-
     /// Figure lines `  <name>  <ms> ms` aligned on the name column.
     static func figureLines(_ figures: [(String, Double)]) -> [String] {
         let width = (figures.map(\.0.count).max() ?? 0) + 2
@@ -72,10 +67,16 @@ enum BenchSupport {
     /// Task ids as a float tensor (safetensors dumps are F32 only). // [N]
     static func taskTensor(_ ids: [Int]) -> Tensor { Tensor(ids.map(Float.init), shape: [ids.count]) }
 
-    /// A dump path option, refusing an empty string.
-    static func dumpPath(_ args: ParsedArguments, _ command: String) throws -> String? {
-        guard let p = args.string("dump") else { return nil }
-        guard !p.isEmpty else { throw CLIError.usage("option '--dump' needs a file path", hint: "see 'polyctl \(command) --help'") }
-        return p
+    /// The most elements a benchmark lets one tensor have (1 GiB of floats).
+    static let elementLimit = 1 << 28
+
+    /// A usage error for the first of `tensors` (what, element count) above `elementLimit`.
+    static func checkSizes(_ tensors: [(String, Int)], _ args: ParsedArguments) throws {
+        for (what, count) in tensors where count > elementLimit {
+            throw CLIError.usage("\(what) would have \(count) elements; the limit is \(elementLimit)", hint: args.hint)
+        }
     }
+
+    /// The load average as a JSON figure (`null` where there is none).
+    static func loadField(_ load: Double?) -> JSONField { load.map { .fixed($0, digits: 2) } ?? .null }
 }

@@ -21,42 +21,39 @@ enum BenchT5: Subcommand {
     static let overview = "Time a Poly/MHR training step of a T5-small-sized model with q and v adapters."
     static let usage = "bench t5 [--batch <n>] [--seq <n>] [--layers <n>] [--threads <t>] [--repeat <r>] [--json] [--dump <file>]"
     static let options: [OptionSpec] = [
-        OptionSpec("batch", "<n>", "Sequences per step.", default: "8"),
-        OptionSpec("seq", "<n>", "Tokens per source and per target sequence.", default: "128"),
-        OptionSpec("layers", "<n>", "Encoder layers and decoder layers.", default: "6"),
-        OptionSpec("d-model", "<n>", "Model width (a multiple of 8 and of --heads).", default: "512"),
-        OptionSpec("d-ff", "<n>", "Feed-forward width.", default: "2048"),
-        OptionSpec("heads", "<n>", "Attention heads (d_kv = d_model / heads).", default: "8"),
-        OptionSpec("vocab", "<n>", "Vocabulary size.", default: "32128"),
-        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("repeat", "<r>", "Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: "2"),
-        OptionSpec("seed", "<n>", "Seed of weights, adapters and data.", default: "0"),
-        OptionSpec("dump", "<file>", "Write weights, adapter, data and evaluation outputs to a safetensors file."),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("batch", "Sequences per step.", range: 1...65_536, default: 8),
+        .int("seq", "Tokens per source and per target sequence.", range: 1...65_536, default: 128),
+        .int("layers", "Encoder layers and decoder layers.", range: 1...256, default: 6),
+        .int("d-model", "Model width (a multiple of 8 and of --heads).", range: 8...65_536, default: 512),
+        .int("d-ff", "Feed-forward width.", range: 1...1_048_576, default: 2048),
+        .int("heads", "Attention heads (d_kv = d_model / heads).", range: 1...4096, default: 8),
+        .int("vocab", "Vocabulary size.", range: 3...1_048_576, default: 32128),
+        .threads,
+        .repeats("Timed rounds (each times every figure once) after one warm-up; the best is kept.", default: 2),
+        .seed("Seed of weights, adapters and data."),
+        .dump("Write weights, adapter, data and evaluation outputs to a safetensors file."),
+        .benchJSON,
     ]
 
     static let r = 8, skills = 8, splits = 8, tasks = 4
 
-    static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let batch = try args.int("batch", default: 8, range: 1...65_536)
-        let seq = try args.int("seq", default: 128, range: 1...65_536)
-        let layers = try args.int("layers", default: 6, range: 1...256)
-        let dModel = try args.int("d-model", default: 512, range: 8...65_536)
-        let dFF = try args.int("d-ff", default: 2048, range: 1...1_048_576)
-        let heads = try args.int("heads", default: 8, range: 1...4096)
-        let vocab = try args.int("vocab", default: 32128, range: 3...1_048_576)
-        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
-        let repeats = try args.int("repeat", default: 2, range: 1...10_000)
-        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
-        let dumpPath = try BenchSupport.dumpPath(args, name)
-        let hint = "see 'polyctl \(name) --help'"
+    static func validate(_ args: ParsedArguments) throws {
+        let dModel = args.int("d-model"), heads = args.int("heads")
         guard dModel % heads == 0, dModel % splits == 0 else {
-            throw CLIError.usage("--d-model \(dModel) must be divisible by --heads \(heads) and by the \(splits) splits", hint: hint)
+            throw CLIError.usage("--d-model \(dModel) must be divisible by --heads \(heads) and by the \(splits) splits", hint: args.hint)
         }
-        for (what, count) in [("the embedding", vocab * dModel), ("the logits", batch * seq * vocab),
-                              ("the feed-forward activations", batch * seq * dFF)] where count > 1 << 28 {
-            throw CLIError.usage("\(what) would have \(count) elements; the limit is \(1 << 28)", hint: hint)
-        }
+        let tokens = args.int("batch") * args.int("seq"), vocab = args.int("vocab")
+        try BenchSupport.checkSizes([("the embedding", vocab * dModel), ("the logits", tokens * vocab),
+                                     ("the feed-forward activations", tokens * args.int("d-ff"))], args)
+    }
+
+    static func run(_ args: ParsedArguments, _ console: Console) throws {
+        let batch = args.int("batch"), seq = args.int("seq"), layers = args.int("layers")
+        let dModel = args.int("d-model"), dFF = args.int("d-ff"), heads = args.int("heads"), vocab = args.int("vocab")
+        let threads = args.threads
+        let repeats = args.int("repeat")
+        let seed = UInt64(args.int("seed"))
+        let dumpPath = args.string("dump")
 
         let config = T5Config(vocabSize: vocab, dModel: dModel, dKV: dModel / heads, dFF: dFF, numLayers: layers,
                               numHeads: heads, dropoutRate: 0.1)
@@ -110,13 +107,13 @@ enum BenchT5: Subcommand {
         }
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            var pairs: [(String, String)] = [("batch", "\(batch)"), ("seq", "\(seq)"), ("layers", "\(layers)"),
-                ("d_model", "\(dModel)"), ("d_ff", "\(dFF)"), ("heads", "\(heads)"), ("vocab", "\(vocab)"),
-                ("r", "\(r)"), ("skills", "\(skills)"), ("splits", "\(splits)"), ("tasks", "\(tasks)"),
-                ("threads", "\(threads)"), ("repeat", "\(repeats)")]
-            pairs += figures.map { ("\($0.0)_ms", BenchSupport.fmt($0.1)) }
-            pairs += [("eval_loss", BenchSupport.fmt(Double(evalLoss), 6)), ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]
-            console.print(BenchSupport.json(pairs))
+            var pairs: [(String, JSONField)] = [("batch", .int(batch)), ("seq", .int(seq)), ("layers", .int(layers)),
+                ("d_model", .int(dModel)), ("d_ff", .int(dFF)), ("heads", .int(heads)), ("vocab", .int(vocab)),
+                ("r", .int(r)), ("skills", .int(skills)), ("splits", .int(splits)), ("tasks", .int(tasks)),
+                ("threads", .int(threads)), ("repeat", .int(repeats))]
+            pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 3)) }
+            pairs += [("eval_loss", .fixed(Double(evalLoss), digits: 6)), ("load", BenchSupport.loadField(load))]
+            console.print(JSONField.line(pairs))
         } else {
             console.print("model:   T5 \(layers)+\(layers) layers, d_model \(dModel), d_ff \(dFF), \(heads) heads, vocab \(vocab); MHR on q and v (r \(r), \(skills) skills, \(splits) splits, \(tasks) tasks)")
             console.print("input:   \(batch) x \(seq) tokens (source and target), \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

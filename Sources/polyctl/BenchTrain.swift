@@ -13,28 +13,29 @@ enum BenchTrain: Subcommand {
     static let overview = "Time training steps of the default 'polyctl train' model on the built-in data."
     static let usage = "bench train [--steps <n>] [--mixing parameters|outputs] [--threads <t>] [--json] [--dump <file>]"
     static let options: [OptionSpec] = [
-        OptionSpec("steps", "<n>", "Timed optimizer steps.", default: "500"),
-        OptionSpec("warmup", "<n>", "Untimed steps before timing.", default: "20"),
-        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
-        OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
-        OptionSpec("strategy", "<automatic|perGroup|perRow>", "Routing kernel.", default: "automatic"),
-        OptionSpec("threads", "<t>", "Threads to use.", default: "all processors or POLYPEFT_THREADS"),
-        OptionSpec("seed", "<n>", "Seed of data, initialisation and batch order.", default: "0"),
-        OptionSpec("dump", "<file>", "Write weights, data, batch order and first outputs to a safetensors file."),
-        OptionSpec("json", nil, "Print the figures as one JSON object."),
+        .int("steps", "Timed optimizer steps.", range: 1...10_000_000, default: 500),
+        .int("warmup", "Untimed steps before timing.", range: 0...10_000_000, default: 20),
+        .mixing(default: .outputs),
+        .int("batch-size", "Samples per step.", range: 1...1_000_000, default: TrainingConfiguration().batchSize),
+        .strategy,
+        .threads,
+        .seed("Seed of data, initialisation and batch order."),
+        .dump("Write weights, data, batch order and first outputs to a safetensors file."),
+        .benchJSON,
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let steps = try args.int("steps", default: 500, range: 1...10_000_000)
-        let warmup = try args.int("warmup", default: 20, range: 0...10_000_000)
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
-        let strategy = RoutingStrategy(rawValue: try args.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), default: "automatic"))!
-        let threads = try args.int("threads", default: Parallel.defaultThreads, range: 1...1024)
-        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
-        let dumpPath = try BenchSupport.dumpPath(args, name)
+        let steps = args.int("steps")
+        let warmup = args.int("warmup")
+        let mixing = args.mixing, strategy = args.strategy
+        let threads = args.threads
+        let seed = UInt64(args.int("seed"))
+        let dumpPath = args.string("dump")
         var training = TrainingConfiguration()
         training.steps = warmup + steps
-        training.batchSize = try args.int("batch-size", default: 256, range: 1...1_000_000)
+        training.batchSize = args.int("batch-size")
         training.evalEvery = 0
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
         training.seed = seed
@@ -71,10 +72,10 @@ enum BenchTrain: Subcommand {
         let rate = Double(steps) / seconds
         let load = BenchSupport.loadAverage()
         if args.flag("json") {
-            console.print(BenchSupport.json([("steps", "\(steps)"), ("batch_size", "\(training.batchSize)"),
-                ("mixing", "\"\(mixing.rawValue)\""), ("threads", "\(threads)"), ("seconds", BenchSupport.fmt(seconds, 4)),
-                ("ms_per_step", BenchSupport.fmt(1000 / rate, 4)), ("last_loss", BenchSupport.fmt(Double(lastLoss), 6)),
-                ("load", load.map { BenchSupport.fmt($0, 2) } ?? "null")]))
+            console.print(JSONField.line([("steps", .int(steps)), ("batch_size", .int(training.batchSize)),
+                ("mixing", .string(mixing.rawValue)), ("threads", .int(threads)), ("seconds", .fixed(seconds, digits: 4)),
+                ("ms_per_step", .fixed(1000 / rate, digits: 4)), ("last_loss", .fixed(Double(lastLoss), digits: 6)),
+                ("load", BenchSupport.loadField(load))]))
         } else {
             console.print("model:   MLP 32 -> 64 -> 8, Poly on fc1 and fc2 (18 tasks, 6 skills, rank 2, \(mixing.rawValue) mixing)")
             console.print("steps:   \(steps) timed after \(warmup) warm-up, batch \(training.batchSize), \(threads) thread\(threads == 1 ? "" : "s")\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")

@@ -8,25 +8,26 @@ enum EvalCommand: Subcommand {
     static let overview = "Evaluate a trained run per task, and few-shot on held-out tasks against a shared LoRA."
     static let usage = "eval --adapter <dir> [--data <file>] [--shots <k>] [--json]"
     static let options: [OptionSpec] = [
-        OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train'."),
-        OptionSpec("data", "<file>", "Evaluate on this .jsonl/.csv file instead of the run's test split."),
-        OptionSpec("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", default: "20"),
-        OptionSpec("no-fewshot", nil, "Skip few-shot adaptation to the held-out tasks."),
-        OptionSpec("json", nil, "Machine-readable output."),
+        .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
+        .text("data", "<file>", "Evaluate on this .jsonl/.csv file instead of the run's test split."),
+        .int("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", range: 1...10_000, default: 20),
+        .flag("no-fewshot", "Skip few-shot adaptation to the held-out tasks."),
+        .flag("json", "Machine-readable output."),
     ]
 
+    static func validate(_ args: ParsedArguments) throws {
+        guard args.isGiven("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: args.hint) }
+    }
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        guard let path = args.string("adapter") else {
-            throw CLIError.usage("missing '--adapter <dir>'", hint: "see 'polyctl eval --help'")
-        }
-        let run = try RunModel.open(path)
+        let run = try RunModel.open(args.string("adapter")!)
         let data: MultitaskDataset
         if let file = args.string("data") {
             data = try MultitaskDataFile.read(file, taskNames: run.spec.taskNames)
         } else {
             data = try RunData.load(dataPath: run.spec.dataPath, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim).test
         }
-        let shots = try args.int("shots", default: 20, range: 1...10_000)
+        let shots = args.int("shots")
         let (loss, perTask) = try RegressionObjective.evaluate(run.model, data)
         let counts = data.indicesByTask.mapValues(\.count)
         let fewShot = args.flag("no-fewshot") || run.spec.dataPath != nil || run.spec.method == "lora" ? nil

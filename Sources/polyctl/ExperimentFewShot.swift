@@ -8,30 +8,34 @@ enum ExperimentFewShot: Subcommand {
     static let overview = "Few-shot transfer to held-out tasks: Poly/MHR full, z, mu vs shared and private LoRA."
     static let usage = "experiment fewshot [--k 5,20,80] [--steps <n>] [--adapt-steps <n>] [--seed <n>]"
     static let options: [OptionSpec] = [
-        OptionSpec("k", "<list>", "Numbers of training examples of the new task.", default: "5,20,80"),
-        OptionSpec("steps", "<n>", "Multitask training steps of each starting model.", default: "2000"),
-        OptionSpec("adapt-steps", "<n>", "Full-batch steps of each adaptation.", default: "150"),
-        OptionSpec("mixing", "<parameters|outputs>", "Skill mixing of the Poly and MHR models.", default: "outputs"),
-        OptionSpec("seed", "<n>", "Seed of the data and of everything else.", default: "0"),
+        .intList("k", "<list>", "Numbers of training examples of the new task.", default: [5, 20, 80]),
+        .int("steps", "Multitask training steps of each starting model.", range: 1...1_000_000, default: TrainingConfiguration().steps),
+        .int("adapt-steps", "Full-batch steps of each adaptation.", range: 1...1_000_000, default: FewShotSettings().steps),
+        .mixing(default: .outputs, "Skill mixing of the Poly and MHR models."),
+        .seed("Seed of the data and of everything else."),
     ]
 
+    static func validate(_ args: ParsedArguments) throws {
+        let pool = SyntheticTasks.Configuration().fewShotPoolSize
+        if let kMax = args.intList("k").max(), kMax > pool {
+            throw CLIError.usage("option '--k' allows at most \(pool) examples (the few-shot pool)", hint: args.hint)
+        }
+    }
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let ks = try args.intList("k", default: [5, 20, 80])
-        let seed = UInt64(try args.int("seed", default: 0, range: 0...Int.max))
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
+        let ks = args.intList("k")
+        let seed = UInt64(args.int("seed"))
+        let mixing = args.mixing
         var training = TrainingConfiguration()
-        training.steps = try args.int("steps", default: training.steps, range: 1...1_000_000)
+        training.steps = args.int("steps")
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
         training.seed = seed
         var settings = FewShotSettings()
-        settings.steps = try args.int("adapt-steps", default: settings.steps, range: 1...1_000_000)
+        settings.steps = args.int("adapt-steps")
         settings.seed = seed
         var c = SyntheticTasks.Configuration()
         c.seed = seed
         let data = try SyntheticTasks(c)
-        guard let kMax = ks.max(), kMax <= c.fewShotPoolSize else {
-            throw CLIError.usage("option '--k' allows at most \(c.fewShotPoolSize) examples (the few-shot pool)", hint: "see 'polyctl experiment fewshot --help'")
-        }
         let skills = c.nSkills, rank = 2, targets = TargetModules.names(["fc1", "fc2"])
         func poly(_ splits: Int) -> any PeftConfig {
             PolyConfig(r: rank, targetModules: targets, nTasks: data.taskNames.count, nSkills: skills, nSplits: splits, mixing: mixing)

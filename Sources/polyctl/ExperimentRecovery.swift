@@ -8,16 +8,18 @@ enum ExperimentRecovery: Subcommand {
     static let overview = "Allocation recovery on the built-in data: parameter vs output mixing, over seeds."
     static let usage = "experiment recovery [--seeds <n>] [--steps <n>] [--method poly|mhr]"
     static let options: [OptionSpec] = [
-        OptionSpec("seeds", "<n>", "Number of seeds (data, initialisation and order), 0 ..< n.", default: "3"),
-        OptionSpec("steps", "<n>", "Training steps per run.", default: "2000"),
-        OptionSpec("method", "<poly|mhr>", "Poly (1 split) or MHR (4 splits).", default: "poly"),
+        .int("seeds", "Number of seeds (data, initialisation and order), 0 ..< n.", range: 1...100, default: 3),
+        .int("steps", "Training steps per run.", range: 1...1_000_000, default: TrainingConfiguration().steps),
+        .choice("method", ["poly", "mhr"], "Poly (1 split) or MHR (4 splits).", default: "poly"),
     ]
 
+    static func validate(_ args: ParsedArguments) throws {}
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let seeds = try args.int("seeds", default: 3, range: 1...100)
-        let method = try args.choice("method", ["poly", "mhr"], default: "poly")
+        let seeds = args.int("seeds")
+        let method = args.choice("method")
         var training = TrainingConfiguration()
-        training.steps = try args.int("steps", default: training.steps, range: 1...1_000_000)
+        training.steps = args.int("steps")
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
         var table = TableFormatter(headers: ["mixing", "seed", "cells recovered", "tasks exact", "test MSE"])
         var sums: [MixingMode: (Float, Float, Float)] = [:]

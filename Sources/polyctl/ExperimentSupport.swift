@@ -44,15 +44,3 @@ struct TrainedAdapter {
         return (rs.map(\.cellAccuracy).reduce(0, +) / Float(rs.count), rs.map(\.exactRowAccuracy).reduce(0, +) / Float(rs.count))
     }
 }
-
-extension ParsedArguments {
-    /// A comma-separated list of positive integers (`--k 5,20,80`).
-    func intList(_ name: String, default d: [Int]) throws -> [Int] {
-        guard let s = string(name) else { return d }
-        let parts = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw CLIError.usage("option '--\(name)' expects positive integers separated by commas, got '\(s)'", hint: "see 'polyctl \(command) --help'")
-        }
-        return parts.map { $0! }
-    }
-}

@@ -8,22 +8,26 @@ enum ExportCommand: Subcommand {
     static let overview = "Export tasks as plain PEFT LoRA adapters (one folder per task), or a merged base model."
     static let usage = "export --adapter <dir> --output <dir> [--task <name> ...] [--merged]"
     static let options: [OptionSpec] = [
-        OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train' (Poly or MHR)."),
-        OptionSpec("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
-        OptionSpec("task", "<name>", "Export only this task (default: every task)."),
-        OptionSpec("merged", nil, "With --task: write the base weights with the task merged in (model.safetensors)."),
+        .text("adapter", "<dir>", "Run folder written by 'polyctl train' (Poly or MHR)."),
+        .text("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
+        .text("task", "<name>", "Export only this task (default: every task)."),
+        .flag("merged", "With --task: write the base weights with the task merged in (model.safetensors)."),
     ]
 
+    static func validate(_ args: ParsedArguments) throws {
+        guard args.isGiven("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: args.hint) }
+        guard args.isGiven("output") else { throw CLIError.usage("missing '--output <dir>'", hint: args.hint) }
+        if args.flag("merged") && !args.isGiven("task") { throw CLIError.usage("'--merged' needs '--task <name>'", hint: args.hint) }
+    }
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let hint = "see 'polyctl export --help'"
-        guard let path = args.string("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: hint) }
-        guard let out = args.string("output") else { throw CLIError.usage("missing '--output <dir>'", hint: hint) }
+        let path = args.string("adapter")!, out = args.string("output")!
         let run = try RunModel.open(path)
         guard run.peft.config is PolyConfig else { throw CLIError.runtime("\(path): a LoRA run is already a plain LoRA adapter") }
         let tasks = try TaskTable(run.spec.taskNames)
         let dir = URL(fileURLWithPath: out)
         if args.flag("merged") {
-            guard let name = args.string("task") else { throw CLIError.usage("'--merged' needs '--task <name>'", hint: hint) }
+            let name = args.string("task")!
             try run.peft.merge(task: try run.taskID(name))
             // The merged base network: adapted layers' base weights now hold the task's update.
             var weights: [String: Tensor] = [:]

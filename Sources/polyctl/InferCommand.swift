@@ -8,21 +8,25 @@ enum InferCommand: Subcommand {
     static let overview = "Run a trained adapter for a task on inputs (JSONL or safetensors)."
     static let usage = "infer --adapter <dir> --task <name> --input <file> [--output <file>]"
     static let options: [OptionSpec] = [
-        OptionSpec("adapter", "<dir>", "Run folder written by 'polyctl train'."),
-        OptionSpec("task", "<name>", "Task to route for (every input), e.g. task03."),
-        OptionSpec("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
-        OptionSpec("output", "<file>", "Write the JSON lines here instead of standard output."),
-        OptionSpec("unknown-task", "<error|uniform>", "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),
+        .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
+        .text("task", "<name>", "Task to route for (every input), e.g. task03."),
+        .text("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
+        .text("output", "<file>", "Write the JSON lines here instead of standard output."),
+        .choice("unknown-task", ["error", "uniform"], "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),
     ]
 
+    static func validate(_ args: ParsedArguments) throws {
+        guard args.isGiven("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: args.hint) }
+        guard args.isGiven("input") else { throw CLIError.usage("missing '--input <file>'", hint: args.hint) }
+    }
+
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let hint = "see 'polyctl infer --help'"
-        guard let path = args.string("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: hint) }
-        guard let input = args.string("input") else { throw CLIError.usage("missing '--input <file>'", hint: hint) }
-        let run = try RunModel.open(path)
+        let run = try RunModel.open(args.string("adapter")!)
+        let input = args.string("input")!
         let taskName = args.string("task")
-        if run.peft.config is PolyConfig, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: hint) }
-        let policy = try args.choice("unknown-task", ["error", "uniform"], default: "error")
+        // Whether a task is needed depends on the adapter read above: a Poly adapter routes by task, a LoRA does not.
+        if run.peft.config is PolyConfig, taskName == nil { throw CLIError.usage("missing '--task <name>'", hint: args.hint) }
+        let policy = args.choice("unknown-task")
         var task = 0
         if let taskName {
             if policy == "uniform" && !run.spec.taskNames.contains(taskName) {

@@ -9,9 +9,13 @@ enum InspectCommand: Subcommand {
     static let usage = "inspect <dir> [--json] [--numbers]"
     static let maxPositionals = 1
     static let options: [OptionSpec] = [
-        OptionSpec("numbers", nil, "Print routing weights as numbers instead of shades."),
-        OptionSpec("json", nil, "Machine-readable output."),
+        .flag("numbers", "Print routing weights as numbers instead of shades."),
+        .flag("json", "Machine-readable output."),
     ]
+
+    static func validate(_ args: ParsedArguments) throws {
+        guard !args.positionals.isEmpty else { throw CLIError.usage("missing the adapter folder", hint: args.hint) }
+    }
 
     /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]`: the library's own router with the
     /// config's routing options (straight-through, shared skill, ...), so what is shown is what a forward uses.
@@ -27,10 +31,7 @@ enum InspectCommand: Subcommand {
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        guard let path = args.positionals.first else {
-            throw CLIError.usage("missing the adapter folder", hint: "see 'polyctl inspect --help'")
-        }
-        let dir = URL(fileURLWithPath: path)
+        let dir = URL(fileURLWithPath: args.positionals[0])
         let (json, tensors) = try PeftAdapterFolder.read(from: dir)
         let config = try PeftMethods.config(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
         let names = (try? RunSpec.read(from: dir))?.taskNames

@@ -20,8 +20,7 @@ struct PolyCtl {
     static var help: String {
         var lines = ["OVERVIEW: Train, route, inspect and export Poly / MHR adapters (PolyPEFT \(version)).", "",
                      "USAGE: polyctl <subcommand> [options]", "", "OPTIONS:"]
-        lines += HelpFormatter.optionLines([OptionSpec("version", nil, "Show the version."),
-                                            OptionSpec("help", nil, "Show help information.")])
+        lines += HelpFormatter.optionLines([.flag("version", "Show the version."), .flag("help", "Show help information.")])
         lines += ["", "SUBCOMMANDS:"]
         lines += HelpFormatter.commandLines(groups.map { ($0.name, $0.overview) })
         lines += ["", "  See 'polyctl <subcommand> --help' for detailed help."]
@@ -83,6 +82,7 @@ struct PolyCtl {
         if rest.contains("--help") || rest.contains("-h") { console.write(command.help); return }
         let parsed = try ParsedArguments(command: command.name, arguments: rest, options: command.options,
                                          maxPositionals: command.maxPositionals)
+        try command.validate(parsed)
         try command.run(parsed, console)
     }
 

@@ -8,7 +8,7 @@ import Foundation
 /// - `.plain`: piped output; a full line for the first update, then whenever `plainInterval` seconds have passed,
 ///   and at `finish`.
 /// - `.json`: like `.plain` but each line is one JSON object (`{"step": 120, "total": 2000, "loss": 0.0123,
-///   "steps_per_s": 412.5, "eta_s": 4.4, "elapsed_s": 0.29}`), for scripts.
+///   "steps_per_s": 412.5, "eta_s": 4.4, "elapsed_s": 0.29}`, written by `JSONField.line`), for scripts.
 ///
 /// The rate is the mean since the first update: `(step - firstStep) / (now - firstTime)`, and
 /// `ETA = (total - step) / rate`. Time comes from `clock` (seconds, monotonic) so tests can drive it.
@@ -90,14 +90,14 @@ final class ProgressLine {
         case .plain:
             console.print(ProgressLine.text(step: step, total: total, metrics: metrics, rate: rate))
         case .json:
-            var fields = ["\"step\": \(step)", "\"total\": \(total)"]
-            fields += metrics.map { "\"\(jsonEscaped($0.key))\": \(ProgressLine.jsonNumber($0.value))" }
+            var fields: [(String, JSONField)] = [("step", .int(step)), ("total", .int(total))]
+            fields += metrics.map { ($0.key, .shortest($0.value)) }
             if let rate {
-                fields.append("\"steps_per_s\": \(ProgressLine.jsonNumber(rate))")
-                fields.append("\"eta_s\": \(ProgressLine.jsonNumber(Double(max(total - step, 0)) / rate))")
+                fields.append(("steps_per_s", .shortest(rate)))
+                fields.append(("eta_s", .shortest(Double(max(total - step, 0)) / rate)))
             }
-            fields.append("\"elapsed_s\": \(ProgressLine.jsonNumber(elapsed))")
-            console.print("{" + fields.joined(separator: ", ") + "}")
+            fields.append(("elapsed_s", .shortest(elapsed)))
+            console.print(JSONField.line(fields))
         }
     }
 
@@ -126,16 +126,5 @@ final class ProgressLine {
         if s < 60 { return "\(s)s" }
         if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
         return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
-    }
-
-    /// A JSON number: shortest round-trip decimal, `null` for nan / inf (JSON has no non-finite numbers).
-    static func jsonNumber(_ v: Double) -> String {
-        guard v.isFinite else { return "null" }
-        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-        return "\(v)"
-    }
-
-    private func jsonEscaped(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
 }

@@ -1,4 +1,7 @@
 /// One `polyctl` subcommand: its help text, its options, and what it does.
+///
+/// The dispatcher parses the command line against `options` (every value checked against its option's kind), then
+/// calls `validate` and only then `run`, so a usage error (exit 64) is reported before any work starts.
 protocol Subcommand {
     /// The word after `polyctl` (`"train"`); a nested subcommand's is its path (`"bench matmul"`).
     static var name: String { get }
@@ -10,7 +13,11 @@ protocol Subcommand {
     static var options: [OptionSpec] { get }
     /// How many positional arguments are accepted.
     static var maxPositionals: Int { get }
-    /// Runs with parsed arguments, writing to `console`. Throws `CLIError` for usage and runtime failures.
+    /// Checks what the options' kinds cannot: required options, combinations, sizes. Throws `CLIError.usage`;
+    /// reads no file and does no work.
+    static func validate(_ args: ParsedArguments) throws
+    /// Runs with validated arguments, writing to `console`. Throws `CLIError` for runtime failures (and for usage
+    /// errors that depend on a file it reads).
     static func run(_ args: ParsedArguments, _ console: Console) throws
 }
 
@@ -20,7 +27,7 @@ extension Subcommand {
     /// The `--help` text: OVERVIEW / USAGE / OPTIONS.
     static var help: String {
         var lines = ["OVERVIEW: \(overview)", "", "USAGE: polyctl \(usage)", "", "OPTIONS:"]
-        lines += HelpFormatter.optionLines(options + [OptionSpec("help", nil, "Show help information.")])
+        lines += HelpFormatter.optionLines(options + [.flag("help", "Show help information.")])
         return lines.joined(separator: "\n") + "\n"
     }
 }
@@ -32,7 +39,7 @@ enum HelpFormatter {
         let width = (heads.map(\.count).max() ?? 0) + 2
         return zip(heads, options).map { head, o in
             let pad = String(repeating: " ", count: width - head.count)
-            let d = o.defaultValue.map { " (default: \($0))" } ?? ""
+            let d = o.shownDefault.map { " (default: \($0))" } ?? ""
             return "  \(head)\(pad)\(o.help)\(d)"
         }
     }

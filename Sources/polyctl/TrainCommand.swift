@@ -7,26 +7,47 @@ enum TrainCommand: Subcommand {
     static let name = "train"
     static let overview = "Train Poly / MHR / LoRA adapters on multitask data (built-in by default)."
     static let usage = "train [--method poly|mhr|lora] [--steps <n>] [--output <dir>] [options]"
-    static let options: [OptionSpec] = [
-        OptionSpec("method", "<poly|mhr|lora>", "Adapter: Poly, MHR (Poly with splits) or one shared LoRA.", default: "poly"),
-        OptionSpec("skills", "<n>", "Skills (LoRAs) per adapted layer.", default: "6"),
-        OptionSpec("splits", "<n>", "Routing blocks per skill (MHR heads).", default: "1 for poly, 4 for mhr"),
-        OptionSpec("rank", "<n>", "LoRA rank of each skill.", default: "2"),
-        OptionSpec("mixing", "<parameters|outputs>", "Mix skill parameters (PEFT) or skill outputs.", default: "outputs"),
-        OptionSpec("steps", "<n>", "Optimizer steps.", default: "2000"),
-        OptionSpec("batch-size", "<n>", "Samples per step.", default: "256"),
-        OptionSpec("lr", "<x>", "Learning rate of the skills.", default: "0.01"),
-        OptionSpec("router-lr", "<x>", "Learning rate of the router logits.", default: "0.1"),
-        OptionSpec("eval-every", "<n>", "Validation interval in steps (0: only at the end).", default: "250"),
-        OptionSpec("seed", "<n>", "Seed of the data, the initialisation and the batch order.", default: "0"),
-        OptionSpec("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
-        OptionSpec("output", "<dir>", "Run folder.", default: "runs/<timestamp>"),
-        OptionSpec("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
-        OptionSpec("stop-after", "<n>", "Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume."),
-        OptionSpec("no-baseline", nil, "Skip training the shared-LoRA baseline of the same size."),
-        OptionSpec("quiet", nil, "Print only the summary, no progress."),
-        OptionSpec("json", nil, "Print progress and the summary as JSON lines."),
-    ]
+    /// Routing blocks per skill when `--splits` is not given, by method.
+    static let defaultSplits: [(method: String, splits: Int)] = [("poly", 1), ("mhr", 4)]
+    /// Where a run goes when `--output` is not given: `runs/<timestamp>` (`defaultOutput`).
+    static let outputRoot = "runs"
+    /// The options a `--resume` may be combined with (the run's saved settings give everything else).
+    static let resumable: Set<String> = ["resume", "quiet", "json", "stop-after", "no-baseline"]
+
+    static let options: [OptionSpec] = {
+        let training = TrainingConfiguration()
+        return [
+            .choice("method", ["poly", "mhr", "lora"], "Adapter: Poly, MHR (Poly with splits) or one shared LoRA.", default: "poly"),
+            .int("skills", "Skills (LoRAs) per adapted layer.", range: 1...4096, default: 6),
+            .int("splits", "Routing blocks per skill (MHR heads).", range: 1...4096,
+                 note: defaultSplits.map { "\($0.splits) for \($0.method)" }.joined(separator: ", ")),
+            .int("rank", "LoRA rank of each skill.", range: 1...4096, default: 2),
+            .mixing(default: .outputs),
+            .int("steps", "Optimizer steps.", range: 1...10_000_000, default: training.steps),
+            .int("batch-size", "Samples per step.", range: 1...1_000_000, default: training.batchSize),
+            .positive("lr", "Learning rate of the skills.", default: training.learningRate),
+            .positive("router-lr", "Learning rate of the router logits.", default: training.routerLearningRate),
+            .int("eval-every", "Validation interval in steps (0: only at the end).", range: 0...Int.max, default: training.evalEvery),
+            .seed("Seed of the data, the initialisation and the batch order."),
+            .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
+            .text("output", "<dir>", "Run folder.", note: outputRoot + "/<timestamp>"),
+            .text("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
+            .int("stop-after", "Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.", range: 1...Int.max),
+            .flag("no-baseline", "Skip training the shared-LoRA baseline of the same size."),
+            .flag("quiet", "Print only the summary, no progress."),
+            .flag("json", "Print progress and the summary as JSON lines."),
+        ]
+    }()
+
+    static func validate(_ args: ParsedArguments) throws {
+        if args.isGiven("resume") {
+            if let other = args.values.keys.sorted().first(where: { !resumable.contains($0) }) {
+                throw CLIError.usage("'--\(other)' cannot be combined with '--resume' (the run's saved settings are used)", hint: args.hint)
+            }
+        } else if args.choice("method") == "lora" && (args.isGiven("skills") || args.isGiven("splits")) {
+            throw CLIError.usage("'--skills' and '--splits' apply to poly and mhr, not lora", hint: args.hint)
+        }
+    }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let json = args.flag("json")
@@ -50,7 +71,7 @@ enum TrainCommand: Subcommand {
         let progress = ProgressLine(console: console, total: spec.training.steps, mode: json ? .json : nil)
         let quiet = args.flag("quiet")
         var lastValidation: Float?
-        let stopAfter = try args.int("stop-after", default: Int.max, range: 1...Int.max)
+        let stopAfter = args.optionalInt("stop-after") ?? Int.max
         if trainer.step >= stopAfter { interrupt.raise() }
         try trainer.run(validation: data.validation, shouldStop: { interrupt.isRaised }) { event in
             if case let .step(step, _, _) = event, step >= stopAfter { interrupt.raise() }
@@ -63,8 +84,9 @@ enum TrainCommand: Subcommand {
             case let .validation(step, loss, perTask):
                 lastValidation = loss
                 if json {
-                    let tasks = perTask.keys.sorted().map { "\"\(spec.taskNames[$0])\": \(ProgressLine.jsonNumber(Double(perTask[$0]!)))" }
-                    console.print("{\"event\": \"validation\", \"step\": \(step), \"loss\": \(ProgressLine.jsonNumber(Double(loss))), \"tasks\": {\(tasks.joined(separator: ", "))}}")
+                    let tasks = perTask.keys.sorted().map { (spec.taskNames[$0], JSONField.shortest(Double(perTask[$0]!))) }
+                    console.print(JSONField.line([("event", .string("validation")), ("step", .int(step)),
+                                                  ("loss", .shortest(Double(loss))), ("tasks", .object(tasks))]))
                 } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
                     progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
                 }
@@ -101,23 +123,18 @@ enum TrainCommand: Subcommand {
     /// The run to perform: a new spec from the options, or the saved one with `--resume`.
     static func plan(_ args: ParsedArguments) throws -> (RunSpec, URL, Bool) {
         if let resume = args.string("resume") {
-            let allowed: Set<String> = ["resume", "quiet", "json", "stop-after", "no-baseline"]
-            if let other = args.values.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw CLIError.usage("'--\(other)' cannot be combined with '--resume' (the run's saved settings are used)", hint: "see 'polyctl train --help'")
-            }
             let dir = URL(fileURLWithPath: resume)
             return (try RunSpec.read(from: dir), dir, true)
         }
-        let method = try args.choice("method", ["poly", "mhr", "lora"], default: "poly")
-        let mixing = MixingMode(rawValue: try args.choice("mixing", MixingMode.allCases.map(\.rawValue), default: "outputs"))!
+        let method = args.choice("method")
         var training = TrainingConfiguration()
-        training.steps = try args.int("steps", default: training.steps, range: 1...10_000_000)
-        training.batchSize = try args.int("batch-size", default: training.batchSize, range: 1...1_000_000)
-        training.learningRate = Float(try args.double("lr", default: Double(training.learningRate)))
-        training.routerLearningRate = Float(try args.double("router-lr", default: Double(training.routerLearningRate)))
-        training.evalEvery = try args.int("eval-every", default: training.evalEvery, range: 0...Int.max)
+        training.steps = args.int("steps")
+        training.batchSize = args.int("batch-size")
+        training.learningRate = args.float("lr")
+        training.routerLearningRate = args.float("router-lr")
+        training.evalEvery = args.int("eval-every")
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
-        let seed = try args.int("seed", default: 0, range: 0...Int.max)
+        let seed = args.int("seed")
         training.seed = UInt64(seed)
         let dataPath = args.string("data")
         // Task names come from the data; for a file they are known only after reading it.
@@ -129,13 +146,10 @@ enum TrainCommand: Subcommand {
             c.seed = UInt64(seed)
             names = try SyntheticTasks(c).taskNames
         }
-        let spec = RunSpec(method: method, mixing: mixing, skills: try args.int("skills", default: 6, range: 1...4096),
-                           splits: try args.int("splits", default: method == "mhr" ? 4 : 1, range: 1...4096),
-                           rank: try args.int("rank", default: 2, range: 1...4096), dataPath: dataPath,
+        let splits = args.optionalInt("splits") ?? defaultSplits.first { $0.method == method }?.splits ?? 1
+        let spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
+                           rank: args.int("rank"), dataPath: dataPath,
                            dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training)
-        if method == "lora" && (args.string("skills") != nil || args.string("splits") != nil) {
-            throw CLIError.usage("'--skills' and '--splits' apply to poly and mhr, not lora", hint: "see 'polyctl train --help'")
-        }
         let dir = URL(fileURLWithPath: args.string("output") ?? defaultOutput())
         return (spec, dir, false)
     }
@@ -144,6 +158,6 @@ enum TrainCommand: Subcommand {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd-HHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
-        return "runs/" + f.string(from: Date())
+        return outputRoot + "/" + f.string(from: Date())
     }
 }

@@ -28,15 +28,15 @@ struct TrainReport {
                                                    rows: recoveries.map(\.exactRowAccuracy).reduce(0, +) / Float(recoveries.count))
         try writePictures(allocs)
         if json {
-            var fields = ["\"event\": \"summary\"", "\"steps\": \(trainer.step)", "\"test_loss\": \(ProgressLine.jsonNumber(Double(test.loss)))",
-                          "\"output\": \"\(dir.path)\""]
-            if let validation { fields.append("\"validation_loss\": \(ProgressLine.jsonNumber(Double(validation)))") }
-            if let baseline { fields.append("\"baseline_shared_lora_test_loss\": \(ProgressLine.jsonNumber(Double(baseline.loss)))") }
+            var fields: [(String, JSONField)] = [("event", .string("summary")), ("steps", .int(trainer.step)),
+                                                 ("test_loss", .shortest(Double(test.loss))), ("output", .string(dir.path))]
+            if let validation { fields.append(("validation_loss", .shortest(Double(validation)))) }
+            if let baseline { fields.append(("baseline_shared_lora_test_loss", .shortest(Double(baseline.loss)))) }
             if let r = recovery {
-                fields.append("\"allocation_cell_accuracy\": \(ProgressLine.jsonNumber(Double(r.cells)))")
-                fields.append("\"allocation_exact_rows\": \(ProgressLine.jsonNumber(Double(r.rows)))")
+                fields.append(("allocation_cell_accuracy", .shortest(Double(r.cells))))
+                fields.append(("allocation_exact_rows", .shortest(Double(r.rows))))
             }
-            console.print("{" + fields.joined(separator: ", ") + "}")
+            console.print(JSONField.line(fields))
             return
         }
         console.print("")

@@ -185,6 +185,33 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// The selection rules (GemmSelection.swift) on the shapes they were written for: LoRA's products and their
+    /// gradients go to the direct kernel, squares to the packed one, and the direct kernel's schedule sweeps k in
+    /// chunks only for transposed A or few rows.
+    func testSelectionRulesOnTypicalShapes() {
+        let cases: [(m: Int, n: Int, k: Int, kernel: Gemm.Kernel)] = [
+            (2048, 8, 1024, .direct), (2048, 1024, 8, .packed), (1024, 8, 2048, .direct), (8, 1024, 2048, .direct),
+            (9, 17, 5, .packed), (9, 16, 5, .direct), (5, 1000, 1000, .direct), (512, 512, 512, .packed), (3, 3, 0, .zeroFill),
+        ]
+        for c in cases { XCTAssertEqual(Gemm.kernel(m: c.m, n: c.n, k: c.k), c.kernel, "\(c)") }
+        XCTAssertEqual(Gemm.workers(m: 91, n: 92, k: 92, threads: 2), 1)
+        XCTAssertEqual(Gemm.workers(m: 128, n: 128, k: 128, threads: 2), 2)
+        typealias S = GemmDirect.Schedule
+        XCTAssertEqual(GemmDirect.schedule(m: 2048, n: 8, k: 1024, csA: 1, workers: 2),                  // x A^T
+                       S(wide: false, splitRows: true, chunk: 1024, tasks: 8))
+        XCTAssertEqual(GemmDirect.schedule(m: 1024, n: 8, k: 2048, csA: 1024, workers: 2),               // x^T g
+                       S(wide: false, splitRows: true, chunk: GemmDirect.kc, tasks: 2))
+        XCTAssertEqual(GemmDirect.schedule(m: 8, n: 1024, k: 2048, csA: 8, workers: 2),                  // g^T x
+                       S(wide: true, splitRows: false, chunk: GemmDirect.kcWide, tasks: 2))
+        XCTAssertEqual(GemmDirect.schedule(m: 8, n: 1024, k: 2048, csA: 8, workers: 1).tasks, 1)
+        XCTAssertTrue(GemmPacked.splitsRows(rowPanels: 3, columnPanels: 64, workers: 2) == false)
+        XCTAssertTrue(GemmPacked.splitsRows(rowPanels: 8, columnPanels: 64, workers: 2))
+        XCTAssertTrue(MatmulPlan.batchSplit(count: 16, m: 64, n: 64, k: 64, workers: 2) == (2, 1))     // small products
+        XCTAssertTrue(MatmulPlan.batchSplit(count: 3, m: 512, n: 512, k: 512, workers: 2) == (1, 2))   // large, few
+        XCTAssertTrue(MatmulPlan.batchSplit(count: 4, m: 512, n: 512, k: 512, workers: 2) == (2, 1))   // two per worker
+        XCTAssertTrue(MatmulPlan.batchSplit(count: 1, m: 64, n: 64, k: 64, workers: 2) == (1, 2))
+    }
+
     /// The packed kernel's workspace: B's block first, then one A block per worker, each on its own page, with room
     /// for all of them and no overlap.
     func testPackedWorkspaceLayoutIsPageAlignedWithoutOverlap() {

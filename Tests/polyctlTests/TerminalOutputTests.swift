@@ -111,8 +111,8 @@ final class TerminalOutputTests: XCTestCase {
         XCTAssertEqual(ProgressLine.formatDuration(.infinity), "--")
         XCTAssertEqual(ProgressLine.formatRate(412.5), "412.5 steps/s")
         XCTAssertEqual(ProgressLine.formatRate(0.4), "2.5 s/step")
-        XCTAssertEqual(ProgressLine.jsonNumber(.nan), "null")
-        XCTAssertEqual(ProgressLine.jsonNumber(0.25), "0.25")
+        XCTAssertEqual(JSONField.shortest(.nan).text, "null")
+        XCTAssertEqual(JSONField.shortest(0.25).text, "0.25")
     }
 
     func testTableExact() {

@@ -10,11 +10,9 @@ extension Variable {
                 throw TensorError("unary backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
             }
             var d = Tensor.uninitializedScalars(y.count)                        // g, x, y, d: same shape
-            g.withContiguousBuffer { pg in x.withContiguousBuffer { px in y.withContiguousBuffer { py in
-                d.withUnsafeMutableBufferPointer { pd in
-                    for i in 0..<pd.count { pd[i] = pg[i] * dydx(px[i], py[i]) }
-                }
-            } } }
+            Tensor.withBuffers(g, x, y, writing: &d) { pg, px, py, pd in
+                for i in 0..<pd.count { pd[i] = pg[i] * dydx(px[i], py[i]) }
+            }
             return [Tensor(d, shape: y.shape)]
         }
     }
@@ -35,9 +33,9 @@ extension Variable {
                 throw TensorError("relu backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
             }
             var d = Tensor.uninitializedScalars(y.count)                        // g, x, d: same shape
-            g.withContiguousBuffer { pg in x.withContiguousBuffer { px in d.withUnsafeMutableBufferPointer { pd in
+            Tensor.withBuffers(g, x, writing: &d) { pg, px, pd in
                 for i in 0..<pd.count { pd[i] = px[i] > 0 ? pg[i] : 0 }
-            } } }
+            }
             return [Tensor(d, shape: y.shape)]
         }
     }

@@ -11,19 +11,13 @@
 /// two strides swapped, a sliced one has larger strides, and a broadcast one has a zero stride: nothing is copied
 /// before the kernel's own packing. C is row-major with leading dimension `ldc >= n`.
 ///
-/// Three kernels sit behind `multiply`, chosen by shape:
+/// Three kernels sit behind `multiply`, chosen by shape (`Gemm.kernel`; every selection rule is in
+/// GemmSelection.swift):
 /// - `GemmPacked` (general): GotoBLAS-style cache blocking, A and B packed into panels, a 6x16 register tile.
 /// - `GemmDirect` (skinny): `n <= 16` or `m <= 8` (LoRA's rank-r products and their gradients): no packing of the big
 ///   operand, an 8x8 register tile reading A straight through its strides.
 /// - `reference`: the naive triple loop, kept as the test oracle.
 public enum Gemm {
-    /// Below this many multiply-adds (`m * n * k`) a product runs on one thread whatever `threads` says. The fork-join
-    /// runs on `WorkerPool`'s persistent helpers (about 1 µs when they are awake, and the caller takes over any part
-    /// a parked helper has not picked up), so only very small products lose: measured 2026-11-23 on 2 vCPUs, two
-    /// threads were on par with one at 48^3-80^3 and 1.2-1.8x faster at 96^3 and 128^3 (`concurrentPerform`, before
-    /// the pool, gained nothing at 128^3). 3·2^18 is about 92^3.
-    public static let parallelThreshold = 3 << 18
-
     /// `C = A·B` (or `C += A·B` when `accumulate`), with up to `threads` threads.
     ///
     /// - Parameters:
@@ -53,24 +47,25 @@ public enum Gemm {
         precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n, "Gemm.multiply: bad extents m=\(m) n=\(n) k=\(k) ldc=\(ldc)")
         precondition(threads >= 1, "Gemm.multiply: threads must be >= 1, got \(threads)")
         if m == 0 || n == 0 { return }
-        let workers = m * n * k < parallelThreshold ? 1 : threads
-        if k == 0 || n <= 16 || m <= 8 {
-            if k == 0 {
-                if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-            } else {
-                GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
-                                    b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                    accumulate: accumulate, workers: workers)
-            }
-            if let tail {
-                Parallel.forEachPart(count: m, work: m * n * tail.rank, threshold: parallelThreshold, threads: threads) { rows in
-                    tail.apply(rows: rows, cols: 0..<n, c: c, ldc: ldc)
-                }
-            }
-        } else {
+        let workers = Gemm.workers(m: m, n: n, k: k, threads: threads)
+        switch Gemm.kernel(m: m, n: n, k: k) {
+        case .packed:
             GemmPacked.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
                                 b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
                                 accumulate: accumulate, workers: workers, tail: tail)
+            return
+        case .zeroFill:
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        case .direct:
+            GemmDirect.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
+                                b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
+                                accumulate: accumulate, workers: workers)
+        }
+        // The kernels other than the packed one add the row tail after the product.
+        if let tail {
+            Parallel.forEachPart(count: m, work: m * n * tail.rank, threshold: parallelThreshold, threads: threads) { rows in
+                tail.apply(rows: rows, cols: 0..<n, c: c, ldc: ldc)
+            }
         }
     }
 

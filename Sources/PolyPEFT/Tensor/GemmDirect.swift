@@ -15,38 +15,31 @@
 /// `2 * r` flops per element). B is used in place when its rows are contiguous and its width a multiple of the tile
 /// width; otherwise (transposed, sliced or ragged B) it is first copied into a zero-padded row-major
 /// `[k, roundUp(n, tile width)]` buffer, once per call. Rows past `m` in the last block re-read row `m - 1` and are
-/// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically.
+/// not stored. Workers take tasks of row blocks (or of column blocks when C has few rows), handed out dynamically;
+/// the tile, the split and the depth of a pass are chosen by `schedule` (GemmSelection.swift).
 /// Sweeps in chunks of k prefetch the big operand's next tile, one line per row of the chunk
 /// (`prefetchColumnBlocks`, `prefetchRowBlocks`).
 enum GemmDirect {
     static let mr = 8, nr = 8
-    /// Depth of a chunk of k when sweeping, for 8x8 and 4x16 tiles: 32 (resp. 64) rows of B, or of A^T, are read as
-    /// that many sequential streams, few enough for the hardware prefetchers. Measured on the LoRA gradient shapes:
-    /// `x^T·g` is best at 32 (16: -8%, 64: -12%, 128: -35%), `g^T·x` at 64 (32: -22%, 128: -9%).
-    static let kc = 32, kcWide = 64
     /// How far ahead a sweep prefetches the big operand's next tile, for each row of the chunk: the 4x16 sweep the
     /// rows of B one column block (16 floats) ahead, the 8x8 sweep over A^T (`x^T·g`) the rows of A^T four row
     /// blocks (32 floats) ahead, on every other row block (one cache line covers two).
     ///
-    /// The hardware prefetchers follow a chunk's 32-64 rows, each a 4 KiB page apart, only some of the time: on this
-    /// host, for minutes at a time, `g^T·x` ran at 14-17 GF/s instead of 22 without these prefetches. Measured
-    /// 2026-11-24 (session 7), alternated with numpy in the same minutes, medians of 6-8 rounds: `g^T·x` one thread
-    /// 21-23 GF/s against 14-17 (numpy 21-22), two threads 1.11x numpy against 0.73x (2 blocks ahead: 1.03x);
-    /// `x^T·g` one thread 18.5-19.5 against 16.6-18.8 (numpy 15.7-16.4; 2, 8 and 16 blocks ahead: 18.5, 18.4,
-    /// 18.2), two threads 1.25x numpy against 1.11x. The cost, in minutes when the hardware prefetchers do keep up:
-    /// `g^T·x` about 4% slower (22.8 against 23.8 GF/s on one thread, 1.02x against 1.05x numpy).
+    /// The hardware prefetchers follow a chunk's 32-64 rows, each a 4 KiB page apart, only some of the time; when
+    /// they do not, these requests, issued in one burst before the tiles that use the current tile, keep the sweep
+    /// at the rate it has when they do. When they keep up, the requests cost `g^T·x` a few percent (BENCHMARKS.md,
+    /// "Where it falls short", has both regimes and the distances tried).
     static let prefetchColumnBlocks = 1, prefetchRowBlocks = 4
 
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
                          b: UnsafePointer<Float>, rsB: Int, csB: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workers: Int) {
-        // Few rows and many columns: 4x16 tiles (two vector loads of B per step); otherwise 8x8 tiles.
-        let wide = m <= mr && n > 16
-        let width = wide ? 16 : nr
+        let schedule = GemmDirect.schedule(m: m, n: n, k: k, csA: csA, workers: workers)
+        let width = schedule.tileCols
         if csB == 1 && n % width == 0 {
             run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: b, rsB: rsB, c: c, ldc: ldc, add: accumulate,
-                wide: wide, workers: workers)
+                schedule: schedule, workers: workers)
             return
         }
         let np = roundUp(n, width)
@@ -58,26 +51,17 @@ enum GemmDirect {
             for j in n..<np { d[j] = 0 }
         }
         run(m: m, n: n, k: k, a: a, rsA: rsA, csA: csA, b: buf, rsB: np, c: c, ldc: ldc, add: accumulate,
-            wide: wide, workers: workers)
+            schedule: schedule, workers: workers)
     }
 
-    /// B has contiguous rows (stride `rsB`) readable up to a whole tile width of columns.
-    ///
-    /// With row-major A and many rows, each tile runs over the whole of k (A's rows are streamed once). Otherwise
-    /// (A transposed, as in `x^T·g`, or few rows of C) the tiles sweep k in chunks of `kc`, so that A and B are read
-    /// in order, a chunk at a time, instead of jumping a page per step of p.
+    /// B has contiguous rows (stride `rsB`) readable up to a whole tile width of columns. The tiles run over k in
+    /// passes of `schedule.chunk` steps (all of k, or a chunk read in order, see `schedule`).
     static func run(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rsA: Int, csA: Int,
                     b: UnsafePointer<Float>, rsB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool,
-                    wide: Bool, workers: Int) {
-        let tm = wide ? 4 : mr, tn = wide ? 16 : nr
+                    schedule: Schedule, workers: Int) {
+        let wide = schedule.wide, splitRows = schedule.splitRows, chunk = schedule.chunk, parts = schedule.tasks
+        let tm = schedule.tileRows, tn = schedule.tileCols
         let rowBlocks = (m + tm - 1) / tm, colBlocks = (n + tn - 1) / tn
-        let splitRows = !wide && (rowBlocks >= workers || rowBlocks >= colBlocks)
-        let units = splitRows ? rowBlocks : colBlocks
-        let chunk = m > mr && csA == 1 ? k : (wide ? kcWide : kc)
-        // Tasks are handed out dynamically (see Parallel.forEach): 4 per worker when each streams whole rows of A;
-        // one per worker when k is swept in chunks, since smaller tasks cut every row into shorter runs, which the
-        // prefetchers follow less well (measured on x^T·g and g^T·x with 2 threads: 4 per worker was 20-25% slower).
-        let parts = workers == 1 ? 1 : Swift.min(chunk == k ? 4 * workers : workers, units)
         Parallel.forEach(tasks: parts, workers: workers) { task, _ in
             let rows = splitRows ? Parallel.part(task, of: parts, count: rowBlocks) : 0..<rowBlocks
             let cols = splitRows ? 0..<colBlocks : Parallel.part(task, of: parts, count: colBlocks)

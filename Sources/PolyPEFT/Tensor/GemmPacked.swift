@@ -14,19 +14,19 @@
 /// last panels, so the micro-kernel always runs a full 6x16 tile; edge tiles are written through a small buffer.
 /// The packed blocks live in one page-aligned workspace with a fixed layout (`workspaceLayout`), taken from
 /// `GemmWorkspace`'s cache (one A block per worker). Workers take tasks of whole panels of rows
-/// of C (or of columns when C is wide and short), so they write disjoint tiles.
+/// of C (or of columns when C is wide and short), so they write disjoint tiles. The depth blocks, the split and the
+/// task count are chosen in GemmSelection.swift (`depthBlock`, `splitsRows`, `taskCount`).
 ///
 /// The micro-kernel prefetches (`prefetcht0`) the 6 rows of its C tile before its loop, so the read-modify-write of
 /// C at the end (C is far larger than the caches at 2048^2) does not wait for memory, and A and B a fixed distance
-/// ahead of the loads. Measured 2026-11-23 on `[2048,2048]x[2048,2048]`, 1 thread: 0.91-0.95x -> 0.97-1.0x of
-/// OpenBLAS in one process (best of 9-14 rounds), 0.93-0.98x -> 0.96-1.01x of numpy (BENCHMARKS.md, run G).
+/// ahead of the loads (BENCHMARKS.md, run G, measures what each prefetch brings).
 ///
 /// Emitted code (checked with `objdump -d --no-show-raw-insn .build/release/PolyPEFT.build/GemmPacked.swift.o`):
 /// the inner loop is two `prefetcht0`, 2 `vmovups`, 6 `vbroadcastss` and 12 `vfmadd231ps ymm`, with the 12
 /// accumulators held in ymm registers (no spills).
 enum GemmPacked {
     static let mr = 6, nr = 16
-    static let kcMax = 384, mc = 120, nc = 4080
+    static let mc = 120, nc = 4080
     /// Prefetch distances of the micro-kernel, in floats: 32 steps ahead in A (6 floats a step), 16 in B (16 a step).
     static let prefetchA = 192, prefetchB = 256
 
@@ -54,8 +54,9 @@ enum GemmPacked {
                     let add = accumulate || pc > 0
                     let tailNow = pc + kb == k ? tail : nil      // the row tail joins the tiles' last block of depth
                     let bBlock = b + pc * rsB + jc * csB
-                    Parallel.run(workers: Swift.min(workers, bPanels)) { w in
-                        for q in Parallel.part(w, of: Swift.min(workers, bPanels), count: bPanels) {
+                    let packers = packingWorkers(panels: bPanels, workers: workers)
+                    Parallel.run(workers: packers) { w in
+                        for q in Parallel.part(w, of: packers, count: bPanels) {
                             packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
                                   into: bBuf + q * kb * nr)
                         }
@@ -63,7 +64,7 @@ enum GemmPacked {
                     let aBlock = a + pc * csA
                     // Tasks of whole panels (of rows, or of columns when C is wide and short), handed out dynamically.
                     let mPanels = (m + mr - 1) / mr
-                    let splitRows = mPanels >= bPanels || mPanels >= 4 * workers
+                    let splitRows = splitsRows(rowPanels: mPanels, columnPanels: bPanels, workers: workers)
                     let units = splitRows ? mPanels : bPanels
                     let tasks = taskCount(units: units, workers: workers)
                     Parallel.forEach(tasks: tasks, workers: workers) { task, w in
@@ -89,56 +90,14 @@ enum GemmPacked {
         }
     }
 
-    /// The depth of the packed blocks: `k` cut into the fewest blocks of at most `kcMax` (384) steps, all of about the
-    /// same size (rounded up to a multiple of 8, the packing's step), so no last block is left with a few steps.
-    ///
-    /// ```
-    /// k:      1...384   385...768   1024   2048   4096
-    /// block:  k         ~k/2        344    344    376
-    /// ```
-    ///
-    /// A B micro-panel is `block x 16` floats (22 KiB at 344) and stays in the 32 KiB L1 beside the A micro-panel it
-    /// meets (8 KiB); fewer blocks mean fewer read-modify-write passes over C (one per block). Measured 2026-11-23
-    /// against the same code with fixed 256-deep blocks, alternated, 3 rounds: `[2048,2048]` 38.1-38.5 against
-    /// 36.7-39.2 GF/s on one thread and 74.4-77.8 against 72.7-74.3 on two; `[1024,1024]` 0.3-4% faster on both (11
-    /// of 12 pairs won). With the block size set at run time, 320, 384 and 448 were within noise of 344 at 2048, and
-    /// 448 and 512 (a B micro-panel that fills L1) lost at 512.
-    static func depthBlock(_ k: Int) -> Int {
-        if k <= kcMax { return Swift.max(k, 1) }
-        let blocks = (k + kcMax - 1) / kcMax
-        return Swift.min(kcMax, roundUp((k + blocks - 1) / blocks, 8))
-    }
-
-    /// How many tasks the panels of a depth block are cut into: about one A block (`mc` rows, 20 panels) each, at
-    /// most 4 per worker, and a multiple of the workers, so that workers of equal speed finish together.
-    ///
-    /// ```
-    /// tasks = min(units, roundUp(min(4 * workers, ceil(units / 20)), workers))      (1 with one worker)
-    /// 2 workers, square n:   128: 2   256: 4   384: 4   512: 6   1024: 8   2048: 8
-    /// ```
-    ///
-    /// Handed out one at a time (`Parallel.forEach`), so a worker slowed down by another process takes fewer. The
-    /// previous rule, `min(4 * workers, max(workers, units / 8))`, gave 5 tasks at 256 (the join then waits for a
-    /// fifth task run alone) and blocks of 8 panels at 384. Measured 2026-11-23 on 2 threads, the two rules
-    /// alternated in one binary, 4 rounds: 256^3 70.5-70.7 against 61.5-62.2 GF/s, 384^3 65.7-68.4 against
-    /// 61.2-61.3, 416^3 63.5-65.3 against 56.2-58.0, 352^3 +6%, 192^3 +14%, 480^3 and 512^3 within noise, 448^3 4%
-    /// slower (67.1 against 69.9); from 768 on the two rules give the same count.
-    static func taskCount(units: Int, workers: Int) -> Int {
-        if workers <= 1 { return 1 }
-        let blocks = (units + mc / mr - 1) / (mc / mr)
-        return Swift.min(units, roundUp(Swift.min(4 * workers, blocks), workers))
-    }
-
     /// Where the packed blocks go in the workspace, in floats: B's block at 0, then each worker's A block, each
     /// starting on a page of its own: `(aOffset, aStride, total)`.
     ///
-    /// The placement of the packed blocks matters, and this fixes it. When they were two `malloc` blocks (64-byte
-    /// aligned), their addresses followed the heap's history, which depends on everything the process allocated
-    /// before, even on the length of its environment: the same binary ran 1024^3 at 33.0-33.9 GF/s instead of
-    /// 36.1-37.0, reproducibly, when started from Python with 0-16 bytes more environment, and at 33 instead of 36 when
-    /// `argv[0]` was `../.build/release/polyctl` rather than an absolute path (1 thread, 2026-11-23). With this layout,
-    /// none of 32 environment lengths (0-496 bytes) and none of 24 page offsets of A, B or C (0-3584 bytes) was slow.
-    /// The mechanism was not pinned down (no hardware counters on the machine).
+    /// The placement of the packed blocks matters, and this fixes it. As two `malloc` blocks (64-byte aligned), their
+    /// addresses would follow the heap's history, which depends on everything the process allocated before, even on
+    /// the length of its environment, and some histories run the whole product markedly slower for a reason not
+    /// pinned down. With this layout no environment length and no page offset of A, B or C is known to be slow
+    /// (BENCHMARKS.md, run I, "The relative placement of the packed blocks").
     static func workspaceLayout(bCount: Int, aCount: Int, workers: Int) -> (aOffset: Int, aStride: Int, total: Int) {
         let page = GemmWorkspace.pageBytes / 4
         let aOffset = roundUp(bCount, page), aStride = roundUp(aCount, page)
@@ -251,7 +210,7 @@ enum GemmPacked {
             let src = a + i * rs
             if r == mr && cs == 1 {
                 // Row-major A: read six rows along p, eight steps at a time as a 6x8 transpose in registers (six
-                // vector loads and six vector stores instead of 48 scalar pairs; measured 2x faster), then the rest.
+                // vector loads and six vector stores instead of 48 scalar pairs: about twice as fast), then the rest.
                 let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
                 var p = 0
                 while p + 8 <= depth {

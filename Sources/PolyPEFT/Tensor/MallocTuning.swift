@@ -15,11 +15,9 @@ import Glibc
 /// M_TRIM_THRESHOLD = 256 MiB   up to 256 MiB of freed heap stay mapped for the next allocations
 /// ```
 ///
-/// Measured 2026-11-23 against the same `polyctl` without it, alternated (`polyctl bench layer --threads 1 --repeat
-/// 3`, the [2048, 1024] activations of a 1024 -> 1024 layer): 46,602 minor faults -> 12,575, system time 0.10-0.11 s
-/// -> 0.01-0.04 s, wall time 3.73-3.79 s -> 3.67-3.71 s (about 2%). The T5 benchmark's step (logits of 131 MiB,
-/// above any threshold) went from 560k to 487k faults with no change of time. The cost: up to 256 MiB of freed
-/// memory stays with the process.
+/// A training loop whose tensors stay below 32 MiB then faults far less, and spends that much less system time
+/// (BENCHMARKS.md, "Large tensors and the allocator"); larger blocks are still mapped and unmapped each time. The
+/// cost: up to 256 MiB of freed memory stays with the process.
 ///
 /// It changes the whole process's allocator, so the library never calls it on its own: `polyctl` calls it at start,
 /// and an application opts in the same way (or sets

@@ -30,21 +30,17 @@ extension Tensor {
         let ea = a.shape == shape ? a : try a.expanded(to: shape)
         let eb = b.shape == shape ? b : try b.expanded(to: shape)
         var out = Tensor.uninitializedScalars(elementCount(shape))   // both loops below write every element
-        out.withUnsafeMutableBufferPointer { o in
-            ea.storage.withUnsafeBufferPointer { sa in
-                eb.storage.withUnsafeBufferPointer { sb in
-                    let x = sa.baseAddress!, y = sb.baseAddress!, dst = o.baseAddress!
-                    if ea.isContiguous && eb.isContiguous {
-                        let xa = x + ea.offset, yb = y + eb.offset
-                        for i in 0..<o.count { dst[i] = f(xa[i], yb[i]) }
-                        return
-                    }
-                    stridedPairLoop(shape: shape, stridesA: ea.strides, offsetA: ea.offset,
-                                    stridesB: eb.strides, offsetB: eb.offset) { n, pa, da, pb, db, po in
-                        var i = pa, j = pb
-                        for k in 0..<n { dst[po + k] = f(x[i], y[j]); i += da; j += db }
-                    }
-                }
+        withStorages(ea, eb, writing: &out) { sa, sb, o in
+            let x = sa.baseAddress!, y = sb.baseAddress!, dst = o.baseAddress!
+            if ea.isContiguous && eb.isContiguous {
+                let xa = x + ea.offset, yb = y + eb.offset
+                for i in 0..<o.count { dst[i] = f(xa[i], yb[i]) }
+                return
+            }
+            stridedPairLoop(shape: shape, stridesA: ea.strides, offsetA: ea.offset,
+                            stridesB: eb.strides, offsetB: eb.offset) { n, pa, da, pb, db, po in
+                var i = pa, j = pb
+                for k in 0..<n { dst[po + k] = f(x[i], y[j]); i += da; j += db }
             }
         }
         return Tensor(out, shape: shape)

@@ -72,10 +72,8 @@ struct MatmulPlan {
                         _ b: UnsafePointer<Float>, _ rsB: Int, _ csB: Int,
                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ workers: Int) -> Void
 
-    /// Runs `kernel` once per batch element into a new contiguous result. When one product is too small to share
-    /// among threads but there are several, or there are at least two per worker (attention's `[B H]` products),
-    /// the batch elements are shared among the workers instead: each product runs whole on one thread, with no
-    /// hand-off inside it.
+    /// Runs `kernel` once per batch element into a new contiguous result, the batch shared among the workers or each
+    /// product given all of them as `batchSplit` (GemmSelection.swift) decides.
     func run(workers: Int, _ kernel: Kernel) -> Tensor {
         if count == 0 { return Tensor([], shape: outShape) }
         let r = batch.count
@@ -95,26 +93,20 @@ struct MatmulPlan {
                 d -= 1
             }
         }
-        let small = m * n * k < Gemm.parallelThreshold
-        let outer = batchCount > 1 && (small || batchCount >= 2 * workers) ? Swift.min(workers, batchCount) : 1
-        let inner = outer > 1 ? 1 : workers
+        let (outer, inner) = MatmulPlan.batchSplit(count: batchCount, m: m, n: n, k: k, workers: workers)
         let (m, n, k) = (m, n, k)
-        let out = [Float](unsafeUninitializedCapacity: count) { buf, initialized in
-            let c = buf.baseAddress
-            a.storage.withUnsafeBufferPointer { pa in
-                b.storage.withUnsafeBufferPointer { pb in
-                    // Empty operands have no base address; the kernels then touch neither (k == 0 zeroes C).
-                    let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-                    defer { dummy.deallocate() }
-                    let baseA = pa.baseAddress ?? UnsafePointer(dummy), baseB = pb.baseAddress ?? UnsafePointer(dummy)
-                    Parallel.run(workers: outer) { w in
-                        for e in Parallel.part(w, of: outer, count: batchCount) {
-                            kernel(m, n, k, baseA + offA[e], rsA, csA, baseB + offB[e], rsB, csB, c! + e * m * n, n, inner)
-                        }
-                    }
+        var out = Tensor.uninitializedScalars(count)                    // the kernels write every element
+        Tensor.withStorages(a, b, writing: &out) { pa, pb, pc in
+            // Empty operands have no base address; the kernels then touch neither (k == 0 zeroes C).
+            let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+            defer { dummy.deallocate() }
+            let baseA = pa.baseAddress ?? UnsafePointer(dummy), baseB = pb.baseAddress ?? UnsafePointer(dummy)
+            let c = pc.baseAddress!
+            Parallel.run(workers: outer) { w in
+                for e in Parallel.part(w, of: outer, count: batchCount) {
+                    kernel(m, n, k, baseA + offA[e], rsA, csA, baseB + offB[e], rsB, csB, c + e * m * n, n, inner)
                 }
             }
-            initialized = count
         }
         return Tensor(out, shape: outShape)
     }

@@ -44,8 +44,8 @@ public final class Adam: Optimizer {
                 // The moments are updated in place in the store (no copy per step); the gradient is read in place.
                 var m = store.slots.removeValue(forKey: mk) ?? [Float](repeating: 0, count: count)
                 var v = store.slots.removeValue(forKey: vk) ?? [Float](repeating: 0, count: count)
-                grad.withContiguousBuffer { g in m.withUnsafeMutableBufferPointer { m in v.withUnsafeMutableBufferPointer { v in
-                    p.value.withUnsafeMutableElements { w in
+                p.value.withUnsafeMutableElements { w in
+                    Tensor.withBuffers(grad, writing: &m, &v) { g, m, v in
                         for i in 0..<count {
                             var gi = g[i]
                             if wd != 0 { if dec { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
@@ -55,7 +55,7 @@ public final class Adam: Optimizer {
                             w[i] -= lr * mhat / (vhat.squareRoot() + e)
                         }
                     }
-                } } }
+                }
                 store.slots[mk] = m
                 store.slots[vk] = v
             }

@@ -41,7 +41,7 @@ public enum Loss {
         var lse = Tensor.uninitializedScalars(n)                                     // lse: [N]
         var total: Float = 0
         var counted = 0
-        if n > 0 { x.withContiguousBuffer { px in lse.withUnsafeMutableBufferPointer { pl in
+        if n > 0 { Tensor.withBuffers(x, writing: &lse) { px, pl in
             let (px, pl) = (px.baseAddress!, pl.baseAddress!)
             Parallel.forEachPart(count: n, work: n * c, threshold: Parallel.elementwiseThreshold) { rows in
                 for i in rows { pl[i] = Tensor.logSumExp(px + i * c, c) }
@@ -50,7 +50,7 @@ public enum Loss {
                 total += pl[i] - px[i * c + t]
                 counted += 1
             }
-        } } }
+        } }
         let scale: Float = reduction == .mean ? (counted == 0 ? 0 : 1 / Float(counted)) : 1
         let shape = logits.shape
         let rowLSE = lse
@@ -58,20 +58,18 @@ public enum Loss {
             // d[i] = (softmax(x_i) - onehot(t_i)) * s, zero for ignored rows; rows split among the threads.
             var d = Tensor.uninitializedScalars(n * c)                                   // d: [N, C]
             let s = scale * g.scalarValue
-            if n > 0 { x.withContiguousBuffer { px in d.withUnsafeMutableBufferPointer { db in
+            if n > 0 { Tensor.withBuffers(x, writing: &d) { px, db in
                 let (px, dp) = (px.baseAddress!, db.baseAddress!)
-                targets.withUnsafeBufferPointer { tp in rowLSE.withUnsafeBufferPointer { pl in
-                    Parallel.forEachPart(count: n, work: n * c, threshold: Parallel.elementwiseThreshold) { rows in
-                        for i in rows {
-                            let row = dp + i * c, t = tp[i]
-                            guard t != ignoreIndex else { row.update(repeating: 0, count: c); continue }
-                            let xi = px + i * c, l = pl[i]
-                            for j in 0..<c { row[j] = _expf(xi[j] - l) * s }
-                            row[t] -= s
-                        }
+                Parallel.forEachPart(count: n, work: n * c, threshold: Parallel.elementwiseThreshold) { rows in
+                    for i in rows {                                                 // per row: one target, one lse
+                        let row = dp + i * c, t = targets[i]
+                        guard t != ignoreIndex else { row.update(repeating: 0, count: c); continue }
+                        let xi = px + i * c, l = rowLSE[i]
+                        for j in 0..<c { row[j] = _expf(xi[j] - l) * s }
+                        row[t] -= s
                     }
-                } }
-            } } }
+                }
+            } }
             return [Tensor(d, shape: shape)]
         }
     }
