@@ -110,6 +110,22 @@ final class MethodLayerTests: XCTestCase {
         assertClose(try lora(Variable(x), Context.inference()).value, y, rtol: 1e-5, atol: 1e-5)
     }
 
+    func testLoraBiasMergeIntoABiasFreeBaseChangesNothing() throws {
+        var g = Xoshiro256(seed: 16)
+        let base = Linear(4, 3, bias: false, using: &g)
+        let lora = try LoRALinear(wrapping: base, path: "fc", r: 2, alpha: 2, loraBias: true, initialization: .random, using: &g)
+        let before = base.weight.value
+        XCTAssertThrowsError(try lora.merge()) {
+            XCTAssertEqual("\($0)", "fc: lora_bias needs the base layer to have a bias to merge into")
+        }
+        XCTAssertEqual(base.weight.value, before)
+        XCTAssertFalse(lora.isMerged)
+        XCTAssertThrowsError(try LoRALinear(wrapping: Linear(4, 3, using: &g), path: "fc", r: 2, alpha: 2, useDora: true,
+                                            loraBias: true, using: &g)) {
+            XCTAssertEqual("\($0)", "fc: DoRA with lora_bias is not supported (PEFT rejects it too)")
+        }
+    }
+
     func testNestedAdaptersComposeOnOneLayer() throws {
         var g = Xoshiro256(seed: 12)
         let base = Linear(6, 4, using: &g)

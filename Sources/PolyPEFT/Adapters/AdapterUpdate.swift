@@ -43,19 +43,27 @@ public struct AffineUpdate {
         self.shift = shift
     }
 
+    /// An additive update (`.dense` as `addend`, `.lowRank` as `lowRank`) with scales and a shift around it; an
+    /// affine `update` gets the shift and output scale given here where it has none.
+    public init(around update: AdapterUpdate, outputScale: Variable? = nil, shift: Variable? = nil) {
+        switch update {
+        case .dense(let d): self.init(addend: d)
+        case .lowRank(let u): self.init(lowRank: u)
+        case .affine(let a): self = a
+        }
+        self.outputScale = self.outputScale ?? outputScale
+        self.shift = self.shift ?? shift
+    }
+
     /// The layer's output for `x`; `baseLinear` (the base when it is a `Linear` and fusion is wanted) lets the
     /// low-rank part ride on the base matmul.
     func applied(to base: any Layer, baseLinear: Linear?, _ x: Variable, _ ctx: Context) throws -> Variable {
         var y: Variable
-        if let u = lowRank {
-            if inputScale == nil, let linear = baseLinear {
-                y = try u.applied(to: linear, x, ctx)
-            } else {
-                let scaled = try inputScale.map { try x * $0 } ?? x
-                y = try (try base.forward(scaled, ctx)) + (try u.delta(for: x))
-            }
+        if let u = lowRank, inputScale == nil, let linear = baseLinear {
+            y = try u.applied(to: linear, x, ctx)
         } else {
             y = try base.forward(try inputScale.map { try x * $0 } ?? x, ctx)
+            if let u = lowRank { y = try y + (try u.delta(for: x)) }
         }
         if let a = addend { y = try y + a }
         if let s = outputScale { y = try y * s }

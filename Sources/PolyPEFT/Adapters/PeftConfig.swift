@@ -93,9 +93,6 @@ extension PeftConfig {
     public var revision: String? { get { common.revision } set { common.revision = newValue } }
     public var autoMapping: JSONValue? { get { common.autoMapping } set { common.autoMapping = newValue } }
     public var peftVersion: String? { get { common.peftVersion } set { common.peftVersion = newValue } }
-
-    /// Whether `other` is the same method with the same settings (the JSON they write is equal).
-    public func isSame(as other: any PeftConfig) -> Bool { json == other.json }
 }
 
 /// The methods PolyPEFT knows, by `peft_type`. Adding a method adds one line to `registered`.

@@ -73,13 +73,3 @@ public final class IA3Layer: Module, AdapterLayer, FeatureLayer {
         mergedScale = nil
     }
 }
-
-extension LoRALinear: FeatureLayer {
-    public var inFeatures: Int { baseLayer.inFeatures }
-    public var outFeatures: Int { baseLayer.outFeatures }
-}
-
-extension PolyLinear: FeatureLayer {
-    public var inFeatures: Int { baseLayer.inFeatures }
-    public var outFeatures: Int { baseLayer.outFeatures }
-}

@@ -21,8 +21,10 @@ public final class LoRALinear: Module, AdapterLayer {
     public let loraB: Linear        // weight [out, r], bias [out] with lora_bias
     /// DoRA's magnitude per output row `[out]`, or nil for plain LoRA.
     public let magnitude: Parameter?
-    /// What is merged into the base weight: for DoRA the factor `g` it was merged with, to unmerge exactly.
-    private var merged: (doraFactor: Tensor?, Void)?
+    /// What is merged into the base weight: the LoRA update, or DoRA's with the factor `g` it was merged with
+    /// (kept to unmerge exactly).
+    private enum MergedState { case lora, dora(factor: Tensor) }
+    private var merged: MergedState?
 
     public var base: any Layer { baseLayer }
     public var isMerged: Bool { merged != nil }
@@ -38,6 +40,7 @@ public final class LoRALinear: Module, AdapterLayer {
                 using rng: inout some RandomNumberGenerator) throws {
         guard r > 0 else { throw ConfigError("\(path): LoRA r must be positive, got \(r)") }
         guard dropout >= 0 && dropout < 1 else { throw ConfigError("\(path): lora_dropout must be in [0, 1), got \(dropout)") }
+        guard !(useDora && loraBias) else { throw ConfigError("\(path): DoRA with lora_bias is not supported (PEFT rejects it too)") }
         baseLayer = base
         self.path = path
         self.r = r
@@ -59,7 +62,7 @@ public final class LoRALinear: Module, AdapterLayer {
         addChild("lora_A", loraA)
         addChild("lora_B", loraB)
         if let m = magnitude {
-            m.value = try rowNorms(base.weight.value + deltaWeight())
+            m.value = try rowNorms(combinedWeight())
             addParameter("lora_magnitude_vector", m)
         }
     }
@@ -68,28 +71,22 @@ public final class LoRALinear: Module, AdapterLayer {
     /// (lora_bias) and DoRA's per-row factor around it; in training with dropout (which acts on `A`'s input only)
     /// the low-rank term is computed densely from the dropped input.
     public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {
-        let dropped = ctx.isTraining && dropout > 0
-        var lowRank: LowRankUpdate?, addend: Variable?
-        if dropped {
+        let term: AdapterUpdate                                                             // x A^T B^T * scaling
+        if ctx.isTraining && dropout > 0 {
             let h = try x.dropout(p: dropout, using: &ctx.rng)
-            addend = try loraB.weightOnly(loraA(h, ctx), ctx) * scaling
+            term = .dense(try loraB.weightOnly(loraA(h, ctx), ctx) * scaling)
         } else {
             let left = try ctx[loraA.weight].permuted([1, 0]).unsqueezed(0)                 // [1, in, r]
             let right = try ctx[loraB.weight].permuted([1, 0]).unsqueezed(0)                // [1, r, out]
             let rows = baseLayer.inFeatures > 0 ? x.value.count / baseLayer.inFeatures : 0
-            lowRank = try LowRankUpdate(left: left, right: right, rowGroups: [Int](repeating: 0, count: rows),
-                                        groupCount: 1, scale: scaling)
+            term = .lowRank(try LowRankUpdate(left: left, right: right, rowGroups: [Int](repeating: 0, count: rows),
+                                              groupCount: 1, scale: scaling))
         }
-        let loraShift = loraB.bias.map { ctx[$0] * scaling }                        // [out]
-        guard let m = magnitude else {
-            if loraShift == nil { return try addend.map { .dense($0) } ?? .lowRank(unwrap(lowRank)) }
-            return .affine(AffineUpdate(lowRank: lowRank, addend: addend, shift: loraShift))
-        }
-        let n = try rowNorms(try baseLayer.weight.value + deltaWeight())                     // [out], constant
-        let g = try ctx[m] / Variable(n)                                                     // [out]
-        var shift: Variable? = nil
-        if let b = baseLayer.bias { shift = try ctx[b] * (1 - g) }                       // b (1 - g)
-        return .affine(AffineUpdate(lowRank: lowRank, addend: addend, outputScale: g, shift: shift))
+        if let bB = loraB.bias { return .affine(AffineUpdate(around: term, shift: ctx[bB] * scaling)) }   // [out]
+        guard let m = magnitude else { return term }
+        let g = try ctx[m] / Variable(try rowNorms(combinedWeight()))                       // [out]; the norm is a constant
+        let shift = try baseLayer.bias.map { try ctx[$0] * (1 - g) }                        // b (1 - g)
+        return .affine(AffineUpdate(around: term, outputScale: g, shift: shift))
     }
 
     public func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool { isMerged }
@@ -99,44 +96,47 @@ public final class LoRALinear: Module, AdapterLayer {
         try loraB.weight.value.matmul(loraA.weight.value) * scaling
     }
 
+    /// `W + scaling * B A` `[out, in]`, whose row norms DoRA divides by.
+    func combinedWeight() throws -> Tensor { try baseLayer.weight.value + deltaWeight() }
+
     /// Adds the update into the base weight (and `scaling * b_B` into its bias); for DoRA, `W' = g * (W + scaling B A)`.
+    /// Nothing is changed when it throws.
     public func merge() throws {
         guard !isMerged else { return }
-        guard let m = magnitude else {
-            try baseLayer.weight.value.add(try deltaWeight())
-            if let bB = loraB.bias { try addToBias(bB.value * scaling) }
-            merged = (nil, ())
+        if let m = magnitude {
+            let combined = try combinedWeight()                                             // [out, in]
+            let g = try m.value / rowNorms(combined)                                        // [out]
+            baseLayer.weight.value = try (combined * g.reshaped([-1, 1])).contiguous()
+            merged = .dora(factor: g)
             return
         }
-        let combined = try baseLayer.weight.value + deltaWeight()                                                  // [out, in]
-        let g = try m.value / rowNorms(combined)                                              // [out]
-        baseLayer.weight.value = try (combined * g.reshaped([-1, 1])).contiguous()
-        merged = (g, ())
+        let bias = try loraBiasTarget()
+        try baseLayer.weight.value.add(try deltaWeight())
+        if let bB = loraB.bias { try bias?.value.add(bB.value * scaling) }
+        merged = .lora
     }
 
     /// Takes a merged update out again: `W = W' - scaling B A` (DoRA: `W = W' / g - scaling B A` with the `g` of merge).
     public func unmerge() throws {
-        guard let state = merged else { return }
-        if let g = state.doraFactor {
+        switch merged {
+        case nil: return
+        case .dora(let g)?:
             baseLayer.weight.value = try (baseLayer.weight.value / g.reshaped([-1, 1]) - deltaWeight()).contiguous()
-        } else {
+        case .lora?:
             try baseLayer.weight.value.add(-(try deltaWeight()))
-            if let bB = loraB.bias { try addToBias(-(bB.value * scaling)) }
+            if let bB = loraB.bias { try loraBiasTarget()?.value.add(-(bB.value * scaling)) }
         }
         merged = nil
     }
 
-    private func addToBias(_ d: Tensor) throws {
+    /// The base bias that `lora_B`'s bias merges into (nil without `lora_bias`); an error when the base has none.
+    private func loraBiasTarget() throws -> Parameter? {
+        guard loraB.bias != nil else { return nil }
         guard let b = baseLayer.bias else {
             throw ConfigError("\(path): lora_bias needs the base layer to have a bias to merge into")
         }
-        try b.value.add(d)
+        return b
     }
-}
-
-private func unwrap<T>(_ v: T?) throws -> T {
-    guard let v else { throw ConfigError("LoRA: internal inconsistency (no update computed)") }
-    return v
 }
 
 /// The Euclidean norm of each row of `w` `[out, in]`: `[out]`.
@@ -147,4 +147,10 @@ func rowNorms(_ w: Tensor) throws -> Tensor {
 extension Linear {
     /// `x W^T` without the bias.
     func weightOnly(_ x: Variable, _ ctx: Context) throws -> Variable { try x.linear(weight: ctx[weight], bias: nil) }
+}
+
+/// The widths of the wrapped `Linear`, so that methods which scale inputs or outputs (IA3) can wrap this adapter.
+extension LoRALinear: FeatureLayer {
+    public var inFeatures: Int { baseLayer.inFeatures }
+    public var outFeatures: Int { baseLayer.outFeatures }
 }

@@ -60,5 +60,4 @@ extension PeftModel {
 
     /// Merges the task called `name` in `tasks`.
     public func merge(task name: String, in tasks: TaskTable) throws { try merge(task: try tasks.id(of: name)) }
-
 }

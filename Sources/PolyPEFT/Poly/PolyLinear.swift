@@ -160,3 +160,9 @@ public struct PolyError: Error, CustomStringConvertible, Equatable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+/// The widths of the wrapped `Linear`, so that methods which scale inputs or outputs (IA3) can wrap this adapter.
+extension PolyLinear: FeatureLayer {
+    public var inFeatures: Int { baseLayer.inFeatures }
+    public var outFeatures: Int { baseLayer.outFeatures }
+}
