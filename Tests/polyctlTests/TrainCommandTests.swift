@@ -106,6 +106,19 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(r.out.contains("Routing of fc1 (task x skill, averaged over 2 splits):\n         s0   s1   s2   s3\ntask0 "), r.out)
     }
 
+    /// PEFT-written IA3 and DoRA folders: one summary line each, exactly.
+    func testInspectReadsPEFTWrittenIA3AndDoRA() throws {
+        let methods = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PolyPEFTTests/Resources/golden_methods")
+        for (name, type, size) in [("ia3_mlp", "IA3  feedforward=[\"fc2\"]", "64 in 2 tensors"),
+                                   ("dora_mlp", "DoRA  r=2  lora_alpha=4.00  dropout=0.00", "216 in 6 tensors")] {
+            let dir = methods.appendingPathComponent("\(name)/adapter").path
+            let r = run(["inspect", dir])
+            XCTAssertEqual(r.code, 0, r.err)
+            XCTAssertEqual(r.out, "Adapter: \(dir)\nType: \(type)\nTargets: [\"fc1\", \"fc2\"]\nAdapter parameters: \(size)\n", name)
+        }
+    }
+
     /// The routing shown follows the config's `polypeft_routing` options: with straight-through and a shared skill,
     /// every task's weights are a hard 0/1 choice normalised (the shared last skill always on), not PEFT's soft
     /// sigmoids, and equal what the library's router computes.
