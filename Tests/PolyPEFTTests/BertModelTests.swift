@@ -41,7 +41,8 @@ final class BertModelTests: XCTestCase {
         let model = try BertModel(config: c, addPoolingLayer: false, seed: 2)
         let ctx = Context.inference()
         let emb = model.module(at: "embeddings") as! BertEmbeddings
-        let x = try emb.forward(ids: ids.flatMap { $0 }, types: types.flatMap { $0 }, batch: 2, length: 5, ctx)
+        let x = try emb.forward(words: try emb.words(ids: ids.flatMap { $0 }, batch: 2, length: 5, ctx),
+                                types: types.flatMap { $0 }, ctx)
         let sa = model.module(at: "encoder.layer.0.attention.self") as! BertSelfAttention
         let m = try TokenBatch.paddingMask(mask, batch: 2, length: 5, "mask")
         func heads(_ n: String) throws -> Variable {

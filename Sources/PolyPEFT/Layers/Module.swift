@@ -30,12 +30,21 @@ open class Module {
     /// The direct child called `name`.
     public func child(_ name: String) -> Module? { children.first { $0.name == name }?.module }
 
-    /// The direct child called `name` as a `Layer` (modules declare their layer children, so this cannot fail unless
-    /// the tree was edited to put a non-layer there, which `replace` refuses).
-    public func layer(_ name: String) -> any Layer {
-        guard let l = child(name) as? any Layer else { preconditionFailure("Module: child '\(name)' is not a Layer") }
-        return l
+    /// The direct child called `name` as a `T`. A missing child, or one of another type (a sublayer a model reads
+    /// in a role, such as BERT's `attention`, replaced by something that cannot play it), is a `ModuleError` naming
+    /// both types: models call their sublayers through this, so a bad replacement fails with a message, not a trap.
+    public func child<T>(_ name: String, as type: T.Type) throws -> T {
+        guard let c = child(name) else { throw ModuleError("\(Self.self) has no child '\(name)'") }
+        guard let typed = c as? T else {
+            throw ModuleError("\(Self.self).\(name) is a \(Swift.type(of: c)) where a \(T.self) is expected: this sublayer "
+                + "cannot be replaced or wrapped (adapters wrap layers that map one tensor to another)")
+        }
+        return typed
     }
+
+    /// The direct child called `name` as a `Layer` (`replace` keeps layers layers, so this fails only on a missing
+    /// name).
+    public func layer(_ name: String) throws -> any Layer { try child(name, as: (any Layer).self) }
 
     /// Every module below and including this one, with dotted paths (`""` for self), depth first in order.
     public func namedModules(prefix: String = "") -> [(path: String, module: Module)] {

@@ -2,8 +2,10 @@
 /// `token_type_embeddings`, `LayerNorm`, `dropout`.
 ///
 /// ```
-/// e = dropout(LayerNorm(word[ids] + position[0..<T] + token_type[types]))     // [B, T, H]
+/// e = dropout(LayerNorm(words + position[offset ..< offset+T] + token_type[types]))     // [B, T, H]
 /// ```
+/// `words` are `word[ids]` or input embeddings given directly (`inputs_embeds`); `offset` is the number of prefix
+/// positions before the sequence (transformers' `past_key_values_length`).
 public final class BertEmbeddings: Module {
     public let config: BertConfig
 
@@ -19,19 +21,21 @@ public final class BertEmbeddings: Module {
         addChild("dropout", Dropout(config.hiddenDropoutProb))
     }
 
-    private func table(_ name: String) -> Embedding {
-        guard let e = child(name) as? Embedding else { preconditionFailure("BertEmbeddings: '\(name)' replaced") }
-        return e
+    /// ids: validated row-major `[B, T]` -> `word[ids]`: `[B, T, H]`.
+    public func words(ids: [Int], batch: Int, length: Int, _ ctx: Context) throws -> Variable {
+        try child("word_embeddings", as: Embedding.self).forward(ids: ids, shape: [batch, length], ctx)
     }
 
-    /// ids and types: validated row-major `[B, T]` -> `[B, T, H]`.
-    public func forward(ids: [Int], types: [Int], batch: Int, length: Int, _ ctx: Context) throws -> Variable {
-        guard length <= config.maxPositionEmbeddings else {
-            throw ModelError("bert: sequence length \(length) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+    /// words: `[B, T, H]`, types: validated row-major `[B, T]` -> `[B, T, H]`.
+    public func forward(words: Variable, types: [Int], positionOffset: Int = 0, _ ctx: Context) throws -> Variable {
+        let (batch, length) = (words.shape[0], words.shape[1])
+        guard positionOffset + length <= config.maxPositionEmbeddings else {
+            throw ModelError("bert: \(positionOffset > 0 ? "\(positionOffset) prefix positions and " : "")sequence length "
+                + "\(length) exceed max_position_embeddings \(config.maxPositionEmbeddings)")
         }
-        let words = try table("word_embeddings").forward(ids: ids, shape: [batch, length], ctx)     // [B, T, H]
-        let positions = try table("position_embeddings").forward(ids: Array(0..<length), shape: [1, length], ctx)
-        let typeRows = try table("token_type_embeddings").forward(ids: types, shape: [batch, length], ctx)
+        let positions = try child("position_embeddings", as: Embedding.self)
+            .forward(ids: Array(positionOffset..<(positionOffset + length)), shape: [1, length], ctx)   // [1, T, H]
+        let typeRows = try child("token_type_embeddings", as: Embedding.self).forward(ids: types, shape: [batch, length], ctx)
         let sum = try (try words + positions) + typeRows
         return try layer("dropout").forward(try layer("LayerNorm").forward(sum, ctx), ctx)
     }

@@ -21,26 +21,38 @@ public final class BertSelfAttention: Module {
         for name in ["query", "key", "value"] { addChild(name, bertLinear(config.hiddenSize, config.hiddenSize, config, using: &rng)) }
     }
 
-    /// x: [B, T, H], mask: additive [B, 1, 1, T] -> [B, T, H]
-    public func forward(_ x: Variable, mask: Tensor?, _ ctx: Context) throws -> Variable {
+    /// x: [B, T, H], mask: additive [B, 1, 1, P + T], prefix: keys/values of P positions before the sequence's
+    /// -> [B, T, H]
+    public func forward(_ x: Variable, mask: Tensor?, prefix: KeyValuePrefix? = nil, _ ctx: Context) throws -> Variable {
         let (b, t) = (x.shape[0], x.shape[1])
         func heads(_ name: String) throws -> Variable {                     // [B, heads, T, d]
             try layer(name).forward(x, ctx).reshaped([b, t, numHeads, headDim]).permuted([0, 2, 1, 3])
         }
+        var key = try heads("key"), value = try heads("value")              // [B, heads, P + T, d] after the prefix
+        if let prefix {
+            let (pk, pv) = try prefix.expanded(batch: b, heads: numHeads, headDim: headDim, layer: "bert self-attention")
+            key = try Variable.concatenate([pk, key], axis: 2)
+            value = try Variable.concatenate([pv, value], axis: 2)
+        }
+        let tk = key.shape[2]
         var drop: Tensor? = nil
         if ctx.isTraining && dropoutRate > 0 {
             let keep = 1 / (1 - dropoutRate), p = dropoutRate
-            drop = Tensor.uniform([b, numHeads, t, t], using: &ctx.rng).map { $0 >= p ? keep : 0 }
+            drop = Tensor.uniform([b, numHeads, t, tk], using: &ctx.rng).map { $0 >= p ? keep : 0 }
         }
-        let out = try Variable.attention(query: try heads("query"), key: try heads("key"), value: try heads("value"),
+        let out = try Variable.attention(query: try heads("query"), key: key, value: value,
                                          mask: mask, scale: 1 / Float(headDim).squareRoot(), probabilityDropout: drop)
         return try out.permuted([0, 2, 1, 3]).reshaped([b, t, numHeads * headDim])
     }
 }
 
-/// HF `BertSelfOutput` / `BertOutput`: children `dense`, `LayerNorm`, `dropout`;  `LayerNorm(dropout(dense(x)) + residual)`.
-public final class BertResidualOutput: Module {
-    public init(inFeatures: Int, config: BertConfig, using rng: inout some RandomNumberGenerator) {
+/// HF `BertSelfOutput` / `BertOutput`: children `dense`, `LayerNorm`, `dropout`; `LayerNorm(dropout(dense(x)) + residual)`,
+/// the join in a residual slot (`ResidualSlotHost`: `attention.output` at `mh_adapter`, `output` at `output_adapter`).
+public final class BertResidualOutput: Module, ResidualSlotHost {
+    public let location: SublayerLocation
+
+    public init(inFeatures: Int, config: BertConfig, location: SublayerLocation, using rng: inout some RandomNumberGenerator) {
+        self.location = location
         super.init()
         addChild("dense", bertLinear(inFeatures, config.hiddenSize, config, using: &rng))
         addChild("LayerNorm", LayerNorm(config.hiddenSize, eps: config.layerNormEps))
@@ -49,7 +61,7 @@ public final class BertResidualOutput: Module {
 
     public func forward(_ x: Variable, residual: Variable, _ ctx: Context) throws -> Variable {
         let y = try layer("dropout").forward(try layer("dense").forward(x, ctx), ctx)
-        return try layer("LayerNorm").forward(try y + residual, ctx)
+        return try joined(y, residual: residual, norm: try layer("LayerNorm"), ctx)
     }
 }
 
@@ -58,14 +70,12 @@ public final class BertAttention: Module {
     public init(config: BertConfig, using rng: inout some RandomNumberGenerator) {
         super.init()
         addChild("self", BertSelfAttention(config: config, using: &rng))
-        addChild("output", BertResidualOutput(inFeatures: config.hiddenSize, config: config, using: &rng))
+        addChild("output", BertResidualOutput(inFeatures: config.hiddenSize, config: config, location: .attention, using: &rng))
     }
 
-    public func forward(_ x: Variable, mask: Tensor?, _ ctx: Context) throws -> Variable {
-        guard let sa = child("self") as? BertSelfAttention, let out = child("output") as? BertResidualOutput else {
-            preconditionFailure("BertAttention: children replaced")
-        }
-        return try out.forward(try sa.forward(x, mask: mask, ctx), residual: x, ctx)
+    public func forward(_ x: Variable, mask: Tensor?, prefix: KeyValuePrefix? = nil, _ ctx: Context) throws -> Variable {
+        let attended = try child("self", as: BertSelfAttention.self).forward(x, mask: mask, prefix: prefix, ctx)
+        return try child("output", as: BertResidualOutput.self).forward(attended, residual: x, ctx)
     }
 }
 
@@ -88,15 +98,12 @@ public final class BertLayer: Module {
         super.init()
         addChild("attention", BertAttention(config: config, using: &rng))
         addChild("intermediate", BertIntermediate(config: config, using: &rng))
-        addChild("output", BertResidualOutput(inFeatures: config.intermediateSize, config: config, using: &rng))
+        addChild("output", BertResidualOutput(inFeatures: config.intermediateSize, config: config, location: .feedForward, using: &rng))
     }
 
     /// x: [B, T, H] -> [B, T, H]
-    public func forward(_ x: Variable, mask: Tensor?, _ ctx: Context) throws -> Variable {
-        guard let att = child("attention") as? BertAttention, let out = child("output") as? BertResidualOutput else {
-            preconditionFailure("BertLayer: children replaced")
-        }
-        let a = try att.forward(x, mask: mask, ctx)
-        return try out.forward(try layer("intermediate").forward(a, ctx), residual: a, ctx)
+    public func forward(_ x: Variable, mask: Tensor?, prefix: KeyValuePrefix? = nil, _ ctx: Context) throws -> Variable {
+        let a = try child("attention", as: BertAttention.self).forward(x, mask: mask, prefix: prefix, ctx)
+        return try child("output", as: BertResidualOutput.self).forward(try layer("intermediate").forward(a, ctx), residual: a, ctx)
     }
 }

@@ -48,9 +48,7 @@ public final class T5Attention: Module {
 
     /// The relative position bias `[1, H, Tq, Tk]` for queries at positions `offset..<offset+Tq`.
     public func positionBias(queryLength: Int, keyLength: Int, offset: Int, _ ctx: Context) throws -> Variable {
-        guard let e = child("relative_attention_bias") as? Embedding else {
-            preconditionFailure("T5Attention: positionBias called on a layer without relative_attention_bias")
-        }
+        let e = try child("relative_attention_bias", as: Embedding.self)
         return try RelativePositionBias.bias(table: ctx[e.weight], queryLength: queryLength, keyLength: keyLength,
                                              offset: offset, bidirectional: !isDecoder, maxDistance: maxDistance)
     }

@@ -1,11 +1,14 @@
 /// T5's attention sublayer (HF `T5LayerSelfAttention` / `T5LayerCrossAttention`): children `SelfAttention` or
-/// `EncDecAttention`, `layer_norm` (RMS), pre-norm residual `h = h + dropout(attn(rms_norm(h)))`.
-public final class T5LayerAttention: Module {
+/// `EncDecAttention`, `layer_norm` (RMS), pre-norm residual `h = h + dropout(attn(rms_norm(h)))`, the join in a
+/// residual slot (`mh_adapter` or `cross_adapter`).
+public final class T5LayerAttention: Module, ResidualSlotHost {
     public let attentionName: String
+    public let location: SublayerLocation
 
     public init(config: T5Config, cross: Bool, isDecoder: Bool, hasRelativeAttentionBias: Bool,
                 using rng: inout some RandomNumberGenerator) {
         attentionName = cross ? "EncDecAttention" : "SelfAttention"
+        location = cross ? .crossAttention : .attention
         super.init()
         addChild(attentionName, T5Attention(config: config, isDecoder: isDecoder,
                                             hasRelativeAttentionBias: hasRelativeAttentionBias, using: &rng))
@@ -14,8 +17,7 @@ public final class T5LayerAttention: Module {
     }
 
     public var attention: T5Attention {
-        guard let a = child(attentionName) as? T5Attention else { preconditionFailure("T5: \(attentionName) replaced") }
-        return a
+        get throws { try child(attentionName, as: T5Attention.self) }
     }
 
     /// h: [B, Tq, d_model] -> ([B, Tq, d_model], position bias used)
@@ -24,7 +26,7 @@ public final class T5LayerAttention: Module {
         let normed = try layer("layer_norm").forward(h, ctx)
         let (y, bias) = try attention.forward(normed, keyValueStates: keyValueStates, positionBias: positionBias,
                                               mask: mask, cache: cache, ctx)
-        return (try h + (try layer("dropout").forward(y, ctx)), bias)
+        return (try joined(try layer("dropout").forward(y, ctx), residual: h, norm: nil, ctx), bias)
     }
 }
 
@@ -46,11 +48,6 @@ public final class T5Block: Module {
         addChild("layer", ModuleList(layers))
     }
 
-    private var sublayers: ModuleList {
-        guard let l = child("layer") as? ModuleList else { preconditionFailure("T5Block: 'layer' replaced") }
-        return l
-    }
-
     /// The per-stack state a block reads and returns: position biases computed by the first block.
     public struct Biases {
         public var selfAttention: Variable?
@@ -61,19 +58,22 @@ public final class T5Block: Module {
     public func forward(_ h: Variable, selfMask: Tensor?, encoderStates: Variable?, encoderMask: Tensor?,
                         biases: inout Biases, selfCache: KeyValueCache?, crossCache: KeyValueCache?,
                         _ ctx: Context) throws -> Variable {
-        let l = sublayers
-        guard let sa = l[0] as? T5LayerAttention, let ff = l[l.count - 1] as? T5LayerFF else {
-            preconditionFailure("T5Block: sublayers replaced")
+        let l = try child("layer", as: ModuleList.self)
+        func sublayer<T>(_ i: Int, _ type: T.Type) throws -> T {
+            guard let m = l[i] as? T else {
+                throw ModelError("t5 block: layer.\(i) is a \(Swift.type(of: l[i])), not a \(T.self) (it cannot be replaced)")
+            }
+            return m
         }
+        let sa = try sublayer(0, T5LayerAttention.self), ff = try sublayer(l.count - 1, T5LayerFF.self)
         var (x, bias) = try sa.forward(h, keyValueStates: nil, positionBias: biases.selfAttention, mask: selfMask,
                                        cache: selfCache, ctx)
         biases.selfAttention = bias
         if isDecoder {
-            guard let ca = l[1] as? T5LayerAttention, let encoderStates else {
-                preconditionFailure("T5Block: decoder block without cross-attention or encoder states")
-            }
-            (x, bias) = try ca.forward(x, keyValueStates: encoderStates, positionBias: biases.crossAttention,
-                                       mask: encoderMask, cache: crossCache, ctx)
+            guard let encoderStates else { throw ModelError("t5 decoder block: no encoder states for cross-attention") }
+            (x, bias) = try sublayer(1, T5LayerAttention.self).forward(x, keyValueStates: encoderStates,
+                                                                         positionBias: biases.crossAttention,
+                                                                         mask: encoderMask, cache: crossCache, ctx)
             biases.crossAttention = bias
         }
         return try ff.forward(x, ctx)

@@ -1,11 +1,13 @@
 /// T5's feed-forward sublayer (HF `T5LayerFF`): children `DenseReluDense` and `layer_norm` (RMS), pre-norm residual:
 ///
 /// ```
-/// h = h + dropout(ff(rms_norm(h)))
+/// h = h + dropout(ff(rms_norm(h)))                           (the join in a residual slot: `output_adapter`)
 /// dense:  ff(x) = wo(dropout(act(wi(x))))                      // wi: [d_ff, d_model], wo: [d_model, d_ff]
 /// gated:  ff(x) = wo(dropout(act(wi_0(x)) * wi_1(x)))         // "gated-gelu": act = gelu (tanh approximation)
 /// ```
-public final class T5LayerFF: Module {
+public final class T5LayerFF: Module, ResidualSlotHost {
+    public var location: SublayerLocation { .feedForward }
+
     public init(config: T5Config, using rng: inout some RandomNumberGenerator) {
         super.init()
         addChild("DenseReluDense", T5DenseActDense(config: config, using: &rng))
@@ -17,7 +19,7 @@ public final class T5LayerFF: Module {
     public func forward(_ h: Variable, _ ctx: Context) throws -> Variable {
         let normed = try layer("layer_norm").forward(h, ctx)
         let y = try layer("DenseReluDense").forward(normed, ctx)
-        return try h + (try layer("dropout").forward(y, ctx))
+        return try joined(try layer("dropout").forward(y, ctx), residual: h, norm: nil, ctx)
     }
 }
 

@@ -30,28 +30,45 @@ public final class T5ForConditionalGeneration: Module {
         }
     }
 
-    var encoder: T5Stack { stack("encoder") }
-    var decoder: T5Stack { stack("decoder") }
+    /// A source of key/value prefixes for the decoder's self-attention (prefix tuning), or nil.
+    public var keyValuePrefix: (any KeyValuePrefixSource)?
+    /// A source of virtual tokens prepended to the encoder input (prompt tuning), or nil.
+    public var virtualTokens: (any VirtualTokenSource)?
 
-    private func stack(_ name: String) -> T5Stack {
-        guard let s = child(name) as? T5Stack else { preconditionFailure("T5: '\(name)' replaced") }
-        return s
-    }
+    var encoder: T5Stack { get throws { try child("encoder", as: T5Stack.self) } }
+    var decoder: T5Stack { get throws { try child("decoder", as: T5Stack.self) } }
 
     /// The encoder output `[B, Ts, d_model]` and its additive padding mask `[B, 1, 1, Ts]` (nil without a mask).
+    /// With virtual tokens installed, `Ts` counts them (`P + Ts`) and the mask is extended by `P` ones.
     public func encode(inputIDs: [[Int]], attentionMask: [[Int]]?, _ ctx: Context) throws -> (states: Variable, mask: Tensor?) {
         let (ids, b, t) = try TokenBatch.flatten(inputIDs, vocabSize: config.vocabSize, "t5 input_ids")
-        let mask = try attentionMask.map { try TokenBatch.paddingMask($0, batch: b, length: t, "t5 attention_mask") }
+        return try encode(inputsEmbeds: try encoder.embed(ids: ids, batch: b, length: t, ctx), attentionMask: attentionMask, ctx)
+    }
+
+    /// The same from input embeddings `[B, Ts, d_model]` (transformers' `inputs_embeds`).
+    public func encode(inputsEmbeds: Variable, attentionMask: [[Int]]?, _ ctx: Context) throws -> (states: Variable, mask: Tensor?) {
+        let s = inputsEmbeds.shape
+        guard s.count == 3, s[0] > 0, s[1] > 0, s[2] == config.dModel else {
+            throw ModelError("t5 inputs_embeds: shape \(fmt(s)) is not [B, T, \(config.dModel)]")
+        }
+        let b = s[0]
+        var embeds = inputsEmbeds, maskRows = attentionMask
+        if let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
+            _ = try maskRows.map { try TokenBatch.paddingMask($0, batch: b, length: s[1], "t5 attention_mask") }
+            embeds = try VirtualTokens.prepend(virtual, to: embeds, "t5")
+            maskRows = VirtualTokens.extend(mask: maskRows, by: embeds.shape[1] - s[1])
+        }
+        let mask = try maskRows.map { try TokenBatch.paddingMask($0, batch: b, length: embeds.shape[1], "t5 attention_mask") }
         if let task = ctx.taskIDs, task.count != b {
             throw ModelError("t5: \(task.count) task ids for a batch of \(b)")
         }
-        let states = try encoder.forward(ids: ids, batch: b, length: t, selfMask: mask, encoderStates: nil,
-                                         encoderMask: nil, cache: nil, ctx)
+        let states = try encoder.forward(embeds: embeds, selfMask: mask, encoderStates: nil, encoderMask: nil, cache: nil, ctx)
         return (states, mask)
     }
 
     /// Logits `[B, Tt, vocab]` for decoder inputs given the encoder output. With a `cache`, `decoderInputIDs` are only
-    /// the new positions (keys/values of earlier ones come from the cache, which is updated).
+    /// the new positions (keys/values of earlier ones come from the cache, which is updated). With key/value
+    /// prefixes installed, an empty cache (or none) is first seeded with them.
     public func decode(decoderInputIDs: [[Int]], encoderStates: Variable, encoderMask: Tensor?,
                        cache: T5DecoderCache? = nil, _ ctx: Context) throws -> Variable {
         let (ids, b, t) = try TokenBatch.flatten(decoderInputIDs, vocabSize: config.vocabSize, "t5 decoder_input_ids")
@@ -61,7 +78,17 @@ public final class T5ForConditionalGeneration: Module {
         if let task = ctx.taskIDs, task.count != b {
             throw ModelError("t5: \(task.count) task ids for a decoder batch of \(b)")
         }
-        var h = try decoder.forward(ids: ids, batch: b, length: t, selfMask: nil, encoderStates: encoderStates,
+        var cache = cache
+        if (cache?.length ?? 0) == 0, let source = keyValuePrefix, let prefixes = try source.prefixes(batch: b, ctx) {
+            let g = prefixGeometry
+            let seeded = cache ?? T5DecoderCache(layers: config.numDecoderLayers)
+            try seeded.seed(with: prefixes.enumerated().map {
+                try $0.element.expanded(batch: b, heads: g.heads, headDim: g.headDim, layer: "t5 decoder block \($0.offset) self-attention")
+            })
+            cache = seeded
+        }
+        let embeds = try decoder.embed(ids: ids, batch: b, length: t, ctx)
+        var h = try decoder.forward(embeds: embeds, selfMask: nil, encoderStates: encoderStates,
                                     encoderMask: encoderMask, cache: cache, ctx)        // h: [B, Tt, d_model]
         if config.scaleDecoderOutputs { h = h * (1 / Float(config.dModel).squareRoot()) }
         return try layer("lm_head").forward(h, ctx)
@@ -89,4 +116,15 @@ public final class T5ForConditionalGeneration: Module {
             return ([config.decoderStartTokenID] + row.dropLast()).map { $0 == -100 ? config.padTokenID : $0 }
         }
     }
+}
+
+extension T5ForConditionalGeneration: KeyValuePrefixHost, VirtualTokenHost {
+    /// The decoder blocks' self-attention takes the prefixes (the encoder and cross-attention take none, as PEFT
+    /// feeds T5).
+    public var prefixGeometry: PrefixGeometry {
+        PrefixGeometry(layers: config.numDecoderLayers, heads: config.numHeads, headDim: config.dKV, tokenDim: config.dModel,
+                       hiddenLayers: config.numLayers)
+    }
+
+    public var embeddingDim: Int { config.dModel }
 }

@@ -12,6 +12,19 @@ public final class T5DecoderCache {
     /// Positions already decoded.
     public var length: Int { selfAttention.first?.key?.shape[2] ?? 0 }
 
+    /// Seeds an empty cache with key/value prefixes, one per block (`[B, heads, P, d_kv]` each): the decoder then
+    /// sees them as `P` earlier positions (causal mask and relative position bias offset by `P`).
+    func seed(with prefixes: [(key: Variable, value: Variable)]) throws {
+        guard length == 0 else { throw ModelError("t5: a decoder cache that already holds positions cannot take a prefix") }
+        guard prefixes.count == selfAttention.count else {
+            throw ModelError("t5: \(prefixes.count) key/value prefixes for \(selfAttention.count) decoder blocks")
+        }
+        for (c, p) in zip(selfAttention, prefixes) {
+            c.key = p.key
+            c.value = p.value
+        }
+    }
+
     /// Keeps batch rows `indices` (beam search).
     public func reorder(_ indices: [Int]) throws {
         for c in selfAttention + crossAttention { try c.reorder(indices) }
@@ -37,23 +50,31 @@ public final class T5Stack: Module {
         addChild("dropout", Dropout(config.dropoutRate))
     }
 
-    var blocks: [T5Block] {
-        guard let l = child("block") as? ModuleList else { preconditionFailure("T5Stack: 'block' replaced") }
-        return (0..<l.count).map {
-            guard let b = l[$0] as? T5Block else { preconditionFailure("T5Stack: block \($0) replaced") }
+    /// The blocks, in order; a block replaced by another kind of module is an error.
+    func blocks() throws -> [T5Block] {
+        let l = try child("block", as: ModuleList.self)
+        return try (0..<l.count).map {
+            guard let b = l[$0] as? T5Block else {
+                throw ModelError("t5: block.\($0) is a \(type(of: l[$0])), not a T5Block (it cannot be replaced)")
+            }
             return b
         }
     }
 
-    /// ids (row-major `[B, T]`, already validated) -> hidden states `[B, T, d_model]`.
+    /// ids: validated row-major `[B, T]` -> `embed_tokens[ids]`: `[B, T, d_model]`.
+    public func embed(ids: [Int], batch: Int, length: Int, _ ctx: Context) throws -> Variable {
+        try child("embed_tokens", as: Embedding.self).forward(ids: ids, shape: [batch, length], ctx)
+    }
+
+    /// Input embeddings `[B, T, d_model]` -> hidden states `[B, T, d_model]`.
     ///
-    /// Encoder: `selfMask` is the padding mask. Decoder: the causal mask is built here (offset by the cache length)
-    /// and combined with `selfMask` when given; `encoderStates`/`encoderMask` feed cross-attention.
-    public func forward(ids: [Int], batch: Int, length: Int, selfMask: Tensor?, encoderStates: Variable?,
+    /// Encoder: `selfMask` is the padding mask. Decoder: the causal mask is built here (offset by the cache length,
+    /// prefix positions included) and combined with `selfMask` when given; `encoderStates`/`encoderMask` feed
+    /// cross-attention.
+    public func forward(embeds: Variable, selfMask: Tensor?, encoderStates: Variable?,
                         encoderMask: Tensor?, cache: T5DecoderCache?, _ ctx: Context) throws -> Variable {
-        guard let embed = child("embed_tokens") as? Embedding else { preconditionFailure("T5Stack: embed_tokens replaced") }
-        var h = try embed.forward(ids: ids, shape: [batch, length], ctx)            // h: [B, T, d_model]
-        h = try layer("dropout").forward(h, ctx)
+        let length = embeds.shape[1]
+        var h = try layer("dropout").forward(embeds, ctx)                           // h: [B, T, d_model]
         var mask = selfMask
         if isDecoder {
             let past = cache?.length ?? 0
@@ -61,7 +82,7 @@ public final class T5Stack: Module {
             if let m = mask { mask = try Tensor.minimum(causal, m) } else { mask = causal }
         }
         var biases = T5Block.Biases()
-        for (i, block) in blocks.enumerated() {
+        for (i, block) in try blocks().enumerated() {
             h = try block.forward(h, selfMask: mask, encoderStates: encoderStates, encoderMask: encoderMask,
                                   biases: &biases, selfCache: cache?.selfAttention[i], crossCache: cache?.crossAttention[i], ctx)
         }
