@@ -57,7 +57,7 @@ enum BenchInfer: Subcommand {
             let yMerged = try model.forward(Variable(x), Context.inference(taskIDs: single)).value
             try peft.unmerge()
             if let dumpPath {
-                var t = peft.adapterTensors()
+                var t = try peft.adapterTensors()
                 for (k, v) in data.baseWeights { t["base." + k] = v }
                 t["x"] = x
                 t["task_ids"] = BenchSupport.taskTensor(mixed)

@@ -88,7 +88,7 @@ enum BenchT5: Subcommand {
             evalLoss = try Loss.crossEntropy(logits, targets: targets).value.scalars[0]
             if let dumpPath {
                 let positions = Array(Set([0, 1, seq / 2, seq - 1].filter { $0 < seq })).sorted()
-                var t = peft.adapterTensors()
+                var t = try peft.adapterTensors()
                 for (k, v) in baseWeights { t[k] = v }
                 t["input_ids"] = Tensor(source.flatMap { $0 }.map(Float.init), shape: [batch, seq])
                 t["labels"] = Tensor(targets.map(Float.init), shape: [batch, seq])

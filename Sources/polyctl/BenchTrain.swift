@@ -52,7 +52,7 @@ enum BenchTrain: Subcommand {
         let first = data.train.subset(trainer.batch(at: 0))
         let yFirst = try base.forward(Variable(first.inputs), Context.inference(taskIDs: first.taskIDs)).value
         if let dumpPath {
-            var t = peft.adapterTensors()
+            var t = try peft.adapterTensors()
             for (k, v) in data.baseWeights { t["base." + k] = v }
             t["train.inputs"] = data.train.inputs
             t["train.targets"] = data.train.targets

@@ -68,7 +68,7 @@ enum EvalCommand: Subcommand {
     static func heldOut(_ run: RunModel, shots: Int) throws -> [(task: String, z: Float, full: Float, shared: Float)] {
         let data = try RunData.load(dataPath: nil, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim)
         guard let synthetic = data.synthetic else { return [] }
-        let trained = TrainedAdapter(config: run.peft.config, tensors: run.peft.adapterTensors(), baseWeights: data.baseWeights, testLoss: .nan)
+        let trained = TrainedAdapter(config: run.peft.config, tensors: try run.peft.adapterTensors(), baseWeights: data.baseWeights, testLoss: .nan)
         var lora = run.spec
         lora.method = "lora"
         lora.rank = run.spec.skills * run.spec.rank

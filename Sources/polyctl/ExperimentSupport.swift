@@ -23,7 +23,7 @@ struct TrainedAdapter {
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: train),
                                   parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
         try trainer.run(validation: nil)
-        return TrainedAdapter(config: config, tensors: peft.adapterTensors(), baseWeights: baseWeights,
+        return TrainedAdapter(config: config, tensors: try peft.adapterTensors(), baseWeights: baseWeights,
                               testLoss: try RegressionObjective.evaluate(base, test).loss)
     }
 

@@ -38,7 +38,7 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual(config.json.pythonStyleString(indent: 2, sortKeys: true), String(decoding: data, as: UTF8.self), name)
             seen.insert(type)
         }
-        XCTAssertEqual(seen, ["IA3", "LORA"])
+        XCTAssertEqual(seen, ["IA3", "LORA", "PREFIX_TUNING"])
     }
 
     func testDefaultsUnknownKeysAndValidation() throws {
@@ -94,10 +94,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try LoraConfig(json: ["init_lora_weights": "pissa"]))
         XCTAssertEqual(try LoraConfig(json: ["init_lora_weights": "gaussian"]).initLoraWeights, .gaussian)
         XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "PROMPT_TUNING"])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"PROMPT_TUNING\" is not supported (supported: \"IA3\", \"LORA\", \"POLY\")")
+            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"PROMPT_TUNING\" is not supported (supported: \"IA3\", \"LORA\", \"POLY\", \"PREFIX_TUNING\")")
         }
         XCTAssertThrowsError(try PeftMethods.config(json: ["r": 8])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: missing 'peft_type' (supported: \"IA3\", \"LORA\", \"POLY\")")
+            XCTAssertEqual("\($0)", "adapter_config.json: missing 'peft_type' (supported: \"IA3\", \"LORA\", \"POLY\", \"PREFIX_TUNING\")")
         }
         XCTAssertTrue(try PeftMethods.config(json: ["peft_type": "IA3"]) is IA3Config)
     }
@@ -171,17 +171,17 @@ final class PeftModelTests: XCTestCase {
         let x = Variable(randomTensor([3, 6], seed: 4))
         let ctx = Context.inference(taskIDs: [2, 0, 1])
         XCTAssertEqual(try (reloaded.model as! MLP)(x, ctx).value, try (peft.model as! MLP)(x, ctx).value)
-        var tensors = peft.adapterTensors()
+        var tensors = try peft.adapterTensors()
         tensors["base_model.model.fc2.poly_lora_B"] = Tensor.zeros([1, 2, 2, 8])
         XCTAssertThrowsError(try reloaded.loadAdapterTensors(tensors)) {
             XCTAssertEqual("\($0)", "adapter: tensor 'base_model.model.fc2.poly_lora_B' has shape [1, 2, 2, 8], the model expects [1, 2, 2, 4]")
         }
-        tensors = peft.adapterTensors()
+        tensors = try peft.adapterTensors()
         tensors["base_model.model.fc3.poly_lora_A"] = Tensor.zeros([1])
         XCTAssertThrowsError(try reloaded.loadAdapterTensors(tensors)) {
             XCTAssertEqual("\($0)", "adapter: unexpected tensor 'base_model.model.fc3.poly_lora_A' (the model has no such adapter parameter)")
         }
-        tensors = peft.adapterTensors()
+        tensors = try peft.adapterTensors()
         tensors["base_model.model.fc1.poly_lora_A"] = nil
         XCTAssertThrowsError(try reloaded.loadAdapterTensors(tensors)) {
             XCTAssertEqual("\($0)", "adapter: missing tensor 'base_model.model.fc1.poly_lora_A'")

@@ -128,12 +128,12 @@ final class GoldenConformanceTests: XCTestCase {
         let disabledKey = c["has_disabled_output"]?.boolValue == true ? "disabled_output" : "base_output"
         assertGolden(try subject.forward(off, false).output.value, outputs[disabledKey]!, "\(name) \(disabledKey)")
         var layerKeys = 0
-        for (key, expected) in outputs where key.hasPrefix("layer.") {
+        for (key, expected) in outputs where key.hasPrefix("layer.") || key.hasPrefix("prefix.") {
             guard let actual = recorder[key] else { XCTFail("\(name): nothing recorded for \(key)"); continue }
             assertGolden(actual, expected, "\(name) \(key)")
             layerKeys += 1
         }
-        if peftType == "POLY" { XCTAssertGreaterThan(layerKeys, 0, "\(name): no intermediates compared") }
+        if ["POLY", "PREFIX_TUNING"].contains(peftType) { XCTAssertGreaterThan(layerKeys, 0, "\(name): no intermediates compared") }
         for (path, layer) in peft.polyLayers {
             assertGolden(try layer.routingWeights().indexSelect(axis: 0, taskIDs ?? []), outputs["layer.\(path).mixing_weights"]!, "\(name) routing readout \(path)")
         }

@@ -191,10 +191,10 @@ final class RoutingOptionsTests: XCTestCase {
         XCTAssertTrue(re.polyLayers[0].layer.router === re.polyLayers[1].layer.router)
         let ctx = Context.inference(taskIDs: [0, 2, 1])
         XCTAssertEqual(try forward(re, x, ctx).value, try forward(peft, x, ctx).value)
-        var edited = peft.adapterTensors()
+        var edited = try peft.adapterTensors()
         edited["base_model.model.fc2.poly_router.module_logits"] = Tensor.zeros([3, 6])
         XCTAssertThrowsError(try re.loadAdapterTensors(edited)) {
-            XCTAssertEqual("\($0)", "adapter: 'base_model.model.fc2.poly_router.module_logits' and 'base_model.model.fc1.poly_router.module_logits' hold one shared router (granularity model) but differ; load with per-layer routers")
+            XCTAssertEqual("\($0)", "adapter: 'base_model.model.fc2.poly_router.module_logits' and 'base_model.model.fc1.poly_router.module_logits' are one shared parameter here (e.g. a router shared by layers) but the file holds different values; load with unshared parameters (per-layer routers)")
         }
         // Back to one router per layer: independent copies.
         try peft.setRoutingOptions(RoutingOptions())

@@ -1,13 +1,23 @@
-/// What every method's adapter is to a `PeftModel`: parameters under PEFT's relative names, and merging.
+/// What every method's adapter is to a `PeftModel`: parameters, the tensors it saves under PEFT's keys, and merging.
 ///
 /// An adapter sits at a dotted `path` of its model: a layer it wraps (`AdapterLayer`: LoRA, Poly, IA3) or a
-/// model-level module (prefix tuning's encoder, at the path `""`). Its parameters are saved as
-/// `base_model.model.<path>.<name>` (or under the method's own key scheme, `PeftAttachment.keys`).
+/// model-level source (prefix tuning's encoder, at the path `""`). Its tensors are saved as `savedKeyPrefix + name`:
+/// `base_model.model.<path>.<name>` by default, a bare `prompt_embeddings` for prefix tuning.
 public protocol Adapter: AnyObject {
     /// The dotted path of the adapter in its model, used in keys, errors and recorded intermediates.
     var path: String { get }
-    /// The adapter's own parameters with names relative to it (`lora_A.weight`, `poly_router.module_logits`).
+    /// The adapter's own parameters with names relative to it (`lora_A.weight`, `poly_router.module_logits`): what
+    /// trains.
     func adapterParameters() -> [(name: String, parameter: Parameter)]
+    /// What the adapter file holds for this adapter, by relative name. Default: the parameters' values. A method
+    /// whose file differs from its training parameters overrides it (Poly folds pending task rows into
+    /// `module_logits`; prefix tuning with a projection saves the projected table).
+    func savedTensors() throws -> [(name: String, tensor: Tensor)]
+    /// Takes tensors of a file back, by relative name (names and shapes already checked against `savedTensors()`).
+    /// Default: into the parameters of the same names.
+    func loadSavedTensors(_ tensors: [String: Tensor]) throws
+    /// What precedes a relative name in the file's keys. Default: `base_model.model.<path>.`.
+    var savedKeyPrefix: String { get }
     /// What is merged into the base weights right now (`"the LoRA update"`, `"task 3's update"`), or nil.
     var mergedUpdate: String? { get }
     /// Folds the adapter into the base weights, so that a forward costs the base alone. A method that cannot merge
@@ -18,6 +28,16 @@ public protocol Adapter: AnyObject {
 }
 
 extension Adapter {
+    public func savedTensors() throws -> [(name: String, tensor: Tensor)] {
+        adapterParameters().map { ($0.name, $0.parameter.value) }
+    }
+
+    public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
+        for (name, p) in adapterParameters() { if let t = tensors[name] { p.value = t.contiguous() } }
+    }
+
+    public var savedKeyPrefix: String { PeftModel.keyPrefix + (path.isEmpty ? "" : path + ".") }
+
     public var mergedUpdate: String? { nil }
 
     public func merge() throws {

@@ -31,6 +31,12 @@ extension ConfigField {
                     write: { .int($0[keyPath: p]) })
     }
 
+    /// An integer or `null` (prompt learning's sizes, filled in from the model when null).
+    static func optionalInt(_ key: String, _ p: WritableKeyPath<Config, Int?>) -> ConfigField {
+        ConfigField(key, read: { r, c in c[keyPath: p] = try r.int(key, default: c[keyPath: p]) },
+                    write: { $0[keyPath: p].map { .int($0) } ?? .null })
+    }
+
     /// A number written as an integer when it is one (`lora_alpha`: PEFT writes what the user gave, usually `16`).
     static func number(_ key: String, _ p: WritableKeyPath<Config, Double>) -> ConfigField {
         ConfigField(key, read: { r, c in c[keyPath: p] = try r.double(key, default: c[keyPath: p]) },

@@ -20,6 +20,12 @@ extension LayerTunerConfig {
         -> [(key: String, parameter: Parameter)] { [] }
 
     public func attach(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
+        try attachLayers(to: model, defaultTargets: defaultTargets, using: &rng)
+    }
+
+    /// Replaces every targeted layer by `makeAdapter(wrapping:path:in:using:)`, in module order: the default `attach`,
+    /// and the first step of a method that does more.
+    public func attachLayers(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
         let chosen = try targetedLayers(of: model, defaultTargets: defaultTargets)
         var adapters: [(path: String, adapter: any Adapter)] = []
         for (path, layer) in chosen {

@@ -33,6 +33,10 @@ public protocol PeftConfig: Sendable {
     /// Checks values PEFT would reject (and some it accepts but fails on later); `context` starts every message.
     func validate(context: String) throws
 
+    /// The config with the values PEFT fills in from the model set (prompt learning's `token_dim`, `num_layers`, ...):
+    /// what `PeftModel` validates, attaches, keeps and saves. Default: the config unchanged.
+    func resolved(for model: Module) throws -> Self
+
     /// Builds the method on `model` (whose base weights are loaded), returning what it attached. `defaultTargets`
     /// stands in when a layer tuner's config names no targets (PEFT's per-model defaults).
     func attach(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment
@@ -43,6 +47,7 @@ extension PeftConfig {
     public static var inertKeys: Set<String> { [] }
     public static var commonKeys: Set<String> { PeftCommonConfig.allKeys }
     public var summary: String { Self.peftType }
+    public func resolved(for model: Module) throws -> Self { self }
 
     /// Every key this config reads and writes: the common ones it has and its own.
     static var allFields: [ConfigField<Self>] {
@@ -102,6 +107,7 @@ public enum PeftMethods {
         LoraConfig.self,
         PolyConfig.self,
         IA3Config.self,
+        PrefixTuningConfig.self,
     ]
 
     /// The supported `peft_type` strings, sorted.

@@ -25,6 +25,7 @@ public final class PeftModel {
     public init(wrapping model: Module, config: any PeftConfig, defaultTargets: TargetModules? = nil,
                 using rng: inout some RandomNumberGenerator) throws {
         self.model = model
+        let config = try config.resolved(for: model)
         self.config = config
         try config.validate(context: "\(type(of: config).peftType) config")
         model.freeze()
@@ -40,47 +41,78 @@ public final class PeftModel {
                 savedModules.append(path)
             }
         }
-        if let c = config as? PolyConfig { try applyRoutingOptions(c.routing) }
     }
 
-    /// The adapter's tensors under PEFT's keys.
-    public func adapterTensors() -> [String: Tensor] {
+    /// The adapter file's tensors under PEFT's keys: each adapter's saved tensors, trained base parameters and saved
+    /// modules.
+    public func adapterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for (key, p) in adapterParameters() { out[key] = p.value }
-        foldPendingTaskRows(into: &out)
+        for (key, t) in try savedEntries() { out[key] = t }
         return out
     }
 
-    /// Adapter, trained base and saved-module parameters under PEFT's keys (what is trained and saved).
+    /// Adapter, trained base and saved-module parameters under PEFT's keys (what trains; a parameter shared by
+    /// several adapters is listed under each of their keys).
     public func adapterParameters() -> [(key: String, parameter: Parameter)] {
         var out: [(String, Parameter)] = []
-        for (path, layer) in adapters {
-            let prefix = PeftModel.keyPrefix + (path.isEmpty ? "" : path + ".")
-            for (name, p) in layer.adapterParameters() { out.append((prefix + name, p)) }
+        for (_, a) in adapters {
+            for (name, p) in a.adapterParameters() { out.append((a.savedKeyPrefix + name, p)) }
         }
-        out += trainedBaseParameters
+        return out + baseParameters()
+    }
+
+    /// Trained base parameters and saved modules' parameters, under their keys.
+    private func baseParameters() -> [(key: String, parameter: Parameter)] {
+        var out = trainedBaseParameters
         for path in savedModules {
             for (name, p) in model.module(at: path)!.namedParameters() { out.append((PeftModel.keyPrefix + path + "." + name, p)) }
         }
         return out
     }
 
+    /// Every tensor of the adapter file with its key, in order.
+    private func savedEntries() throws -> [(key: String, tensor: Tensor)] {
+        var out: [(String, Tensor)] = []
+        for (_, a) in adapters {
+            for (name, t) in try a.savedTensors() { out.append((a.savedKeyPrefix + name, t)) }
+        }
+        return out + baseParameters().map { ($0.key, $0.parameter.value) }
+    }
+
     /// Loads adapter tensors saved under PEFT's keys. Every expected key must be present with its shape, and no
-    /// other key may appear; errors name the key and both shapes.
+    /// other key may appear; errors name the key and both shapes. A parameter shared by several adapters (a shared
+    /// router) is saved under each of their keys, and those copies must agree.
     public func loadAdapterTensors(_ tensors: [String: Tensor], source: String = "adapter") throws {
-        let params = adapterParameters()
-        let expected = Set(params.map(\.key))
-        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
+        let expected = try savedEntries()
+        let keys = Set(expected.map(\.key))
+        if let extra = tensors.keys.sorted().first(where: { !keys.contains($0) }) {
             throw ConfigError("\(source): unexpected tensor '\(extra)' (the model has no such adapter parameter)")
         }
-        for (key, p) in params {
-            guard let t = tensors[key] else { throw ConfigError("\(source): missing tensor '\(key)'") }
-            guard t.shape == p.value.shape else {
-                throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(t.shape)), the model expects \(fmt(p.value.shape))")
+        for (key, t) in expected {
+            guard let given = tensors[key] else { throw ConfigError("\(source): missing tensor '\(key)'") }
+            guard given.shape == t.shape else {
+                throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(given.shape)), the model expects \(fmt(t.shape))")
             }
         }
-        try checkSharedParameters(params, tensors, source: source)
-        for (key, p) in params { p.value = tensors[key]!.contiguous() }
+        try checkSharedParameters(tensors, source: source)
+        for (_, a) in adapters {
+            var own: [String: Tensor] = [:]
+            for (name, _) in try a.savedTensors() { own[name] = tensors[a.savedKeyPrefix + name] }
+            try a.loadSavedTensors(own)
+        }
+        for (key, p) in baseParameters() { p.value = tensors[key]!.contiguous() }
+    }
+
+    /// A parameter listed under several keys must be given equal tensors under all of them.
+    private func checkSharedParameters(_ tensors: [String: Tensor], source: String) throws {
+        var first: [ObjectIdentifier: String] = [:]
+        for (key, p) in adapterParameters() where tensors[key] != nil {
+            guard let earlier = first[ObjectIdentifier(p)] else { first[ObjectIdentifier(p)] = key; continue }
+            guard tensors[key] == tensors[earlier] else {
+                throw ConfigError("\(source): '\(key)' and '\(earlier)' are one shared parameter here (e.g. a router shared "
+                    + "by layers) but the file holds different values; load with unshared parameters (per-layer routers)")
+            }
+        }
     }
 
     /// The adapters that wrap layers, by path.
@@ -106,7 +138,11 @@ public final class PeftModel {
     public func unmerge() throws { for (_, a) in adapters.reversed() { try a.unmerge() } }
 
     /// PEFT's `print_trainable_parameters()` line.
-    public func parameterSummary() -> String { model.parameterSummary() }
+    /// The model's parameters and those of adapters that live outside its tree (prefix tuning's table) count.
+    public func parameterSummary() -> String {
+        let all = model.namedParameters().map(\.parameter) + adapterParameters().map(\.parameter)
+        return Module.parameterSummary(all.uniqueObjects { $0 })
+    }
 }
 
 extension PeftModel {

@@ -109,9 +109,12 @@ open class Module {
 
     /// Counts like PEFT's `print_trainable_parameters()`:
     /// `trainable params: 12,288 || all params: 1,062,912 || trainable%: 1.1561`.
-    public func parameterSummary() -> String {
+    public func parameterSummary() -> String { Module.parameterSummary(uniqueNamedParameters().map(\.parameter)) }
+
+    /// The `print_trainable_parameters()` line for `parameters` (each counted once by the caller).
+    public static func parameterSummary(_ parameters: [Parameter]) -> String {
         var all = 0, trainable = 0
-        for (_, p) in uniqueNamedParameters() {
+        for p in parameters {
             all += p.count
             if p.requiresGrad { trainable += p.count }
         }

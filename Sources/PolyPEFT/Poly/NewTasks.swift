@@ -100,16 +100,6 @@ extension PeftModel {
         }
     }
 
-    /// Replaces each layer's pending rows by the full `module_logits` in a dictionary of adapter tensors.
-    func foldPendingTaskRows(into tensors: inout [String: Tensor]) {
-        for (path, layer) in polyLayers {
-            guard let extra = layer.router.newLogits else { continue }
-            let key = PeftModel.keyPrefix + path + ".poly_router."
-            tensors[key + "module_logits"] = try? Tensor.concatenate([layer.router.moduleLogits.value, extra.value], axis: 0)
-            tensors[key + "new_module_logits"] = nil
-        }
-    }
-
     /// Sets up fine-tuning on new tasks in `mode` (see `NewTaskMode`): freezes everything else, and returns the
     /// trainable parameters as groups `router` (new rows, `routerLearningRate`) and `skills` (skill factors or the
     /// averaged LoRA, `skillLearningRate`). `full` and `routingOnly` need `addTasks` first.

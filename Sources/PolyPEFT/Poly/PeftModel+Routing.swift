@@ -37,9 +37,17 @@ extension PeftModel {
 
     /// Shares routers by `options.granularity` and sets `options` on each.
     func applyRoutingOptions(_ options: RoutingOptions) throws {
+        try PolyLinear.shareRouters(of: polyLayers.map(\.layer), options: options)
+    }
+}
+
+extension PolyLinear {
+    /// Shares routers among `layers` by `options.granularity` (routers merged into one keep the first layer's logits;
+    /// routers split apart start as copies) and sets `options` on each.
+    static func shareRouters(of layers: [PolyLinear], options: RoutingOptions) throws {
         var groups: [String: [PolyLinear]] = [:], order: [String] = []
-        for (path, layer) in polyLayers {
-            let key = options.granularity.key(for: path)
+        for layer in layers {
+            let key = options.granularity.key(for: layer.path)
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(layer)
         }
@@ -56,9 +64,7 @@ extension PeftModel {
             for layer in members where layer.router !== router { try layer.use(router: router) }
         }
     }
-}
 
-extension PolyLinear {
     /// Makes `router` this layer's router (a child named `poly_router`, as PEFT names it).
     func use(router newRouter: PolyRouter) throws {
         precondition(newRouter.nSkills == nSkills && newRouter.nSplits == nSplits, "router shape differs from the layer's")
@@ -89,17 +95,3 @@ extension PeftModel {
     }
 }
 
-extension PeftModel {
-    /// A shared router is saved under every layer's key; loading requires those copies to agree (PEFT trains them
-    /// apart, so a PEFT-trained file with differing copies cannot be loaded as shared).
-    func checkSharedParameters(_ params: [(key: String, parameter: Parameter)], _ tensors: [String: Tensor], source: String) throws {
-        var first: [ObjectIdentifier: String] = [:]
-        for (key, p) in params {
-            guard let earlier = first[ObjectIdentifier(p)] else { first[ObjectIdentifier(p)] = key; continue }
-            guard tensors[key] == tensors[earlier] else {
-                throw ConfigError("\(source): '\(key)' and '\(earlier)' hold one shared router (granularity "
-                    + "\(routingOptions.granularity)) but differ; load with per-layer routers")
-            }
-        }
-    }
-}

@@ -71,6 +71,13 @@ public struct PolyConfig: LayerTunerConfig, Equatable, Codable {
                        nSkills: nSkills, nSplits: nSplits, initWeights: initWeights, mixing: mixing, using: &rng)
     }
 
+    /// Wraps the targeted layers and shares their routers by `routing.granularity`.
+    public func attach(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
+        let attachment = try attachLayers(to: model, defaultTargets: defaultTargets, using: &rng)
+        try PolyLinear.shareRouters(of: attachment.adapters.compactMap { $0.adapter as? PolyLinear }, options: routing)
+        return attachment
+    }
+
     public var summary: String {
         "Poly\(nSplits > 1 ? " / MHR" : "")  r=\(r)  tasks=\(nTasks)  skills=\(nSkills)  splits=\(nSplits)  mixing=\(mixing.rawValue)"
     }

@@ -1,0 +1,148 @@
+import Foundation
+import XCTest
+@testable import PolyPEFT
+
+/// Prefix tuning beyond the golden cases (which load PEFT's files): the projection's training form against PEFT's
+/// prompt encoder, saving and reloading, gradients by finite differences, generation with a prefix, and the errors.
+final class PrefixTuningTests: XCTestCase {
+    static let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
+    static let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    static let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+
+    static func t5Config() -> T5Config {
+        T5Config(vocabSize: 13, dModel: 8, dKV: 4, dFF: 12, numLayers: 3, numDecoderLayers: 3, numHeads: 2,
+                 relativeAttentionNumBuckets: 8, relativeAttentionMaxDistance: 12, dropoutRate: 0, eosTokenID: 1)
+    }
+
+    func testProjectionTrainsAsPEFTsPromptEncoderAndSavesTheProjectedTable() throws {
+        let dir = GoldenConformanceTests.goldenDirectories.last!.appendingPathComponent("prefix_proj_bert")
+        let baseConfig = try BertConfig(json: try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("base_config.json"))))
+        let bert = try BertModel(config: baseConfig, addPoolingLayer: false)
+        try bert.loadStateDict(try Safetensors.read(dir.appendingPathComponent("base_model.safetensors")), source: "base")
+        var config = try PrefixTuningConfig(json: try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("adapter/adapter_config.json"))))
+        config.inferenceMode = false                                   // the training form: embedding + MLP
+        var rng = Xoshiro256(seed: 1)
+        let peft = try PeftModel(wrapping: bert, config: config, using: &rng)
+        let encoder = try Safetensors.read(dir.appendingPathComponent("prompt_encoder.safetensors"))
+        let params = peft.adapterParameters()
+        XCTAssertEqual(params.map(\.key), ["embedding.weight", "transform.0.weight", "transform.0.bias", "transform.2.weight", "transform.2.bias"])
+        for (key, p) in params { p.value = try XCTUnwrap(encoder[key], key) }
+
+        let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
+        func rows(_ key: String) throws -> [[Int]] {
+            let (v, s) = try inputs.intTensor(key)
+            return (0..<s[0]).map { Array(v[($0 * s[1])..<(($0 + 1) * s[1])]) }
+        }
+        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
+        let y = try bert.forward(inputIDs: try rows("input_ids"), attentionMask: try rows("attention_mask"),
+                                 tokenTypeIDs: try rows("token_type_ids"), Context(mode: .eval)).sequence
+        assertClose(y.value, outputs["peft_output"]!, rtol: 1e-5, atol: 1e-5)
+        try y.squared().sum().backward()
+        for (key, p) in params { assertClose(p.grad!, encoder["grad." + key]!, rtol: 1e-4, atol: 1e-5, key) }
+
+        // The file holds only the projected table, which is what PEFT saved.
+        let saved = try peft.adapterTensors()
+        XCTAssertEqual(Array(saved.keys), ["prompt_embeddings"])
+        let adapter = try Safetensors.read(dir.appendingPathComponent("adapter/adapter_model.safetensors"))
+        assertClose(saved["prompt_embeddings"]!, adapter["prompt_embeddings"]!, rtol: 1e-5, atol: 1e-6)
+        XCTAssertTrue(peft.parameterSummary().hasPrefix("trainable params: 760 ||"), peft.parameterSummary())
+    }
+
+    func testSaveReloadAndDisabledAdapters() throws {
+        for seq2seq in [false, true] {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("prefix-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: url) }
+            var rng = Xoshiro256(seed: 3)
+            let make: () throws -> (Module, (Context) throws -> Tensor) = {
+                if seq2seq {
+                    let t5 = try T5ForConditionalGeneration(config: Self.t5Config(), seed: 4)
+                    return (t5, { try t5.forward(inputIDs: Self.ids, attentionMask: Self.mask, decoderInputIDs: [[0, 3, 4], [0, 5, 6]], $0).value })
+                }
+                let bert = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 4)
+                return (bert, { try bert.forward(inputIDs: Self.ids, attentionMask: Self.mask, tokenTypeIDs: Self.types, $0).value })
+            }
+            let (model, run) = try make()
+            let base = try run(.inference())
+            let config = PrefixTuningConfig(numVirtualTokens: 2, taskType: seq2seq ? "SEQ_2_SEQ_LM" : "SEQ_CLS", prefixProjection: true, encoderHiddenSize: 5)
+            let peft = try PeftModel(wrapping: model, config: config, using: &rng)
+            let adapted = try run(.inference())
+            XCTAssertGreaterThan(try (adapted - base).abs().max().scalars[0], 1e-3, "the prefix changes the output")
+            let off = Context.inference()
+            off.adaptersEnabled = false
+            assertClose(try run(off), base, rtol: 0, atol: 0, "adapters disabled: the base model")
+            try peft.save(to: url)
+            let json = try JSONValue(parsing: try Data(contentsOf: url.appendingPathComponent("adapter_config.json")))
+            XCTAssertNil(json["target_modules"])
+            XCTAssertEqual(json["num_transformer_submodules"], .int(seq2seq ? 2 : 1))
+            XCTAssertEqual(json["num_layers"], .int(seq2seq ? 3 : 2))
+
+            let (fresh, rerun) = try make()
+            let loaded = try PeftModel.load(from: url, into: fresh)
+            assertClose(try rerun(.inference()), adapted, rtol: 1e-6, atol: 1e-6, "reloaded")
+            XCTAssertEqual(loaded.adapterParameters().map(\.key), ["prompt_embeddings"])
+        }
+    }
+
+    func testPrefixGradientsByFiniteDifferences() throws {
+        // BERT (mask with padding, token types kept for SEQ_CLS) and T5 (decoder self-attention, relative bias offset).
+        var rng = Xoshiro256(seed: 5)
+        let bert = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 6)
+        let pb = try PeftModel(wrapping: bert, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_CLS"), using: &rng)
+        try paramGradCheck(pb.adapterParameters().map(\.parameter)) {
+            try bert.forward(inputIDs: Self.ids, attentionMask: Self.mask, tokenTypeIDs: Self.types, Context(mode: .eval))
+        }
+        let t5 = try T5ForConditionalGeneration(config: Self.t5Config(), seed: 7)
+        let pt = try PeftModel(wrapping: t5, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_2_SEQ_LM",
+                                                                          prefixProjection: true, encoderHiddenSize: 3), using: &rng)
+        try paramGradCheck(pt.adapterParameters().map(\.parameter)) {
+            try t5.forward(inputIDs: Self.ids, attentionMask: Self.mask, decoderInputIDs: [[0, 3, 4], [0, 5, 6]], Context(mode: .eval))
+        }
+    }
+
+    func testT5LayoutAndGenerationWithAPrefix() throws {
+        // Three decoder blocks with num_transformer_submodules 2 read slices (0, 1), (4, 5), (2, 3): PEFT's layout.
+        var rng = Xoshiro256(seed: 8)
+        let t5 = try T5ForConditionalGeneration(config: Self.t5Config(), seed: 9)
+        let peft = try PeftModel(wrapping: t5, config: PrefixTuningConfig(numVirtualTokens: 3, taskType: "SEQ_2_SEQ_LM"), using: &rng)
+        let encoder = try XCTUnwrap(peft.adapters.first?.layer as? PrefixEncoder)
+        XCTAssertEqual(encoder.keySlices, [0, 4, 2])
+        XCTAssertFalse(encoder.keepsTokenTypes)
+        for p in peft.adapterParameters() { p.parameter.value = p.parameter.value * 3 }
+        // A cache seeded with the prefix decodes exactly as the full recomputation, greedy and with beams.
+        for beams in [1, 3] {
+            let cached = try t5.generate(inputIDs: Self.ids, attentionMask: Self.mask,
+                                         config: GenerationConfig(maxLength: 6, numBeams: beams, useCache: true), .inference())
+            let full = try t5.generate(inputIDs: Self.ids, attentionMask: Self.mask,
+                                       config: GenerationConfig(maxLength: 6, numBeams: beams, useCache: false), .inference())
+            XCTAssertEqual(cached, full, "beams \(beams)")
+        }
+    }
+
+    func testErrorsNameTheProblem() throws {
+        var rng = Xoshiro256(seed: 10)
+        let mlp = try MLP([.linear(name: "fc1", inFeatures: 4, outFeatures: 4, bias: true)], using: &rng)
+        XCTAssertThrowsError(try PeftModel(wrapping: mlp, config: PrefixTuningConfig(numVirtualTokens: 2), using: &rng)) {
+            XCTAssertEqual("\($0)", "prefix tuning needs a model whose attention takes key/value prefixes (BertModel, BertForSequenceClassification, T5ForConditionalGeneration), not MLP")
+        }
+        let t5 = try T5ForConditionalGeneration(config: T5TestSupport.tinyConfig(), seed: 1)     // 2 heads of 3, d_model 8
+        XCTAssertThrowsError(try PeftModel(wrapping: t5, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_2_SEQ_LM"), using: &rng)) {
+            XCTAssertEqual("\($0)", "prefix tuning: token_dim 8 with 2 heads (head size 4) does not fit the model's attention (2 heads of 3, hidden size 8)")
+        }
+        let bert = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false)
+        _ = try PeftModel(wrapping: bert, config: PrefixTuningConfig(numVirtualTokens: 2), using: &rng)
+        XCTAssertThrowsError(try PeftModel(wrapping: bert, config: PrefixTuningConfig(numVirtualTokens: 2), using: &rng)) {
+            XCTAssertEqual("\($0)", "prefix tuning: the model already has a key/value prefix source installed")
+        }
+        XCTAssertThrowsError(try PrefixTuningConfig(json: ["peft_type": "PREFIX_TUNING"])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: num_virtual_tokens must be set")
+        }
+        XCTAssertThrowsError(try PrefixTuningConfig(json: ["peft_type": "PREFIX_TUNING", "num_virtual_tokens": 2, "init_weights": "ones"])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: init_weights must be \"zero\" or null, got \"ones\"")
+        }
+        let long = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false)   // 10 positions
+        _ = try PeftModel(wrapping: long, config: PrefixTuningConfig(numVirtualTokens: 6), using: &rng)
+        XCTAssertThrowsError(try long.forward(inputIDs: Self.ids, .inference())) {
+            XCTAssertEqual("\($0)", "bert: 6 prefix positions and sequence length 5 exceed max_position_embeddings 10")
+        }
+    }
+}
