@@ -255,5 +255,8 @@ extension ParsedArguments {
 
     var mixing: MixingMode { MixingMode(rawValue: choice("mixing"))! }
 
+    /// `--method` of `polyctl train`.
+    var method: RunMethod { RunMethod(rawValue: choice("method"))! }
+
     var strategy: RoutingStrategy { RoutingStrategy(rawValue: choice("strategy"))! }
 }

@@ -42,7 +42,7 @@ enum BenchTrain: Subcommand {
 
         let data = try RunData.load(dataPath: nil, seed: seed, hiddenDim: 64)
         let base = try MLPShape.model(data.baseWeights)
-        let spec = RunSpec(method: "poly", mixing: mixing, skills: 6, splits: 1, rank: 2, dataPath: nil, dataSeed: seed,
+        let spec = RunSpec(method: .poly, mixing: mixing, skills: 6, splits: 1, rank: 2, dataPath: nil, dataSeed: seed,
                            hiddenDim: 64, taskNames: data.train.taskNames, training: training)
         var initRNG = Xoshiro256(seed: seed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)

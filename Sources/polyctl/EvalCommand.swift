@@ -30,7 +30,7 @@ enum EvalCommand: Subcommand {
         let shots = args.int("shots")
         let (loss, perTask) = try RegressionObjective.evaluate(run.model, data)
         let counts = data.indicesByTask.mapValues(\.count)
-        let fewShot = args.flag("no-fewshot") || run.spec.dataPath != nil || run.spec.method == "lora" ? nil
+        let fewShot = args.flag("no-fewshot") || run.spec.dataPath != nil || !run.spec.method.isRouted ? nil
             : try heldOut(run, shots: shots)
         if args.flag("json") {
             let tasks = perTask.keys.sorted().map { t -> JSONValue in
@@ -53,7 +53,7 @@ enum EvalCommand: Subcommand {
         table.addRow(["all", String(data.count), formatFixed(Double(loss), digits: 5)])
         console.write(table.render())
         guard let fewShot else { return }
-        let label = run.spec.method == "mhr" ? "MHR" : "Poly"
+        let label = run.spec.method.label
         console.print("")
         console.print("Held-out tasks, adapted on \(shots) examples each (test MSE):")
         var few = TableFormatter(headers: ["task", "\(label)-z", "\(label) full", "shared LoRA"])
@@ -70,7 +70,7 @@ enum EvalCommand: Subcommand {
         guard let synthetic = data.synthetic else { return [] }
         let trained = TrainedAdapter(config: run.peft.config, tensors: try run.peft.adapterTensors(), baseWeights: data.baseWeights, testLoss: .nan)
         var lora = run.spec
-        lora.method = "lora"
+        lora.method = .lora
         lora.rank = run.spec.skills * run.spec.rank
         let shared = try TrainedAdapter.train(lora.adapterConfig(), data: synthetic, training: run.spec.training, seed: run.spec.dataSeed)
         var settings = FewShotSettings()

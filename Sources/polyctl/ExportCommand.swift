@@ -23,7 +23,9 @@ enum ExportCommand: Subcommand {
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let path = args.string("adapter")!, out = args.string("output")!
         let run = try RunModel.open(path)
-        guard run.peft.config is PolyConfig else { throw CLIError.runtime("\(path): a LoRA run is already a plain LoRA adapter") }
+        guard run.spec.method.isRouted, run.peft.config is PolyConfig else {
+            throw CLIError.runtime("\(path): export collapses Poly / MHR tasks into LoRAs; a \(run.spec.method.label) run is already one PEFT adapter")
+        }
         let tasks = try TaskTable(run.spec.taskNames)
         let dir = URL(fileURLWithPath: out)
         if args.flag("merged") {

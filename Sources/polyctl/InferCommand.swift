@@ -6,10 +6,10 @@ import PolyPEFT
 enum InferCommand: Subcommand {
     static let name = "infer"
     static let overview = "Run a trained adapter for a task on inputs (JSONL or safetensors)."
-    static let usage = "infer --adapter <dir> --task <name> --input <file> [--output <file>]"
+    static let usage = "infer --adapter <dir> [--task <name>] --input <file> [--output <file>]"
     static let options: [OptionSpec] = [
         .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
-        .text("task", "<name>", "Task to route for (every input), e.g. task03."),
+        .text("task", "<name>", "Task to route for (every input), e.g. task03; Poly / MHR runs need it."),
         .text("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
         .text("output", "<file>", "Write the JSON lines here instead of standard output."),
         .choice("unknown-task", ["error", "uniform"], "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),

@@ -9,7 +9,7 @@ import PolyPEFT
 /// DIR/base_model.safetensors                           the frozen base network
 /// DIR/checkpoint/                                      adapter + trainer_state.json + optimizer.safetensors,
 ///                                                      replaced as a whole (AtomicDirectory)
-/// DIR/allocation.svg, DIR/loss.svg                     pictures, at the end of training
+/// DIR/allocation.svg, DIR/loss.svg                     pictures, at the end of training (allocation: Poly / MHR)
 /// ```
 enum RunCheckpoint {
     static let directoryName = "checkpoint"

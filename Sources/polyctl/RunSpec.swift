@@ -1,6 +1,25 @@
 import Foundation
 import PolyPEFT
 
+/// The adapters `polyctl train` trains, spelled as `--method` takes them and as `polypeft_run.json` stores them.
+enum RunMethod: String, Codable, CaseIterable {
+    case poly, mhr, lora, ia3, dora
+
+    /// Poly and MHR route skills per task; the others are one adapter shared by every task.
+    var isRouted: Bool { self == .poly || self == .mhr }
+
+    /// The name output uses.
+    var label: String {
+        switch self {
+        case .poly: "Poly"
+        case .mhr: "MHR"
+        case .lora: "LoRA"
+        case .ia3: "IA3"
+        case .dora: "DoRA"
+        }
+    }
+}
+
 /// What a `polyctl train` run is made of, saved as `polypeft_run.json` in the output folder so that `eval`, `infer`,
 /// `inspect` and `--resume` rebuild the same base model, data and adapter.
 struct RunSpec: Codable, Equatable {
@@ -8,8 +27,7 @@ struct RunSpec: Codable, Equatable {
     static let baseWeightsFileName = "base_model.safetensors"
 
     var format = 1
-    /// "poly", "mhr" or "lora".
-    var method: String
+    var method: RunMethod
     var mixing: MixingMode
     var skills: Int
     var splits: Int
@@ -21,17 +39,29 @@ struct RunSpec: Codable, Equatable {
     var hiddenDim: Int
     var taskNames: [String]
     var training: TrainingConfiguration
+    /// IA3: the targets whose input is scaled (PEFT's `feedforward_modules`); nil for the other methods.
+    var feedforward: [String]? = nil
 
-    /// The adapter configuration this run trains.
+    /// The layers every run adapts.
+    static let targets = ["fc1", "fc2"]
+
+    /// The adapter configuration this run trains: Poly / MHR with `skills` x `splits` routed LoRAs of rank `rank`;
+    /// one LoRA or DoRA of rank `rank` (alpha = rank, PEFT's default init: B = 0, so training starts at the base); or
+    /// IA3 with `feedforward` as its feed-forward modules (scales start at 1, also the base).
     func adapterConfig() -> any PeftConfig {
-        let targets = TargetModules.names(["fc1", "fc2"])
-        if method == "lora" {
+        let targets = TargetModules.names(RunSpec.targets)
+        switch method {
+        case .poly, .mhr:
+            return PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
+                              nSplits: splits, initWeights: true, mixing: mixing)
+        case .lora, .dora:
             var c = LoraConfig(r: rank, loraAlpha: Double(rank), targetModules: targets)
             c.initLoraWeights = .kaiming
+            c.useDora = method == .dora
             return c
+        case .ia3:
+            return IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
         }
-        return (PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
-                                nSplits: splits, initWeights: true, mixing: mixing))
     }
 
     func write(to dir: URL) throws {

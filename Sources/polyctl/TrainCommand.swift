@@ -1,14 +1,24 @@
 import Foundation
 import PolyPEFT
 
-/// `polyctl train`: trains Poly, MHR or a shared LoRA on the built-in multitask data (or `--data`), shows progress,
-/// the learned allocation and how it matches the truth, and writes a PEFT adapter plus everything resume needs.
+/// `polyctl train`: trains Poly, MHR, or one LoRA, IA3 or DoRA shared by all tasks, on the built-in multitask data (or
+/// `--data`), shows progress, the learned allocation (routed methods) and how it matches the truth, and writes a PEFT
+/// adapter plus everything resume needs.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR / LoRA adapters on multitask data (built-in by default)."
-    static let usage = "train [--method poly|mhr|lora] [--steps <n>] [--output <dir>] [options]"
+    static let overview = "Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default)."
+    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
-    static let defaultSplits: [(method: String, splits: Int)] = [("poly", 1), ("mhr", 4)]
+    static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
+    /// Options that configure some methods only, and those methods: given with another method, a usage error.
+    static let methodOptions: [(option: String, methods: [RunMethod])] = [
+        ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
+        ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
+    ]
+    /// `--feedforward`'s values and the IA3 feed-forward modules each stands for.
+    static let feedforwardChoices: [(name: String, modules: [String])] = [
+        ("fc2", ["fc2"]), ("fc1", ["fc1"]), ("both", ["fc1", "fc2"]), ("none", []),
+    ]
     /// Where a run goes when `--output` is not given: `runs/<timestamp>` (`defaultOutput`).
     static let outputRoot = "runs"
     /// The options a `--resume` may be combined with (the run's saved settings give everything else).
@@ -17,35 +27,52 @@ enum TrainCommand: Subcommand {
     static let options: [OptionSpec] = {
         let training = TrainingConfiguration()
         return [
-            .choice("method", ["poly", "mhr", "lora"], "Adapter: Poly, MHR (Poly with splits) or one shared LoRA.", default: "poly"),
-            .int("skills", "Skills (LoRAs) per adapted layer.", range: 1...4096, default: 6),
-            .int("splits", "Routing blocks per skill (MHR heads).", range: 1...4096,
-                 note: defaultSplits.map { "\($0.splits) for \($0.method)" }.joined(separator: ", ")),
-            .int("rank", "LoRA rank of each skill.", range: 1...4096, default: 2),
-            .mixing(default: .outputs),
+            .choice("method", RunMethod.allCases.map(\.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one LoRA, IA3 or DoRA shared by all tasks.", default: RunMethod.poly.rawValue),
+            .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
+            .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
+                 note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
+            .int("rank", only("rank", "LoRA rank (of each skill)"), range: 1...4096, default: 2),
+            .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
+            .choice("feedforward", feedforwardChoices.map(\.name),
+                    only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
+                    default: "fc2"),
             .int("steps", "Optimizer steps.", range: 1...10_000_000, default: training.steps),
             .int("batch-size", "Samples per step.", range: 1...1_000_000, default: training.batchSize),
-            .positive("lr", "Learning rate of the skills.", default: training.learningRate),
-            .positive("router-lr", "Learning rate of the router logits.", default: training.routerLearningRate),
+            .positive("lr", "Learning rate of the adapter (the skills of poly, mhr).", default: training.learningRate),
+            .positive("router-lr", only("router-lr", "Learning rate of the router logits"), default: training.routerLearningRate),
             .int("eval-every", "Validation interval in steps (0: only at the end).", range: 0...Int.max, default: training.evalEvery),
             .seed("Seed of the data, the initialisation and the batch order."),
             .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
             .text("output", "<dir>", "Run folder.", note: outputRoot + "/<timestamp>"),
             .text("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
             .int("stop-after", "Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.", range: 1...Int.max),
-            .flag("no-baseline", "Skip training the shared-LoRA baseline of the same size."),
+            .flag("no-baseline", "Skip the shared-LoRA baseline of the same size (trained for poly, mhr)."),
             .flag("quiet", "Print only the summary, no progress."),
             .flag("json", "Print progress and the summary as JSON lines."),
         ]
     }()
+
+    /// An option's help with the methods it applies to (`methodOptions`): `"<help>; poly, mhr only."`.
+    static func only(_ option: String, _ help: String) -> String {
+        guard let methods = methodOptions.first(where: { $0.option == option })?.methods else {
+            preconditionFailure("TrainCommand: '--\(option)' is not in methodOptions")
+        }
+        return help + "; " + methods.map(\.rawValue).joined(separator: ", ") + " only."
+    }
 
     static func validate(_ args: ParsedArguments) throws {
         if args.isGiven("resume") {
             if let other = args.values.keys.sorted().first(where: { !resumable.contains($0) }) {
                 throw CLIError.usage("'--\(other)' cannot be combined with '--resume' (the run's saved settings are used)", hint: args.hint)
             }
-        } else if args.choice("method") == "lora" && (args.isGiven("skills") || args.isGiven("splits")) {
-            throw CLIError.usage("'--skills' and '--splits' apply to poly and mhr, not lora", hint: args.hint)
+            return
+        }
+        let method = args.method
+        for (option, methods) in methodOptions where args.isGiven(option) && !methods.contains(method) {
+            let names = methods.map(\.rawValue)
+            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + names.last!
+            throw CLIError.usage("'--\(option)' applies to \(list), not \(method.rawValue)", hint: args.hint)
         }
     }
 
@@ -98,7 +125,7 @@ enum TrainCommand: Subcommand {
             console.print("\nInterrupted at step \(trainer.step): checkpoint saved; continue with 'polyctl train --resume \(dir.path)'")
             throw CLIError.interrupted
         }
-        let baseline = spec.method == "lora" || args.flag("no-baseline") ? nil : try trainBaseline(spec, data)
+        let baseline = !spec.method.isRouted || args.flag("no-baseline") ? nil : try trainBaseline(spec, data)
         try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir,
                         baseline: baseline).emit(console, json: json)
     }
@@ -108,7 +135,7 @@ enum TrainCommand: Subcommand {
     static func trainBaseline(_ spec: RunSpec, _ data: RunData) throws -> (loss: Float, rank: Int) {
         let rank = spec.skills * spec.rank
         var shared = spec
-        shared.method = "lora"
+        shared.method = .lora
         shared.rank = rank
         let trained = try TrainedAdapter.train(shared.adapterConfig(), baseWeights: data.baseWeights, train: data.train,
                                                test: data.test, training: spec.training, initSeed: spec.dataSeed &+ 11)
@@ -116,8 +143,15 @@ enum TrainCommand: Subcommand {
     }
 
     static func describe(_ s: RunSpec) -> String {
-        if s.method == "lora" { return "a shared LoRA (rank \(s.rank))" }
-        return "\(s.method == "mhr" ? "MHR" : "Poly") (\(s.skills) skills, \(s.splits) split\(s.splits == 1 ? "" : "s"), rank \(s.rank), \(s.mixing.rawValue) mixing)"
+        switch s.method {
+        case .poly, .mhr:
+            return "\(s.method.label) (\(s.skills) skills, \(s.splits) split\(s.splits == 1 ? "" : "s"), rank \(s.rank), \(s.mixing.rawValue) mixing)"
+        case .lora, .dora:
+            return "a shared \(s.method.label) (rank \(s.rank))"
+        case .ia3:
+            let ff = s.feedforward ?? []
+            return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
+        }
     }
 
     /// The run to perform: a new spec from the options, or the saved one with `--resume`.
@@ -126,7 +160,7 @@ enum TrainCommand: Subcommand {
             let dir = URL(fileURLWithPath: resume)
             return (try RunSpec.read(from: dir), dir, true)
         }
-        let method = args.choice("method")
+        let method = args.method
         var training = TrainingConfiguration()
         training.steps = args.int("steps")
         training.batchSize = args.int("batch-size")
@@ -147,9 +181,10 @@ enum TrainCommand: Subcommand {
             names = try SyntheticTasks(c).taskNames
         }
         let splits = args.optionalInt("splits") ?? defaultSplits.first { $0.method == method }?.splits ?? 1
+        let feedforward = method == .ia3 ? feedforwardChoices.first { $0.name == args.choice("feedforward") }!.modules : nil
         let spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
                            rank: args.int("rank"), dataPath: dataPath,
-                           dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training)
+                           dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training, feedforward: feedforward)
         let dir = URL(fileURLWithPath: args.string("output") ?? defaultOutput())
         return (spec, dir, false)
     }

@@ -62,8 +62,9 @@ struct TrainReport {
             let ratio = test.loss > 0 ? Double(baseline.loss / test.loss) : .infinity
             console.print("Shared LoRA baseline (one rank-\(baseline.rank) adapter for all tasks, same size): test loss \(formatFixed(Double(baseline.loss), digits: 5)), \(formatFixed(ratio, digits: 1))x the routed model's")
         }
-        console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), allocation.svg, loss.svg, checkpoint/")
-        if spec.mixing == .outputs && spec.method != "lora" {
+        let pictures = allocs.isEmpty ? "loss.svg" : "allocation.svg, loss.svg"
+        console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), \(pictures), checkpoint/")
+        if spec.mixing == .outputs && spec.method.isRouted {
             console.print("Note: output mixing is a PolyPEFT extension; Hugging Face PEFT would load this folder but compute parameter mixing. Train with --mixing parameters for PEFT, or export tasks as LoRA.")
         }
     }

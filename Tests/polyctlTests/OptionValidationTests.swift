@@ -20,7 +20,7 @@ final class OptionValidationTests: XCTestCase {
             (["export", "--adapter", "/nonexistent", "--output", "x", "--merged"], "error: '--merged' needs '--task <name>'\nhint: see 'polyctl export --help'\n"),
             (["infer", "--adapter", "/nonexistent"], "error: missing '--input <file>'\nhint: see 'polyctl infer --help'\n"),
             (["train", "--data", "/nonexistent.jsonl", "--method", "lora", "--splits", "2"],
-             "error: '--skills' and '--splits' apply to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
+             "error: '--splits' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["experiment", "fewshot", "--k", "5,500"],
              "error: option '--k' allows at most 160 examples (the few-shot pool)\nhint: see 'polyctl experiment fewshot --help'\n"),
             (["bench", "t5", "--d-model", "100"],
@@ -38,7 +38,7 @@ final class OptionValidationTests: XCTestCase {
     /// Defaults read from the library's settings, shown as the settings print them.
     func testDefaultsComeFromTheLibrarySettings() {
         let help = TrainCommand.help
-        XCTAssertTrue(help.contains("Learning rate of the skills. (default: \(TrainingConfiguration().learningRate))"), help)
+        XCTAssertTrue(help.contains("Learning rate of the adapter (the skills of poly, mhr). (default: \(TrainingConfiguration().learningRate))"), help)
         XCTAssertTrue(help.contains("Optimizer steps. (default: \(TrainingConfiguration().steps))"), help)
         XCTAssertTrue(ExperimentFewShot.help.contains("Full-batch steps of each adaptation. (default: \(FewShotSettings().steps))"))
         let parsed = try! ParsedArguments(command: "train", arguments: [], options: TrainCommand.options, maxPositionals: 0)

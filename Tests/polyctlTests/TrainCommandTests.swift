@@ -60,19 +60,119 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNotEqual(uniform.out, inf.out)
     }
 
-    /// An interrupted run resumed from its checkpoint ends bit-identical to an uninterrupted one.
-    func testResumeIsBitIdentical() throws {
-        let a = root.appendingPathComponent("a").path, b = root.appendingPathComponent("b").path
-        XCTAssertEqual(run(["train"] + tiny + ["--output", a]).code, 0)
-        let stopped = run(["train"] + tiny + ["--output", b, "--stop-after", "12"])
-        XCTAssertEqual(stopped.code, 130)
-        XCTAssertTrue(stopped.out.contains("Interrupted at step 12: checkpoint saved; continue with 'polyctl train --resume \(b)'"), stopped.out)
-        let resumed = run(["train", "--resume", b, "--quiet", "--no-baseline"])
-        XCTAssertEqual(resumed.code, 0, resumed.err)
-        for f in ["adapter_model.safetensors", "checkpoint/optimizer.safetensors"] {
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/" + f)), try Data(contentsOf: URL(fileURLWithPath: b + "/" + f)), f)
+    /// IA3 and DoRA, one adapter shared by all tasks: trained a few steps, saved in PEFT's format (keys, shapes,
+    /// config), and reopened by infer (checked against the method's formula on the saved tensors), eval and inspect.
+    func testTrainIA3AndDoRA() throws {
+        let p = PeftModel.keyPrefix
+        let cases: [(method: [String], shapes: [String: [Int]], type: String, size: String)] = [
+            (["--method", "ia3"], [p + "fc1.ia3_l": [64, 1], p + "fc2.ia3_l": [1, 64]], "IA3  feedforward=[\"fc2\"]", "128 in 2 tensors"),
+            (["--method", "ia3", "--feedforward", "none"], [p + "fc1.ia3_l": [64, 1], p + "fc2.ia3_l": [8, 1]], "IA3  feedforward=[]",
+             "72 in 2 tensors"),
+            (["--method", "dora"], [p + "fc1.lora_A.weight": [2, 32], p + "fc1.lora_B.weight": [64, 2], p + "fc1.lora_magnitude_vector": [64],
+                                    p + "fc2.lora_A.weight": [2, 64], p + "fc2.lora_B.weight": [8, 2], p + "fc2.lora_magnitude_vector": [8]],
+             "DoRA  r=2  lora_alpha=2.00  dropout=0.00", "408 in 6 tensors"),
+        ]
+        let input = root.appendingPathComponent("in.jsonl")
+        let x = (0..<3).map { i in (0..<32).map { j in Float(sin(Double(i * 32 + j) * 0.7)) } }
+        try Data(x.map { "{\"input\": [" + $0.map { "\($0)" }.joined(separator: ", ") + "]}\n" }.joined().utf8).write(to: input)
+        for (n, c) in cases.enumerated() {
+            let label = c.method.joined(separator: " ")
+            let dir = root.appendingPathComponent("run\(n)").path
+            let t = run(["train"] + tiny + c.method + ["--output", dir])
+            XCTAssertEqual(t.code, 0, t.err)
+            XCTAssertTrue(t.out.hasSuffix("Wrote \(dir)/: adapter_config.json, adapter_model.safetensors (PEFT format), loss.svg, checkpoint/\n"), t.out)
+            XCTAssertFalse(t.out.contains("allocation"), t.out)
+            let tensors = try Safetensors.read(URL(fileURLWithPath: dir + "/adapter_model.safetensors"))
+            XCTAssertEqual(tensors.mapValues(\.shape), c.shapes, label)
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))) as! [String: Any]
+            XCTAssertEqual(Set(config["target_modules"] as! [String]), ["fc1", "fc2"], label)
+            if c.method.contains("dora") {
+                XCTAssertEqual(config["peft_type"] as? String, "LORA")
+                XCTAssertEqual(config["use_dora"] as? Bool, true)
+                XCTAssertEqual(config["r"] as? Int, 2)
+                XCTAssertEqual(config["lora_alpha"] as? Int, 2)
+                XCTAssertTrue(tensors[p + "fc2.lora_B.weight"]!.scalars.contains { $0 != 0 }, "lora_B trained away from its zero init")
+            } else {
+                XCTAssertEqual(config["peft_type"] as? String, "IA3")
+                XCTAssertEqual(config["feedforward_modules"] as? [String], c.method.contains("none") ? [] : ["fc2"], label)
+                XCTAssertEqual(config["init_ia3_weights"] as? Bool, true)
+                for key in c.shapes.keys { XCTAssertTrue(tensors[key]!.scalars.contains { $0 != 1 }, "\(key) trained away from its ones init") }
+            }
+            // Reopened by infer; no task needed for an adapter shared by all tasks.
+            let inf = run(["infer", "--adapter", dir, "--input", input.path])
+            XCTAssertEqual(inf.code, 0, inf.err)
+            let got = try inf.out.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: [Double]] }
+            let base = try Safetensors.read(URL(fileURLWithPath: dir + "/base_model.safetensors"))
+            let want = TrainCommandTests.reference(x, base: base, adapter: tensors)
+            XCTAssertEqual(got.count, 3)
+            for (g, w) in zip(got, want) {
+                XCTAssertEqual(g["output"]!.count, 8)
+                for (a, b) in zip(g["output"]!, w) { XCTAssertEqual(a, Double(b), accuracy: 1e-5, label) }
+            }
+            let e = run(["eval", "--adapter", dir, "--json"])
+            XCTAssertEqual(e.code, 0, e.err)
+            let json = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+            XCTAssertEqual((json["tasks"] as! [Any]).count, 18)
+            XCTAssertNil(json["few_shot"], "few-shot adaptation is for routed runs")
+            let i = run(["inspect", dir])
+            XCTAssertEqual(i.code, 0, i.err)
+            XCTAssertEqual(i.out, "Adapter: \(dir)\nType: \(c.type)\nTargets: [\"fc1\", \"fc2\"]\nAdapter parameters: \(c.size)\n", label)
+            let ex = run(["export", "--adapter", dir, "--output", root.appendingPathComponent("x").path])
+            XCTAssertEqual(ex.code, 1)
+            XCTAssertEqual(ex.err, "error: \(dir): export collapses Poly / MHR tasks into LoRAs; a \(c.method.contains("dora") ? "DoRA" : "IA3") run is already one PEFT adapter\n")
         }
-        let conflict = run(["train", "--resume", b, "--steps", "5"])
+    }
+
+    /// `fc2(relu(fc1(x)))` with each layer's weight and bias rewritten as the adapter in `tensors` changes them, by
+    /// PEFT's formulas, in plain loops: IA3 `ia3_l` `[out, 1]` scales the rows and the bias, `[1, in]` the columns;
+    /// DoRA `W' = m / ||W + s B A||_row * (W + s B A)` with `s = lora_alpha / r = 1`, bias unchanged.
+    static func reference(_ x: [[Float]], base: [String: Tensor], adapter: [String: Tensor]) -> [[Float]] {
+        var h = x
+        for layer in ["fc1", "fc2"] {
+            let w = base[layer + ".weight"]!, out = w.shape[0], inp = w.shape[1]
+            var wv = w.scalars, bv = base[layer + ".bias"]!.scalars
+            let key = PeftModel.keyPrefix + layer + "."
+            if let l = adapter[key + "ia3_l"] {
+                let lv = l.scalars
+                for o in 0..<out {
+                    for i in 0..<inp { wv[o * inp + i] *= l.shape[0] == 1 ? lv[i] : lv[o] }
+                    if l.shape[0] != 1 { bv[o] *= lv[o] }
+                }
+            } else {
+                let a = adapter[key + "lora_A.weight"]!.scalars, b = adapter[key + "lora_B.weight"]!.scalars
+                let m = adapter[key + "lora_magnitude_vector"]!.scalars, r = a.count / inp
+                for o in 0..<out {
+                    for i in 0..<inp { wv[o * inp + i] += (0..<r).reduce(Float(0)) { $0 + b[o * r + $1] * a[$1 * inp + i] } }
+                    let norm = (0..<inp).reduce(Float(0)) { $0 + wv[o * inp + $1] * wv[o * inp + $1] }.squareRoot()
+                    for i in 0..<inp { wv[o * inp + i] *= m[o] / norm }
+                }
+            }
+            h = h.map { row in (0..<out).map { o in
+                let y = (0..<inp).reduce(bv[o]) { $0 + wv[o * inp + $1] * row[$1] }
+                return layer == "fc1" ? max(y, 0) : y
+            } }
+        }
+        return h
+    }
+
+    /// An interrupted run resumed from its checkpoint ends bit-identical to an uninterrupted one, for every method
+    /// with state of its own (Poly's routers, IA3's scales, DoRA's magnitudes).
+    func testResumeIsBitIdentical() throws {
+        for method in ["poly", "ia3", "dora"] {
+            let a = root.appendingPathComponent("a-\(method)").path, b = root.appendingPathComponent("b-\(method)").path
+            let m = ["--method", method]
+            XCTAssertEqual(run(["train"] + tiny + m + ["--output", a]).code, 0, method)
+            let stopped = run(["train"] + tiny + m + ["--output", b, "--stop-after", "12"])
+            XCTAssertEqual(stopped.code, 130, method)
+            XCTAssertTrue(stopped.out.contains("Interrupted at step 12: checkpoint saved; continue with 'polyctl train --resume \(b)'"), stopped.out)
+            let resumed = run(["train", "--resume", b, "--quiet", "--no-baseline"])
+            XCTAssertEqual(resumed.code, 0, resumed.err)
+            for f in ["adapter_model.safetensors", "checkpoint/optimizer.safetensors"] {
+                XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/" + f)), try Data(contentsOf: URL(fileURLWithPath: b + "/" + f)),
+                               "\(method) \(f)")
+            }
+        }
+        let conflict = run(["train", "--resume", root.appendingPathComponent("b-poly").path, "--steps", "5"])
         XCTAssertEqual(conflict.code, 64)
         XCTAssertEqual(conflict.err, "error: '--steps' cannot be combined with '--resume' (the run's saved settings are used)\nhint: see 'polyctl train --help'\n")
     }
@@ -80,10 +180,17 @@ final class TrainCommandTests: XCTestCase {
     func testUsageAndRuntimeErrors() {
         let cases: [([String], Int32, String)] = [
             (["train", "--bogus"], 64, "error: unknown option '--bogus'\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, got 'x'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, got 'x'\nhint: see 'polyctl train --help'\n"),
             (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' and '--splits' apply to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "lora", "--mixing", "outputs"], 64, "error: '--mixing' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "dora", "--router-lr", "0.5"], 64, "error: '--router-lr' applies to poly and mhr, not dora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "ia3", "--rank", "4"], 64, "error: '--rank' applies to poly, mhr, lora and dora, not ia3\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "ia3", "--splits", "2"], 64, "error: '--splits' applies to poly and mhr, not ia3\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "dora", "--feedforward", "fc1"], 64, "error: '--feedforward' applies to ia3, not dora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--feedforward", "none"], 64, "error: '--feedforward' applies to ia3, not poly\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "ia3", "--feedforward", "fc3"], 64, "error: option '--feedforward' must be one of fc2, fc1, both, none, got 'fc3'\nhint: see 'polyctl train --help'\n"),
             (["train", "--resume", "/nonexistent/run"], 1, "error: /nonexistent/run is not a polyctl run folder (no polypeft_run.json)\n"),
             (["train", "--data", "/nonexistent/d.jsonl"], 1, ""),
             (["inspect"], 64, "error: missing the adapter folder\nhint: see 'polyctl inspect --help'\n"),
@@ -156,30 +263,31 @@ final class TrainCommandTests: XCTestCase {
         let r = run(["train", "--help"])
         XCTAssertEqual(r.code, 0)
         XCTAssertEqual(r.out, """
-        OVERVIEW: Train Poly / MHR / LoRA adapters on multitask data (built-in by default).
+        OVERVIEW: Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default).
 
-        USAGE: polyctl train [--method poly|mhr|lora] [--steps <n>] [--output <dir>] [options]
+        USAGE: polyctl train [--method poly|mhr|lora|ia3|dora] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
-          --method <poly|mhr|lora>       Adapter: Poly, MHR (Poly with splits) or one shared LoRA. (default: poly)
-          --skills <n>                   Skills (LoRAs) per adapted layer. (default: 6)
-          --splits <n>                   Routing blocks per skill (MHR heads). (default: 1 for poly, 4 for mhr)
-          --rank <n>                     LoRA rank of each skill. (default: 2)
-          --mixing <parameters|outputs>  Mix skill parameters (PEFT) or skill outputs. (default: outputs)
-          --steps <n>                    Optimizer steps. (default: 2000)
-          --batch-size <n>               Samples per step. (default: 256)
-          --lr <x>                       Learning rate of the skills. (default: 0.01)
-          --router-lr <x>                Learning rate of the router logits. (default: 0.1)
-          --eval-every <n>               Validation interval in steps (0: only at the end). (default: 250)
-          --seed <n>                     Seed of the data, the initialisation and the batch order. (default: 0)
-          --data <file>                  Your multitask data (.jsonl or .csv) instead of the built-in tasks.
-          --output <dir>                 Run folder. (default: runs/<timestamp>)
-          --resume <dir>                 Continue an interrupted run in <dir> (its settings are reused).
-          --stop-after <n>               Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.
-          --no-baseline                  Skip training the shared-LoRA baseline of the same size.
-          --quiet                        Print only the summary, no progress.
-          --json                         Print progress and the summary as JSON lines.
-          --help                         Show help information.
+          --method <poly|mhr|lora|ia3|dora>  Adapter: Poly, MHR (Poly with splits), or one LoRA, IA3 or DoRA shared by all tasks. (default: poly)
+          --skills <n>                       Skills (LoRAs) per adapted layer; poly, mhr only. (default: 6)
+          --splits <n>                       Routing blocks per skill (MHR heads); poly, mhr only. (default: 1 for poly, 4 for mhr)
+          --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora only. (default: 2)
+          --mixing <parameters|outputs>      Mix skill parameters (PEFT) or skill outputs; poly, mhr only. (default: outputs)
+          --feedforward <fc2|fc1|both|none>  Targets IA3 scales at the input (PEFT's feedforward_modules), not the output; ia3 only. (default: fc2)
+          --steps <n>                        Optimizer steps. (default: 2000)
+          --batch-size <n>                   Samples per step. (default: 256)
+          --lr <x>                           Learning rate of the adapter (the skills of poly, mhr). (default: 0.01)
+          --router-lr <x>                    Learning rate of the router logits; poly, mhr only. (default: 0.1)
+          --eval-every <n>                   Validation interval in steps (0: only at the end). (default: 250)
+          --seed <n>                         Seed of the data, the initialisation and the batch order. (default: 0)
+          --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks.
+          --output <dir>                     Run folder. (default: runs/<timestamp>)
+          --resume <dir>                     Continue an interrupted run in <dir> (its settings are reused).
+          --stop-after <n>                   Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.
+          --no-baseline                      Skip the shared-LoRA baseline of the same size (trained for poly, mhr).
+          --quiet                            Print only the summary, no progress.
+          --json                             Print progress and the summary as JSON lines.
+          --help                             Show help information.
 
         """)
     }
