@@ -41,6 +41,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(seen, ["IA3", "LORA", "PREFIX_TUNING"])
     }
 
+    func testDefaultConfigsWriteTheBytesPEFTWrites() throws {
+        let dir = Bundle.module.url(forResource: "peft_default_configs", withExtension: nil)!
+        var prefix = PrefixTuningConfig()
+        prefix.numVirtualTokens = 3
+        let configs: [any PeftConfig] = [LoraConfig(targetModules: .names(["fc1"])), IA3Config(targetModules: .names(["fc1"])),
+                                         PolyConfig(targetModules: .names(["fc1"])), prefix]
+        for config in configs {
+            let expected = try String(contentsOf: dir.appendingPathComponent("\(config.peftType).json"), encoding: .utf8)
+            XCTAssertEqual(config.json.pythonStyleString(indent: 2, sortKeys: true), expected, config.peftType)
+        }
+    }
+
     func testDefaultsUnknownKeysAndValidation() throws {
         let c = try PolyConfig(json: ["peft_type": "POLY", "target_modules": ".*fc[12]$", "future_option": [1, 2]])
         XCTAssertEqual(c.r, 8)

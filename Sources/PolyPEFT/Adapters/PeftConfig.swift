@@ -4,7 +4,8 @@
 /// Its JSON keys are listed once, in `fields`; the common keys (`PeftCommonConfig`) and `peft_type` are added by the
 /// protocol. Decoding starts from `init()`'s defaults, reads every field, rejects unsupported values of `fixedKeys`,
 /// and keeps any other key verbatim in `unknownKeys` (written back, reported by `warnings`). Encoding writes every
-/// field, so `json.pythonStyleString(indent: 2, sortKeys: true)` is the file PEFT writes.
+/// field and every fixed and inert key (at PEFT's default unless kept), so `json.pythonStyleString(indent: 2,
+/// sortKeys: true)` is the file PEFT writes.
 ///
 /// `attach(to:defaultTargets:using:)` builds the method on a model; layer tuners get it from `LayerTunerConfig`.
 public protocol PeftConfig: Sendable {
@@ -12,12 +13,14 @@ public protocol PeftConfig: Sendable {
     static var peftType: String { get }
     /// The method's own keys (not the common ones), in no particular order.
     static var fields: [ConfigField<Self>] { get }
-    /// Keys PEFT writes whose values must be among the listed ones here (other values would change the maths in a
-    /// way PolyPEFT does not implement); kept verbatim like unknown keys but not reported. Default: none.
+    /// Keys PEFT writes whose values must be among the listed ones here, PEFT's default first (other values would
+    /// change the maths in a way PolyPEFT does not implement); kept verbatim like unknown keys but not reported, and
+    /// written with the default when absent. Default: none.
     static var fixedKeys: [String: [JSONValue]] { get }
     /// Keys PEFT writes that have no effect unless another key enables them (`qalora_group_size` without
-    /// `use_qalora`); kept verbatim and not reported. Default: none.
-    static var inertKeys: Set<String> { get }
+    /// `use_qalora`), with PEFT's default; kept verbatim, not reported, written with the default when absent.
+    /// Default: none.
+    static var inertKeys: [String: JSONValue] { get }
     /// Which common keys this method's PEFT config has. Default: all of them.
     static var commonKeys: Set<String> { get }
 
@@ -44,7 +47,7 @@ public protocol PeftConfig: Sendable {
 
 extension PeftConfig {
     public static var fixedKeys: [String: [JSONValue]] { [:] }
-    public static var inertKeys: Set<String> { [] }
+    public static var inertKeys: [String: JSONValue] { [:] }
     public static var commonKeys: Set<String> { PeftCommonConfig.allKeys }
     public var summary: String { Self.peftType }
     public func resolved(for model: Module) throws -> Self { self }
@@ -75,6 +78,8 @@ extension PeftConfig {
     /// The config as PEFT writes it (`json.pythonStyleString(indent: 2, sortKeys: true)` gives the file's bytes).
     public var json: JSONValue {
         var o = unknownKeys
+        for (key, allowed) in Self.fixedKeys where o[key] == nil { o[key] = allowed[0] }
+        for (key, value) in Self.inertKeys where o[key] == nil { o[key] = value }
         for f in Self.allFields { if let v = f.write(self) { o[f.key] = v } }
         o["peft_type"] = .string(Self.peftType)
         return .object(o)
@@ -82,7 +87,7 @@ extension PeftConfig {
 
     /// Notes about keys that were kept but not understood.
     public var warnings: [String] {
-        unknownKeys.keys.filter { Self.fixedKeys[$0] == nil && !Self.inertKeys.contains($0) }.sorted()
+        unknownKeys.keys.filter { Self.fixedKeys[$0] == nil && Self.inertKeys[$0] == nil }.sorted()
             .map { "unknown key '\($0)' kept as is (PolyPEFT does not use it)" }
     }
 

@@ -75,7 +75,7 @@ public struct LoraConfig: LayerTunerConfig, Equatable, Codable {
     }
 
     /// `qalora_group_size` (used only with `use_qalora`) and `megatron_core` (only with `megatron_config`).
-    public static var inertKeys: Set<String> { ["qalora_group_size", "megatron_core"] }
+    public static var inertKeys: [String: JSONValue] { ["qalora_group_size": 16, "megatron_core": "megatron.core"] }
 
     public init() {}
 
