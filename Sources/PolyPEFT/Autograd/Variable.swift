@@ -78,10 +78,3 @@ final class GradNode {
         inputs = []
     }
 }
-
-/// Misuse of the gradient machinery that a caller can trigger (e.g. `backward()` on a non-scalar without a seed).
-public struct AutogradError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

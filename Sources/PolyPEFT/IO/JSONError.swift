@@ -1,5 +1,5 @@
 /// A JSON text that does not parse: the byte offset where the problem was found and what was expected.
-public struct JSONError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct JSONError: PolyPEFTError, Equatable {
     /// What went wrong, e.g. `duplicate key "x"`.
     public let message: String
     /// Byte offset in the input where the problem was found.

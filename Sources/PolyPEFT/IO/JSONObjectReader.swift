@@ -1,13 +1,5 @@
 import Foundation
 
-/// A problem in a configuration (a bad value, an unsupported option, a target that matches nothing), naming the
-/// source, the key and the value.
-public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// Typed fields of a JSON object (an `adapter_config.json`, a Hugging Face `config.json`), with errors that start
 /// with `context` and name the key: `t5 config: 'd_model' must be an integer, got "x"`. `null` counts as absent.
 struct JSONObjectReader {

@@ -132,12 +132,6 @@ extension Layer {
     public func callAsFunction(_ x: Variable, _ ctx: Context) throws -> Variable { try forward(x, ctx) }
 }
 
-/// Misuse of the module tree that a caller can trigger (bad path, wrong replacement, missing weight).
-public struct ModuleError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
 
 /// `1234567` -> `"1,234,567"`.
 public func groupThousands(_ n: Int) -> String {

@@ -2,7 +2,7 @@
 ///
 /// The message always names the operation and the shapes involved, e.g.
 /// `add: shapes [2, 3] and [4] cannot be broadcast together`.
-public struct TensorError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct TensorError: PolyPEFTError, Equatable {
     /// The operation that failed (`"add"`, `"matmul"`, `"reshape"`, ...).
     public let operation: String
     /// What went wrong, naming the shapes or indices involved.
