@@ -13,8 +13,7 @@ import PolyPEFT
 /// Twelve chains hide the FMA latency (4-5 cycles) on every x86-64 core with one or two FMA pipes, so the loop runs
 /// at the pipes' throughput. Emitted code (checked with `objdump -d --no-show-raw-insn
 /// .build/release/polyctl.build/BenchPeak.swift.o`): the loop body is 24 `vfmadd213ps ymm` on registers (two steps:
-/// the compiler unrolls by 2), a counter and a branch. On this project's machine (first-generation Zen, one 256-bit FMA per cycle per core) it reads
-/// 36-44 GF/s per thread.
+/// the compiler unrolls by 2), a counter and a branch. Measured figures are in BENCHMARKS.md.
 enum BenchPeak: Subcommand {
     static let name = "bench peak"
     static let overview = "Measure the processor's multiply-add rate: the ceiling of the matmul's GFLOP/s."

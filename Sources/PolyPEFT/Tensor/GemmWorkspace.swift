@@ -3,9 +3,8 @@ import Foundation
 /// Page-aligned scratch memory for the packed matmul's panels, kept between calls.
 ///
 /// The packed kernel needs a few hundred KiB to a few MiB per call (B's packed block and one A block per worker).
-/// Allocating it anew each time made glibc `mmap` and `munmap` it whenever it was above the allocator's threshold, so
-/// every call paid a page fault per 4 KiB touched: at `[256,256]x[256,256]` about 90 faults per call, 5-10% of a
-/// one-thread product and a third of a two-thread one (the two workers fault on the same address space). Buffers
+/// Allocated anew each time, a block above glibc's `mmap` threshold is mapped and unmapped per call, so every call
+/// pays a page fault per 4 KiB touched (measured in BENCHMARKS.md, "A workspace cached between calls"). Buffers
 /// are handed out to one caller at a time and returned afterwards; at most `maxCached` are kept, and nothing is
 /// kept above `maxCachedBytes` (larger blocks are allocated and freed per call, as before).
 ///
