@@ -17,7 +17,7 @@
 /// ```
 /// PEFT's form builds a mixed `A` and `B` per sample (`[M, in, r]`, `[M, r, out]`); this never builds anything
 /// wider than `[M, S K r]`, and the matmuls read `x`, `dY`, `B` and the outputs in place through strides.
-/// The test oracle is a plain Double loop over the per-row mixed factors (`RoutedLowRankTests.reference`).
+/// `reference` is the test oracle: a plain Double loop over the per-row mixed factors.
 enum RoutedLowRank {
     /// `x: [M, in]`, `a: [S, K, d, r]`, `b: [S, K, r, e]`, `w: [G, S, K]`, `rowGroups: [M]` -> `[M, S*e]`.
     static func apply(_ x: Variable, a: Variable, b: Variable, weights w: Variable, rowGroups: [Int], mode: MixingMode,
@@ -141,5 +141,34 @@ enum RoutedLowRank {
             return [needs[0] ? Tensor(dx, shape: [m, s * d]) : nil, da,
                     needs[2] ? Tensor(db, shape: [s, k, r, e]) : nil, needs[3] ? Tensor(dw, shape: wv.shape) : nil]
         }
+    }
+
+    /// Plain loops in Double: per row, the mixed factors of its group's weights (PEFT's maths, or output mixing).
+    static func reference(_ x: Tensor, _ a: Tensor, _ b: Tensor, _ w: Tensor, _ rowGroups: [Int], _ mode: MixingMode,
+                   _ scale: Float) -> Tensor {
+        let (s, k, d, r, e) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3], b.shape[3])
+        let xs = x.scalars, av = a.scalars, bv = b.scalars, wv = w.scalars, m = x.shape[0]
+        var y = [Float](repeating: 0, count: m * s * e)
+        for i in 0..<m {
+            let g = rowGroups[i]
+            func wt(_ si: Int, _ kk: Int) -> Double { Double(wv[(g * s + si) * k + kk]) }
+            // u[s][k][j] = x_s A[s,k][:, j]
+            var u = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: 0, count: r), count: k), count: s)
+            for si in 0..<s { for kk in 0..<k { for j in 0..<r { for t in 0..<d {
+                u[si][kk][j] += Double(xs[i * s * d + si * d + t]) * Double(av[((si * k + kk) * d + t) * r + j])
+            } } } }
+            for si in 0..<s { for o in 0..<e {
+                var acc: Double = 0
+                for kk in 0..<k { for j in 0..<r {
+                    var left: Double = 0
+                    for s2 in 0..<s {
+                        if mode == .parameters { for k2 in 0..<k { left += wt(s2, k2) * u[s2][k2][j] } } else { left += u[s2][kk][j] }
+                    }
+                    acc += wt(si, kk) * left * Double(bv[((si * k + kk) * r + j) * e + o])
+                } }
+                y[i * s * e + si * e + o] = Float(acc) * scale
+            } }
+        }
+        return Tensor(y, shape: [m, s * e])
     }
 }

@@ -51,7 +51,7 @@ public enum FewShot {
                                               skillLearningRate: settings.learningRate, using: &rng).groups
         case .sharedLoRA, .privateLoRA:
             // The starting point differs (trained on all tasks, or fresh): the caller builds it.
-            guard peft.config is LoraConfig else { throw PolyError("few-shot \(method.rawValue): needs a LoRA adapter") }
+            guard peft.config is LoraConfig else { throw ConfigError("few-shot \(method.rawValue): needs a LoRA adapter") }
             groups = [ParameterGroup(name: "lora", parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) },
                                      learningRate: settings.learningRate)]
         }
