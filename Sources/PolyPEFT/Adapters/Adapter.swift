@@ -15,6 +15,10 @@ public protocol Adapter: AnyObject {
     func merge() throws
     /// Takes a merged update out of the base weights again (nothing to do when none is merged).
     func unmerge() throws
+
+    /// The role in training of the adapter parameter called `name` (a name of `adapterParameters()`). Default:
+    /// `.adapter` for every parameter.
+    func parameterRole(_ name: String) -> ParameterRole
 }
 
 extension Adapter {
@@ -39,4 +43,8 @@ public struct PeftAttachment {
         self.adapters = adapters
         self.trainedBaseParameters = trainedBaseParameters
     }
+}
+
+extension Adapter {
+    public func parameterRole(_ name: String) -> ParameterRole { .adapter }
 }

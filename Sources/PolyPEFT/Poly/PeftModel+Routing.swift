@@ -81,15 +81,6 @@ extension PolyRouter {
 }
 
 extension PeftModel {
-    /// The adapter parameters that train, each `Parameter` once (a shared router is listed under its first layer's
-    /// key): what to hand an optimizer. `adapterParameters()` lists a shared router under every layer's key (as it
-    /// is saved), and an optimizer given both entries would step it twice.
-    public func trainableAdapterParameters() -> [(key: String, parameter: Parameter)] {
-        adapterParameters().filter { $0.parameter.requiresGrad }.uniqueObjects { $0.parameter }
-    }
-}
-
-extension PeftModel {
     /// A shared router is saved under every layer's key; loading requires those copies to agree (PEFT trains them
     /// apart, so a PEFT-trained file with differing copies cannot be loaded as shared).
     func checkSharedParameters(_ params: [(key: String, parameter: Parameter)], _ tensors: [String: Tensor], source: String) throws {
