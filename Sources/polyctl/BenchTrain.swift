@@ -48,7 +48,7 @@ enum BenchTrain: Subcommand {
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
         for (_, layer) in peft.adapters { (layer as? PolyLinear)?.strategy = strategy }
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
-                                  parameters: peft.adapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
+                                  parameters: peft.trainableParameters(), configuration: training)
         let first = data.train.subset(trainer.batch(at: 0))
         let yFirst = try base.forward(Variable(first.inputs), Context.inference(taskIDs: first.taskIDs)).value
         if let dumpPath {

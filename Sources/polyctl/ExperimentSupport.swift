@@ -21,7 +21,7 @@ struct TrainedAdapter {
         var g = Xoshiro256(seed: initSeed)
         let peft = try PeftModel(wrapping: base, config: config, using: &g)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: train),
-                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, configuration: training)
+                                  parameters: peft.trainableParameters(), configuration: training)
         try trainer.run(validation: nil)
         return TrainedAdapter(config: config, tensors: try peft.adapterTensors(), baseWeights: baseWeights,
                               testLoss: try RegressionObjective.evaluate(base, test).loss)

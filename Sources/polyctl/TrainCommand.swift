@@ -84,7 +84,7 @@ enum TrainCommand: Subcommand {
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
-                                  parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) },
+                                  parameters: peft.trainableParameters(),
                                   configuration: spec.training)
         if resuming { try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer) }
         if !json && !args.flag("quiet") {

@@ -149,8 +149,8 @@ final class GoldenConformanceTests: XCTestCase {
         if hasRecord {
             let train = try Safetensors.read(trainURL)
             let tctx = Context(mode: .train, taskIDs: taskIDs, recorder: Recorder())
-            for (path, _) in peft.adapters { tctx.injectedUniformNoise[path] = train["layer.\(path).noise_uniform"] }
-            XCTAssertFalse(tctx.injectedUniformNoise.isEmpty, "\(name): no noise in the train-mode record")
+            for (path, _) in peft.adapters { tctx.injectedUniformDraws[path] = train["layer.\(path).noise_uniform"] }
+            XCTAssertFalse(tctx.injectedUniformDraws.isEmpty, "\(name): no noise in the train-mode record")
             try checkGradients(peft, subject, tctx, expected: train, loss: train["loss"], name: "\(name) train", output: train["peft_output"])
             for (path, _) in peft.adapters {
                 assertGolden(tctx.recorder!["layer.\(path).mixing_weights"]!, train["layer.\(path).mixing_weights"]!, "\(name) train mixing \(path)")

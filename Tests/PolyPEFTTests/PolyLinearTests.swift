@@ -12,43 +12,10 @@ final class PolyLinearTests: XCTestCase {
         return layer
     }
 
-    /// Per-sample reference with plain loops: PEFT's maths for parameter mixing, the documented form for outputs.
+    /// Per-sample reference with plain loops: each row routed by its sample's task.
     func reference(_ layer: PolyLinear, x: Tensor, tasks: [Int]) throws -> Tensor {
-        let s = layer.nSplits, k = layer.nSkills, r = layer.r
-        let inF = layer.baseLayer.inFeatures, outF = layer.baseLayer.outFeatures, d = inF / s, e = outF / s
-        let a = layer.loraA.value, b = layer.loraB.value, w = try layer.routingWeights()
-        let base = try layer.baseLayer(Variable(x), Context.inference()).value
-        let n = x.shape[0], t = x.rank == 3 ? x.shape[1] : 1
-        let xs = try x.reshaped([n * t, inF])
-        var out = try base.reshaped([n * t, outF]).scalars
-        for row in 0..<(n * t) {
-            let task = tasks[row / t]
-            for sOut in 0..<s { for c in 0..<e {
-                var acc: Float = 0
-                switch layer.mixing {
-                case .parameters:
-                    for j in 0..<r {
-                        var h: Float = 0
-                        for sIn in 0..<s { for i in 0..<d {
-                            var am: Float = 0
-                            for kk in 0..<k { am += w[task, sIn, kk] * a[sIn, kk, i, j] }
-                            h += xs[row, sIn * d + i] * am
-                        } }
-                        var bm: Float = 0
-                        for kk in 0..<k { bm += w[task, sOut, kk] * b[sOut, kk, j, c] }
-                        acc += h * bm
-                    }
-                case .outputs:
-                    for kk in 0..<k { for j in 0..<r {
-                        var h: Float = 0
-                        for sIn in 0..<s { for i in 0..<d { h += xs[row, sIn * d + i] * a[sIn, kk, i, j] } }
-                        acc += w[task, sOut, kk] * h * b[sOut, kk, j, c]
-                    } }
-                }
-                out[row * outF + sOut * e + c] += acc / Float(r)
-            } }
-        }
-        return Tensor(out, shape: Array(x.shape.dropLast()) + [outF])
+        let w = try layer.routingWeights(), t = x.rank == 3 ? x.shape[1] : 1        // [n_tasks, S, K]
+        return try routedLayerReference(layer, x: x) { row in try w.selecting(axis: 0, index: tasks[row / t]) }
     }
 
     func testForwardMatchesReferenceBothModesAndRanks() throws {
@@ -76,7 +43,7 @@ final class PolyLinearTests: XCTestCase {
                 let noise = randomTensor([4, 2, 3], seed: 6, low: 0.05, high: 0.95)
                 func run(_ input: Variable) throws -> Variable {
                     let ctx = Context(mode: mode, taskIDs: tasks)
-                    ctx.injectedUniformNoise["fc"] = noise
+                    ctx.injectedUniformDraws["fc"] = noise
                     return try layer(input, ctx)
                 }
                 try paramGradCheck([layer.loraA, layer.loraB, layer.router.moduleLogits]) { try run(Variable(x)) }

@@ -20,7 +20,7 @@ final class RoutingOptionsTests: XCTestCase {
                 let noise = randomTensor([4, 2, 3], seed: 6, low: 0.05, high: 0.95)
                 func run(_ v: Variable) throws -> Variable {
                     let ctx = Context(mode: mode, taskIDs: [1, 0, 1, 2], rng: Xoshiro256(seed: 11))
-                    ctx.injectedUniformNoise["fc"] = noise
+                    ctx.injectedUniformDraws["fc"] = noise
                     return try layer(v, ctx)
                 }
                 try paramGradCheck([layer.loraA, layer.loraB, layer.router.moduleLogits], file: file, line: line) { try run(Variable(x)) }

@@ -24,6 +24,46 @@ func routingTestModel(splits: Int = 2, skills: Int = 3, tasks: Int = 3, mixing: 
     return peft
 }
 
+/// A routed layer's output with plain loops, row `i` of the flattened input mixing with `weightsOfRow(i)` (`[S, K]`):
+/// PEFT's maths for parameter mixing, the documented form for output mixing.
+func routedLayerReference<R: Router>(_ layer: RoutedPolyLinear<R>, x: Tensor, weightsOfRow: (Int) throws -> Tensor) throws -> Tensor {
+    let s = layer.nSplits, k = layer.nSkills, r = layer.r
+    let inF = layer.baseLayer.inFeatures, outF = layer.baseLayer.outFeatures, d = inF / s, e = outF / s
+    let a = layer.loraA.value, b = layer.loraB.value
+    let base = try layer.baseLayer(Variable(x), Context.inference()).value
+    let n = x.shape[0], t = x.rank == 3 ? x.shape[1] : 1
+    let xs = try x.reshaped([n * t, inF])
+    var out = try base.reshaped([n * t, outF]).scalars
+    for row in 0..<(n * t) {
+        let w = try weightsOfRow(row)                                                  // [S, K]
+        for sOut in 0..<s { for c in 0..<e {
+            var acc: Float = 0
+            switch layer.mixing {
+            case .parameters:
+                for j in 0..<r {
+                    var h: Float = 0
+                    for sIn in 0..<s { for i in 0..<d {
+                        var am: Float = 0
+                        for kk in 0..<k { am += w[sIn, kk] * a[sIn, kk, i, j] }
+                        h += xs[row, sIn * d + i] * am
+                    } }
+                    var bm: Float = 0
+                    for kk in 0..<k { bm += w[sOut, kk] * b[sOut, kk, j, c] }
+                    acc += h * bm
+                }
+            case .outputs:
+                for kk in 0..<k { for j in 0..<r {
+                    var h: Float = 0
+                    for sIn in 0..<s { for i in 0..<d { h += xs[row, sIn * d + i] * a[sIn, kk, i, j] } }
+                    acc += w[sOut, kk] * h * b[sOut, kk, j, c]
+                } }
+            }
+            out[row * outF + sOut * e + c] += acc / Float(r)
+        } }
+    }
+    return Tensor(out, shape: Array(x.shape.dropLast()) + [outF])
+}
+
 func forward(_ peft: PeftModel, _ x: Tensor, _ ctx: Context) throws -> Variable {
     try (peft.model as! MLP)(Variable(x), ctx)
 }

@@ -54,10 +54,9 @@ final class T5PolyTrainingTests: XCTestCase {
         let peft = try PeftModel(wrapping: model, config: PolyConfig(r: 4, nTasks: 2, nSkills: 4, nSplits: 2, mixing: .outputs),
                                  using: &g)
         XCTAssertEqual(peft.adapters.count, 12)     // q and v: 2 encoder blocks x 1 attention + 2 decoder blocks x 2
-        let opt = Adam([ParameterGroup(name: "skills", parameters: peft.trainableAdapterParameters().filter { !$0.key.contains("router") }
-                                                                         .map { ($0.key, $0.parameter) }, learningRate: 1e-2),
-                        ParameterGroup(name: "router", parameters: peft.trainableAdapterParameters().filter { $0.key.contains("router") }
-                                                                         .map { ($0.key, $0.parameter) }, learningRate: 1e-1)])
+        let trainable = peft.trainableParameters()
+        let opt = Adam([ParameterGroup(name: "skills", parameters: trainable[.adapter], learningRate: 1e-2),
+                        ParameterGroup(name: "router", parameters: trainable[.router], learningRate: 1e-1)])
         func batch() -> ([[Int]], [[Int]], [Int]) {
             let tasks = (0..<16).map { $0 % 2 }
             let x = (0..<16).map { _ in (0..<4).map { _ in 2 + Int(g.next() % 8) } }

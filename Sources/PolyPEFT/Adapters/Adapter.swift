@@ -25,6 +25,10 @@ public protocol Adapter: AnyObject {
     func merge() throws
     /// Takes a merged update out of the base weights again (nothing to do when none is merged).
     func unmerge() throws
+
+    /// The role in training of the adapter parameter called `name` (a name of `adapterParameters()`). Default:
+    /// `.adapter` for every parameter.
+    func parameterRole(_ name: String) -> ParameterRole
 }
 
 extension Adapter {
@@ -32,7 +36,10 @@ extension Adapter {
         adapterParameters().map { ($0.name, $0.parameter.value) }
     }
 
-    public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
+    public func loadSavedTensors(_ tensors: [String: Tensor]) throws { loadParameters(tensors) }
+
+    /// Sets each parameter named in `tensors` to its tensor (the default load, for overrides to end with).
+    public func loadParameters(_ tensors: [String: Tensor]) {
         for (name, p) in adapterParameters() { if let t = tensors[name] { p.value = t.contiguous() } }
     }
 
@@ -59,4 +66,8 @@ public struct PeftAttachment {
         self.adapters = adapters
         self.trainedBaseParameters = trainedBaseParameters
     }
+}
+
+extension Adapter {
+    public func parameterRole(_ name: String) -> ParameterRole { .adapter }
 }

@@ -85,13 +85,3 @@ extension PolyRouter {
         return c
     }
 }
-
-extension PeftModel {
-    /// The adapter parameters that train, each `Parameter` once (a shared router is listed under its first layer's
-    /// key): what to hand an optimizer. `adapterParameters()` lists a shared router under every layer's key (as it
-    /// is saved), and an optimizer given both entries would step it twice.
-    public func trainableAdapterParameters() -> [(key: String, parameter: Parameter)] {
-        adapterParameters().filter { $0.parameter.requiresGrad }.uniqueObjects { $0.parameter }
-    }
-}
-

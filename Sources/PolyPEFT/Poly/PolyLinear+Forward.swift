@@ -1,4 +1,4 @@
-/// `PolyLinear`'s shortcut in the adapter protocol's forward:
+/// A Poly layer's shortcut in the adapter protocol's forward:
 ///
 /// ```
 /// merged task t, evaluation, every sample of task t, nothing recorded:  y = base(x)   (W already holds W + dW_t)
@@ -6,7 +6,7 @@
 /// ```
 /// The shortcut skips the zero update and the addition, so a merged task costs what the base layer costs. Every
 /// other case (including the errors of a merged layer used for another task or in training) goes through `delta`.
-extension PolyLinear {
+extension RoutedPolyLinear {
     public func updateIsInBase(for x: Variable, _ ctx: Context) -> Bool {
         guard let m = merged, !ctx.isTraining, ctx.recorder == nil, let ids = ctx.taskIDs, ids.count == x.shape.first else {
             return false

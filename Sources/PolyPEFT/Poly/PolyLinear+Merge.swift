@@ -6,20 +6,13 @@
 /// ```
 /// While merged, a forward for task t adds nothing (the base already holds the update); a forward for any other task,
 /// any training forward, or a forward with adapters disabled (`AdapterLayer.mergedUpdate`) throws instead of silently
-/// computing a wrong result.
-extension PolyLinear {
+/// computing a wrong result. Only task-routed layers (`PolyLinear`) merge; the merge state and `unmerge` are every
+/// routed layer's, so that the adapter protocol sees them whatever the router.
+extension RoutedPolyLinear {
     /// The task whose update is in the base weight, if any.
     public var mergedTask: Int? { merged?.task }
 
     public var mergedUpdate: String? { merged.map { "task \($0.task)'s update" } }
-
-    /// Adds task `task`'s update into the base weight.
-    public func merge(task: Int) throws {
-        if let m = merged { throw PolyError("\(path): task \(m.task) is already merged; unmerge it first") }
-        let d = try taskLoRA(task: task).deltaWeight()                                 // [out, in]
-        try baseLayer.weight.value.add(d)
-        merged = (task, d)
-    }
 
     /// Removes a merged update again (nothing to do when none is merged).
     public func unmerge() throws {
@@ -28,15 +21,26 @@ extension PolyLinear {
         merged = nil
     }
 
-    /// The update while `task` is merged: zero for that task, an error for anything else.
-    func mergedDelta(_ x: Variable, task: Int, tasks: TaskBatch, _ ctx: Context) throws -> Variable {
+    /// The update while `task` is merged: zero when every sample is that task's, an error for anything else. The
+    /// router has checked the task ids already.
+    func mergedDelta(_ x: Variable, task: Int, _ ctx: Context) throws -> Variable {
         guard !ctx.isTraining else {
             throw PolyError("\(path): task \(task) is merged into the base weight; unmerge before training")
         }
-        if let other = tasks.distinct.first(where: { $0 != task }) {
+        if let other = (ctx.taskIDs ?? []).first(where: { $0 != task }) {
             throw PolyError("\(path): task \(task) is merged into the base weight; a forward for task \(other) needs unmerge() first")
         }
         return Variable(Tensor.zeros(Array(x.shape.dropLast()) + [baseLayer.outFeatures]))
+    }
+}
+
+extension PolyLinear {
+    /// Adds task `task`'s update into the base weight.
+    public func merge(task: Int) throws {
+        if let m = merged { throw PolyError("\(path): task \(m.task) is already merged; unmerge it first") }
+        let d = try taskLoRA(task: task).deltaWeight()                                 // [out, in]
+        try baseLayer.weight.value.add(d)
+        merged = (task, d)
     }
 }
 

@@ -17,7 +17,7 @@
 /// crossover up. Evaluation without gradients and with parameter mixing does not ask this rule: `PolyLinear.delta`
 /// mixes constant factors per task with plain loops (`SkillMixing`), which took the same model's mixed-task
 /// inference (18 tasks, 14 rows each) from 0.18 ms (per-row kernel) to 0.12 ms.
-extension PolyLinear {
+extension RoutedPolyLinear {
     static func prefersPerRowRouting(rows: Int, groups: Int, inFeatures: Int, outFeatures: Int, r: Int, skills: Int,
                                      mixing: MixingMode) -> Bool {
         guard groups > 1 else { return false }

@@ -58,6 +58,7 @@ public final class PolyRouter: Module {
     /// uniformly when `options.unknownTasks` is `.uniform`).
     ///
     /// In training, `noise` (`[G, S, K]` uniforms) is used when given, else drawn from the context's generator.
+    /// `route` (the `Router` requirement) groups a batch's rows and calls this.
     public func weights(rowTasks: [Int], _ ctx: Context, noise: Tensor? = nil) throws -> Variable {
         let g = rowTasks.count, s = nSplits, k = nSkills
         let unknown = rowTasks.map { $0 == TaskTable.unknownID }
@@ -107,5 +108,26 @@ public final class PolyRouter: Module {
     /// Evaluation-mode routing probabilities `sigmoid(L)` for every task: `[n_tasks, S, K]` (before normalisation).
     public func probabilities() throws -> Tensor {
         try logitTable(Context.inference()).value.reshaped([nTasks, nSplits, nSkills]).sigmoid()
+    }
+}
+
+/// Task routing (`Router`): the context's task ids, one per sample, pick rows of the logit table.
+///
+/// ```
+/// evaluation:  a group per distinct task, in order of first appearance      G = distinct tasks
+/// training:    a group per sample (each draws its own uniforms [G, S, K])   G = N
+/// every token of sample n is in sample n's group
+/// ```
+/// Task ids are checked (`TaskBatch`: one per sample, each in `0..<n_tasks`, or `TaskTable.unknownID` with the uniform
+/// fallback); the training uniforms are `ctx.uniformDraws([G, S, K], for: path)`.
+extension PolyRouter: Router {
+    public func route(_ x: Variable, _ ctx: Context, layer path: String) throws -> Routing {
+        let (n, t) = try x.routedRows(layer: path)
+        let tasks = try TaskBatch(ctx.taskIDs, batch: n, nTasks: nTasks, layer: path,
+                                  allowsUnknown: options.unknownTasks == .uniform)
+        let (groupTasks, groupOfSample) = ctx.isTraining ? (tasks.ids, Array(0..<n)) : (tasks.distinct, tasks.groupOfSample)
+        let noise = ctx.isTraining ? try ctx.uniformDraws([groupTasks.count, nSplits, nSkills], for: path) : nil
+        let w = try weights(rowTasks: groupTasks, ctx, noise: noise)                                       // [G, S, K]
+        return try Routing(weights: w, sampleGroups: groupOfSample, tokens: t)
     }
 }

@@ -19,20 +19,22 @@ public final class Trainer {
     public private(set) var lossHistory: [Float] = []
     public private(set) var validationHistory: [(step: Int, loss: Float)] = []
 
-    /// Trains `parameters` (named; names containing `poly_router` form the router group with its own rate).
-    public init(objective: any Objective, parameters: [(name: String, parameter: Parameter)],
-                configuration: TrainingConfiguration) throws {
+    /// Trains `parameters` with AdamW, one optimiser group per role: `.adapter` at `learningRate` with
+    /// `weightDecay`, `.router` at `routerLearningRate` without decay (groups named `adapter` and `router`).
+    public init(objective: any Objective, parameters: TrainableParameters, configuration: TrainingConfiguration) throws {
         try configuration.validate()
-        guard !parameters.isEmpty else { throw ConfigError("nothing to train: no trainable parameters") }
+        guard !parameters.all.isEmpty else { throw ConfigError("nothing to train: no trainable parameters") }
         self.objective = objective
-        self.parameters = parameters
+        self.parameters = parameters.all
         self.configuration = configuration
-        let router = parameters.filter { $0.name.contains("poly_router") }
-        let rest = parameters.filter { !$0.name.contains("poly_router") }
-        var groups = [ParameterGroup(name: "adapter", parameters: rest, learningRate: configuration.learningRate,
-                                     weightDecay: configuration.weightDecay)]
-        if !router.isEmpty {
-            groups.append(ParameterGroup(name: "router", parameters: router, learningRate: configuration.routerLearningRate))
+        let groups = parameters.groups.map { role, members in
+            switch role {
+            case .adapter:
+                ParameterGroup(name: role.rawValue, parameters: members, learningRate: configuration.learningRate,
+                               weightDecay: configuration.weightDecay)
+            case .router:
+                ParameterGroup(name: role.rawValue, parameters: members, learningRate: configuration.routerLearningRate)
+            }
         }
         optimizer = Adam.adamW(groups)
         rng = Xoshiro256(seed: configuration.seed &+ 0x5EED)

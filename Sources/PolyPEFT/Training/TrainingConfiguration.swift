@@ -3,9 +3,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Total optimizer steps.
     public var steps = 2000
     public var batchSize = 256
-    /// Learning rate of the skills (LoRA factors) and of any other trainable parameter.
+    /// Learning rate of the `.adapter` parameters: skills (LoRA factors) and any other trainable parameter.
     public var learningRate: Float = 1e-2
-    /// Learning rate of the routers' logits (Poly learns its allocation faster than its skills).
+    /// Learning rate of the `.router` parameters (`ParameterRole`; Poly learns its allocation faster than its skills).
     public var routerLearningRate: Float = 1e-1
     public var weightDecay: Float = 0
     /// Global gradient-norm clip (0 disables).
