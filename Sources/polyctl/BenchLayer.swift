@@ -74,12 +74,9 @@ enum BenchLayer: Subcommand {
         var trainRNG = Xoshiro256(seed: UInt64(seed) &+ 1)
 
         func trainStep(inputGrad: Bool) throws {
-            let ctx = Context(mode: .train, taskIDs: taskIDs, rng: trainRNG)
-            let y = try poly.forward(Variable(x, requiresGrad: inputGrad), ctx)
-            try y.backward(seed: seedGrad)
-            optimizer.step(lrScale: 1)
-            optimizer.zeroGrad()
-            trainRNG = ctx.rng
+            try optimizer.trainingStep(taskIDs: taskIDs, rng: &trainRNG, seed: seedGrad) {
+                try poly.forward(Variable(x, requiresGrad: inputGrad), $0)
+            }
         }
 
         let figures: [(String, Double)] = try BenchSupport.withThreads(threads) {

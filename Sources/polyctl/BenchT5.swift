@@ -73,12 +73,9 @@ enum BenchT5: Subcommand {
         var trainRNG = Xoshiro256(seed: seed &+ 3)
 
         func trainStep() throws {
-            let ctx = Context(mode: .train, taskIDs: taskIDs, rng: trainRNG)
-            let loss = try model.loss(inputIDs: source, attentionMask: nil, labels: labels, ctx)
-            try loss.backward()
-            optimizer.step(lrScale: 1)
-            optimizer.zeroGrad()
-            trainRNG = ctx.rng
+            try optimizer.trainingStep(taskIDs: taskIDs, rng: &trainRNG) {
+                try model.loss(inputIDs: source, attentionMask: nil, labels: labels, $0)
+            }
         }
 
         var evalLoss: Float = 0

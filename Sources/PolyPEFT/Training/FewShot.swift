@@ -59,12 +59,9 @@ public enum FewShot {
         let optimizer = Adam(groups)
         let objective = RegressionObjective(model: trained.model, data: trainData)
         let all = Array(0..<trainData.count)
+        let schedule = LRSchedule.cosine(warmupSteps: 0, totalSteps: settings.steps)
         for step in 0..<settings.steps {
-            let ctx = Context(mode: .train, rng: rng)
-            optimizer.zeroGrad()
-            try objective.loss(batch: all, ctx).backward()
-            optimizer.step(lrScale: LRSchedule.cosine(warmupSteps: 0, totalSteps: settings.steps).multiplier(step: step))
-            rng = ctx.rng
+            try optimizer.trainingStep(rng: &rng, lrScale: schedule.multiplier(step: step)) { try objective.loss(batch: all, $0) }
         }
         let trainable = groups.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.parameter.count } }
         return (try RegressionObjective.evaluate(trained.model, testData).loss, trainable)

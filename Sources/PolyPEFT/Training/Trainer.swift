@@ -60,13 +60,9 @@ public final class Trainer {
     /// One optimizer step; returns the batch loss.
     @discardableResult
     public func trainStep() throws -> Float {
-        let ctx = Context(mode: .train, rng: rng)
-        optimizer.zeroGrad()
-        let loss = try objective.loss(batch: batch(at: step), ctx)
-        try loss.backward()
-        if configuration.clipNorm > 0 { clipGradNorm(parameters.map(\.parameter), maxNorm: configuration.clipNorm) }
-        optimizer.step(lrScale: configuration.schedule.multiplier(step: step))
-        rng = ctx.rng
+        let rows = batch(at: step)
+        let loss = try optimizer.trainingStep(rng: &rng, lrScale: configuration.schedule.multiplier(step: step),
+                                              clipNorm: configuration.clipNorm) { try objective.loss(batch: rows, $0) }
         step += 1
         let l = loss.value.scalarValue
         lossHistory.append(l)
