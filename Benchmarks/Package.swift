@@ -15,6 +15,10 @@ let package = Package(
             name: "t5-bench",
             dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
         ),
+        .executableTarget(
+            name: "prefix-roundtrip",
+            dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -155,6 +155,29 @@ final class PeftModelTests: XCTestCase {
         XCTAssertEqual(routing.map(\.weights.shape), [[3, 2, 2], [3, 2, 2]])
     }
 
+    func testTaskTypeHeadsAreSavedAsPEFTsTaskWrappersDo() throws {
+        // LoRA with task_type SEQ_CLS: PEFT trains and saves the classifier (modules_to_save gets classifier and
+        // score; score matches nothing in BERT and is no error), under base_model.model.classifier.*.
+        var g = Xoshiro256(seed: 3)
+        let bert = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 4)
+        var config = LoraConfig(r: 2, targetModules: .names(["query", "classifier"]))
+        config.taskType = "SEQ_CLS"
+        let peft = try PeftModel(wrapping: bert, config: config, using: &g)
+        XCTAssertEqual(peft.adapters.map(\.path), ["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.1.attention.self.query"],
+                       "a saved module is not also a target")
+        XCTAssertEqual(peft.savedModules, ["classifier"])
+        XCTAssertEqual(Array(peft.adapterParameters().map(\.key).suffix(2)), ["base_model.model.classifier.weight", "base_model.model.classifier.bias"])
+        XCTAssertEqual(peft.config.modulesToSave, ["classifier", "score"])
+        config.taskType = "QUESTION_ANS"
+        config.modulesToSave = ["classifier"]
+        XCTAssertEqual(try PeftModel(wrapping: try BertForSequenceClassification(config: BertModelTests.tinyConfig()), config: config, using: &g).config.modulesToSave,
+                       ["classifier", "qa_outputs"])
+        config.modulesToSave = ["head"]
+        XCTAssertThrowsError(try PeftModel(wrapping: try BertForSequenceClassification(config: BertModelTests.tinyConfig()), config: config, using: &g)) {
+            XCTAssertEqual("\($0)", "modules_to_save entry 'head' matched no module of the model")
+        }
+    }
+
     func testWrapErrors() throws {
         var g = Xoshiro256(seed: 2)
         XCTAssertThrowsError(try PeftModel(wrapping: try makeMLP(), config: PolyConfig(targetModules: .names(["attn"])), using: &g)) {

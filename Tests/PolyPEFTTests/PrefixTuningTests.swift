@@ -3,7 +3,8 @@ import XCTest
 @testable import PolyPEFT
 
 /// Prefix tuning beyond the golden cases (which load PEFT's files): the projection's training form against PEFT's
-/// prompt encoder, saving and reloading, gradients by finite differences, generation with a prefix, and the errors.
+/// prompt encoder, saving and reloading (SEQ_CLS with its classifier, as PEFT saves it), gradients by finite
+/// differences, generation with a prefix, and the errors.
 final class PrefixTuningTests: XCTestCase {
     static let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
     static let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
@@ -79,8 +80,42 @@ final class PrefixTuningTests: XCTestCase {
             let (fresh, rerun) = try make()
             let loaded = try PeftModel.load(from: url, into: fresh)
             assertClose(try rerun(.inference()), adapted, rtol: 1e-6, atol: 1e-6, "reloaded")
-            XCTAssertEqual(loaded.adapterParameters().map(\.key), ["prompt_embeddings"])
+            XCTAssertEqual(loaded.adapterParameters().map(\.key),
+                           seq2seq ? ["prompt_embeddings"] : ["prompt_embeddings", "base_model.classifier.weight", "base_model.classifier.bias"])
         }
+    }
+
+    func testSequenceClassificationTrainsAndSavesTheClassifierAsPEFT() throws {
+        // PEFT's PeftModelForSequenceClassification adds classifier and score to modules_to_save: the classifier
+        // trains and is saved, under base_model.classifier.* for prompt learning (its PeftModel holds the model
+        // directly). PEFT refuses a SEQ_CLS folder without those tensors (KeyError 'base_model.classifier.weight').
+        var rng = Xoshiro256(seed: 11)
+        let bert = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 12)
+        let peft = try PeftModel(wrapping: bert, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_CLS"), using: &rng)
+        XCTAssertEqual(peft.adapterParameters().map(\.key), ["prompt_embeddings", "base_model.classifier.weight", "base_model.classifier.bias"])
+        XCTAssertTrue(peft.adapterParameters().allSatisfy { $0.parameter.requiresGrad })
+        XCTAssertEqual(peft.config.json["modules_to_save"], ["classifier", "score"])
+        XCTAssertEqual(Set(try peft.adapterTensors().keys), ["prompt_embeddings", "base_model.classifier.weight", "base_model.classifier.bias"])
+
+        // A folder as PEFT 0.21.2 writes it (its wrapper adds the heads twice) loads, classifier included.
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("prefix-cls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let config: JSONValue = [
+            "auto_mapping": .null, "base_model_name_or_path": .null, "encoder_hidden_size": 8, "inference_mode": true,
+            "init_weights": .null, "modules_to_save": ["classifier", "score", "classifier", "score"],
+            "num_attention_heads": 2, "num_layers": 2, "num_transformer_submodules": 1, "num_virtual_tokens": 2,
+            "peft_type": "PREFIX_TUNING", "peft_version": "0.21.2", "prefix_projection": false, "revision": .null,
+            "task_type": "SEQ_CLS", "token_dim": 8]
+        var g = Xoshiro256(seed: 13)
+        let tensors = ["prompt_embeddings": Tensor.normal([2, 32], using: &g), "base_model.classifier.weight": Tensor.normal([3, 8], using: &g),
+                       "base_model.classifier.bias": Tensor.normal([3], using: &g)]
+        try PeftAdapterFolder.write(config: config, tensors: tensors, to: url)
+        let fresh = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 12)
+        let loaded = try PeftModel.load(from: url, into: fresh)
+        assertClose(try XCTUnwrap(fresh.namedParameters().first { $0.name == "classifier.weight" }).parameter.value,
+                    tensors["base_model.classifier.weight"]!, rtol: 0, atol: 0)
+        XCTAssertEqual(try loaded.adapterTensors(), tensors)
+        XCTAssertEqual(loaded.config.json, config, "saved again as read")
     }
 
     func testPrefixGradientsByFiniteDifferences() throws {

@@ -37,4 +37,16 @@ public struct PeftCommonConfig: Equatable, Sendable {
     public static let allKeys: Set<String> = Set(fields.map(\.key))
     /// The keys of the target fields, which prompt-learning configs do not have.
     public static let targetKeys: Set<String> = ["target_modules", "exclude_modules"]
+
+    /// The heads PEFT's task wrapper adds to `modules_to_save` (trained and saved with the adapter, whatever the
+    /// method): `classifier` and `score` for `SEQ_CLS` and `TOKEN_CLS` (`PeftModelForSequenceClassification`,
+    /// `PeftModelForTokenClassification`), `qa_outputs` for `QUESTION_ANS`; none for other task types. A head that
+    /// matches no module of the model is skipped, as in PEFT (BERT has a `classifier`, no `score`).
+    public static func taskHeads(for taskType: String?) -> [String] {
+        switch taskType {
+        case "SEQ_CLS", "TOKEN_CLS": return ["classifier", "score"]
+        case "QUESTION_ANS": return ["qa_outputs"]
+        default: return []
+        }
+    }
 }

@@ -21,8 +21,13 @@ public protocol PeftConfig: Sendable {
     /// `use_qalora`), with PEFT's default; kept verbatim, not reported, written with the default when absent.
     /// Default: none.
     static var inertKeys: [String: JSONValue] { get }
-    /// Which common keys this method's PEFT config has. Default: all of them.
+    /// Which common keys this method's PEFT config has. Default: all of them, without the target fields for prompt
+    /// learning.
     static var commonKeys: Set<String> { get }
+    /// PEFT's `is_prompt_learning` (prefix tuning): the method feeds the model through its inputs or attention
+    /// instead of wrapping layers, its config has no target fields, and PEFT's wrapper holds the model directly, so
+    /// saved modules are keyed `base_model.<path>.<name>` instead of `base_model.model.<path>.<name>`. Default: false.
+    static var isPromptLearning: Bool { get }
 
     var common: PeftCommonConfig { get set }
     var unknownKeys: [String: JSONValue] { get set }
@@ -48,7 +53,10 @@ public protocol PeftConfig: Sendable {
 extension PeftConfig {
     public static var fixedKeys: [String: [JSONValue]] { [:] }
     public static var inertKeys: [String: JSONValue] { [:] }
-    public static var commonKeys: Set<String> { PeftCommonConfig.allKeys }
+    public static var commonKeys: Set<String> {
+        isPromptLearning ? PeftCommonConfig.allKeys.subtracting(PeftCommonConfig.targetKeys) : PeftCommonConfig.allKeys
+    }
+    public static var isPromptLearning: Bool { false }
     public var summary: String { Self.peftType }
     public func resolved(for model: Module) throws -> Self { self }
 

@@ -5,7 +5,11 @@ import Foundation
 /// The base model's forward is unchanged: a method attaches through the model's own structure (layer tuners replace
 /// targeted layers in place; see `PeftConfig.attach`), and the wrapper freezes every base parameter except those the
 /// method trains. Adapter tensors are exchanged with PEFT under its keys: `base_model.model.<path>.<tensor>`
-/// (`poly_lora_A`, `lora_A.weight`, `ia3_l`) and `base_model.model.<path>.<name>` for `modules_to_save`.
+/// (`poly_lora_A`, `lora_A.weight`, `ia3_l`) and `base_model.model.<path>.<name>` for `modules_to_save`
+/// (`base_model.<path>.<name>` under prompt learning, `PeftConfig.isPromptLearning`). As PEFT's task wrappers do,
+/// the task type's heads join `modules_to_save` (`PeftCommonConfig.taskHeads(for:)`: a `SEQ_CLS` classifier trains
+/// and is saved). Saved modules train in place: with adapters disabled they keep their trained values (PEFT's
+/// `ModulesToSaveWrapper` falls back to a copy of the original).
 public final class PeftModel {
     /// The model tree, with adapters in place.
     public let model: Module
@@ -17,6 +21,8 @@ public final class PeftModel {
     public private(set) var trainedBaseParameters: [(key: String, parameter: Parameter)] = []
     /// Modules made trainable and saved whole.
     public private(set) var savedModules: [String] = []
+    /// The key prefix of saved modules' tensors: `base_model.model.`, or `base_model.` under prompt learning.
+    public let savedModuleKeyPrefix: String
 
     public static let keyPrefix = "base_model.model."
 
@@ -25,8 +31,14 @@ public final class PeftModel {
     public init(wrapping model: Module, config: any PeftConfig, defaultTargets: TargetModules? = nil,
                 using rng: inout some RandomNumberGenerator) throws {
         self.model = model
-        let config = try config.resolved(for: model)
+        var config = try config.resolved(for: model)
+        let heads = PeftCommonConfig.taskHeads(for: config.taskType)
+        if !heads.isEmpty {
+            let listed = config.modulesToSave ?? []
+            config.modulesToSave = listed + heads.filter { !listed.contains($0) }
+        }
         self.config = config
+        savedModuleKeyPrefix = type(of: config).isPromptLearning ? "base_model." : PeftModel.keyPrefix
         try config.validate(context: "\(type(of: config).peftType) config")
         model.freeze()
         let attachment = try config.attach(to: model, defaultTargets: defaultTargets, using: &rng)
@@ -35,8 +47,10 @@ public final class PeftModel {
         for (_, p) in trainedBaseParameters { p.requiresGrad = true }
         for entry in config.modulesToSave ?? [] {
             let matches = model.namedModules().filter { !$0.path.isEmpty && ($0.path == entry || $0.path.hasSuffix("." + entry)) }
-            guard !matches.isEmpty else { throw ConfigError("modules_to_save entry '\(entry)' matched no module of the model") }
-            for (path, m) in matches {
+            guard !matches.isEmpty || heads.contains(entry) else {
+                throw ConfigError("modules_to_save entry '\(entry)' matched no module of the model")
+            }
+            for (path, m) in matches where !savedModules.contains(path) {
                 m.setRequiresGrad(true)
                 savedModules.append(path)
             }
@@ -65,7 +79,7 @@ public final class PeftModel {
     private func baseParameters() -> [(key: String, parameter: Parameter)] {
         var out = trainedBaseParameters
         for path in savedModules {
-            for (name, p) in model.module(at: path)!.namedParameters() { out.append((PeftModel.keyPrefix + path + "." + name, p)) }
+            for (name, p) in model.module(at: path)!.namedParameters() { out.append((savedModuleKeyPrefix + path + "." + name, p)) }
         }
         return out
     }

@@ -37,8 +37,8 @@ public struct PrefixTuningConfig: PeftConfig, Equatable, Codable {
          .optionalString("init_weights", \.initWeights)]
     }
 
-    /// Prompt learning configs have no target or exclude lists.
-    public static var commonKeys: Set<String> { PeftCommonConfig.allKeys.subtracting(["target_modules", "exclude_modules"]) }
+    /// Prompt learning: no target or exclude lists; saved modules keyed `base_model.<path>.<name>`.
+    public static let isPromptLearning = true
 
     public init() {}
 
