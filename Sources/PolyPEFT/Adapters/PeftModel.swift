@@ -161,8 +161,12 @@ public final class PeftModel {
 
 extension PeftModel {
     /// Writes the adapter as PEFT's `save_pretrained` does (a sub-folder for a non-default adapter name).
+    /// The config is written with `inference_mode: true`, as PEFT's `save_pretrained` writes it (a loader decides
+    /// whether to train again).
     public func save(to directory: URL, adapterName: String = PeftAdapterFolder.defaultAdapterName) throws {
-        try PeftAdapterFolder.write(config: config.json, tensors: adapterTensors(), to: directory, adapterName: adapterName)
+        var saved = config
+        saved.inferenceMode = true
+        try PeftAdapterFolder.write(config: saved.json, tensors: adapterTensors(), to: directory, adapterName: adapterName)
     }
 
     /// Reads a PEFT adapter folder and attaches it to `model` (whose base weights are already loaded).
