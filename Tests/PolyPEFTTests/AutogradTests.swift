@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Finite-difference checks of every differentiable operation (Float32, step 1e-2, rtol 1e-2, odd small shapes).
 final class AutogradTests: XCTestCase {

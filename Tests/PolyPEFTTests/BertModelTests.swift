@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class BertModelTests: XCTestCase {
     static func tinyConfig(dropout: Float = 0) -> BertConfig {

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The per-row low-rank tail that a product adds as it stores C, on every kernel behind `Gemm.multiply`, against
 /// the reference product followed by the reference tail.

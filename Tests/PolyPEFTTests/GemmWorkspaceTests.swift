@@ -1,6 +1,11 @@
 import Dispatch
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The packed matmul's scratch-memory cache: page-aligned buffers, reused, one caller at a time, bounded.
 final class GemmWorkspaceTests: XCTestCase {

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The golden conformance suite: for every case in `cases.json` of a golden directory (the copies bundled in the test
 /// resources: `golden/` for Poly/MHR, `golden_methods/` for the other methods; or `POLYPEFT_GOLDEN_DIR` alone),

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Shared helpers for the IO tests: golden files and scratch directories.
 enum IOTestSupport {

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// `MLP` from op lists whose linear names are dotted paths (`block.mix`), as PyTorch would nest them.
 final class MLPTests: XCTestCase {

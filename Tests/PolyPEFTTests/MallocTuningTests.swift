@@ -3,6 +3,11 @@ import Glibc
 #endif
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class MallocTuningTests: XCTestCase {
     /// After `keepLargeBlocks`, a freed 8 MiB tensor's memory is reused by the next one of that size: filling it again

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The fast matmul (packed, direct, threaded) against the naive reference, on odd shapes and strided views.
 final class MatmulTests: XCTestCase {

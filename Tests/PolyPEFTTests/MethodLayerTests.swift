@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// IA3, DoRA, LoRA's bias options and nested adapters, layer by layer: forward against the formula, gradients
 /// against finite differences (or, where PEFT detaches part of the graph, against the closed form), merge and unmerge.

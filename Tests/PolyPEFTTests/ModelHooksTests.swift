@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The models' hooks for methods that are not layer wrappers: virtual tokens and `inputs_embeds`, residual slots,
 /// and thrown errors for sublayers that cannot be replaced.

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// A two-level tree with PyTorch-style names, for naming and replacement tests.
 final class Block: Module, Layer {

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class PolyExportTests: XCTestCase {
     /// The exported LoRA, loaded into a fresh base with `PeftModel.load`, reproduces the routed outputs of its task.

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// PolyLinear's own forward (the merged shortcut) and the automatic kernel choice.
 final class PolyLinearForwardTests: XCTestCase {

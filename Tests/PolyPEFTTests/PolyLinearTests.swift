@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class PolyLinearTests: XCTestCase {
     func makeLayer(in inF: Int = 6, out outF: Int = 4, r: Int = 2, tasks: Int = 3, skills: Int = 3, splits: Int = 2,

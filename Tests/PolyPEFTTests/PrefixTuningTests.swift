@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Prefix tuning beyond the golden cases (which load PEFT's files): the projection's training form against PEFT's
 /// prompt encoder, saving and reloading (SEQ_CLS with its classifier, as PEFT saves it), gradients by finite

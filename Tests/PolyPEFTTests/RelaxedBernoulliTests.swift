@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// `RelaxedBernoulli.sampleOne` against PyTorch's formula with every clamp, the clamp decisions made on Float values
 /// as torch makes them and the rest in Double (where the probability is not clamped, `log p - log1p(-p)` is `L`

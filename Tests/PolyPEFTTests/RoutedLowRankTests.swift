@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The per-row routing kernel and the fused router weights against plain loops and composed ops, on odd shapes.
 final class RoutedLowRankTests: XCTestCase {

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The router protocol: task routing's groups, a router that reads the input (`LinearRouter`) inside a Poly layer
 /// against plain loops and finite differences, the checks on what routers return, injected draws, and parameter roles.

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class RoutingDiagnosticsTests: XCTestCase {
     /// Exhaustive minimum over all injective maps of rows to columns (rows <= columns) or columns to rows.

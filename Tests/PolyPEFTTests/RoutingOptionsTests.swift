@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class RoutingOptionsTests: XCTestCase {
     func makeLayer(splits: Int = 2, mixing: MixingMode = .parameters, options: RoutingOptions = RoutingOptions()) throws -> PolyLinear {

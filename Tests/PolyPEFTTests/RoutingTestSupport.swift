@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// fc1 6->8, relu, fc2 8->4, head 4->2 (the same weights for the same seed).
 func routingTestMLP(seed: UInt64 = 1) throws -> MLP {

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Deterministic mutation fuzzing of the safetensors reader: every mutated buffer must either parse (and then every
 /// tensor must decode to the advertised size) or throw a `SafetensorsError`. A crash or trap fails the whole run.

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Every malformed file must give a `SafetensorsError` with a message naming the problem, never a crash.
 final class SafetensorsHostileTests: XCTestCase {

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// The plain-loop skill mixer against the recorded-op mixing it replaces in evaluation (`PolyLinear.factors`).
 final class SkillMixingTests: XCTestCase {

@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class T5GenerationTests: XCTestCase {
     let inputs = [[3, 4, 5, 6, 2], [7, 8, 9, 1, 0], [10, 3, 3, 12, 5]]

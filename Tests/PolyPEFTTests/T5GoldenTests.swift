@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Exactness against Hugging Face transformers on the golden case `t5_mhr_k4_s2_r2` (base model only).
 final class T5GoldenTests: XCTestCase {

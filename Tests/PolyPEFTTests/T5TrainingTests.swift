@@ -1,5 +1,10 @@
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class T5TrainingTests: XCTestCase {
     /// A tiny T5 learns to reverse 4-token sequences: the loss falls clearly within a few dozen Adam steps.

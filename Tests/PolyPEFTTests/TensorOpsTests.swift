@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// Elementwise, reduction and indexing ops against plain loops, on odd shapes and non-contiguous inputs.
 final class TensorOpsTests: XCTestCase {

@@ -1,6 +1,11 @@
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 final class TrainingTests: XCTestCase {
     /// A seeded MLP 3 -> 16 -> 1 and a toy regression target y = sin(x0) + x1 * x2.

@@ -2,6 +2,11 @@ import Dispatch
 import Foundation
 import XCTest
 @testable import PolyPEFT
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+@testable import PolyPEFTTraining
 
 /// `Parallel.run` on `WorkerPool.shared`: every worker index runs exactly once, with one caller, with callers on
 /// several threads at once (the pool takes one and the others fall back to `concurrentPerform`), and nested.

@@ -1,0 +1,22 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+
+/// PEFT's per-model-type default targets (`peft.utils.constants`), for configs that name no `target_modules`.
+public enum DefaultTargets {
+    /// `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` (LoRA, Poly and the LoRA family).
+    public static let lora: [String: [String]] = [
+        "bert": ["query", "value"], "t5": ["q", "v"], "mt5": ["q", "v"],
+    ]
+    /// `TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING`.
+    public static let ia3: [String: [String]] = [
+        "bert": ["key", "value", "output.dense"], "t5": ["k", "v", "wo"],
+    ]
+    /// `TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING`.
+    public static let ia3Feedforward: [String: [String]] = [
+        "bert": ["output.dense"], "t5": ["wo"],
+    ]
+
+    /// The model type of `model`, when it names one.
+    static func modelType(of model: Module) -> String? { (model as? any PretrainedModel)?.modelType }
+}

@@ -1,0 +1,97 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+
+/// PEFT's `PrefixTuningConfig` with its JSON names and defaults:
+///
+/// ```
+/// num_virtual_tokens (required), token_dim, num_layers, num_attention_heads, num_transformer_submodules,
+/// encoder_hidden_size: null (filled in from the model), prefix_projection false, init_weights null | "zero"
+/// (+ the common keys of prompt learning: task_type, modules_to_save, inference_mode, ...; no target_modules)
+/// ```
+/// The sizes PEFT fills in from the model config (`_prepare_prompt_learning_config`): `token_dim` = hidden size,
+/// `num_layers` = `num_hidden_layers` (T5: the encoder's depth), `num_attention_heads`, `encoder_hidden_size` =
+/// `token_dim`, `num_transformer_submodules` = 2 for `SEQ_2_SEQ_LM`, else 1 (`resolved(for:)`).
+///
+/// The method (`PrefixEncoder`) prepends `P = num_virtual_tokens` learned key and value positions to the
+/// self-attention of every layer the model offers (`KeyValuePrefixHost`): BERT's encoder layers, T5's decoder
+/// self-attention.
+public struct PrefixTuningConfig: PeftConfig, Equatable, Codable {
+    public static let peftType = "PREFIX_TUNING"
+
+    public var common = PeftCommonConfig()
+    public var numVirtualTokens: Int?
+    public var tokenDim: Int?
+    public var numLayers: Int?
+    public var numAttentionHeads: Int?
+    public var numTransformerSubmodules: Int?
+    public var encoderHiddenSize: Int?
+    /// Train the table through an MLP (`embedding [P, H]`, `Linear(H, E)`, tanh, `Linear(E, 2 L H)`); the file holds
+    /// only the projected table either way.
+    public var prefixProjection = false
+    /// `"zero"`: the table (or the projection's last layer) starts at zero; null: N(0, 1) / PyTorch's init.
+    public var initWeights: String?
+    public var unknownKeys: [String: JSONValue] = [:]
+
+    public static var fields: [ConfigField<PrefixTuningConfig>] {
+        [.optionalInt("num_virtual_tokens", \.numVirtualTokens), .optionalInt("token_dim", \.tokenDim),
+         .optionalInt("num_layers", \.numLayers), .optionalInt("num_attention_heads", \.numAttentionHeads),
+         .optionalInt("num_transformer_submodules", \.numTransformerSubmodules),
+         .optionalInt("encoder_hidden_size", \.encoderHiddenSize), .bool("prefix_projection", \.prefixProjection),
+         .optionalString("init_weights", \.initWeights)]
+    }
+
+    /// Prompt learning: no target or exclude lists; saved modules keyed `base_model.<path>.<name>`.
+    public static let isPromptLearning = true
+
+    public init() {}
+
+    public init(numVirtualTokens: Int, taskType: String? = nil, prefixProjection: Bool = false, encoderHiddenSize: Int? = nil) {
+        self.numVirtualTokens = numVirtualTokens
+        self.prefixProjection = prefixProjection
+        self.encoderHiddenSize = encoderHiddenSize
+        common.taskType = taskType
+    }
+
+    /// Task types whose PEFT wrapper keeps `token_type_ids` under prefix tuning (the others drop them).
+    static let taskTypesKeepingTokenTypes: Set<String> = ["SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"]
+
+    public func validate(context: String = "PrefixTuningConfig") throws {
+        guard let p = numVirtualTokens else { throw ConfigError("\(context): num_virtual_tokens must be set") }
+        for (name, v) in [("num_virtual_tokens", p), ("token_dim", tokenDim), ("num_layers", numLayers),
+                          ("num_attention_heads", numAttentionHeads), ("encoder_hidden_size", encoderHiddenSize)] {
+            if let v, v < 1 { throw ConfigError("\(context): \(name) must be a positive integer, got \(v)") }
+        }
+        if let n = numTransformerSubmodules, n != 1 && n != 2 {
+            throw ConfigError("\(context): num_transformer_submodules must be 1 or 2, got \(n)")
+        }
+        if let d = tokenDim, let h = numAttentionHeads, d % h != 0 {
+            throw ConfigError("\(context): token_dim \(d) is not a multiple of num_attention_heads \(h)")
+        }
+        if let w = initWeights, w != "zero" { throw ConfigError("\(context): init_weights must be \"zero\" or null, got \"\(w)\"") }
+    }
+
+    /// Fills the sizes PEFT takes from the model's config (see the type's documentation).
+    public func resolved(for model: Module) throws -> PrefixTuningConfig {
+        let g = try PrefixEncoder.host(of: model).prefixGeometry
+        var c = self
+        c.tokenDim = c.tokenDim ?? g.tokenDim
+        c.numLayers = c.numLayers ?? g.hiddenLayers
+        c.numAttentionHeads = c.numAttentionHeads ?? g.heads
+        c.encoderHiddenSize = c.encoderHiddenSize ?? c.tokenDim
+        c.numTransformerSubmodules = c.numTransformerSubmodules ?? (c.taskType == "SEQ_2_SEQ_LM" ? 2 : 1)
+        return c
+    }
+
+    public func attach(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
+        let encoder = try PrefixEncoder(config: try resolved(for: model), model: model, using: &rng)
+        return PeftAttachment(adapters: [("", encoder)])
+    }
+
+    public var summary: String {
+        "PrefixTuning  virtual_tokens=\(numVirtualTokens ?? 0)\(prefixProjection ? "  projection=\(encoderHiddenSize ?? 0)" : "")"
+    }
+
+    public init(from decoder: any Decoder) throws { try self.init(json: try JSONValue(from: decoder)) }
+    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
+}

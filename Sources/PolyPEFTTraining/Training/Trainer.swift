@@ -1,0 +1,134 @@
+import Foundation
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+import PolyPEFTMethods
+
+/// The training loop: batches in a seeded order, train-mode forward, loss, backward, clipping, an optimizer step
+/// with a learning-rate schedule, periodic validation, and checkpoints from which a run resumes bit for bit.
+///
+/// The batch order depends only on `(seed, step)` (each epoch is a Fisher-Yates shuffle seeded from the seed and the
+/// epoch number), and the routers' sampling noise comes from one generator whose state is checkpointed, so a resumed
+/// run draws exactly what the uninterrupted run would have drawn.
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let objective: any Objective
+    public let parameters: [(name: String, parameter: Parameter)]
+    public let optimizer: Adam
+    /// Optimizer steps taken so far.
+    public private(set) var step = 0
+    /// The generator for dropout and router sampling.
+    public private(set) var rng: Xoshiro256
+    /// Training loss after every step, and validation loss at each evaluation: (step, loss).
+    public private(set) var lossHistory: [Float] = []
+    public private(set) var validationHistory: [(step: Int, loss: Float)] = []
+
+    /// Trains `parameters` with AdamW, one optimiser group per role: `.adapter` at `learningRate` with
+    /// `weightDecay`, `.router` at `routerLearningRate` without decay (groups named `adapter` and `router`).
+    public init(objective: any Objective, parameters: TrainableParameters, configuration: TrainingConfiguration) throws {
+        try configuration.validate()
+        guard !parameters.all.isEmpty else { throw ConfigError("nothing to train: no trainable parameters") }
+        self.objective = objective
+        self.parameters = parameters.all
+        self.configuration = configuration
+        let groups = parameters.groups.map { role, members in
+            switch role {
+            case .adapter:
+                ParameterGroup(name: role.rawValue, parameters: members, learningRate: configuration.learningRate,
+                               weightDecay: configuration.weightDecay)
+            case .router:
+                ParameterGroup(name: role.rawValue, parameters: members, learningRate: configuration.routerLearningRate)
+            }
+        }
+        optimizer = Adam.adamW(groups)
+        rng = Xoshiro256(seed: configuration.seed &+ 0x5EED)
+    }
+
+    /// The sample indices of the batch used at `step`.
+    public func batch(at step: Int) -> [Int] {
+        let n = objective.count, b = Swift.min(configuration.batchSize, n)
+        let perEpoch = Swift.max(n / b, 1)
+        let epoch = step / perEpoch, index = step % perEpoch
+        if epochOrder?.epoch != epoch {
+            var g = Xoshiro256(seed: configuration.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
+            var order = Array(0..<n)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+            epochOrder = (epoch, order)
+        }
+        return Array(epochOrder!.order[(index * b)..<((index + 1) * b)])
+    }
+
+    /// The shuffled order of the last epoch asked for (a cache: it depends only on the seed and the epoch).
+    private var epochOrder: (epoch: Int, order: [Int])?
+
+    /// One optimizer step; returns the batch loss.
+    @discardableResult
+    public func trainStep() throws -> Float {
+        let rows = batch(at: step)
+        let loss = try optimizer.trainingStep(rng: &rng, lrScale: configuration.schedule.multiplier(step: step),
+                                              clipNorm: configuration.clipNorm) { try objective.loss(batch: rows, $0) }
+        step += 1
+        let l = loss.value.scalarValue
+        lossHistory.append(l)
+        return l
+    }
+
+    /// Runs until `configuration.steps` (or until `shouldStop` returns true, checked between steps), evaluating on
+    /// `validation` every `evalEvery` steps and at the end, and reporting through `onEvent`.
+    public func run(validation: MultitaskDataset?, shouldStop: () -> Bool = { false },
+                    onEvent: (TrainingEvent) -> Void = { _ in }) throws {
+        while step < configuration.steps && !shouldStop() {
+            let l = try trainStep()
+            guard l.isFinite else { throw ConfigError("training diverged at step \(step): loss is \(l); lower the learning rates") }
+            onEvent(.step(step: step, total: configuration.steps, loss: l))
+            let e = configuration.evalEvery
+            if let validation, (e > 0 && step % e == 0) || step == configuration.steps {
+                let (v, perTask) = try objective.evaluate(validation)
+                validationHistory.append((step, v))
+                onEvent(.validation(step: step, loss: v, perTask: perTask))
+            }
+        }
+    }
+
+    // MARK: Checkpoints
+
+    /// Everything besides the parameter values that resuming needs.
+    public struct State: Codable, Equatable {
+        public var configuration: TrainingConfiguration
+        public var step: Int
+        public var rng: Xoshiro256
+        public var lossHistory: [Float]
+        public var validationSteps: [Int]
+        public var validationLosses: [Float]
+        public var optimizerKind: String
+        public var optimizerSteps: Int
+    }
+
+    public var state: State {
+        State(configuration: configuration, step: step, rng: rng, lossHistory: lossHistory,
+              validationSteps: validationHistory.map(\.step), validationLosses: validationHistory.map(\.loss),
+              optimizerKind: optimizer.state().kind, optimizerSteps: optimizer.stepCount)
+    }
+
+    /// The optimizer's buffers as named tensors (for a safetensors file).
+    public func optimizerTensors() -> [String: Tensor] {
+        let s = optimizer.state()
+        var out: [String: Tensor] = [:]
+        for (k, v) in s.buffers { out[k] = Tensor(v, shape: s.shapes[k] ?? [v.count]) }
+        return out
+    }
+
+    /// Restores a checkpoint taken from a trainer over the same parameters.
+    public func restore(_ state: State, optimizerTensors: [String: Tensor]) throws {
+        guard state.configuration == configuration else {
+            throw ConfigError("checkpoint was written with different training settings; resume with the same options")
+        }
+        try optimizer.load(OptimizerState(kind: state.optimizerKind, stepCount: state.optimizerSteps,
+                                          buffers: optimizerTensors.mapValues { $0.scalars },
+                                          shapes: optimizerTensors.mapValues(\.shape)))
+        step = state.step
+        rng = state.rng
+        lossHistory = state.lossHistory
+        validationHistory = zip(state.validationSteps, state.validationLosses).map { ($0, $1) }
+    }
+}

@@ -1,0 +1,47 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+import PolyPEFTMethods
+
+/// Hyper-parameters of a training run. Saved in checkpoints, so a resumed run continues with the same settings.
+public struct TrainingConfiguration: Codable, Equatable, Sendable {
+    /// Total optimizer steps.
+    public var steps = 2000
+    public var batchSize = 256
+    /// Learning rate of the `.adapter` parameters: skills (LoRA factors) and any other trainable parameter.
+    public var learningRate: Float = 1e-2
+    /// Learning rate of the `.router` parameters (`ParameterRole`; Poly learns its allocation faster than its skills).
+    public var routerLearningRate: Float = 1e-1
+    public var weightDecay: Float = 0
+    /// Global gradient-norm clip (0 disables).
+    public var clipNorm: Float = 1
+    /// Linear warm-up steps before cosine decay (0 for none).
+    public var warmupSteps = 50
+    /// Evaluate on the validation split every this many steps (0: only at the end).
+    public var evalEvery = 250
+    /// Seed of the batch order and of the routers' sampling noise.
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    public var schedule: LRSchedule { .cosine(warmupSteps: warmupSteps, totalSteps: steps) }
+
+    public func validate() throws {
+        guard steps >= 1 else { throw ConfigError("steps must be at least 1, got \(steps)") }
+        guard batchSize >= 1 else { throw ConfigError("batch size must be at least 1, got \(batchSize)") }
+        for (name, v) in [("learning rate", learningRate), ("router learning rate", routerLearningRate)] where !(v > 0 && v.isFinite) {
+            throw ConfigError("\(name) must be a positive number, got \(v)")
+        }
+        guard weightDecay >= 0 else { throw ConfigError("weight decay must be non-negative, got \(weightDecay)") }
+    }
+}
+
+/// What a trainer reports while it runs (the library never prints; the CLI renders these).
+public enum TrainingEvent: Sendable {
+    /// After an optimizer step: the training loss of that batch.
+    case step(step: Int, total: Int, loss: Float)
+    /// After an evaluation: mean validation loss and the loss of each task, by task id.
+    case validation(step: Int, loss: Float, perTask: [Int: Float])
+    /// A checkpoint was written.
+    case checkpoint(step: Int, path: String)
+}
