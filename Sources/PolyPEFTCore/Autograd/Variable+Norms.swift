@@ -60,11 +60,10 @@ extension Variable {
     }
 
     /// Inverted dropout with a mask drawn from `rng`: `y = x * mask / (1 - p)`, `dx = g * mask / (1 - p)`.
-    public func dropout(p: Float, using rng: inout some RandomNumberGenerator) throws -> Variable {
+    public func dropout(p: Float, using rng: inout Xoshiro256) throws -> Variable {
         guard p >= 0 && p < 1 else { throw TensorError("dropout", "probability \(p) outside [0, 1)") }
         if p == 0 { return self }
-        let keep = 1 / (1 - p)
-        let mask = Tensor.uniform(shape, using: &rng).map { $0 >= p ? keep : 0 }
+        let mask = Tensor.dropoutMask(shape, p: p, using: &rng)
         return Variable.record(try value * mask, [self]) { g, _ in [try g * mask] }
     }
 }

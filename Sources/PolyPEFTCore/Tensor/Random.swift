@@ -77,6 +77,7 @@ extension RandomNumberGenerator {
 
 extension Tensor {
     /// Independent draws from U[low, high).
+    @inlinable
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1,
                                using rng: inout some RandomNumberGenerator) -> Tensor {
         let n = elementCount(shape)
@@ -86,6 +87,7 @@ extension Tensor {
     }
 
     /// Independent draws from N(mean, std^2) (Box-Muller, both outputs used).
+    @inlinable
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1,
                               using rng: inout some RandomNumberGenerator) -> Tensor {
         let n = elementCount(shape)
@@ -108,10 +110,21 @@ extension Tensor {
     /// gain = sqrt(2 / (1 + a^2)),  bound = gain * sqrt(3 / fanIn),  w ~ U(-bound, bound)
     /// ```
     /// `nn.Linear` uses `a = sqrt(5)`, giving `bound = 1 / sqrt(fanIn)`.
+    @inlinable
     public static func kaimingUniform(_ shape: [Int], fanIn: Int, a: Float = Float(5).squareRoot(),
                                       using rng: inout some RandomNumberGenerator) -> Tensor {
         let gain = (2 / (1 + a * a)).squareRoot()
         let bound = gain * (3 / Float(Swift.max(fanIn, 1))).squareRoot()
         return uniform(shape, low: -bound, high: bound, using: &rng)
+    }
+
+    /// A dropout mask of `shape`: each element `1 / (1 - p)` where a uniform draw is at least `p`, else 0 (one draw
+    /// per element, in order). For the context's concrete generator, so the loop compiles without generic dispatch
+    /// wherever it is called from.
+    public static func dropoutMask(_ shape: [Int], p: Float, using rng: inout Xoshiro256) -> Tensor {
+        let n = elementCount(shape), keep = 1 / (1 - p)
+        var data = uninitializedScalars(n)
+        for i in 0..<n { data[i] = rng.nextUnitFloat() >= p ? keep : 0 }
+        return Tensor(data, shape: shape)
     }
 }

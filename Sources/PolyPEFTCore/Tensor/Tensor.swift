@@ -214,6 +214,7 @@ public struct Tensor: Sendable {
 extension Tensor {
     /// Storage for `count` floats left uninitialised (no zero fill): the caller writes every element before any is
     /// read.
+    @usableFromInline
     package static func uninitializedScalars(_ count: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
     }

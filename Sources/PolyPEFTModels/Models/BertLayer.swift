@@ -40,8 +40,7 @@ public final class BertSelfAttention: Module {
         let tk = key.shape[2]
         var drop: Tensor? = nil
         if ctx.isTraining && dropoutRate > 0 {
-            let keep = 1 / (1 - dropoutRate), p = dropoutRate
-            drop = Tensor.uniform([b, numHeads, t, tk], using: &ctx.rng).map { $0 >= p ? keep : 0 }
+            drop = Tensor.dropoutMask([b, numHeads, t, tk], p: dropoutRate, using: &ctx.rng)
         }
         let out = try Variable.attention(query: try heads("query"), key: key, value: value,
                                          mask: mask, scale: 1 / Float(headDim).squareRoot(), probabilityDropout: drop)

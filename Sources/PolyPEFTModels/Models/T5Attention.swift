@@ -101,8 +101,7 @@ public final class T5Attention: Module {
         }
         var dropMask: Tensor? = nil
         if ctx.isTraining && dropoutRate > 0 {
-            let keep = 1 / (1 - dropoutRate), p = dropoutRate
-            dropMask = Tensor.uniform([b, numHeads, tq, tk], using: &ctx.rng).map { $0 >= p ? keep : 0 }
+            dropMask = Tensor.dropoutMask([b, numHeads, tq, tk], p: dropoutRate, using: &ctx.rng)
         }
         let attended = try Variable.attention(query: q, key: k, value: v, bias: bias, mask: mask, scale: 1,
                                               probabilityDropout: dropMask)          // [B, H, Tq, D]
