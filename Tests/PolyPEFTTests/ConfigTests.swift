@@ -228,5 +228,21 @@ final class PeftModelTests: XCTestCase {
         XCTAssertThrowsError(try reloaded.loadAdapterTensors(tensors)) {
             XCTAssertEqual("\($0)", "adapter: missing tensor 'base_model.model.fc1.poly_lora_A'")
         }
+        // Non-finite weights are refused by default, naming the tensor and the element, and accepted on request.
+        for bad in [Float.nan, .infinity, -.infinity] {
+            tensors = try peft.adapterTensors()
+            let original = tensors["base_model.model.fc1.poly_lora_B"]!
+            var b = original.scalars
+            b[5] = bad
+            tensors["base_model.model.fc1.poly_lora_B"] = Tensor(b, shape: original.shape)
+            XCTAssertThrowsError(try reloaded.loadAdapterTensors(tensors)) {
+                XCTAssertEqual("\($0)", "adapter: tensor 'base_model.model.fc1.poly_lora_B' holds \(bad) at flat index 5; "
+                    + "non-finite weights are refused (allowNonFinite accepts them)")
+            }
+            XCTAssertNoThrow(try reloaded.loadAdapterTensors(tensors, allowNonFinite: true))
+        }
+        try PeftAdapterFolder.write(config: peft.config.json, tensors: tensors, to: dir)
+        XCTAssertThrowsError(try PeftModel.load(from: dir, into: try makeMLP()))
+        XCTAssertNoThrow(try PeftModel.load(from: dir, into: try makeMLP(), allowNonFinite: true))
     }
 }

@@ -98,8 +98,9 @@ public final class PeftModel {
 
     /// Loads adapter tensors saved under PEFT's keys. Every expected key must be present with its shape, and no
     /// other key may appear; errors name the key and both shapes. A parameter shared by several adapters (a shared
-    /// router) is saved under each of their keys, and those copies must agree.
-    public func loadAdapterTensors(_ tensors: [String: Tensor], source: String = "adapter") throws {
+    /// router) is saved under each of their keys, and those copies must agree. NaN or infinite values are refused
+    /// (the error names the tensor and the first such element) unless `allowNonFinite`.
+    public func loadAdapterTensors(_ tensors: [String: Tensor], source: String = "adapter", allowNonFinite: Bool = false) throws {
         let expected = try savedEntries()
         let keys = Set(expected.map(\.key))
         if let extra = tensors.keys.sorted().first(where: { !keys.contains($0) }) {
@@ -109,6 +110,10 @@ public final class PeftModel {
             guard let given = tensors[key] else { throw ConfigError("\(source): missing tensor '\(key)'") }
             guard given.shape == t.shape else {
                 throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(given.shape)), the model expects \(fmt(t.shape))")
+            }
+            if !allowNonFinite, let (i, v) = given.scalars.enumerated().first(where: { !$0.element.isFinite }) {
+                throw ConfigError("\(source): tensor '\(key)' holds \(v) at flat index \(i); non-finite weights are refused "
+                    + "(allowNonFinite accepts them)")
             }
         }
         try checkSharedParameters(tensors, source: source)
@@ -173,12 +178,14 @@ extension PeftModel {
     }
 
     /// Reads a PEFT adapter folder and attaches it to `model` (whose base weights are already loaded).
-    public static func load(from directory: URL, into model: Module, defaultTargets: TargetModules? = nil) throws -> PeftModel {
+    public static func load(from directory: URL, into model: Module, defaultTargets: TargetModules? = nil,
+                            allowNonFinite: Bool = false) throws -> PeftModel {
         let (json, tensors) = try PeftAdapterFolder.read(from: directory)
         let config = try PeftMethods.config(json: json, context: directory.appendingPathComponent(PeftAdapterFolder.configFileName).path)
         var rng = Xoshiro256(seed: 0)   // initial values are overwritten by the loaded tensors
         let peft = try PeftModel(wrapping: model, config: config, defaultTargets: defaultTargets, using: &rng)
-        try peft.loadAdapterTensors(tensors, source: directory.appendingPathComponent(PeftAdapterFolder.weightsFileName).path)
+        try peft.loadAdapterTensors(tensors, source: directory.appendingPathComponent(PeftAdapterFolder.weightsFileName).path,
+                                    allowNonFinite: allowNonFinite)
         return peft
     }
 }
