@@ -190,15 +190,6 @@ enum LowRankDelta {
         }
     }
 
-    /// Short runs (on average under 8 rows, e.g. a batch of single samples of interleaved tasks, or training where
-    /// every sample is its own group) go through the per-row loops of `RowwiseLowRank`: a product per run would
-    /// cost more in calls than in arithmetic.
-    static func prefersRowwise(runs: Int, rows: Int) -> Bool { runs * 8 > rows }
-
-    /// Below this rank `H = x left` always uses the per-row loops: products with 1-7 columns waste most of a SIMD
-    /// tile.
-    static let rowwiseRankLimit = 8
-
     /// The oracle: gather each group's rows, two matmuls, scatter back (no gradients).
     static func reference(_ x: Tensor, left: Tensor, right: Tensor, rowGroups: [Int], groupCount: Int,
                           scale: Float) throws -> Tensor {
