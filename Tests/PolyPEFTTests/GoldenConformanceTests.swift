@@ -165,7 +165,7 @@ final class GoldenConformanceTests: XCTestCase {
 
     func checkGradients(_ peft: PeftModel, _ subject: Subject, _ ctx: Context, expected: [String: Tensor], loss expectedLoss: Tensor?,
                         name: String, output: Tensor? = nil) throws {
-        peft.model.zeroGrad()
+        peft.zeroGrad()
         let (y, x) = try subject.forward(ctx, true)
         if let output { assertGolden(y.value, output, "\(name) output") }
         let loss = try y.squared().sum()

@@ -16,8 +16,12 @@ final class ModelHooksTests: XCTestCase {
     /// Virtual tokens from a plain tensor (what prompt tuning will supply).
     final class FixedTokens: VirtualTokenSource {
         let tokens: Parameter
-        init(_ t: Tensor) { tokens = Parameter(t) }
-        func virtualTokens(batch: Int, _ ctx: Context) throws -> Variable? { ctx.adaptersEnabled ? ctx[tokens] : nil }
+        let keepsTokenTypes: Bool
+        init(_ t: Tensor, keepsTokenTypes: Bool = true) {
+            tokens = Parameter(t)
+            self.keepsTokenTypes = keepsTokenTypes
+        }
+        func virtualTokens(batch: Int, _ ctx: Context) throws -> Variable? { ctx[tokens] }
     }
 
     /// A residual join that scales the sublayer's output: `norm(s y + h)`, with `s` learned.
@@ -48,6 +52,14 @@ final class ModelHooksTests: XCTestCase {
         let reference = try bert.forward(inputsEmbeds: embeds, attentionMask: mask.map { [1, 1] + $0 },
                                          tokenTypeIDs: types.map { [0, 0] + $0 }, .inference()).sequence
         assertClose(y.value, reference.value, rtol: 1e-6, atol: 1e-6)
+        // A source that drops token types (PEFT's FEATURE_EXTRACTION) gives type 0 everywhere; disabled, the base.
+        let dropped = try bert.forward(inputsEmbeds: embeds, attentionMask: mask.map { [1, 1] + $0 }, .inference()).sequence
+        bert.virtualTokens = FixedTokens(virtual, keepsTokenTypes: false)
+        assertClose(try bert.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, .inference()).sequence.value,
+                    dropped.value, rtol: 1e-6, atol: 1e-6)
+        let off = Context.inference()
+        off.adaptersEnabled = false
+        XCTAssertEqual(try bert.forward(inputIDs: ids, attentionMask: mask, off).sequence.shape, [2, 5, 8])
         // Gradients reach the virtual tokens.
         bert.virtualTokens = source
         try paramGradCheck([source.tokens]) { try bert.forward(inputIDs: self.ids, attentionMask: self.mask, Context(mode: .eval)).sequence }
@@ -93,6 +105,10 @@ final class ModelHooksTests: XCTestCase {
         join.scale.value = Tensor([2.5], shape: [1])
         XCTAssertGreaterThan(try (bert.forward(inputIDs: ids, attentionMask: mask, .inference()).sequence.value - base).abs().max().scalars[0], 1e-3)
         try paramGradCheck([join.scale]) { try bert.forward(inputIDs: self.ids, attentionMask: self.mask, Context(mode: .eval)).sequence }
+        let off = Context.inference()
+        off.adaptersEnabled = false
+        assertClose(try bert.forward(inputIDs: ids, attentionMask: mask, off).sequence.value, base, rtol: 0, atol: 0,
+                    "adapters disabled: the slot is skipped")
         XCTAssertThrowsError(try host.install(ScaledJoin())) {
             XCTAssertEqual("\($0)", "BertResidualOutput at output_adapter: the residual slot is already filled")
         }

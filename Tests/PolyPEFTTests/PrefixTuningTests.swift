@@ -179,6 +179,50 @@ final class PrefixTuningTests: XCTestCase {
         XCTAssertThrowsError(try PrefixTuningConfig(json: ["peft_type": "PREFIX_TUNING", "num_virtual_tokens": 2, "init_weights": "ones"])) {
             XCTAssertEqual("\($0)", "adapter_config.json: init_weights must be \"zero\" or null, got \"ones\"")
         }
+        // Sizes that could only be an accident are refused before anything is allocated.
+        XCTAssertThrowsError(try PrefixTuningConfig(json: ["peft_type": "PREFIX_TUNING", "num_virtual_tokens": .int(1 << 60),
+                                                           "num_layers": 2, "token_dim": 8])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: num_virtual_tokens x 2 x num_layers x token_dim = 1152921504606846976 x 2 x 2 x 8 "
+                + "exceeds 268435456 elements (the prefix table would not fit in memory)")
+        }
+        XCTAssertThrowsError(try PeftModel(wrapping: try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false),
+                                           config: PrefixTuningConfig(numVirtualTokens: 10), using: &rng)) {
+            XCTAssertEqual("\($0)", "prefix tuning: 10 virtual tokens leave no room in the model's 10 positions")
+        }
+        // A config that fails leaves the model as it was (no prefix installed, parameters trainable), so a corrected
+        // one can be attached.
+        let retry = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false)
+        var failing = PrefixTuningConfig(numVirtualTokens: 2)
+        failing.modulesToSave = ["nope"]
+        XCTAssertThrowsError(try PeftModel(wrapping: retry, config: failing, using: &rng)) {
+            XCTAssertEqual("\($0)", "modules_to_save entry 'nope' matched no module of the model")
+        }
+        XCTAssertNil(retry.keyValuePrefix)
+        XCTAssertTrue(retry.namedParameters().allSatisfy { $0.parameter.requiresGrad })
+        XCTAssertNoThrow(try PeftModel(wrapping: retry, config: PrefixTuningConfig(numVirtualTokens: 2), using: &rng))
+        // A classifier whose encoder was replaced cannot take the prefix: an error, not a prefix that is never read.
+        let classifier = try BertForSequenceClassification(config: BertModelTests.tinyConfig())
+        try classifier.replace(path: "bert", with: Module())
+        XCTAssertThrowsError(try PeftModel(wrapping: classifier, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_CLS"), using: &rng)) {
+            XCTAssertEqual("\($0)", "prefix tuning: BertForSequenceClassification did not take the key/value prefix (a sublayer that holds its attention was replaced)")
+        }
+        // A flattened table cannot go into a projection in training mode (PEFT refuses too).
+        let projected = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false)
+        let pp = try PeftModel(wrapping: projected, config: PrefixTuningConfig(numVirtualTokens: 2, prefixProjection: true,
+                                                                               encoderHiddenSize: 3), using: &rng)
+        XCTAssertThrowsError(try pp.loadAdapterTensors(try pp.adapterTensors())) {
+            XCTAssertTrue("\($0)".hasPrefix("prefix tuning: a saved prompt_embeddings table cannot be loaded into a prefix_projection"), "\($0)")
+        }
+        // A T5 decoder cache filled without the prefix is not silently reused.
+        let t5p = try T5ForConditionalGeneration(config: Self.t5Config(), seed: 2)
+        let (states, encMask) = try t5p.encode(inputIDs: Self.ids, attentionMask: Self.mask, .inference())
+        let cache = T5DecoderCache(layers: 3)
+        _ = try t5p.decode(decoderInputIDs: [[0], [0]], encoderStates: states, encoderMask: encMask, cache: cache, .inference())
+        _ = try PeftModel(wrapping: t5p, config: PrefixTuningConfig(numVirtualTokens: 2, taskType: "SEQ_2_SEQ_LM"), using: &rng)
+        XCTAssertThrowsError(try t5p.decode(decoderInputIDs: [[3], [4]], encoderStates: states, encoderMask: encMask, cache: cache, .inference())) {
+            XCTAssertEqual("\($0)", "t5: the decoder cache was filled without the installed key/value prefix; start from an empty cache")
+        }
+
         let long = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false)   // 10 positions
         _ = try PeftModel(wrapping: long, config: PrefixTuningConfig(numVirtualTokens: 6), using: &rng)
         XCTAssertThrowsError(try long.forward(inputIDs: Self.ids, .inference())) {

@@ -29,7 +29,7 @@ extension RoutedPolyLinear {
     /// Per row does K times the flops of a long run, but a run of a few rows makes its two products inefficient, so
     /// the crossover is measured; on small layers the fixed cost of mixing per group (with recorded ops) dominates.
     /// Output mixing's per-group factors are K times wider (`[G, K r, out]`), which moves its crossover up.
-    /// Evaluation without gradients and with parameter mixing does not ask this rule: `PolyLinear.delta` mixes
+    /// Evaluation without gradients and with parameter mixing does not ask this rule: `RoutedPolyLinear.update` mixes
     /// constant factors per task with plain loops (`SkillMixing`).
     static func prefersPerRowRouting(rows: Int, groups: Int, inFeatures: Int, outFeatures: Int, r: Int, skills: Int,
                                      mixing: MixingMode) -> Bool {

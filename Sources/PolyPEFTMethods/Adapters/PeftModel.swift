@@ -43,20 +43,31 @@ public final class PeftModel {
         self.config = config
         savedModuleKeyPrefix = type(of: config).isPromptLearning ? "base_model." : PeftModel.keyPrefix
         try config.validate(context: "\(type(of: config).peftType) config")
-        model.freeze()
-        let attachment = try config.attach(to: model, defaultTargets: defaultTargets, using: &rng)
-        adapters = attachment.adapters.map { ($0.path, $0.adapter) }
-        trainedBaseParameters = attachment.trainedBaseParameters
-        for (_, p) in trainedBaseParameters { p.requiresGrad = true }
+        // modules_to_save is resolved before anything changes, and a failed attach leaves the model's trainability
+        // as it was, so a config that fails can be corrected and tried again on the same model.
+        var saved: [(path: String, module: Module)] = []
         for entry in config.modulesToSave ?? [] {
             let matches = model.namedModules().filter { !$0.path.isEmpty && ($0.path == entry || $0.path.hasSuffix("." + entry)) }
             guard !matches.isEmpty || heads.contains(entry) else {
                 throw ConfigError("modules_to_save entry '\(entry)' matched no module of the model")
             }
-            for (path, m) in matches where !savedModules.contains(path) {
-                m.setRequiresGrad(true)
-                savedModules.append(path)
-            }
+            for (path, m) in matches where !saved.contains(where: { $0.path == path }) { saved.append((path, m)) }
+        }
+        let trainable = model.namedParameters().map { ($0.parameter, $0.parameter.requiresGrad) }
+        model.freeze()
+        let attachment: PeftAttachment
+        do {
+            attachment = try config.attach(to: model, defaultTargets: defaultTargets, using: &rng)
+        } catch {
+            for (p, flag) in trainable { p.requiresGrad = flag }
+            throw error
+        }
+        adapters = attachment.adapters.map { ($0.path, $0.adapter) }
+        trainedBaseParameters = attachment.trainedBaseParameters
+        for (_, p) in trainedBaseParameters { p.requiresGrad = true }
+        for (path, m) in saved {
+            m.setRequiresGrad(true)
+            savedModules.append(path)
         }
     }
 
@@ -160,6 +171,13 @@ public final class PeftModel {
     public func unmerge() throws { for (_, a) in adapters.reversed() { try a.unmerge() } }
 
     /// PEFT's `print_trainable_parameters()` line.
+    /// Clears the gradients of the model's parameters and of adapters that live outside its tree (prefix tuning's
+    /// table).
+    public func zeroGrad() {
+        model.zeroGrad()
+        for (_, p) in adapterParameters() { p.zeroGrad() }
+    }
+
     /// The model's parameters and those of adapters that live outside its tree (prefix tuning's table) count.
     public func parameterSummary() -> String {
         let all = model.namedParameters().map(\.parameter) + adapterParameters().map(\.parameter)

@@ -17,8 +17,8 @@ import PolyPEFTModels
 /// `4i mod 2L` and `4i mod 2L + 1` (with L = 2 both blocks read slices 0 and 1; the others get no gradient). The
 /// same rows serve every sample; gradients sum over the batch.
 ///
-/// The file holds only `prompt_embeddings` (the projected table, with a projection). Loading a file gives the
-/// direct form: the projection MLP cannot be recovered from its output, as in PEFT.
+/// The file holds only `prompt_embeddings` (the projected table, with a projection). A file loads into the direct
+/// form (`inference_mode: true`, as PEFT writes it): the projection MLP cannot be recovered from its output.
 public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
     public let path = ""
     public let virtualTokens: Int
@@ -35,7 +35,7 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
         case direct(table: Parameter)                                   // [P, 2 L H]
         case projected(embedding: Parameter, transform: Sequential)    // [P, H]; H -> E -> 2 L H
     }
-    private(set) var form: Form
+    let form: Form
 
     /// Builds the encoder for `config` (sizes resolved) and installs it in `model`'s key/value prefix slot.
     public init(config: PrefixTuningConfig, model: Module, using rng: inout some RandomNumberGenerator) throws {
@@ -52,6 +52,9 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
         }
         guard g.layers <= l else {
             throw ConfigError("prefix tuning: the model has \(g.layers) attention layers taking a prefix, num_layers is \(l)")
+        }
+        if let limit = g.positionLimit, p >= limit {
+            throw ConfigError("prefix tuning: \(p) virtual tokens leave no room in the model's \(limit) positions")
         }
         guard host.keyValuePrefix == nil else {
             throw ConfigError("prefix tuning: the model already has a key/value prefix source installed")
@@ -76,6 +79,10 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
             form = .direct(table: Parameter(zero ? Tensor.zeros([p, width]) : Tensor.normal([p, width], using: &rng)))
         }
         host.keyValuePrefix = self
+        guard host.keyValuePrefix === self else {
+            throw ConfigError("prefix tuning: \(type(of: model)) did not take the key/value prefix (a sublayer that "
+                + "holds its attention was replaced)")
+        }
     }
 
     /// The model's key/value prefix slot, or an error naming the model.
@@ -103,10 +110,15 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
         [("prompt_embeddings", try table(Context(mode: .eval, recordsGradients: false)).value)]
     }
 
-    /// Takes `prompt_embeddings` as the trained table (dropping a projection).
+    /// Takes `prompt_embeddings` as the table. A projected encoder (a config with `prefix_projection` and
+    /// `inference_mode: false`) cannot take it: the MLP cannot be recovered from its output, and PEFT refuses too.
     public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
         guard let t = tensors["prompt_embeddings"] else { return }
-        if case .direct(let table) = form { table.value = t.contiguous() } else { form = .direct(table: Parameter(t.contiguous())) }
+        guard case .direct(let table) = form else {
+            throw ConfigError("prefix tuning: a saved prompt_embeddings table cannot be loaded into a prefix_projection "
+                + "encoder in training mode (inference_mode false); load it with inference_mode true to use or train the table")
+        }
+        table.value = t.contiguous()
     }
 
     /// The table `[P, 2 L H]` as an input of this forward.

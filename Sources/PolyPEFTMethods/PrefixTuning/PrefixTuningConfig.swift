@@ -69,7 +69,22 @@ public struct PrefixTuningConfig: PeftConfig, Equatable, Codable {
             throw ConfigError("\(context): token_dim \(d) is not a multiple of num_attention_heads \(h)")
         }
         if let w = initWeights, w != "zero" { throw ConfigError("\(context): init_weights must be \"zero\" or null, got \"\(w)\"") }
+        // The table [P, 2 L H] (and the projection's [E, H], [2 L H, E]) are allocated from these numbers: checked for
+        // overflow and capped before anything is built.
+        let sizes: [(String, [Int?])] = [("num_virtual_tokens x 2 x num_layers x token_dim", [p, 2, numLayers, tokenDim]),
+                                        ("encoder_hidden_size x 2 x num_layers x token_dim", [encoderHiddenSize, 2, numLayers, tokenDim])]
+        for (what, factors) in sizes where factors.allSatisfy({ $0 != nil }) {
+            var n = 1, overflow = false
+            for f in factors { (n, overflow) = overflow ? (n, true) : n.multipliedReportingOverflow(by: f!) }
+            guard !overflow, n <= Self.maxElements else {
+                throw ConfigError("\(context): \(what) = \(factors.map { String($0!) }.joined(separator: " x ")) exceeds "
+                    + "\(Self.maxElements) elements (the prefix table would not fit in memory)")
+            }
+        }
     }
+
+    /// The largest prefix table (or projection matrix) accepted: 2^28 floats, 1 GiB.
+    public static let maxElements = 1 << 28
 
     /// Fills the sizes PEFT takes from the model's config (see the type's documentation).
     public func resolved(for model: Module) throws -> PrefixTuningConfig {

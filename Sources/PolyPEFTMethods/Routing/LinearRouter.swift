@@ -14,7 +14,8 @@ import PolyPEFTModels
 /// Gradients reach `W` and the input. Wrapped by `RoutedPolyLinear` (`poly_router.weight`), its skills are mixed per
 /// token or per sequence instead of per task.
 public final class LinearRouter: Module, Router {
-    /// Which rows share routing weights: each token on its own, or all tokens of a sequence (mean-pooled).
+    /// Which rows share routing weights: each token on its own, or all tokens of a sequence (mean-pooled over every
+    /// position, padding included: a router gets no attention mask).
     public enum Pooling: String, Sendable, CaseIterable {
         case token
         case sequence

@@ -58,7 +58,8 @@ public final class BertModel: Module {
     /// words: `[B, T, H]` -> the encoder's output, with virtual tokens prepended and prefixes threaded when installed:
     ///
     /// ```
-    /// virtual tokens (V):  words = cat(virtual, words); mask and token types extended by V ones / zeros
+    /// virtual tokens (V):  words = cat(virtual, words); mask extended by V ones, token types by V zeros (or dropped
+    ///                      unless the source keeps them)
     /// prefix (P):          positions P ..< P + T; key mask = cat(ones(B, P), mask); token types dropped unless
     ///                      the source keeps them
     /// ```
@@ -66,17 +67,17 @@ public final class BertModel: Module {
                 _ ctx: Context) throws -> (sequence: Variable, pooled: Variable?) {
         let b = words.shape[0]
         var words = words, mask = attentionMask, typeRows = tokenTypeIDs
-        if let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
+        if ctx.adaptersEnabled, let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
             let before = words.shape[1]
             try checkRows(mask, "attention_mask", b, before)
             try checkRows(typeRows, "token_type_ids", b, before)
             words = try VirtualTokens.prepend(virtual, to: words, "bert")
             let v = words.shape[1] - before
             mask = VirtualTokens.extend(mask: mask, by: v)
-            typeRows = typeRows.map { $0.map { [Int](repeating: 0, count: v) + $0 } }
+            typeRows = source.keepsTokenTypes ? typeRows.map { $0.map { [Int](repeating: 0, count: v) + $0 } } : nil
         }
         let t = words.shape[1]
-        let prefixes = try keyValuePrefix?.prefixes(batch: b, ctx)
+        let prefixes = ctx.adaptersEnabled ? try keyValuePrefix?.prefixes(batch: b, ctx) : nil
         let p = try prefixes.map { try checkPrefixes($0) } ?? 0
         if prefixes != nil && keyValuePrefix?.keepsTokenTypes == false { typeRows = nil }
         var types = [Int](repeating: 0, count: b * t)
@@ -129,7 +130,8 @@ public final class BertModel: Module {
 extension BertModel: KeyValuePrefixHost, VirtualTokenHost {
     public var prefixGeometry: PrefixGeometry {
         PrefixGeometry(layers: config.numHiddenLayers, heads: config.numAttentionHeads, headDim: config.headDim,
-                       tokenDim: config.hiddenSize)
+                       tokenDim: config.hiddenSize,
+                       positionLimit: config.maxPositionEmbeddings)
     }
 
     public var embeddingDim: Int { config.hiddenSize }
@@ -152,7 +154,8 @@ public final class BertForSequenceClassification: Module {
     public func forward(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, tokenTypeIDs: [[Int]]? = nil,
                         _ ctx: Context) throws -> Variable {
         let (_, pooled) = try bert.forward(inputIDs: inputIDs, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs, ctx)
-        return try layer("classifier").forward(try layer("dropout").forward(pooled!, ctx), ctx)
+        guard let pooled else { throw ModelError("bert classifier: its 'bert' has no pooler (built without addPoolingLayer)") }
+        return try layer("classifier").forward(try layer("dropout").forward(pooled, ctx), ctx)
     }
 
     /// The encoder with its pooler (child `bert`).
@@ -174,7 +177,8 @@ extension BertForSequenceClassification: KeyValuePrefixHost, VirtualTokenHost {
 
     public var prefixGeometry: PrefixGeometry {
         PrefixGeometry(layers: config.numHiddenLayers, heads: config.numAttentionHeads, headDim: config.headDim,
-                       tokenDim: config.hiddenSize)
+                       tokenDim: config.hiddenSize,
+                       positionLimit: config.maxPositionEmbeddings)
     }
 
     public var embeddingDim: Int { config.hiddenSize }

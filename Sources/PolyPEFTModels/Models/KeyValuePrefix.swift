@@ -45,13 +45,17 @@ public struct PrefixGeometry: Sendable, Equatable {
     /// The config's `num_hidden_layers` (T5: the encoder's depth, even though the decoder takes the prefixes): PEFT's
     /// default `num_layers`.
     public var hiddenLayers: Int
+    /// Absolute positions the model has (BERT's `max_position_embeddings`: prefix and sequence share them), or nil
+    /// for relative positions (T5).
+    public var positionLimit: Int?
 
-    public init(layers: Int, heads: Int, headDim: Int, tokenDim: Int, hiddenLayers: Int? = nil) {
+    public init(layers: Int, heads: Int, headDim: Int, tokenDim: Int, hiddenLayers: Int? = nil, positionLimit: Int? = nil) {
         self.layers = layers
         self.heads = heads
         self.headDim = headDim
         self.tokenDim = tokenDim
         self.hiddenLayers = hiddenLayers ?? layers
+        self.positionLimit = positionLimit
     }
 }
 
@@ -59,7 +63,8 @@ public struct PrefixGeometry: Sendable, Equatable {
 /// forward, before its first layer.
 public protocol KeyValuePrefixSource: AnyObject {
     /// One prefix per layer of the model's `PrefixGeometry`, for a batch of `batch` samples; nil when the source is
-    /// off for this context (adapters disabled), so the model runs as if it had none.
+    /// off for this context, so the model runs as if it had none. Hosts do not ask while the context disables
+    /// adapters.
     func prefixes(batch: Int, _ ctx: Context) throws -> [KeyValuePrefix]?
     /// Whether the model keeps its token types while prefixed. PEFT's prefix tuning drops `token_type_ids` (BERT then
     /// reads type 0 everywhere).

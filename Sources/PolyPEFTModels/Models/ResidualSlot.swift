@@ -51,9 +51,10 @@ extension ResidualSlotHost {
         addChild(Self.slotName, join)
     }
 
-    /// `join(y, h, norm)` through the slot, or the default `norm(y + h)` / `y + h`.
+    /// `join(y, h, norm)` through the slot, or the default `norm(y + h)` / `y + h` (also when the context disables
+    /// adapters).
     func joined(_ y: Variable, residual h: Variable, norm: (any Layer)?, _ ctx: Context) throws -> Variable {
-        if let j = try residualJoin { return try j.join(y, residual: h, norm: norm, ctx) }
+        if ctx.adaptersEnabled, let j = try residualJoin { return try j.join(y, residual: h, norm: norm, ctx) }
         let sum = try y + h
         return try norm.map { try $0.forward(sum, ctx) } ?? sum
     }

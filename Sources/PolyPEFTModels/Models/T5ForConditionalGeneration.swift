@@ -56,7 +56,7 @@ public final class T5ForConditionalGeneration: Module {
         }
         let b = s[0]
         var embeds = inputsEmbeds, maskRows = attentionMask
-        if let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
+        if ctx.adaptersEnabled, let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
             _ = try maskRows.map { try TokenBatch.paddingMask($0, batch: b, length: s[1], "t5 attention_mask") }
             embeds = try VirtualTokens.prepend(virtual, to: embeds, "t5")
             maskRows = VirtualTokens.extend(mask: maskRows, by: embeds.shape[1] - s[1])
@@ -82,7 +82,10 @@ public final class T5ForConditionalGeneration: Module {
             throw ModelError("t5: \(task.count) task ids for a decoder batch of \(b)")
         }
         var cache = cache
-        if (cache?.length ?? 0) == 0, let source = keyValuePrefix, let prefixes = try source.prefixes(batch: b, ctx) {
+        if let c = cache, c.length > 0, ctx.adaptersEnabled, keyValuePrefix != nil, c.prefixLength == 0 {
+            throw ModelError("t5: the decoder cache was filled without the installed key/value prefix; start from an empty cache")
+        }
+        if (cache?.length ?? 0) == 0, ctx.adaptersEnabled, let source = keyValuePrefix, let prefixes = try source.prefixes(batch: b, ctx) {
             let g = prefixGeometry
             let seeded = cache ?? T5DecoderCache(layers: config.numDecoderLayers)
             try seeded.seed(with: prefixes.enumerated().map {

@@ -12,8 +12,10 @@ public final class T5DecoderCache {
         crossAttention = (0..<layers).map { _ in KeyValueCache() }
     }
 
-    /// Positions already decoded.
+    /// Positions held: those decoded, after the prefix positions a seeded cache starts with.
     public var length: Int { selfAttention.first?.key?.shape[2] ?? 0 }
+    /// Prefix positions the cache was seeded with (0 without a prefix).
+    public private(set) var prefixLength = 0
 
     /// Seeds an empty cache with key/value prefixes, one per block (`[B, heads, P, d_kv]` each): the decoder then
     /// sees them as `P` earlier positions (causal mask and relative position bias offset by `P`).
@@ -26,6 +28,7 @@ public final class T5DecoderCache {
             c.key = p.key
             c.value = p.value
         }
+        prefixLength = prefixes.first?.key.shape[2] ?? 0
     }
 
     /// Keeps batch rows `indices` (beam search).

@@ -10,8 +10,12 @@ import PolyPEFTIO
 /// ```
 /// as PEFT feeds `inputs_embeds` to the base model. The output then has `P + T` positions.
 public protocol VirtualTokenSource: AnyObject {
-    /// `[B or 1, P, H]` for a batch of `batch`, or nil when the source is off for this context (adapters disabled).
+    /// `[B or 1, P, H]` for a batch of `batch`, or nil when the source is off for this context. Hosts do not ask
+    /// while the context disables adapters.
     func virtualTokens(batch: Int, _ ctx: Context) throws -> Variable?
+    /// Whether the model keeps its token types (extended with `P` zeros) while tokens are prepended. PEFT's prompt
+    /// learning keeps them for SEQ_CLS, TOKEN_CLS and QUESTION_ANS and drops them otherwise (type 0 everywhere).
+    var keepsTokenTypes: Bool { get }
 }
 
 /// A model that can prepend virtual tokens to its (encoder) input.

@@ -22,7 +22,7 @@ extension Optimizer {
         let ctx = Context(mode: .train, taskIDs: taskIDs, rng: rng)
         let y = try forward(ctx)
         try y.backward(seed: seed)
-        if clipNorm > 0 { clipGradNorm(groups.flatMap { $0.parameters.map(\.parameter) }, maxNorm: clipNorm) }
+        if clipNorm > 0 { clipGradNorm(groups.flatMap { $0.parameters.map(\.parameter) }.uniqueObjects { $0 }, maxNorm: clipNorm) }
         step(lrScale: lrScale)
         rng = ctx.rng
         return y
