@@ -33,8 +33,8 @@ base model alone and for PolyPEFT's own reload of the folder; how far PEFT's out
 (`adapter_effect`) and from the loaded model run without its prefix (`prefix_effect`; for SEQ_CLS the trained
 classifier stays), both relative and both required to exceed 1e-2 so that a prefix that does nothing cannot pass;
 any warning PEFT raises while loading (none allowed); and how our `adapter_config.json` differs from the one PEFT's
-`save_pretrained` writes for the same config on the same model (`inference_mode`, `peft_version` and
-`base_model_name_or_path` may differ; `modules_to_save` may repeat names, as PEFT's own file does). Exits non-zero
+`save_pretrained` writes for the same config on the same model (`peft_version` and `base_model_name_or_path` may
+differ; `modules_to_save` may repeat names, as PEFT's own file does). Exits non-zero
 when a difference exceeds `--tolerance` (1e-5) or a check fails. Measured results are in README.md
 ("Interoperability with Hugging Face PEFT").
 """
@@ -66,9 +66,9 @@ CASES = {
     "t5_proj": dict(model="t5", layers=(3, 2), tokens=3, projection=8),
 }
 
-# Keys of adapter_config.json that may differ from PEFT's own file: PEFT's save_pretrained always writes
-# inference_mode true, its version and the path the base model was loaded from.
-CONFIG_KEYS_ALLOWED_TO_DIFFER = {"inference_mode", "peft_version", "base_model_name_or_path"}
+# Keys of adapter_config.json that may differ from PEFT's own file: PEFT's save_pretrained writes its version and
+# the path the base model was loaded from.
+CONFIG_KEYS_ALLOWED_TO_DIFFER = {"peft_version", "base_model_name_or_path"}
 
 
 def build_model(case, seed):
