@@ -13,9 +13,7 @@ final class BertModelTests: XCTestCase {
                    typeVocabSize: 2, layerNormEps: 1e-12, initializerRange: 0.5, numLabels: 3)
     }
 
-    let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
-    let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
-    let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+    let ids = TokenBatchFixture.ids, mask = TokenBatchFixture.mask, types = TokenBatchFixture.types
 
     func testHuggingFaceNames() throws {
         var c = Self.tinyConfig()

@@ -9,9 +9,7 @@ import XCTest
 /// The models' hooks for methods that are not layer wrappers: virtual tokens and `inputs_embeds`, residual slots,
 /// and thrown errors for sublayers that cannot be replaced.
 final class ModelHooksTests: XCTestCase {
-    let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
-    let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
-    let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+    let ids = TokenBatchFixture.ids, mask = TokenBatchFixture.mask, types = TokenBatchFixture.types
 
     /// Virtual tokens from a plain tensor (what prompt tuning will supply).
     final class FixedTokens: VirtualTokenSource {

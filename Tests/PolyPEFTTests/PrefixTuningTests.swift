@@ -11,9 +11,7 @@ import XCTest
 /// prompt encoder, saving and reloading (SEQ_CLS with its classifier, as PEFT saves it), gradients by finite
 /// differences, generation with a prefix, and the errors.
 final class PrefixTuningTests: XCTestCase {
-    static let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
-    static let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
-    static let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+    static let ids = TokenBatchFixture.ids, mask = TokenBatchFixture.mask, types = TokenBatchFixture.types
 
     static func t5Config() -> T5Config {
         T5Config(vocabSize: 13, dModel: 8, dKV: 4, dFF: 12, numLayers: 3, numDecoderLayers: 3, numHeads: 2,

@@ -114,3 +114,11 @@ func paramGradCheck(_ params: [Parameter], step: Float = 1e-2, rtol: Float = 1e-
                     "gradient of parameter \(k)", file: file, line: line)
     }
 }
+
+/// Two sequences of five tokens (the second padded from position 3), their padding mask and token types: the batch the
+/// BERT, hook and prefix tests share (token ids below 17, the tiny BERT's vocabulary).
+enum TokenBatchFixture {
+    static let ids = [[2, 5, 7, 9, 3], [2, 11, 4, 0, 0]]
+    static let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    static let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
+}
