@@ -60,6 +60,8 @@ final class MultitaskDataFileTests: XCTestCase {
         assertError("{\"input\": [], \"target\": [3], \"task\": \"a\"}", .jsonl, "data.jsonl:1: \"input\" is empty")
         assertError(ok, .jsonl, "data.jsonl:1: unknown task \"a\" (not in the model's 1 tasks)", names: ["b"])
         assertError("\n  \n", .jsonl, "data.jsonl: no samples (empty file)")
+        assertError("{\"input\": [1], \"target\": [3], \"task\": \"\"}", .jsonl, "data.jsonl:1: the task name is empty")
+        assertError("{\"input\": [1], \"target\": [3], \"task\": \" \\t\"}", .jsonl, "data.jsonl:1: the task name is empty")
     }
 
     func testCSVParsesQuotedFieldsAndAnyColumnOrder() throws {
@@ -68,6 +70,10 @@ final class MultitaskDataFileTests: XCTestCase {
         XCTAssertEqual(d.taskNames, ["a, \"quoted\" task", "plain", "multi\nline"])
         XCTAssertEqual(d.inputs.scalars, [1, 2, 3, 4, 5, 6])
         XCTAssertEqual(d.targets.scalars, [1.5, -2, 3])
+        // Task names are trimmed: "t0 " and "t0" are one task.
+        let trimmed = try parse("task,x0,y0\nt0 ,1,1\n\" t0\",2,2\nt1,3,3\n", .csv)
+        XCTAssertEqual(trimmed.taskNames, ["t0", "t1"])
+        XCTAssertEqual(trimmed.taskIDs, [0, 0, 1])
         // A UTF-8 byte-order mark is skipped.
         XCTAssertEqual(try parse("\u{FEFF}task,x0,y0\na,1,2\n", .csv).taskNames, ["a"])
         XCTAssertEqual(try parse("\u{FEFF}{\"input\": [1], \"target\": [2], \"task\": \"a\"}", .jsonl).count, 1)
@@ -87,6 +93,7 @@ final class MultitaskDataFileTests: XCTestCase {
         assertError("task,x0,y0\na\"b,1,1\n", .csv, "data.csv:2: quote inside an unquoted field (quote the whole field and double inner quotes)")
         assertError("task,x0,y0\n\"a\"b,1,1\n", .csv, "data.csv:2: unexpected text after a closing quote")
         assertError("task,x0,y0\n", .csv, "data.csv: no samples (empty file)")
+        assertError("task,x0,y0\n\"  \",1,1\n", .csv, "data.csv:2: the task name is empty")
         assertError("", .csv, "data.csv: no samples (empty file)")
         assertError("task,x0,y0\n\"m\nl\",1,1\nb,2\n", .csv, "data.csv:4: 2 fields, but the header has 3")
         assertError("task,x0,y0\na,1,1\n", .csv, "data.csv:1: header has 1 input columns, expected 4", inputDim: 4)
@@ -123,13 +130,14 @@ final class MultitaskDataFileTests: XCTestCase {
             XCTAssertEqual(again.inputs, s.train.inputs)
             XCTAssertEqual(again.taskIDs.map { again.taskNames[$0] }, s.train.taskIDs.map { s.taskNames[$0] })
         }
-        // Names that need quoting or escaping survive too.
+        // Names that need quoting or escaping survive too; white space around a name does not (names are trimmed).
         let odd = try MultitaskDataset(inputs: Tensor([1, 2], shape: [2, 1]), targets: Tensor([3, 4], shape: [2, 1]),
-                                       taskIDs: [0, 1], taskNames: ["a,\"b\"\n", " tab\there "])
-        XCTAssertEqual(try parse(try MultitaskDataFile.csv(odd), .csv), odd)
-        XCTAssertEqual(try parse(try MultitaskDataFile.jsonl(odd), .jsonl), odd)
-        XCTAssertEqual(try MultitaskDataFile.csv(odd), "task,x0,y0\n\"a,\"\"b\"\"\n\",1.0,3.0\n\" tab\there \",2.0,4.0\n")
+                                       taskIDs: [0, 1], taskNames: ["a,\"b\"\nc", " tab\there "])
+        let trimmed = try MultitaskDataset(inputs: odd.inputs, targets: odd.targets, taskIDs: [0, 1], taskNames: ["a,\"b\"\nc", "tab\there"])
+        XCTAssertEqual(try parse(try MultitaskDataFile.csv(odd), .csv), trimmed)
+        XCTAssertEqual(try parse(try MultitaskDataFile.jsonl(odd), .jsonl), trimmed)
+        XCTAssertEqual(try MultitaskDataFile.csv(odd), "task,x0,y0\n\"a,\"\"b\"\"\nc\",1.0,3.0\n\" tab\there \",2.0,4.0\n")
         XCTAssertEqual(try MultitaskDataFile.jsonl(odd),
-                       "{\"input\": [1.0], \"target\": [3.0], \"task\": \"a,\\\"b\\\"\\n\"}\n{\"input\": [2.0], \"target\": [4.0], \"task\": \" tab\\there \"}\n")
+                       "{\"input\": [1.0], \"target\": [3.0], \"task\": \"a,\\\"b\\\"\\nc\"}\n{\"input\": [2.0], \"target\": [4.0], \"task\": \" tab\\there \"}\n")
     }
 }

@@ -167,7 +167,11 @@ extension MultitaskDataFile {
             }
         }
 
-        mutating func add(input: [Float], target: [Float], task: String, line: Int) throws {
+        /// Adds one sample. Task names are trimmed of surrounding white space (`"t0 "` is task `t0`); an empty name
+        /// is an error.
+        mutating func add(input: [Float], target: [Float], task rawTask: String, line: Int) throws {
+            let task = rawTask.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !task.isEmpty else { throw error(line, "the task name is empty") }
             try check(input, "\"input\"", expected: inputDim, widthLine: inputWidthLine, line: line)
             try check(target, "\"target\"", expected: targetDim, widthLine: targetWidthLine, line: line)
             if inputDim == nil { inputDim = input.count; inputWidthLine = line }
