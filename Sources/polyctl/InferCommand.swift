@@ -41,6 +41,10 @@ enum InferCommand: Subcommand {
         let x = try readInputs(input, width: run.model.inputWidth)
         let y = try run.model(Variable(x), Context.inference(taskIDs: [Int](repeating: task, count: x.shape[0]))).value
         let width = y.shape[1], v = y.scalars
+        if let bad = v.firstIndex(where: { !$0.isFinite }) {
+            throw CLIError.runtime("the output of input \(bad / width + 1) is not finite (\(v[bad])): the inputs or the "
+                + "adapter's weights are out of range")
+        }
         var text = ""
         for i in 0..<y.shape[0] {
             let row = v[(i * width)..<((i + 1) * width)].map { JSONValue.double(Double($0)) }
@@ -63,6 +67,9 @@ enum InferCommand: Subcommand {
             guard x.rank == 2, x.shape[1] == width else {
                 throw CLIError.runtime("\(path): x has shape \(x.shape), expected [N, \(width)]")
             }
+            if let bad = x.scalars.firstIndex(where: { !$0.isFinite }) {
+                throw CLIError.runtime("\(path): x[\(bad / width), \(bad % width)] is \(x.scalars[bad]); inputs must be finite")
+            }
             return x
         }
         guard path.hasSuffix(".jsonl") else { throw CLIError.runtime("\(path): inputs must be .jsonl or .safetensors") }
@@ -70,15 +77,19 @@ enum InferCommand: Subcommand {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw CLIError.runtime("\(path): cannot read (\(error.localizedDescription))") }
         var values: [Float] = []
         var rows = 0
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // `\r\n` is one Character in Swift, so lines are split on any newline character (CRLF files too).
+        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             let json: JSONValue
             do { json = try JSONValue(parsing: String(trimmed)) } catch { throw CLIError.runtime("\(path):\(i + 1): not valid JSON (\(error))") }
             guard let arr = json["input"]?.arrayValue else { throw CLIError.runtime("\(path):\(i + 1): missing \"input\" list") }
             let row = arr.compactMap(\.doubleValue)
-            guard row.count == arr.count, row.count == width, row.allSatisfy(\.isFinite) else {
+            guard row.count == arr.count, row.count == width else {
                 throw CLIError.runtime("\(path):\(i + 1): \"input\" must hold \(width) finite numbers, got \(arr.count) values")
+            }
+            if let bad = row.first(where: { !Float($0).isFinite }) {
+                throw CLIError.runtime("\(path):\(i + 1): \"input\" holds \(bad), which is not a finite 32-bit float")
             }
             values += row.map(Float.init)
             rows += 1

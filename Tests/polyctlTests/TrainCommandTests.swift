@@ -58,6 +58,21 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(uniform.code, 0, uniform.err)
         XCTAssertEqual(uniform.out.split(separator: "\n").count, 3)
         XCTAssertNotEqual(uniform.out, inf.out)
+        // CRLF files read as LF ones; values beyond Float's range and non-finite outputs are errors, never non-JSON.
+        func inputs(_ value: String, _ name: String, eol: String = "\n") throws -> String {
+            let url = root.appendingPathComponent(name)
+            try Data((String(repeating: "{\"input\": [" + Array(repeating: value, count: 32).joined(separator: ", ") + "]}" + eol, count: 3)).utf8).write(to: url)
+            return url.path
+        }
+        let crlf = run(["infer", "--adapter", dir, "--task", "task03", "--input", try inputs("0.5", "crlf.jsonl", eol: "\r\n")])
+        XCTAssertEqual(crlf.out, inf.out, crlf.err)
+        let huge = try inputs("1e39", "huge.jsonl")
+        XCTAssertEqual(run(["infer", "--adapter", dir, "--task", "task03", "--input", huge]).err,
+                       "error: \(huge):1: \"input\" holds 1e+39, which is not a finite 32-bit float\n")
+        let overflow = run(["infer", "--adapter", dir, "--task", "task03", "--input", try inputs("3e38", "big.jsonl")])
+        XCTAssertEqual(overflow.code, 1)
+        XCTAssertTrue(overflow.err.hasPrefix("error: the output of input 1 is not finite ("), overflow.err)
+        XCTAssertEqual(overflow.out, "")
     }
 
     /// IA3 and DoRA, one adapter shared by all tasks: trained a few steps, saved in PEFT's format (keys, shapes,
