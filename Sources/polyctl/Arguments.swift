@@ -102,6 +102,10 @@ struct OptionSpec {
             guard let v = Double(text), v.isFinite, v > 0 || (allowZero && v == 0) else {
                 throw CLIError.usage("option '--\(name)' expects a positive number, got '\(text)'", hint: hint)
             }
+            // Read as 32-bit floats: a value that overflows or underflows to 0 there is a usage error too.
+            guard Float(v).isFinite, Float(v) > 0 || v == 0 else {
+                throw CLIError.usage("option '--\(name)' is out of the 32-bit float range, got '\(text)'", hint: hint)
+            }
         case .choice(let allowed):
             guard allowed.contains(text) else {
                 throw CLIError.usage("option '--\(name)' must be one of \(allowed.joined(separator: ", ")), got '\(text)'", hint: hint)

@@ -198,6 +198,8 @@ final class TrainCommandTests: XCTestCase {
             (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, got 'x'\nhint: see 'polyctl train --help'\n"),
             (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--lr", "1e-50"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e-50'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--lr", "1e39"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e39'\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "lora", "--mixing", "outputs"], 64, "error: '--mixing' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "dora", "--router-lr", "0.5"], 64, "error: '--router-lr' applies to poly and mhr, not dora\nhint: see 'polyctl train --help'\n"),
