@@ -171,7 +171,8 @@ enum TrainCommand: Subcommand {
         let seed = args.int("seed")
         training.seed = UInt64(seed)
         let dataPath = args.string("data")
-        // Task names come from the data; for a file they are known only after reading it.
+        // Task names come from the data; for a file they are known only after reading it. The run folder records the
+        // file's absolute path, so `eval` finds it from any directory.
         let names: [String]
         if let dataPath {
             names = try MultitaskDataFile.read(dataPath).taskNames
@@ -183,7 +184,7 @@ enum TrainCommand: Subcommand {
         let splits = args.optionalInt("splits") ?? defaultSplits.first { $0.method == method }?.splits ?? 1
         let feedforward = method == .ia3 ? feedforwardChoices.first { $0.name == args.choice("feedforward") }!.modules : nil
         let spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
-                           rank: args.int("rank"), dataPath: dataPath,
+                           rank: args.int("rank"), dataPath: dataPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                            dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training, feedforward: feedforward)
         let dir = URL(fileURLWithPath: args.string("output") ?? defaultOutput())
         return (spec, dir, false)

@@ -44,5 +44,17 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(PolyCtl.run(["eval", "--adapter", dir, "--data", data.path, "--json"], console: e), 0, e.stderr)
         let eval = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((eval["tasks"] as! [[String: Any]]).map { $0["task"] as! String }.sorted(), ["a\"b", "plain"])
+
+        // A relative --data path is recorded as an absolute one, so eval finds the data from another directory.
+        let fm = FileManager.default, cwd = fm.currentDirectoryPath
+        defer { _ = fm.changeCurrentDirectoryPath(cwd) }
+        let relativeRun = root.appendingPathComponent("relative").path
+        XCTAssertTrue(fm.changeCurrentDirectoryPath(root.path))
+        let t = Console(passthrough: false)
+        XCTAssertEqual(PolyCtl.run(["train", "--data", "d.jsonl", "--steps", "2", "--no-baseline", "--output", relativeRun],
+                                   console: t), 0, t.stderr)
+        XCTAssertTrue(fm.changeCurrentDirectoryPath(NSTemporaryDirectory()))
+        let r = Console(passthrough: false)
+        XCTAssertEqual(PolyCtl.run(["eval", "--adapter", relativeRun, "--json"], console: r), 0, r.stderr)
     }
 }
