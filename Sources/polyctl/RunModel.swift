@@ -13,6 +13,7 @@ struct RunModel {
         let spec = try RunSpec.read(from: dir)
         let base = try MLPShape.model(try Safetensors.read(dir.appendingPathComponent(RunSpec.baseWeightsFileName)))
         let peft = try PeftModel.load(from: dir, into: base)
+        try spec.check(against: peft.config, in: dir)
         return RunModel(spec: spec, model: base, peft: peft, dir: dir)
     }
 

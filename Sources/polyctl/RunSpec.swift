@@ -64,6 +64,19 @@ struct RunSpec: Codable, Equatable {
         }
     }
 
+    /// The adapter config's keys that this run's settings determine must say what `polypeft_run.json` says (a
+    /// folder edited by hand, or mixed from two runs, is an error naming the key, not a silently different model).
+    func check(against config: any PeftConfig, in dir: URL) throws {
+        let expected = adapterConfig().json, found = config.json
+        for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules"] {
+            let e = expected[key], f = found[key]
+            guard e != f else { continue }
+            let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
+            throw CLIError.runtime("\(dir.appendingPathComponent(PeftAdapterFolder.configFileName).path): \(key) is \(show(f)), "
+                + "but \(RunSpec.fileName) says \(show(e)) (the folder was edited or holds files of two runs)")
+        }
+    }
+
     func write(to dir: URL) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -73,6 +73,15 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(overflow.code, 1)
         XCTAssertTrue(overflow.err.hasPrefix("error: the output of input 1 is not finite ("), overflow.err)
         XCTAssertEqual(overflow.out, "")
+        // An adapter config that no longer says what polypeft_run.json says is an error naming the key.
+        let configURL = URL(fileURLWithPath: dir).appendingPathComponent("adapter_config.json")
+        var config = try JSONValue(parsing: try Data(contentsOf: configURL)).objectValue!
+        config["polypeft_mixing"] = nil
+        try Data(JSONValue.object(config).pythonStyleString(indent: 2, sortKeys: true).utf8).write(to: configURL)
+        let edited = run(["eval", "--adapter", dir])
+        XCTAssertEqual(edited.code, 1)
+        XCTAssertEqual(edited.err, "error: \(configURL.path): polypeft_mixing is absent, but polypeft_run.json says \"outputs\" "
+            + "(the folder was edited or holds files of two runs)\n")
     }
 
     /// IA3 and DoRA, one adapter shared by all tasks: trained a few steps, saved in PEFT's format (keys, shapes,
