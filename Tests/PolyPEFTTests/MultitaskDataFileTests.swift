@@ -54,13 +54,16 @@ final class MultitaskDataFileTests: XCTestCase {
         assertError("{\"input\": 5, \"target\": [3], \"task\": \"a\"}", .jsonl, "data.jsonl:1: \"input\" must be an array of numbers")
         assertError("{\"input\": [1], \"target\": [3], \"task\": [1]}", .jsonl, "data.jsonl:1: \"task\" must be a string")
         assertError("[1, 2]", .jsonl, "data.jsonl:1: expected a JSON object")
-        assertError(ok + "{\"input\": [1, 2], ", .jsonl, "data.jsonl:2: not valid JSON (or a number out of range)")
+        assertError(ok + "{\"input\": [1, 2], ", .jsonl, "data.jsonl:2: not valid JSON (expected a string key but found end of input at byte 18)")
         assertError(ok + "{\"input\": [1, 2], \"target\": [1e39], \"task\": \"a\"}", .jsonl,
                     "data.jsonl:2: \"target\"[0] is 1e+39, outside the Float range")
         assertError("{\"input\": [], \"target\": [3], \"task\": \"a\"}", .jsonl, "data.jsonl:1: \"input\" is empty")
         assertError(ok, .jsonl, "data.jsonl:1: unknown task \"a\" (not in the model's 1 tasks)", names: ["b"])
         assertError("\n  \n", .jsonl, "data.jsonl: no samples (empty file)")
         assertError("{\"input\": [1], \"target\": [3], \"task\": \"\"}", .jsonl, "data.jsonl:1: the task name is empty")
+        assertError("{\"input\": [1], \"target\": [3], \"task\": \"a\",}", .jsonl, "data.jsonl:1: not valid JSON (expected a string key but found '}' at byte 42)")
+        assertError("{\"input\": [1], \"input\": [2], \"target\": [3], \"task\": \"a\"}", .jsonl,
+                    "data.jsonl:1: not valid JSON (duplicate key \"input\" at byte 15)")
         assertError("{\"input\": [1], \"target\": [3], \"task\": \" \\t\"}", .jsonl, "data.jsonl:1: the task name is empty")
     }
 

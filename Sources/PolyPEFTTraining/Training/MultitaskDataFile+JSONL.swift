@@ -39,6 +39,11 @@ extension MultitaskDataFile {
             lineNumber += 1
             let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            // The strict parser first: it refuses what Foundation's decoder lets through (trailing commas, duplicate
+            // keys), with the byte where the problem is.
+            do { _ = try JSONValue(parsing: Data(line)) } catch let e as JSONError {
+                throw builder.error(lineNumber, "not valid JSON (\(e))")
+            }
             let row: Row
             do {
                 row = try decoder.decode(Row.self, from: Data(line))
