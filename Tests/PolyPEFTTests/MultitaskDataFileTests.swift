@@ -85,6 +85,8 @@ final class MultitaskDataFileTests: XCTestCase {
     func testCSVErrors() {
         assertError("task,x0,y0\na,1\n", .csv, "data.csv:2: 2 fields, but the header has 3")
         assertError("task,x0,y0\na,1,b\n", .csv, "data.csv:2: column \"y0\": \"b\" is not a number")
+        assertError("task,x0,y0\na,1," + String(repeating: "z", count: 100_000) + "\n", .csv,
+                    "data.csv:2: column \"y0\": \"" + String(repeating: "z", count: 40) + "... (100000 characters)\" is not a number")
         assertError("task,x0,y0\na,nan,1\n", .csv, "data.csv:2: column \"x0\": nan is not finite")
         assertError("task,x0,y0\na,1e39,1\n", .csv, "data.csv:2: column \"x0\": 1e39 is not finite")
         assertError("task,x0,y0\na,,1\n", .csv, "data.csv:2: column \"x0\" is empty")

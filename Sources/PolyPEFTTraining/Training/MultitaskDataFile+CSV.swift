@@ -90,7 +90,7 @@ extension MultitaskDataFile {
             } else if let k = indexedColumn(name, "y") {
                 try claim(&yColumns, k)
             } else {
-                throw builder.error(header.line, "unknown column \"\(name)\" (expected task, x0, x1, ..., y0, y1, ...)")
+                throw builder.error(header.line, "unknown column \"\(MultitaskDataFile.excerpt(name))\" (expected task, x0, x1, ..., y0, y1, ...)")
             }
         }
         guard let taskColumn else { throw builder.error(header.line, "header has no \"task\" column") }
@@ -109,8 +109,10 @@ extension MultitaskDataFile {
                 let name = header.fields[c].trimmingCharacters(in: .whitespaces)
                 let s = r.fields[c].trimmingCharacters(in: .whitespaces)
                 guard !s.isEmpty else { throw builder.error(r.line, "column \"\(name)\" is empty") }
-                guard let v = Float(s) else { throw builder.error(r.line, "column \"\(name)\": \"\(s)\" is not a number") }
-                guard v.isFinite else { throw builder.error(r.line, "column \"\(name)\": \(s) is not finite") }
+                guard let v = Float(s) else {
+                    throw builder.error(r.line, "column \"\(name)\": \"\(MultitaskDataFile.excerpt(s))\" is not a number")
+                }
+                guard v.isFinite else { throw builder.error(r.line, "column \"\(name)\": \(MultitaskDataFile.excerpt(s)) is not finite") }
                 return v
             }
             let task = r.fields[taskColumn]

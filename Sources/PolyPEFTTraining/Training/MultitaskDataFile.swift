@@ -180,7 +180,7 @@ extension MultitaskDataFile {
             if let known = ids[task] {
                 id = known
             } else if fixedTable && unknownTasks == .error {
-                throw error(line, "unknown task \"\(task)\" (not in the model's \(names.count) tasks)")
+                throw error(line, "unknown task \"\(MultitaskDataFile.excerpt(task))\" (not in the model's \(names.count) tasks)")
             } else {
                 id = names.count
                 names.append(task)
@@ -196,5 +196,13 @@ extension MultitaskDataFile {
             return MultitaskDataset(unchecked: Tensor(x, shape: [taskIDs.count, inputDim!]),
                                     targets: Tensor(y, shape: [taskIDs.count, targetDim!]), taskIDs: taskIDs, taskNames: names)
         }
+    }
+}
+
+extension MultitaskDataFile {
+    /// A field as errors quote it: whole up to 40 characters, else its first 40 and its length (a 20 MB field is not
+    /// echoed).
+    static func excerpt(_ s: String) -> String {
+        s.count <= 40 ? s : String(s.prefix(40)) + "... (\(s.count) characters)"
     }
 }
