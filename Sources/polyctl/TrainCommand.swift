@@ -79,6 +79,7 @@ enum TrainCommand: Subcommand {
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let json = args.flag("json")
         let (spec, dir, resuming) = try plan(args)
+        try prepareOutput(dir)
         let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim)
         let base = try MLPShape.model(data.baseWeights)
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
@@ -151,6 +152,24 @@ enum TrainCommand: Subcommand {
         case .ia3:
             let ff = s.feedforward ?? []
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
+        }
+    }
+
+    /// Creates the output folder (with its parents) and proves it writable before any training, so a bad `--output`
+    /// is reported at once, not after the run.
+    static func prepareOutput(_ dir: URL) throws {
+        let fm = FileManager.default
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: dir.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw CLIError.runtime("--output \(dir.path): exists and is not a folder")
+        }
+        let probe = dir.appendingPathComponent(".polypeft-write-test-\(ProcessInfo.processInfo.processIdentifier)")
+        do {
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try Data().write(to: probe)
+            try fm.removeItem(at: probe)
+        } catch {
+            throw CLIError.runtime("--output \(dir.path): cannot write there (\(error.localizedDescription))")
         }
     }
 
