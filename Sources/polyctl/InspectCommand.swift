@@ -20,8 +20,10 @@ enum InspectCommand: Subcommand {
     /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]`: the library's own router with the
     /// config's routing options (straight-through, shared skill, ...), so what is shown is what a forward uses.
     static func routing(logits: Tensor, config c: PolyConfig) throws -> Tensor {
-        guard logits.rank == 2, logits.shape[1] == c.nSplits * c.nSkills else {
-            throw CLIError.runtime("router logits \(logits.shape) do not match n_splits \(c.nSplits) x n_skills \(c.nSkills)")
+        let (width, overflow) = c.nSplits.multipliedReportingOverflow(by: c.nSkills)
+        guard !overflow, logits.rank == 2, logits.shape[0] == c.nTasks, logits.shape[0] > 0, logits.shape[1] == width else {
+            throw CLIError.runtime("router logits \(logits.shape) do not match n_tasks \(c.nTasks) x (n_splits \(c.nSplits) x "
+                + "n_skills \(c.nSkills))")
         }
         var rng = Xoshiro256(seed: 0)                      // the initial logits are replaced below
         let router = PolyRouter(nTasks: logits.shape[0], nSkills: c.nSkills, nSplits: c.nSplits, using: &rng)

@@ -58,6 +58,21 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testSizesThatCouldOnlyBeAnAccidentAreRefusedBeforeAllocation() {
+        let cases: [(JSONValue, String)] = [
+            (["peft_type": "POLY", "r": .int(1 << 20)], "adapter_config.json: r = 1048576 exceeds 65536"),
+            (["peft_type": "POLY", "n_tasks": .int(1 << 31)], "adapter_config.json: n_tasks = 2147483648 exceeds 16777216"),
+            (["peft_type": "POLY", "n_skills": .int(1 << 62), "n_splits": 4], "adapter_config.json: n_skills = 4611686018427387904 exceeds 65536"),
+            (["peft_type": "POLY", "n_tasks": .int(1 << 20), "n_skills": 1024, "n_splits": 1],
+             "adapter_config.json: n_tasks x n_splits x n_skills = 1048576 x 1 x 1024 exceeds 268435456 router logits"),
+            (["peft_type": "LORA", "r": .int(1_000_000)], "adapter_config.json: r = 1000000 exceeds 65536"),
+            (["peft_type": "LORA", "rank_pattern": ["fc1": .int(1 << 20)]], "adapter_config.json: rank_pattern['fc1'] = 1048576 exceeds 65536"),
+        ]
+        for (json, message) in cases {
+            XCTAssertThrowsError(try PeftMethods.config(json: json)) { XCTAssertEqual("\($0)", message) }
+        }
+    }
+
     func testDefaultsUnknownKeysAndValidation() throws {
         let c = try PolyConfig(json: ["peft_type": "POLY", "target_modules": ".*fc[12]$", "future_option": [1, 2]])
         XCTAssertEqual(c.r, 8)

@@ -73,6 +73,15 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(overflow.code, 1)
         XCTAssertTrue(overflow.err.hasPrefix("error: the output of input 1 is not finite ("), overflow.err)
         XCTAssertEqual(overflow.out, "")
+        // inspect checks the router logits against the config (no rows, wrong task count) instead of crashing.
+        for rows in [0, 3] {
+            let folder = root.appendingPathComponent("logits\(rows)")
+            try PeftAdapterFolder.write(config: PolyConfig(r: 2, targetModules: .names(["fc1"]), nTasks: 2, nSkills: 3).json,
+                                        tensors: ["base_model.model.fc1.poly_router.module_logits": Tensor.zeros([rows, 3])], to: folder)
+            let bad = run(["inspect", folder.path])
+            XCTAssertEqual(bad.code, 1)
+            XCTAssertEqual(bad.err, "error: router logits [\(rows), 3] do not match n_tasks 2 x (n_splits 1 x n_skills 3)\n")
+        }
         // An adapter config that no longer says what polypeft_run.json says is an error naming the key.
         let configURL = URL(fileURLWithPath: dir).appendingPathComponent("adapter_config.json")
         var config = try JSONValue(parsing: try Data(contentsOf: configURL)).objectValue!

@@ -91,6 +91,11 @@ public struct LoraConfig: LayerTunerConfig, Equatable, Codable {
 
     public func validate(context: String = "LoraConfig") throws {
         guard r > 0 else { throw ConfigError("\(context): r must be a positive integer, got \(r)") }
+        // A rank that could only be an accident is refused before the factors are allocated from it.
+        if let (k, v) = ([("r", r)] + rankPattern.sorted { $0.key < $1.key }.map { ("rank_pattern['\($0.key)']", $0.value) })
+            .first(where: { $0.1 > 1 << 16 }) {
+            throw ConfigError("\(context): \(k) = \(v) exceeds \(1 << 16)")
+        }
         guard ["none", "all", "lora_only"].contains(bias) else {
             throw ConfigError("\(context): bias \"\(bias)\" is not supported (use \"none\", \"all\" or \"lora_only\")")
         }

@@ -68,6 +68,14 @@ public struct PolyConfig: LayerTunerConfig, Equatable, Codable {
         for (name, v) in [("n_tasks", nTasks), ("n_skills", nSkills), ("n_splits", nSplits)] where v < 1 {
             throw ConfigError("\(context): \(name) must be at least 1, got \(v)")
         }
+        // Sizes that could only be an accident, refused before anything is allocated from them.
+        for (name, v, cap) in [("r", r, 1 << 16), ("n_tasks", nTasks, 1 << 24), ("n_skills", nSkills, 1 << 16),
+                               ("n_splits", nSplits, 1 << 16)] where v > cap {
+            throw ConfigError("\(context): \(name) = \(v) exceeds \(cap)")
+        }
+        guard nTasks * nSplits * nSkills <= 1 << 28 else {
+            throw ConfigError("\(context): n_tasks x n_splits x n_skills = \(nTasks) x \(nSplits) x \(nSkills) exceeds \(1 << 28) router logits")
+        }
     }
 
     public func makeAdapter(wrapping layer: any Layer, path: String, in model: Module, using rng: inout some RandomNumberGenerator) throws -> any AdapterLayer {
