@@ -164,7 +164,9 @@ struct ParsedArguments {
                 } else {
                     let v: String
                     if let inline { v = inline } else {
-                        guard i < arguments.count else { throw CLIError.usage("option '--\(name)' needs a value \(spec.value!)", hint: hint) }
+                        guard i < arguments.count, !arguments[i].hasPrefix("--") else {
+                            throw CLIError.usage("option '--\(name)' needs a value \(spec.value!)", hint: hint)
+                        }
                         v = arguments[i]
                         i += 1
                     }

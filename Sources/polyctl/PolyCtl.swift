@@ -79,11 +79,25 @@ struct PolyCtl {
             command = c
             rest.removeFirst()
         }
-        if rest.contains("--help") || rest.contains("-h") { console.write(command.help); return }
+        if helpRequested(rest, options: command.options) { console.write(command.help); return }
         let parsed = try ParsedArguments(command: command.name, arguments: rest, options: command.options,
                                          maxPositionals: command.maxPositionals)
         try command.validate(parsed)
         try command.run(parsed, console)
+    }
+
+    /// Whether `--help` / `-h` stands as an option of its own (not as the value of an option that takes one:
+    /// `--output --help` is a usage error from the parser, not a request for help).
+    static func helpRequested(_ arguments: [String], options: [OptionSpec]) -> Bool {
+        let takesValue = Set(options.filter { $0.value != nil }.map(\.name))
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            if arg == "--help" || arg == "-h" { return true }
+            if arg.hasPrefix("--"), !arg.contains("="), takesValue.contains(String(arg.dropFirst(2))) { i += 1 }
+            i += 1
+        }
+        return false
     }
 
     static func groupHelp(_ group: (name: String, overview: String, commands: [any Subcommand.Type])) -> String {

@@ -229,6 +229,7 @@ final class TrainCommandTests: XCTestCase {
             (["train", "--resume", "/nonexistent/run"], 1, "error: /nonexistent/run is not a polyctl run folder (no polypeft_run.json)\n"),
             (["train", "--data", "/nonexistent/d.jsonl"], 1, ""),
             (["train", "--output", "/dev/null"], 1, "error: --output /dev/null: exists and is not a folder\n"),
+            (["train", "--output", "--help"], 64, "error: option '--output' needs a value <dir>\nhint: see 'polyctl train --help'\n"),
             (["inspect"], 64, "error: missing the adapter folder\nhint: see 'polyctl inspect --help'\n"),
             (["inspect", "/nonexistent"], 1, "error: /nonexistent: adapter folder does not exist\n"),
             (["eval"], 64, "error: missing '--adapter <dir>'\nhint: see 'polyctl eval --help'\n"),
