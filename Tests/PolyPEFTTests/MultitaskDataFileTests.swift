@@ -113,6 +113,11 @@ final class MultitaskDataFileTests: XCTestCase {
         XCTAssertThrowsError(try MultitaskDataFile.read("/nonexistent/x.csv")) { e in
             XCTAssertTrue("\(e)".hasPrefix("/nonexistent/x.csv: cannot read file"), "\(e)")
         }
+        // A file that is not UTF-8 is reported with the line of the first bad byte.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("latin1-\(UUID().uuidString).csv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("task,x0,y0\na,1,1\n".utf8 + [0x63, 0xE9, 0x2C, 0x31, 0x2C, 0x31, 0x0A]).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try MultitaskDataFile.read(path)) { XCTAssertEqual("\($0)", "\(path):3: not valid UTF-8") }
     }
 
     func testRoundTripBothFormatsThroughFiles() throws {

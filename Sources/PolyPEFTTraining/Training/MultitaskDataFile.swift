@@ -55,7 +55,9 @@ public enum MultitaskDataFile {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw MultitaskDataError(file: path, "cannot read file (\(error.localizedDescription))")
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw MultitaskDataError(file: path, "file is not valid UTF-8") }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw MultitaskDataError(file: path, line: firstInvalidUTF8Line(data), "not valid UTF-8")
+        }
         return try parse(text, format: format, file: path, taskNames: taskNames, unknownTasks: unknownTasks,
                          inputDim: inputDim, targetDim: targetDim)
     }
@@ -204,5 +206,19 @@ extension MultitaskDataFile {
     /// echoed).
     static func excerpt(_ s: String) -> String {
         s.count <= 40 ? s : String(s.prefix(40)) + "... (\(s.count) characters)"
+    }
+}
+
+extension MultitaskDataFile {
+    /// The 1-based line of the first byte sequence that is not UTF-8 (nil when all of `data` is).
+    static func firstInvalidUTF8Line(_ data: Data) -> Int? {
+        var bytes = data.makeIterator(), decoder = UTF8(), line = 1
+        while true {
+            switch decoder.decode(&bytes) {
+            case .scalarValue(let s): if s == "\n" { line += 1 }
+            case .emptyInput: return nil
+            case .error: return line
+            }
+        }
     }
 }
