@@ -15,16 +15,25 @@ struct TrainedAdapter {
     }
 
     /// Trains `config` on a frozen base with `baseWeights`, adapter initialised from `initSeed`; scored on `test`.
+    /// Returns nil when `shouldStop` ends the training early (an interrupt).
     static func train(_ config: any PeftConfig, baseWeights: [String: Tensor], train: MultitaskDataset, test: MultitaskDataset,
-                      training: TrainingConfiguration, initSeed: UInt64) throws -> TrainedAdapter {
+                      training: TrainingConfiguration, initSeed: UInt64, shouldStop: () -> Bool) throws -> TrainedAdapter? {
         let base = try MLPShape.model(baseWeights)
         var g = Xoshiro256(seed: initSeed)
         let peft = try PeftModel(wrapping: base, config: config, using: &g)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: train),
                                   parameters: peft.trainableParameters(), configuration: training)
-        try trainer.run(validation: nil)
+        try trainer.run(validation: nil, shouldStop: shouldStop)
+        guard trainer.step >= training.steps else { return nil }
         return TrainedAdapter(config: config, tensors: try peft.adapterTensors(), baseWeights: baseWeights,
                               testLoss: try RegressionObjective.evaluate(base, test).loss)
+    }
+
+    /// The same, run to the end.
+    static func train(_ config: any PeftConfig, baseWeights: [String: Tensor], train: MultitaskDataset, test: MultitaskDataset,
+                      training: TrainingConfiguration, initSeed: UInt64) throws -> TrainedAdapter {
+        try self.train(config, baseWeights: baseWeights, train: train, test: test, training: training, initSeed: initSeed,
+                       shouldStop: { false })!
     }
 
     /// A fresh model with this adapter loaded.

@@ -62,6 +62,9 @@ final class InterruptFlag: @unchecked Sendable {
 
     func raise() { lock.lock(); raised = true; lock.unlock() }
 
+    /// Lowers the flag (a `--stop-after` that coincided with the end of training is not an interrupt of what follows).
+    func lower() { lock.lock(); raised = false; lock.unlock() }
+
     /// Catches SIGINT until `stop()`.
     func install() {
         signal(SIGINT, SIG_IGN)

@@ -126,20 +126,26 @@ enum TrainCommand: Subcommand {
             console.print("\nInterrupted at step \(trainer.step): checkpoint saved; continue with 'polyctl train --resume \(dir.path)'")
             throw CLIError.interrupted
         }
-        let baseline = !spec.method.isRouted || args.flag("no-baseline") ? nil : try trainBaseline(spec, data)
+        // The run is saved and complete; an interrupt during the baseline skips the baseline, not the report.
+        interrupt.lower()
+        let baseline = !spec.method.isRouted || args.flag("no-baseline") ? nil
+            : try trainBaseline(spec, data, shouldStop: { interrupt.isRaised })
+        if baseline == nil && interrupt.isRaised && !json { console.print("\nInterrupted: the shared-LoRA baseline was skipped") }
         try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir,
                         baseline: baseline).emit(console, json: json)
     }
 
     /// A single LoRA shared by all tasks, of the same size as the skill inventory (rank skills x rank), trained with
     /// the same settings: the test loss it reaches, and its rank.
-    static func trainBaseline(_ spec: RunSpec, _ data: RunData) throws -> (loss: Float, rank: Int) {
+    /// Nil when `shouldStop` interrupts it.
+    static func trainBaseline(_ spec: RunSpec, _ data: RunData, shouldStop: () -> Bool) throws -> (loss: Float, rank: Int)? {
         let rank = spec.skills * spec.rank
         var shared = spec
         shared.method = .lora
         shared.rank = rank
-        let trained = try TrainedAdapter.train(shared.adapterConfig(), baseWeights: data.baseWeights, train: data.train,
-                                               test: data.test, training: spec.training, initSeed: spec.dataSeed &+ 11)
+        guard let trained = try TrainedAdapter.train(shared.adapterConfig(), baseWeights: data.baseWeights, train: data.train,
+                                                     test: data.test, training: spec.training, initSeed: spec.dataSeed &+ 11,
+                                                     shouldStop: shouldStop) else { return nil }
         return (trained.testLoss, rank)
     }
 
