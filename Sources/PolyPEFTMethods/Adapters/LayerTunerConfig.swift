@@ -57,7 +57,7 @@ extension LayerTunerConfig {
         for (path, module) in model.namedModules() where !path.isEmpty {
             guard try targets.matches(path) else { continue }
             if let ex = excludeModules, try ex.matches(path) { continue }
-            if saveList.contains(where: { path == $0 || path.hasSuffix("." + $0) }) { continue }
+            if saveList.contains(where: { TargetModules.name(path, matches: $0) }) { continue }
             guard let layer = module as? any Layer else {
                 throw ConfigError("target module '\(path)' is a \(type(of: module)), which has no single input and output to adapt")
             }

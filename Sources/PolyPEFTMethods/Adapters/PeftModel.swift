@@ -47,7 +47,7 @@ public final class PeftModel {
         // as it was, so a config that fails can be corrected and tried again on the same model.
         var saved: [(path: String, module: Module)] = []
         for entry in config.modulesToSave ?? [] {
-            let matches = model.namedModules().filter { !$0.path.isEmpty && ($0.path == entry || $0.path.hasSuffix("." + entry)) }
+            let matches = model.namedModules().filter { !$0.path.isEmpty && TargetModules.name($0.path, matches: entry) }
             guard !matches.isEmpty || heads.contains(entry) else {
                 throw ConfigError("modules_to_save entry '\(entry)' matched no module of the model")
             }
@@ -75,7 +75,7 @@ public final class PeftModel {
     /// modules.
     public func adapterTensors() throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for (key, t) in try savedEntries() { out[key] = t }
+        for (key, t) in savedEntries(try savedTensorsByAdapter()) { out[key] = t }
         return out
     }
 
@@ -98,13 +98,15 @@ public final class PeftModel {
         return out
     }
 
-    /// Every tensor of the adapter file with its key, in order.
-    private func savedEntries() throws -> [(key: String, tensor: Tensor)] {
-        var out: [(String, Tensor)] = []
-        for (_, a) in adapters {
-            for (name, t) in try a.savedTensors() { out.append((a.savedKeyPrefix + name, t)) }
-        }
-        return out + baseParameters().map { ($0.key, $0.parameter.value) }
+    /// Each adapter with the tensors it saves, by relative name.
+    private func savedTensorsByAdapter() throws -> [(adapter: any Adapter, tensors: [(name: String, tensor: Tensor)])] {
+        try adapters.map { ($0.layer, try $0.layer.savedTensors()) }
+    }
+
+    /// Every tensor of the adapter file with its key, in order (from `savedTensorsByAdapter()`'s result).
+    private func savedEntries(_ byAdapter: [(adapter: any Adapter, tensors: [(name: String, tensor: Tensor)])]) -> [(key: String, tensor: Tensor)] {
+        byAdapter.flatMap { a, tensors in tensors.map { (a.savedKeyPrefix + $0.name, $0.tensor) } }
+            + baseParameters().map { ($0.key, $0.parameter.value) }
     }
 
     /// Loads adapter tensors saved under PEFT's keys. Every expected key must be present with its shape, and no
@@ -112,7 +114,8 @@ public final class PeftModel {
     /// router) is saved under each of their keys, and those copies must agree. NaN or infinite values are refused
     /// (the error names the tensor and the first such element) unless `allowNonFinite`.
     public func loadAdapterTensors(_ tensors: [String: Tensor], source: String = "adapter", allowNonFinite: Bool = false) throws {
-        let expected = try savedEntries()
+        let byAdapter = try savedTensorsByAdapter()
+        let expected = savedEntries(byAdapter)
         let keys = Set(expected.map(\.key))
         if let extra = tensors.keys.sorted().first(where: { !keys.contains($0) }) {
             throw ConfigError("\(source): unexpected tensor '\(extra)' (the model has no such adapter parameter)")
@@ -128,9 +131,9 @@ public final class PeftModel {
             }
         }
         try checkSharedParameters(tensors, source: source)
-        for (_, a) in adapters {
+        for (a, saved) in byAdapter {
             var own: [String: Tensor] = [:]
-            for (name, _) in try a.savedTensors() { own[name] = tensors[a.savedKeyPrefix + name] }
+            for (name, _) in saved { own[name] = tensors[a.savedKeyPrefix + name] }
             try a.loadSavedTensors(own)
         }
         for (key, p) in baseParameters() { p.value = tensors[key]!.contiguous() }

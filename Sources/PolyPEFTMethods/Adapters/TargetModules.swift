@@ -16,7 +16,7 @@ public enum TargetModules: Equatable, Sendable {
     public func matches(_ name: String) throws -> Bool {
         switch self {
         case .names(let list):
-            return list.contains { name == $0 || name.hasSuffix("." + $0) }
+            return list.contains { TargetModules.name(name, matches: $0) }
         case .regex(let pattern):
             let re: Regex<AnyRegexOutput>
             do { re = try Regex(pattern) } catch {
@@ -25,6 +25,10 @@ public enum TargetModules: Equatable, Sendable {
             return (try? re.wholeMatch(in: name)) != nil
         }
     }
+
+    /// PEFT's rule for a listed name (targets and `modules_to_save` alike): the dotted module `name` equals `entry`
+    /// or ends with `"." + entry`.
+    static func name(_ name: String, matches entry: String) -> Bool { name == entry || name.hasSuffix("." + entry) }
 
     var json: JSONValue {
         switch self {

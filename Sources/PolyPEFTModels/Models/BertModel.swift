@@ -105,13 +105,9 @@ public final class BertModel: Module {
         return (h, pooled)
     }
 
-    /// A mask or token-type batch must have `b` rows of `t` entries.
+    /// A mask or token-type batch, when given, must have `b` rows of `t` entries.
     private func checkRows(_ rows: [[Int]]?, _ name: String, _ b: Int, _ t: Int) throws {
-        guard let rows else { return }
-        guard rows.count == b else { throw ModelError("bert \(name): \(rows.count) rows for \(b) sequences") }
-        if let (i, row) = rows.enumerated().first(where: { $0.element.count != t }) {
-            throw ModelError("bert \(name): row \(i) has \(row.count) entries for \(t) tokens")
-        }
+        if let rows { try TokenBatch.checkRows(rows, batch: b, length: t, "bert " + name) }
     }
 
     /// One prefix per encoder layer, all of one length; returns that length.
@@ -128,11 +124,7 @@ public final class BertModel: Module {
 }
 
 extension BertModel: KeyValuePrefixHost, VirtualTokenHost {
-    public var prefixGeometry: PrefixGeometry {
-        PrefixGeometry(layers: config.numHiddenLayers, heads: config.numAttentionHeads, headDim: config.headDim,
-                       tokenDim: config.hiddenSize,
-                       positionLimit: config.maxPositionEmbeddings)
-    }
+    public var prefixGeometry: PrefixGeometry { config.prefixGeometry }
 
     public var embeddingDim: Int { config.hiddenSize }
 }
@@ -175,11 +167,7 @@ public final class BertForSequenceClassification: Module {
 extension BertForSequenceClassification: KeyValuePrefixHost, VirtualTokenHost {
     private var encoder: BertModel? { child("bert") as? BertModel }
 
-    public var prefixGeometry: PrefixGeometry {
-        PrefixGeometry(layers: config.numHiddenLayers, heads: config.numAttentionHeads, headDim: config.headDim,
-                       tokenDim: config.hiddenSize,
-                       positionLimit: config.maxPositionEmbeddings)
-    }
+    public var prefixGeometry: PrefixGeometry { config.prefixGeometry }
 
     public var embeddingDim: Int { config.hiddenSize }
 
@@ -191,5 +179,13 @@ extension BertForSequenceClassification: KeyValuePrefixHost, VirtualTokenHost {
     public var virtualTokens: (any VirtualTokenSource)? {
         get { encoder?.virtualTokens }
         set { encoder?.virtualTokens = newValue }
+    }
+}
+
+extension BertConfig {
+    /// Every encoder layer takes a prefix; prefix and sequence share the absolute positions.
+    var prefixGeometry: PrefixGeometry {
+        PrefixGeometry(layers: numHiddenLayers, heads: numAttentionHeads, headDim: headDim, tokenDim: hiddenSize,
+                       positionLimit: maxPositionEmbeddings)
     }
 }

@@ -57,7 +57,7 @@ public final class T5ForConditionalGeneration: Module {
         let b = s[0]
         var embeds = inputsEmbeds, maskRows = attentionMask
         if ctx.adaptersEnabled, let source = virtualTokens, let virtual = try source.virtualTokens(batch: b, ctx) {
-            _ = try maskRows.map { try TokenBatch.paddingMask($0, batch: b, length: s[1], "t5 attention_mask") }
+            if let maskRows { try TokenBatch.checkRows(maskRows, batch: b, length: s[1], "t5 attention_mask") }
             embeds = try VirtualTokens.prepend(virtual, to: embeds, "t5")
             maskRows = VirtualTokens.extend(mask: maskRows, by: embeds.shape[1] - s[1])
         }

@@ -24,16 +24,19 @@ public enum TokenBatch {
         return (flat, ids.count, t)
     }
 
+    /// A mask or token-type batch must have `batch` rows of `length` entries; `name` starts the error.
+    public static func checkRows(_ rows: [[Int]], batch: Int, length: Int, _ name: String) throws {
+        guard rows.count == batch else { throw ModelError("\(name): \(rows.count) rows for \(batch) sequences") }
+        if let (b, row) = rows.enumerated().first(where: { $0.element.count != length }) {
+            throw ModelError("\(name): row \(b) has \(row.count) entries for \(length) tokens")
+        }
+    }
+
     /// `[B, T]` of 0/1 -> additive mask `[B, 1, 1, T]` (0 where 1, `maskedScore` where 0), checked against the ids.
     public static func paddingMask(_ mask: [[Int]], batch: Int, length: Int, _ name: String) throws -> Tensor {
-        guard mask.count == batch else {
-            throw ModelError("\(name): \(mask.count) rows for \(batch) sequences")
-        }
+        try checkRows(mask, batch: batch, length: length, name)
         var out = [Float](repeating: 0, count: batch * length)
         for (b, row) in mask.enumerated() {
-            guard row.count == length else {
-                throw ModelError("\(name): row \(b) has \(row.count) entries for \(length) tokens")
-            }
             for (i, m) in row.enumerated() {
                 guard m == 0 || m == 1 else { throw ModelError("\(name): entry \(m) at [\(b), \(i)] is not 0 or 1") }
                 if m == 0 { out[b * length + i] = maskedScore }
