@@ -75,18 +75,18 @@ final class GoldenConformanceTests: XCTestCase {
         case "t5", "bert":
             let config = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("base_config.json")))
             let type = config["model_type"]?.stringValue ?? kind
-            let ids = try rows(inputs, "input_ids")
-            let mask = inputs.contains("attention_mask") ? try rows(inputs, "attention_mask") : nil
+            let ids = try inputs.intRows("input_ids")
+            let mask = inputs.contains("attention_mask") ? try inputs.intRows("attention_mask") : nil
             if type == "t5" || type == "mt5" {
                 let t5 = try T5ForConditionalGeneration(config: try T5Config(json: config))
                 try t5.loadStateDict(baseWeights, source: "base_model.safetensors")
-                let dec = try rows(inputs, "decoder_input_ids")
+                let dec = try inputs.intRows("decoder_input_ids")
                 return Subject(model: t5) { ctx, _ in
                     (try t5.forward(inputIDs: ids, attentionMask: mask, decoderInputIDs: dec, ctx), nil)
                 }
             }
             guard type == "bert" else { throw ModuleError("base_config.json: model_type '\(type)' is not supported") }
-            let types = inputs.contains("token_type_ids") ? try rows(inputs, "token_type_ids") : nil
+            let types = inputs.contains("token_type_ids") ? try inputs.intRows("token_type_ids") : nil
             let bertConfig = try BertConfig(json: config)
             if baseWeights.keys.contains(where: { $0.hasPrefix("classifier.") }) {
                 let classifier = try BertForSequenceClassification(config: bertConfig)
@@ -103,13 +103,6 @@ final class GoldenConformanceTests: XCTestCase {
         default:
             throw ModuleError("model kind '\(kind)' is not supported by this build")
         }
-    }
-
-    /// A rank-2 integer tensor as rows (token ids, masks).
-    func rows(_ f: SafetensorsFile, _ key: String) throws -> [[Int]] {
-        let (values, shape) = try f.intTensor(key)
-        guard shape.count == 2 else { throw ModuleError("\(key): expected a matrix, got shape \(shape)") }
-        return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
     }
 
     func runCase(_ c: JSONValue, in dir: URL) throws {

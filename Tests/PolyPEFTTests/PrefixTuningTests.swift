@@ -33,13 +33,9 @@ final class PrefixTuningTests: XCTestCase {
         for (key, p) in params { p.value = try XCTUnwrap(encoder[key], key) }
 
         let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
-        func rows(_ key: String) throws -> [[Int]] {
-            let (v, s) = try inputs.intTensor(key)
-            return (0..<s[0]).map { Array(v[($0 * s[1])..<(($0 + 1) * s[1])]) }
-        }
         let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
-        let y = try bert.forward(inputIDs: try rows("input_ids"), attentionMask: try rows("attention_mask"),
-                                 tokenTypeIDs: try rows("token_type_ids"), Context(mode: .eval)).sequence
+        let y = try bert.forward(inputIDs: try inputs.intRows("input_ids"), attentionMask: try inputs.intRows("attention_mask"),
+                                 tokenTypeIDs: try inputs.intRows("token_type_ids"), Context(mode: .eval)).sequence
         assertClose(y.value, outputs["peft_output"]!, rtol: 1e-5, atol: 1e-5)
         try y.squared().sum().backward()
         for (key, p) in params { assertClose(p.grad!, encoder["grad." + key]!, rtol: 1e-4, atol: 1e-5, key) }

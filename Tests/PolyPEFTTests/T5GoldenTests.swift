@@ -18,17 +18,12 @@ final class T5GoldenTests: XCTestCase {
         return model
     }
 
-    static func rows(_ f: SafetensorsFile, _ key: String) throws -> [[Int]] {
-        let (values, shape) = try f.intTensor(key)
-        return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
-    }
-
     func testBaseLogitsMatchTransformers() throws {
         let model = try Self.loadBase()
         let inputs = try SafetensorsFile(contentsOf: Self.caseDir.appendingPathComponent("inputs.safetensors"))
         let outputs = try SafetensorsFile(contentsOf: Self.caseDir.appendingPathComponent("outputs.safetensors"))
-        let ids = try Self.rows(inputs, "input_ids"), mask = try Self.rows(inputs, "attention_mask")
-        let dec = try Self.rows(inputs, "decoder_input_ids")
+        let ids = try inputs.intRows("input_ids"), mask = try inputs.intRows("attention_mask")
+        let dec = try inputs.intRows("decoder_input_ids")
         XCTAssertTrue(mask.joined().contains(0), "the golden inputs exercise padding")
         let logits = try model.forward(inputIDs: ids, attentionMask: mask, decoderInputIDs: dec, .inference())
         let expected = try outputs.tensor("base_output")
@@ -81,8 +76,8 @@ final class T5PolyGoldenTests: XCTestCase {
         let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
         let outputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("outputs.safetensors"))
         let tasks = try inputs.intTensor("task_ids").values
-        let ids = try T5GoldenTests.rows(inputs, "input_ids"), mask = try T5GoldenTests.rows(inputs, "attention_mask")
-        let dec = try T5GoldenTests.rows(inputs, "decoder_input_ids")
+        let ids = try inputs.intRows("input_ids"), mask = try inputs.intRows("attention_mask")
+        let dec = try inputs.intRows("decoder_input_ids")
         let ctx = Context.inference(taskIDs: tasks)
         let logits = try model.forward(inputIDs: ids, attentionMask: mask, decoderInputIDs: dec, ctx).value
         let expected = try outputs.tensor("peft_output")

@@ -122,3 +122,12 @@ enum TokenBatchFixture {
     static let mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
     static let types = [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
 }
+
+extension SafetensorsFile {
+    /// A rank-2 integer tensor as rows (token ids, masks, token types of a golden case's inputs).
+    func intRows(_ key: String) throws -> [[Int]] {
+        let (values, shape) = try intTensor(key)
+        guard shape.count == 2 else { throw ModuleError("\(key): expected a matrix, got shape \(shape)") }
+        return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+    }
+}
