@@ -50,6 +50,59 @@ extension Tensor {
         }
     }
 
+    /// `a` and `b` read, `out1` and `out2` written.
+    @inline(__always)
+    package static func withBuffers<R>(_ a: Tensor, _ b: Tensor, writing out1: inout [Float], _ out2: inout [Float],
+                               _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
+                                        UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try a.withContiguousBuffer { pa in
+            try b.withContiguousBuffer { pb in
+                try out1.withUnsafeMutableBufferPointer { p1 in try out2.withUnsafeMutableBufferPointer { p2 in try body(pa, pb, p1, p2) } }
+            }
+        }
+    }
+
+    /// `a`, `b` and `c` read, `out1` and `out2` written.
+    @inline(__always)
+    package static func withBuffers<R>(_ a: Tensor, _ b: Tensor, _ c: Tensor, writing out1: inout [Float], _ out2: inout [Float],
+                               _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
+                                        UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try a.withContiguousBuffer { pa in
+            try withBuffers(b, c, writing: &out1, &out2) { pb, pc, p1, p2 in try body(pa, pb, pc, p1, p2) }
+        }
+    }
+
+    /// `a`, `b`, `c` and `d` read, `out1` and `out2` written.
+    @inline(__always)
+    package static func withBuffers<R>(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ d: Tensor, writing out1: inout [Float],
+                               _ out2: inout [Float],
+                               _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
+                                        UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>,
+                                        UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withBuffers(a, b, writing: &out1, &out2) { pa, pb, p1, p2 in
+            try withBuffers(c, d) { pc, pd in try body(pa, pb, pc, pd, p1, p2) }
+        }
+    }
+
+    /// `a`, `b` and `c` read, `out1`, `out2` and `out3` written.
+    @inline(__always)
+    package static func withBuffers<R>(_ a: Tensor, _ b: Tensor, _ c: Tensor, writing out1: inout [Float],
+                               _ out2: inout [Float], _ out3: inout [Float],
+                               _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>,
+                                        UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>,
+                                        UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withBuffers(a, b, c, writing: &out1, &out2) { pa, pb, pc, p1, p2 in
+            try out3.withUnsafeMutableBufferPointer { p3 in try body(pa, pb, pc, p1, p2, p3) }
+        }
+    }
+
+    /// `a` and `b` read (nothing written).
+    @inline(__always)
+    package static func withBuffers<R>(_ a: Tensor, _ b: Tensor,
+                               _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try a.withContiguousBuffer { pa in try b.withContiguousBuffer { pb in try body(pa, pb) } }
+    }
+
     /// The whole storage of `a` and of `b` read (index them with the tensors' offsets and strides), `out` written.
     @inline(__always)
     static func withStorages<R>(_ a: Tensor, _ b: Tensor, writing out: inout [Float],

@@ -48,19 +48,17 @@ enum LowRankDelta {
         var h = Tensor.uninitializedScalars(m * rank)                        // Hs: [M, R]
         var y = Tensor.uninitializedScalars(m * outF)                        // [M, out]
         rowGroups.withUnsafeBufferPointer { groupOf in
-        xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in rs.withContiguousBuffer { pr in
-            h.withUnsafeMutableBufferPointer { bh in y.withUnsafeMutableBufferPointer { by in
-                project(px.baseAddress!, width: inF, factors: pl.baseAddress!, transposed: false, rank: rank, shared: shared,
-                        groupOf: groupOf, runs: rank >= rowwiseRankLimit ? runs : nil, scale: scale, into: bh.baseAddress!,
-                        threads: threads)
-                let tail = GemmRowTail(h: bh.baseAddress!, rank: rank, factors: pr.baseAddress!, ldf: outF,
-                                       groupStride: rank * outF, groupOfRow: groupOf.baseAddress)
-                expand(tail, rows: m, width: outF, base: wv, baseTransposed: true, input: px.baseAddress!, depth: inF,
-                       into: by.baseAddress!, threads: threads)
-                if let bv { bv.withContiguousBuffer { Gemm.addRowVector($0.baseAddress!, rows: m, into: by.baseAddress!, width: outF) } }
-            } }
-        } } } }
-        let hv = h
+        Tensor.withBuffers(xv, lv, rs, writing: &h, &y) { px, pl, pr, bh, by in
+            project(px.baseAddress!, width: inF, factors: pl.baseAddress!, transposed: false, rank: rank, shared: shared,
+                    groupOf: groupOf, runs: rank >= rowwiseRankLimit ? runs : nil, scale: scale, into: bh.baseAddress!,
+                    threads: threads)
+            let tail = GemmRowTail(h: bh.baseAddress!, rank: rank, factors: pr.baseAddress!, ldf: outF,
+                                   groupStride: rank * outF, groupOfRow: groupOf.baseAddress)
+            expand(tail, rows: m, width: outF, base: wv, baseTransposed: true, input: px.baseAddress!, depth: inF,
+                   into: by.baseAddress!, threads: threads)
+            if let bv { bv.withContiguousBuffer { Gemm.addRowVector($0.baseAddress!, rows: m, into: by.baseAddress!, width: outF) } }
+        } }
+        let hv = Tensor(h, shape: [m, rank])
         let inputs = [x, left, right] + (base.map { [$0.weight] + ($0.bias.map { [$0] } ?? []) } ?? [])
         return Variable.record(Tensor(y, shape: [m, outF]), inputs) { g, needs in
             let gv = g.contiguous()                                        // dY: [M, out]
@@ -71,10 +69,8 @@ enum LowRankDelta {
             var dl = needL ? [Float](repeating: 0, count: lv.count) : []
             var dr = needR ? [Float](repeating: 0, count: rs.count) : []
             rowGroups.withUnsafeBufferPointer { groupOf in
-            gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in lv.withContiguousBuffer { pl in
-            rs.withContiguousBuffer { pr in hv.withUnsafeBufferPointer { ph in
-            dh.withUnsafeMutableBufferPointer { pdh in dx.withUnsafeMutableBufferPointer { pdx in
-            dl.withUnsafeMutableBufferPointer { pdl in dr.withUnsafeMutableBufferPointer { pdr in
+            Tensor.withBuffers(gv, xv, lv, writing: &dh, &dx) { pg, px, pl, pdh, pdx in
+            Tensor.withBuffers(rs, hv, writing: &dl, &dr) { pr, ph, pdl, pdr in
                 let (g0, x0, l0, r0, h0) = (pg.baseAddress!, px.baseAddress!, pl.baseAddress!, pr.baseAddress!, ph.baseAddress!)
                 let (dh0, dl0, dr0) = (needX || needL ? pdh.baseAddress : nil, needL ? pdl.baseAddress : nil,
                                        needR ? pdr.baseAddress : nil)
@@ -94,7 +90,7 @@ enum LowRankDelta {
                     expand(tail, rows: m, width: inF, base: wv, baseTransposed: false, input: g0, depth: outF,
                            into: pdx.baseAddress!, threads: threads)
                 }
-            } } } } } } } } } }
+            } } }
             let dw = needW ? try gv.T.matmul(xv) : nil                          // dW = dY^T x: [out, in]
             let db = needB ? try gv.sum(axes: [0]) : nil                        // [out]
             return [needX ? Tensor(dx, shape: [m, inF]) : nil, needL ? Tensor(dl, shape: lv.shape) : nil,

@@ -35,15 +35,13 @@ enum RoutedLowRank {
         let threads = Parallel.currentThreads
         let xv = x.value.contiguous(), bv = b.value.contiguous(), wv = w.value.contiguous()
         let aw = try a.value.permuted([0, 2, 1, 3]).contiguous()                  // Aw: [S, d, K, r] = [S, d, K r]
-        var u = Tensor.uninitializedScalars(m * skr)                               // U: [M, S, K, r]
-        var l = [Float](repeating: 0, count: m * c * r)                           // L': [M, C, r]
-        var cm = Tensor.uninitializedScalars(m * skr)                              // C: [M, S, K r]
+        // Kept for backward, in one allocation: U [M, S, K, r], then L' [M, C, r], then C [M, S, K r].
+        var saved = Tensor.uninitializedScalars(m * (2 * skr + c * r))
         var y = Tensor.uninitializedScalars(m * s * e)                             // y: [M, S e]
-        xv.withContiguousBuffer { px in aw.withContiguousBuffer { pa in bv.withContiguousBuffer { pb in
-        wv.withContiguousBuffer { pw in u.withUnsafeMutableBufferPointer { pu in l.withUnsafeMutableBufferPointer { pl in
-        cm.withUnsafeMutableBufferPointer { pc in y.withUnsafeMutableBufferPointer { py in
-            let (px, pa, pb, pw) = (px.baseAddress!, pa.baseAddress!, pb.baseAddress!, pw.baseAddress!)
-            let (pu, pl, pc, py) = (pu.baseAddress!, pl.baseAddress!, pc.baseAddress!, py.baseAddress!)
+        Tensor.withBuffers(xv, aw, bv, wv, writing: &saved, &y) { px, pa, pb, pw, ps, py in
+            let (px, pa, pb, pw, py) = (px.baseAddress!, pa.baseAddress!, pb.baseAddress!, pw.baseAddress!, py.baseAddress!)
+            let pu = ps.baseAddress!, pl = pu + m * skr, pc = pl + m * c * r
+            pl.update(repeating: 0, count: m * c * r)
             for si in 0..<s {
                 Gemm.multiply(m: m, n: kr, k: d, a: px + si * d, rowStrideA: s * d, colStrideA: 1, b: pa + si * d * kr,
                               rowStrideB: kr, colStrideB: 1, c: pu + si * kr, ldc: skr, accumulate: false, threads: threads)
@@ -67,23 +65,21 @@ enum RoutedLowRank {
                 Gemm.multiply(m: m, n: e, k: kr, a: pc + si * kr, rowStrideA: skr, colStrideA: 1, b: pb + si * kr * e,
                               rowStrideB: e, colStrideB: 1, c: py + si * e, ldc: s * e, accumulate: false, threads: threads)
             }
-        } } } } } } } }
-        let (uv, lv, cv) = (u, l, cm)
+        }
+        let savedTensor = Tensor(saved, shape: [saved.count])
         return Variable.record(Tensor(y, shape: [m, s * e]), [x, a, b, w]) { g, needs in
             let gv = g.contiguous()                                               // dY: [M, S e]
-            var dcm = Tensor.uninitializedScalars(m * skr)                         // dC, then dU: [M, S, K r]
-            var dl = [Float](repeating: 0, count: c * r)                          // dL' of one row: [C, r]
+            // Scratch in one allocation: dC, then dU in place [M, S, K r]; then dL' of one row [C, r].
+            var scratch = Tensor.uninitializedScalars(m * skr + c * r)
             var dx = needs[0] ? Tensor.uninitializedScalars(m * s * d) : []
             var daw = needs[1] ? Tensor.uninitializedScalars(s * d * kr) : []      // dAw: [S, d, K, r]
             var db = needs[2] ? Tensor.uninitializedScalars(s * kr * e) : []       // dB: [S, K r, e]
             var dw = needs[3] ? [Float](repeating: 0, count: wv.count) : []
-            gv.withContiguousBuffer { pg in xv.withContiguousBuffer { px in aw.withContiguousBuffer { pa in
-            bv.withContiguousBuffer { pb in wv.withContiguousBuffer { pw in uv.withUnsafeBufferPointer { pu in
-            lv.withUnsafeBufferPointer { pl in cv.withUnsafeBufferPointer { pc in dcm.withUnsafeMutableBufferPointer { pdc in
-            dl.withUnsafeMutableBufferPointer { pdl in dx.withUnsafeMutableBufferPointer { pdx in
-            daw.withUnsafeMutableBufferPointer { pdaw in db.withUnsafeMutableBufferPointer { pdb in dw.withUnsafeMutableBufferPointer { pdw in
+            Tensor.withBuffers(gv, xv, aw, writing: &scratch, &dx) { pg, px, pa, pscratch, pdx in
+            Tensor.withBuffers(bv, wv, savedTensor, writing: &daw, &db, &dw) { pb, pw, ps, pdaw, pdb, pdw in
                 let (pg, px, pa, pb, pw) = (pg.baseAddress!, px.baseAddress!, pa.baseAddress!, pb.baseAddress!, pw.baseAddress!)
-                let (pu, pl, pc, pdc, pdl) = (pu.baseAddress!, pl.baseAddress!, pc.baseAddress!, pdc.baseAddress!, pdl.baseAddress!)
+                let pu = ps.baseAddress!, pl = pu + m * skr, pc = pl + m * c * r
+                let pdc = pscratch.baseAddress!, pdl = pdc + m * skr
                 for si in 0..<s {
                     let gs = pg + si * e, bs = pb + si * kr * e
                     if needs[2] {
@@ -140,7 +136,7 @@ enum RoutedLowRank {
                                       accumulate: false, threads: threads)
                     }
                 }
-            } } } } } } } } } } } } } }
+            } }
             let da = needs[1] ? try Tensor(daw, shape: [s, d, k, r]).permuted([0, 2, 1, 3]).contiguous() : nil
             return [needs[0] ? Tensor(dx, shape: [m, s * d]) : nil, da,
                     needs[2] ? Tensor(db, shape: [s, k, r, e]) : nil, needs[3] ? Tensor(dw, shape: wv.shape) : nil]

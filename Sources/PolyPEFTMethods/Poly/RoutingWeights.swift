@@ -33,33 +33,31 @@ enum RoutingWeights {
         var w = Tensor.uninitializedScalars(n)                           // [G, S, K]
         var dpdl = Tensor.uninitializedScalars(n)                        // p' : [G, S, K]
         var denom = Tensor.uninitializedScalars(g * s)                   // D: [G, S]
-        tv.withContiguousBuffer { pt in
-            w.withUnsafeMutableBufferPointer { pw in dpdl.withUnsafeMutableBufferPointer { pd in
-                for gi in 0..<g {
-                    let lrow = pt.baseAddress! + rows[gi] * s * k
-                    for i in 0..<(s * k) {
-                        let o = gi * s * k + i
-                        if let uv {
-                            let (y, dy) = RelaxedBernoulli.sampleOne(logit: lrow[i], uniform: uv.storage[uv.offset + o],
-                                                                     temperature: temperature)
-                            pw[o] = y
-                            pd[o] = dy
-                        } else {
-                            let p = Tensor.sigmoid(lrow[i])
-                            pw[o] = p
-                            pd[o] = p * (1 - p)
-                        }
-                    }
-                    for si in 0..<s {
-                        let base = (gi * s + si) * k
-                        var sum: Float = 0
-                        for kk in 0..<k { sum += pw[base + kk] }
-                        let dd = sum + 1e-12
-                        denom[gi * s + si] = dd
-                        for kk in 0..<k { pw[base + kk] /= dd }
+        Tensor.withBuffers(tv, writing: &w, &dpdl) { pt, pw, pd in
+            for gi in 0..<g {
+                let lrow = pt.baseAddress! + rows[gi] * s * k
+                for i in 0..<(s * k) {
+                    let o = gi * s * k + i
+                    if let uv {
+                        let (y, dy) = RelaxedBernoulli.sampleOne(logit: lrow[i], uniform: uv.storage[uv.offset + o],
+                                                                 temperature: temperature)
+                        pw[o] = y
+                        pd[o] = dy
+                    } else {
+                        let p = Tensor.sigmoid(lrow[i])
+                        pw[o] = p
+                        pd[o] = p * (1 - p)
                     }
                 }
-            } }
+                for si in 0..<s {
+                    let base = (gi * s + si) * k
+                    var sum: Float = 0
+                    for kk in 0..<k { sum += pw[base + kk] }
+                    let dd = sum + 1e-12
+                    denom[gi * s + si] = dd
+                    for kk in 0..<k { pw[base + kk] /= dd }
+                }
+            }
         }
         let (wv, dv, den) = (w, dpdl, denom)
         return Variable.record(Tensor(w, shape: [g, s, k]), [table]) { grad, _ in

@@ -22,8 +22,7 @@ enum SkillMixing {
         let wv = w.contiguous(), av = a.contiguous(), bv = b.contiguous()
         var left = Tensor.uninitializedScalars(g * s * d * r)                // [G, S d, r]
         var right = Tensor.uninitializedScalars(g * r * s * e)               // [G, r, S e]
-        wv.withContiguousBuffer { pw in av.withContiguousBuffer { pa in bv.withContiguousBuffer { pb in
-        left.withUnsafeMutableBufferPointer { pl in right.withUnsafeMutableBufferPointer { pr in
+        Tensor.withBuffers(wv, av, bv, writing: &left, &right) { pw, pa, pb, pl, pr in
             let (pw, pa, pb) = (pw.baseAddress!, pa.baseAddress!, pb.baseAddress!)
             let out = UncheckedSendable((pl.baseAddress!, pr.baseAddress!))
             // Work items: (split, source block, chunk of columns). Each chunk of the K sources (K x 512 floats) is
@@ -55,7 +54,7 @@ enum SkillMixing {
                     }
                 }
             }
-        } } } } }
+        }
         return (Tensor(left, shape: [g, s * d, r]), Tensor(right, shape: [g, r, s * e]))
     }
 
