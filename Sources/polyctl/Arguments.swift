@@ -125,12 +125,13 @@ struct OptionSpec {
     }
 }
 
-/// Errors that end a command. `usage` exits 64 (EX_USAGE); `runtime` exits 1; `interrupted` exits 130.
+/// Errors that end a command. `usage` exits 64 (EX_USAGE); `runtime` exits 1; `interrupted` exits 128 + the
+/// signal (130 for SIGINT and `--stop-after`, 143 for SIGTERM).
 enum CLIError: Error, Equatable {
     case usage(String, hint: String)
     case runtime(String)
-    /// Stopped by Ctrl-C after saving (exit 130, as shells report SIGINT).
-    case interrupted
+    /// Stopped by a signal after saving (exit 128 + signal, as shells report it).
+    case interrupted(signal: Int32)
 }
 
 /// The parsed command line of one subcommand, every given value already checked against its option's kind. The
@@ -243,6 +244,10 @@ extension OptionSpec {
                                             default: RoutingStrategy.automatic.rawValue)
 
     /// `--seed`, 0 by default.
+    /// `--allow-non-finite`: load adapter weights holding NaN or infinity (refused by default), warning per tensor.
+    static let allowNonFinite = OptionSpec.flag("allow-non-finite",
+        "Load adapter weights holding NaN or infinity (refused by default), with a warning naming each such tensor.")
+
     static func seed(_ help: String) -> OptionSpec { .int("seed", help, range: 0...Int.max, default: 0) }
 
     /// `--repeat`: timed runs or rounds of a benchmark.

@@ -13,6 +13,7 @@ enum EvalCommand: Subcommand {
         .int("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", range: 1...10_000, default: 20),
         .flag("no-fewshot", "Skip few-shot adaptation to the held-out tasks."),
         .flag("json", "Machine-readable output."),
+        .allowNonFinite,
     ]
 
     static func validate(_ args: ParsedArguments) throws {
@@ -20,7 +21,7 @@ enum EvalCommand: Subcommand {
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let run = try RunModel.open(args.string("adapter")!)
+        let run = try RunModel.open(args.string("adapter")!, allowNonFinite: args.flag("allow-non-finite"), console: console)
         let data: MultitaskDataset
         if let file = args.string("data") {
             data = try MultitaskDataFile.read(file, taskNames: run.spec.taskNames)

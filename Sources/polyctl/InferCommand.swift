@@ -13,6 +13,7 @@ enum InferCommand: Subcommand {
         .text("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with a tensor \"x\" [N, in]."),
         .text("output", "<file>", "Write the JSON lines here instead of standard output."),
         .choice("unknown-task", ["error", "uniform"], "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),
+        .allowNonFinite,
     ]
 
     static func validate(_ args: ParsedArguments) throws {
@@ -21,7 +22,7 @@ enum InferCommand: Subcommand {
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
-        let run = try RunModel.open(args.string("adapter")!)
+        let run = try RunModel.open(args.string("adapter")!, allowNonFinite: args.flag("allow-non-finite"), console: console)
         let input = args.string("input")!
         let taskName = args.string("task")
         // Whether a task is needed depends on the adapter read above: a Poly adapter routes by task, a LoRA does not.
@@ -67,14 +68,15 @@ enum InferCommand: Subcommand {
             guard x.rank == 2, x.shape[1] == width else {
                 throw CLIError.runtime("\(path): x has shape \(x.shape), expected [N, \(width)]")
             }
-            if let bad = x.scalars.firstIndex(where: { !$0.isFinite }) {
+            if let bad = x.firstNonFiniteIndex() {
                 throw CLIError.runtime("\(path): x[\(bad / width), \(bad % width)] is \(x.scalars[bad]); inputs must be finite")
             }
             return x
         }
         guard path.hasSuffix(".jsonl") else { throw CLIError.runtime("\(path): inputs must be .jsonl or .safetensors") }
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw CLIError.runtime("\(path): cannot read (\(error.localizedDescription))") }
+        guard let text = String(data: try FileContents.read(url), encoding: .utf8) else {
+            throw CLIError.runtime("\(path): not valid UTF-8")
+        }
         var values: [Float] = []
         var rows = 0
         // `\r\n` is one Character in Swift, so lines are split on any newline character (CRLF files too).

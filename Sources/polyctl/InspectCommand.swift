@@ -2,7 +2,9 @@ import Foundation
 import PolyPEFT
 
 /// `polyctl inspect DIR`: what an adapter folder holds — config, parameter counts, per-layer routing as heatmaps,
-/// skill usage and sparsity. Reads only the adapter files, so PEFT-written adapters work too.
+/// skill usage and sparsity. A run folder is first opened as `eval` opens it (every tensor checked against the
+/// config and the base network); a PEFT-written folder (no base network) is checked as far as its own files go:
+/// at least one tensor, finite values, router logits that fit the config.
 enum InspectCommand: Subcommand {
     static let name = "inspect"
     static let overview = "Show an adapter's config, sizes and routing (PolyPEFT or PEFT folders)."
@@ -11,6 +13,7 @@ enum InspectCommand: Subcommand {
     static let options: [OptionSpec] = [
         .flag("numbers", "Print routing weights as numbers instead of shades."),
         .flag("json", "Machine-readable output."),
+        .allowNonFinite,
     ]
 
     static func validate(_ args: ParsedArguments) throws {
@@ -34,8 +37,23 @@ enum InspectCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let dir = URL(fileURLWithPath: args.positionals[0])
+        let allowNonFinite = args.flag("allow-non-finite")
+        if RunSpec.isRunFolder(dir) {
+            _ = try RunModel.open(dir.path, allowNonFinite: allowNonFinite, console: console)
+        }
         let (json, tensors) = try PeftAdapterFolder.read(from: dir)
+        let weights = dir.appendingPathComponent(PeftAdapterFolder.weightsFileName).path
         let config = try PeftMethods.config(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
+        guard !tensors.isEmpty else { throw CLIError.runtime("\(weights): holds no tensors") }
+        if allowNonFinite {
+            if !RunSpec.isRunFolder(dir) { RunModel.warnNonFinite(tensors, source: weights, console) }
+        } else {
+            for key in tensors.keys.sorted() {
+                guard let i = tensors[key]!.firstNonFiniteIndex() else { continue }
+                throw CLIError.runtime("\(weights): tensor '\(key)' holds \(tensors[key]!.contiguous().scalars[i]) at flat index "
+                    + "\(i); non-finite weights are refused ('--allow-non-finite' shows them)")
+            }
+        }
         let names = (try? RunSpec.read(from: dir))?.taskNames
         let total = tensors.values.reduce(0) { $0 + $1.count }
         var layers: [(path: String, weights: Tensor)] = []
@@ -50,7 +68,7 @@ enum InspectCommand: Subcommand {
             var o: [String: JSONValue] = ["config": json, "adapter_parameters": .int(total),
                                           "tensors": .object(tensors.mapValues { .array($0.shape.map { .int($0) }) })]
             o["routing"] = .object(Dictionary(uniqueKeysWithValues: layers.map { l in
-                (l.path, JSONValue.array(matrix(l.weights).map { .array($0.map { .double(Double($0)) }) }))
+                (l.path, JSONValue.array(matrix(l.weights).map { .array($0.map { $0.isFinite ? .double(Double($0)) : .null }) }))
             }))
             console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
             return

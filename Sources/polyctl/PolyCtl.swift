@@ -45,8 +45,8 @@ struct PolyCtl {
         } catch let CLIError.runtime(message) {
             console.error("error: \(message)")
             return 1
-        } catch CLIError.interrupted {
-            return 130
+        } catch let CLIError.interrupted(signal) {
+            return 128 + signal
         } catch {
             console.error("error: \(error)")
             return 1

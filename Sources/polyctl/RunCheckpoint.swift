@@ -8,7 +8,9 @@ import PolyPEFT
 /// DIR/polypeft_run.json                                what eval / infer / inspect / --resume rebuild from
 /// DIR/base_model.safetensors                           the frozen base network
 /// DIR/checkpoint/                                      adapter + trainer_state.json + optimizer.safetensors,
-///                                                      replaced as a whole (AtomicDirectory)
+///                                                      replaced as a whole (AtomicDirectory), periodically
+///                                                      (CheckpointSchedule), on SIGINT / SIGTERM and at the end
+/// DIR/.polypeft.lock                                   held by the one `train` writing the folder (RunFolder)
 /// DIR/allocation.svg, DIR/loss.svg                     pictures, at the end of training (allocation: Poly / MHR)
 /// ```
 enum RunCheckpoint {
@@ -16,12 +18,17 @@ enum RunCheckpoint {
     static let stateFileName = "trainer_state.json"
     static let optimizerFileName = "optimizer.safetensors"
 
-    /// Writes the adapter (top level and in the checkpoint) and the resume state.
-    static func save(to dir: URL, spec: RunSpec, peft: PeftModel, trainer: Trainer, baseWeights: [String: Tensor]) throws {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    /// Writes what does not change during a run: its settings, and the base network unless already there (a resumed
+    /// run keeps its own; a new run starts in a folder `RunFolder` emptied of any old run).
+    static func begin(_ dir: URL, spec: RunSpec, baseWeights: [String: Tensor]) throws {
         try spec.write(to: dir)
         let baseURL = dir.appendingPathComponent(RunSpec.baseWeightsFileName)
         if !FileManager.default.fileExists(atPath: baseURL.path) { try Safetensors.write(baseWeights, to: baseURL) }
+    }
+
+    /// Writes the adapter and the resume state as one directory, `DIR/checkpoint` (`AtomicDirectory`: a kill at
+    /// any moment leaves the previous checkpoint or this one), then the adapter at the top level for `eval`.
+    static func save(to dir: URL, peft: PeftModel, trainer: Trainer) throws {
         let adapter = try Safetensors.encode(peft.adapterTensors(), metadata: ["format": "pt"])
         let config = Data(peft.config.json.pythonStyleString(indent: 2, sortKeys: true).utf8)
         let enc = JSONEncoder()
@@ -36,47 +43,86 @@ enum RunCheckpoint {
         try AtomicFile.write(config, to: dir.appendingPathComponent(PeftAdapterFolder.configFileName))
     }
 
-    /// Restores adapter tensors and trainer state from `dir/checkpoint`.
-    static func restore(from dir: URL, peft: PeftModel, trainer: Trainer) throws {
-        guard let ck = AtomicDirectory.resolve(dir.appendingPathComponent(directoryName)) else {
-            throw CLIError.runtime("\(dir.path) has no checkpoint to resume from")
-        }
-        let tensors = try Safetensors.read(ck.appendingPathComponent(PeftAdapterFolder.weightsFileName))
-        try peft.loadAdapterTensors(tensors, source: ck.appendingPathComponent(PeftAdapterFolder.weightsFileName).path)
+    /// Restores adapter tensors and trainer state from `dir/checkpoint`; false when the run was stopped before its
+    /// first checkpoint (it then starts again from step 0, which its seed makes the same run).
+    /// NaN or infinite weights are refused unless `allowNonFinite` (then named in warnings on `console`).
+    static func restore(from dir: URL, peft: PeftModel, trainer: Trainer, allowNonFinite: Bool, console: Console) throws -> Bool {
+        guard let ck = AtomicDirectory.resolve(dir.appendingPathComponent(directoryName)) else { return false }
+        let weights = ck.appendingPathComponent(PeftAdapterFolder.weightsFileName)
+        try peft.loadAdapterTensors(try Safetensors.read(weights), source: weights.path, allowNonFinite: allowNonFinite)
+        if allowNonFinite { RunModel.warnNonFinite(try peft.adapterTensors(), source: weights.path, console) }
         let stateURL = ck.appendingPathComponent(stateFileName)
         let state: Trainer.State
-        do { state = try JSONDecoder().decode(Trainer.State.self, from: try Data(contentsOf: stateURL)) } catch {
+        do { state = try JSONDecoder().decode(Trainer.State.self, from: try FileContents.read(stateURL)) } catch {
             throw CLIError.runtime("\(stateURL.path): cannot read the trainer state (\(error))")
         }
         try trainer.restore(state, optimizerTensors: try Safetensors.read(ck.appendingPathComponent(optimizerFileName)))
+        return true
     }
 }
 
-/// Turns Ctrl-C into a request to stop, checked by the training loop between steps.
+/// When to write a periodic checkpoint: every `steps` steps or `seconds` after the last one, whichever comes
+/// first (0 turns either off). Checkpoints do not change the run: a run resumed from any of them ends bit for bit
+/// like an uninterrupted one, so the clock may decide when they are taken.
+struct CheckpointSchedule {
+    var steps: Int
+    var seconds: Double
+    private var lastStep: Int
+    private var lastTime: Double
+
+    init(steps: Int, seconds: Double, startStep: Int, now: Double) {
+        self.steps = steps
+        self.seconds = seconds
+        lastStep = startStep
+        lastTime = now
+    }
+
+    /// True when a checkpoint is due after `step`; the caller then saves and calls `saved(step:now:)`.
+    func isDue(step: Int, now: Double) -> Bool {
+        (steps > 0 && step - lastStep >= steps) || (seconds > 0 && now - lastTime >= seconds)
+    }
+
+    mutating func saved(step: Int, now: Double) {
+        lastStep = step
+        lastTime = now
+    }
+
+    /// Seconds on a monotonic clock.
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// Turns SIGINT (Ctrl-C) and SIGTERM into a request to stop, checked by the training loop between steps; the run
+/// is then saved and the command exits 128 + the signal (130, 143), as shells report it.
 final class InterruptFlag: @unchecked Sendable {
+    static let signals: [Int32] = [SIGINT, SIGTERM]
     private let lock = NSLock()
-    private var raised = false
-    private var source: DispatchSourceSignal?
+    private var raisedBy: Int32?
+    private var sources: [DispatchSourceSignal] = []
 
-    var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return raised }
+    var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return raisedBy != nil }
 
-    func raise() { lock.lock(); raised = true; lock.unlock() }
+    /// The first signal that raised the flag (SIGINT for `raise()`).
+    var signal: Int32? { lock.lock(); defer { lock.unlock() }; return raisedBy }
+
+    func raise(_ signal: Int32 = SIGINT) { lock.lock(); if raisedBy == nil { raisedBy = signal }; lock.unlock() }
 
     /// Lowers the flag (a `--stop-after` that coincided with the end of training is not an interrupt of what follows).
-    func lower() { lock.lock(); raised = false; lock.unlock() }
+    func lower() { lock.lock(); raisedBy = nil; lock.unlock() }
 
-    /// Catches SIGINT until `stop()`.
+    /// Catches the signals until `stop()`.
     func install() {
-        signal(SIGINT, SIG_IGN)
-        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        s.setEventHandler { [weak self] in self?.raise() }
-        s.resume()
-        source = s
+        for sig in Self.signals {
+            Foundation.signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in self?.raise(sig) }
+            s.resume()
+            sources.append(s)
+        }
     }
 
     func stop() {
-        source?.cancel()
-        source = nil
-        signal(SIGINT, SIG_DFL)
+        for s in sources { s.cancel() }
+        sources = []
+        for sig in Self.signals { Foundation.signal(sig, SIG_DFL) }
     }
 }

@@ -8,13 +8,27 @@ struct RunModel {
     let peft: PeftModel
     let dir: URL
 
-    static func open(_ path: String) throws -> RunModel {
+    /// Opens the run in `path`. Adapter weights holding NaN or infinity are refused unless `allowNonFinite`, and
+    /// then each such tensor is named in a warning on `console`'s standard error.
+    static func open(_ path: String, allowNonFinite: Bool = false, console: Console? = nil) throws -> RunModel {
         let dir = URL(fileURLWithPath: path)
         let spec = try RunSpec.read(from: dir)
         let base = try MLPShape.model(try Safetensors.read(dir.appendingPathComponent(RunSpec.baseWeightsFileName)))
-        let peft = try PeftModel.load(from: dir, into: base)
+        let peft = try PeftModel.load(from: dir, into: base, allowNonFinite: allowNonFinite)
         try spec.check(against: peft.config, in: dir)
+        if allowNonFinite, let console {
+            warnNonFinite(try peft.adapterTensors(), source: dir.appendingPathComponent(PeftAdapterFolder.weightsFileName).path, console)
+        }
         return RunModel(spec: spec, model: base, peft: peft, dir: dir)
+    }
+
+    /// One warning per adapter tensor holding a NaN or infinity (loaded because the user allowed it).
+    static func warnNonFinite(_ tensors: [String: Tensor], source: String, _ console: Console) {
+        for (key, t) in tensors.sorted(by: { $0.key < $1.key }) {
+            guard let i = t.firstNonFiniteIndex() else { continue }
+            console.error("warning: \(source): tensor '\(key)' holds \(t.contiguous().scalars[i]) at flat index \(i) "
+                + "(loaded because of --allow-non-finite)")
+        }
     }
 
     /// The id of task `name`; unknown names list the known ones.

@@ -83,12 +83,16 @@ struct RunSpec: Codable, Equatable {
         try AtomicFile.write(try enc.encode(self), to: dir.appendingPathComponent(RunSpec.fileName))
     }
 
+    /// True when `dir` holds a run description (`polypeft_run.json`).
+    static func isRunFolder(_ dir: URL) -> Bool {
+        FileManager.default.fileExists(atPath: dir.appendingPathComponent(fileName).path)
+    }
+
     static func read(from dir: URL) throws -> RunSpec {
         let url = dir.appendingPathComponent(fileName)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))")
-        }
-        do { return try JSONDecoder().decode(RunSpec.self, from: try Data(contentsOf: url)) } catch {
+        guard isRunFolder(dir) else { throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))") }
+        let data = try FileContents.read(url)
+        do { return try JSONDecoder().decode(RunSpec.self, from: data) } catch {
             throw CLIError.runtime("\(url.path): not a valid run description (\(error))")
         }
     }

@@ -22,7 +22,8 @@ enum TrainCommand: Subcommand {
     /// Where a run goes when `--output` is not given: `runs/<timestamp>` (`defaultOutput`).
     static let outputRoot = "runs"
     /// The options a `--resume` may be combined with (the run's saved settings give everything else).
-    static let resumable: Set<String> = ["resume", "quiet", "json", "stop-after", "no-baseline"]
+    static let resumable: Set<String> = ["resume", "quiet", "json", "stop-after", "no-baseline", "checkpoint-every",
+                                         "checkpoint-seconds", "allow-non-finite"]
 
     static let options: [OptionSpec] = {
         let training = TrainingConfiguration()
@@ -45,7 +46,13 @@ enum TrainCommand: Subcommand {
             .seed("Seed of the data, the initialisation and the batch order."),
             .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
             .text("output", "<dir>", "Run folder.", note: outputRoot + "/<timestamp>"),
+            .flag("overwrite", "Replace the run already in --output (every file of it) instead of refusing."),
             .text("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
+            .int("checkpoint-every", "Checkpoint every n steps (0: only on a signal and at the end).", range: 0...Int.max,
+                 default: 1000),
+            .int("checkpoint-seconds", "Also checkpoint when this many seconds passed since the last (0: never).",
+                 range: 0...1_000_000, default: 60),
+            .allowNonFinite,
             .int("stop-after", "Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.", range: 1...Int.max),
             .flag("no-baseline", "Skip the shared-LoRA baseline of the same size (trained for poly, mhr)."),
             .flag("quiet", "Print only the summary, no progress."),
@@ -63,7 +70,7 @@ enum TrainCommand: Subcommand {
 
     static func validate(_ args: ParsedArguments) throws {
         if args.isGiven("resume") {
-            if let other = args.values.keys.sorted().first(where: { !resumable.contains($0) }) {
+            if let other = (Array(args.values.keys) + args.flags).sorted().first(where: { !resumable.contains($0) }) {
                 throw CLIError.usage("'--\(other)' cannot be combined with '--resume' (the run's saved settings are used)", hint: args.hint)
             }
             return
@@ -78,8 +85,12 @@ enum TrainCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let json = args.flag("json")
-        let (spec, dir, resuming) = try plan(args)
-        try prepareOutput(dir)
+        let (dir, resuming) = destination(args)
+        // A new run's options and data are checked before the folder is touched; a resumed run is read under the lock.
+        let newSpec = resuming ? nil : try plan(args)
+        let folder = try RunFolder.claim(dir, resuming: resuming, overwrite: args.flag("overwrite"))
+        defer { folder.release() }
+        let spec = try newSpec ?? RunSpec.read(from: dir)
         let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim)
         let base = try MLPShape.model(data.baseWeights)
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
@@ -87,10 +98,13 @@ enum TrainCommand: Subcommand {
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
                                   parameters: peft.trainableParameters(),
                                   configuration: spec.training)
-        if resuming { try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer) }
+        let restored = resuming ? try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer,
+                                                            allowNonFinite: args.flag("allow-non-finite"), console: console) : false
+        try RunCheckpoint.begin(dir, spec: spec, baseWeights: data.baseWeights)
         if !json && !args.flag("quiet") {
             let what = spec.dataPath.map { "\($0)" } ?? "built-in data"
-            console.print("\(resuming ? "Resuming" : "Training") \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(data.train.count)) training samples")
+            let verb = !resuming ? "Training" : restored ? "Resuming at step \(trainer.step)" : "Starting again (no checkpoint yet)"
+            console.print("\(verb) \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(data.train.count)) training samples")
             console.print(peft.parameterSummary())
         }
         let interrupt = InterruptFlag()
@@ -100,31 +114,44 @@ enum TrainCommand: Subcommand {
         let quiet = args.flag("quiet")
         var lastValidation: Float?
         let stopAfter = args.optionalInt("stop-after") ?? Int.max
+        var schedule = CheckpointSchedule(steps: args.int("checkpoint-every"), seconds: Double(args.int("checkpoint-seconds")),
+                                          startStep: trainer.step, now: CheckpointSchedule.now())
         if trainer.step >= stopAfter { interrupt.raise() }
-        try trainer.run(validation: data.validation, shouldStop: { interrupt.isRaised }) { event in
-            if case let .step(step, _, _) = event, step >= stopAfter { interrupt.raise() }
-            switch event {
-            case let .step(step, total, loss):
-                guard !quiet else { return }
-                if step == total { progress.finish(step: step, metrics: ["loss": Double(loss)]) } else {
-                    progress.update(step: step, metrics: ["loss": Double(loss)])
+        do {
+            try trainer.run(validation: data.validation, shouldStop: { interrupt.isRaised }) { event in
+                switch event {
+                case let .step(step, total, loss):
+                    if step >= stopAfter { interrupt.raise() }
+                    guard !quiet else { return }
+                    if step == total { progress.finish(step: step, metrics: ["loss": Double(loss)]) } else {
+                        progress.update(step: step, metrics: ["loss": Double(loss)])
+                    }
+                case let .validation(step, loss, perTask):
+                    lastValidation = loss
+                    if json {
+                        let tasks = perTask.keys.sorted().map { (spec.taskNames[$0], JSONField.shortest(Double(perTask[$0]!))) }
+                        console.print(JSONField.line([("event", .string("validation")), ("step", .int(step)),
+                                                      ("loss", .shortest(Double(loss))), ("tasks", .object(tasks))]))
+                    } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
+                        progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
+                    }
+                case let .completed(step):
+                    if step < spec.training.steps && !interrupt.isRaised && schedule.isDue(step: step, now: CheckpointSchedule.now()) {
+                        try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
+                        schedule.saved(step: step, now: CheckpointSchedule.now())
+                    }
                 }
-            case let .validation(step, loss, perTask):
-                lastValidation = loss
-                if json {
-                    let tasks = perTask.keys.sorted().map { (spec.taskNames[$0], JSONField.shortest(Double(perTask[$0]!))) }
-                    console.print(JSONField.line([("event", .string("validation")), ("step", .int(step)),
-                                                  ("loss", .shortest(Double(loss))), ("tasks", .object(tasks))]))
-                } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
-                    progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
-                }
-            case .checkpoint: break
             }
+        } catch let e as DivergenceError {
+            // The diverged step changed nothing: the trainer is at the last good step, which becomes the checkpoint.
+            try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
+            throw CLIError.runtime("training diverged at \(e), so that step was not applied; the last good state (step "
+                + "\(trainer.step)) is saved in \(dir.path)/\(RunCheckpoint.directoryName); lower the learning rates")
         }
-        try RunCheckpoint.save(to: dir, spec: spec, peft: peft, trainer: trainer, baseWeights: data.baseWeights)
-        if interrupt.isRaised && trainer.step < spec.training.steps {
+        try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
+        if let signal = interrupt.signal, trainer.step < spec.training.steps {
             console.print("\nInterrupted at step \(trainer.step): checkpoint saved; continue with 'polyctl train --resume \(dir.path)'")
-            throw CLIError.interrupted
+            throw CLIError.interrupted(signal: signal)
         }
         // The run is saved and complete; an interrupt during the baseline skips the baseline, not the report.
         interrupt.lower()
@@ -161,30 +188,14 @@ enum TrainCommand: Subcommand {
         }
     }
 
-    /// Creates the output folder (with its parents) and proves it writable before any training, so a bad `--output`
-    /// is reported at once, not after the run.
-    static func prepareOutput(_ dir: URL) throws {
-        let fm = FileManager.default
-        var isFolder: ObjCBool = false
-        if fm.fileExists(atPath: dir.path, isDirectory: &isFolder), !isFolder.boolValue {
-            throw CLIError.runtime("--output \(dir.path): exists and is not a folder")
-        }
-        let probe = dir.appendingPathComponent(".polypeft-write-test-\(ProcessInfo.processInfo.processIdentifier)")
-        do {
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-            try Data().write(to: probe)
-            try fm.removeItem(at: probe)
-        } catch {
-            throw CLIError.runtime("--output \(dir.path): cannot write there (\(error.localizedDescription))")
-        }
+    /// The run folder and whether the run in it is continued (`--resume`).
+    static func destination(_ args: ParsedArguments) -> (URL, Bool) {
+        if let resume = args.string("resume") { return (URL(fileURLWithPath: resume), true) }
+        return (URL(fileURLWithPath: args.string("output") ?? defaultOutput()), false)
     }
 
-    /// The run to perform: a new spec from the options, or the saved one with `--resume`.
-    static func plan(_ args: ParsedArguments) throws -> (RunSpec, URL, Bool) {
-        if let resume = args.string("resume") {
-            let dir = URL(fileURLWithPath: resume)
-            return (try RunSpec.read(from: dir), dir, true)
-        }
+    /// A new run from the options.
+    static func plan(_ args: ParsedArguments) throws -> RunSpec {
         let method = args.method
         var training = TrainingConfiguration()
         training.steps = args.int("steps")
@@ -211,8 +222,7 @@ enum TrainCommand: Subcommand {
         let spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
                            rank: args.int("rank"), dataPath: dataPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                            dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training, feedforward: feedforward)
-        let dir = URL(fileURLWithPath: args.string("output") ?? defaultOutput())
-        return (spec, dir, false)
+        return spec
     }
 
     static func defaultOutput() -> String {

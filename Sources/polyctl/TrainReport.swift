@@ -62,18 +62,21 @@ struct TrainReport {
             let ratio = test.loss > 0 ? Double(baseline.loss / test.loss) : .infinity
             console.print("Shared LoRA baseline (one rank-\(baseline.rank) adapter for all tasks, same size): test loss \(formatFixed(Double(baseline.loss), digits: 5)), \(formatFixed(ratio, digits: 1))x the routed model's")
         }
-        let pictures = allocs.isEmpty ? "loss.svg" : "allocation.svg, loss.svg"
+        let pictures = allocs.isEmpty ? Self.lossPicture : "\(Self.allocationPicture), \(Self.lossPicture)"
         console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), \(pictures), checkpoint/")
         if spec.mixing == .outputs && spec.method.isRouted {
             console.print("Note: output mixing is a PolyPEFT extension; Hugging Face PEFT would load this folder but compute parameter mixing. Train with --mixing parameters for PEFT, or export tasks as LoRA.")
         }
     }
 
+    static let allocationPicture = "allocation.svg"
+    static let lossPicture = "loss.svg"
+
     func writePictures(_ allocs: [(path: String, matrix: [[Float]])]) throws {
         var series = [SVGLinePlot.Series(name: "training", points: trainer.lossHistory.enumerated().map { (Double($0.offset + 1), Double($0.element)) })]
         series.append(.init(name: "validation", points: trainer.validationHistory.map { (Double($0.step), Double($0.loss)) }))
         let loss = SVGLinePlot(title: "Loss", xLabel: "step", yLabel: "MSE", series: series, logY: true)
-        try AtomicFile.write(Data(loss.render().utf8), to: dir.appendingPathComponent("loss.svg"))
+        try AtomicFile.write(Data(loss.render().utf8), to: dir.appendingPathComponent(Self.lossPicture))
         guard !allocs.isEmpty else { return }
         // Layers side by side as one matrix: columns "fc1 s0" ... "fc2 s5".
         let columns = allocs.flatMap { a in (0..<a.matrix[0].count).map { "\(a.path) s\($0)" } }
@@ -82,6 +85,6 @@ struct TrainReport {
                               columnLabels: columns, values: values)
         heat.range = 0...1
         heat.scaleLabel = "routing weight"
-        try AtomicFile.write(Data(heat.render().utf8), to: dir.appendingPathComponent("allocation.svg"))
+        try AtomicFile.write(Data(heat.render().utf8), to: dir.appendingPathComponent(Self.allocationPicture))
     }
 }

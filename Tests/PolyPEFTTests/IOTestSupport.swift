@@ -44,15 +44,15 @@ enum IOTestSupport {
         return out
     }
 
-    /// The message of the `SafetensorsError` thrown by `body`, or a failure.
+    /// The message of the `FileFormatError` thrown by `body`, or a failure.
     static func safetensorsMessage(_ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) -> String? {
         do {
             try body()
-            XCTFail("expected a SafetensorsError, but no error was thrown", file: file, line: line)
-        } catch let e as SafetensorsError {
+            XCTFail("expected a FileFormatError, but no error was thrown", file: file, line: line)
+        } catch let e as FileFormatError {
             return e.message
         } catch {
-            XCTFail("expected a SafetensorsError, got \(error)", file: file, line: line)
+            XCTFail("expected a FileFormatError, got \(error)", file: file, line: line)
         }
         return nil
     }

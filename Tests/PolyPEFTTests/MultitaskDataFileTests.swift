@@ -111,7 +111,17 @@ final class MultitaskDataFileTests: XCTestCase {
             XCTAssertEqual("\(e)", "d/data.txt: unknown data format '.txt': use .jsonl or .csv")
         }
         XCTAssertThrowsError(try MultitaskDataFile.read("/nonexistent/x.csv")) { e in
-            XCTAssertTrue("\(e)".hasPrefix("/nonexistent/x.csv: cannot read file"), "\(e)")
+            XCTAssertEqual("\(e)", "/nonexistent/x.csv: no such file")
+        }
+        // A folder or a FIFO named like a data file: said so, and a FIFO is not read (it would block).
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mtdf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("folder.jsonl"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(mkfifo(dir.appendingPathComponent("fifo.csv").path, 0o600), 0)
+        for (name, what) in [("folder.jsonl", "is a folder, not a file"), ("fifo.csv", "is a FIFO, not a regular file")] {
+            XCTAssertThrowsError(try MultitaskDataFile.read(dir.appendingPathComponent(name).path)) { e in
+                XCTAssertEqual("\(e)", "\(dir.path)/\(name): \(what)")
+            }
         }
         // A file that is not UTF-8 is reported with the line of the first bad byte.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("latin1-\(UUID().uuidString).csv").path

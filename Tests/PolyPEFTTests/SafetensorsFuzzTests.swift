@@ -8,7 +8,7 @@ import XCTest
 @testable import PolyPEFTTraining
 
 /// Deterministic mutation fuzzing of the safetensors reader: every mutated buffer must either parse (and then every
-/// tensor must decode to the advertised size) or throw a `SafetensorsError`. A crash or trap fails the whole run.
+/// tensor must decode to the advertised size) or throw a `FileFormatError`. A crash or trap fails the whole run.
 final class SafetensorsFuzzTests: XCTestCase {
     #if DEBUG
     static let iterations = 1_000  // unoptimised builds are ~60x slower; the release run is the real fuzz
@@ -105,7 +105,7 @@ final class SafetensorsFuzzTests: XCTestCase {
                 }
             }
             return true
-        } catch is SafetensorsError {
+        } catch is FileFormatError {
             return false
         } catch {
             XCTFail("unexpected error type: \(error)")

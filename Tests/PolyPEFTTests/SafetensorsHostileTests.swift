@@ -7,7 +7,7 @@ import XCTest
 @testable import PolyPEFTMethods
 @testable import PolyPEFTTraining
 
-/// Every malformed file must give a `SafetensorsError` with a message naming the problem, never a crash.
+/// Every malformed file must give a `FileFormatError` with a message naming the problem, never a crash.
 final class SafetensorsHostileTests: XCTestCase {
     private let fileName = "t.safetensors"
 

@@ -57,7 +57,7 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try inputs.allTensors(convertingIntegers: true).count, 2)
         let missing = "/nonexistent/dir/w.safetensors"
         XCTAssertThrowsError(try SafetensorsFile(contentsOf: URL(fileURLWithPath: missing))) { e in
-            XCTAssertEqual("\(e)", "\(missing): file does not exist")
+            XCTAssertEqual("\(e)", "\(missing): no such file")
         }
     }
 

@@ -110,3 +110,27 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(after - before, 4 << 20, "resident memory grew by \(after - before) bytes over 1,000 steps")
     }
 }
+
+final class DivergenceTests: XCTestCase {
+    /// A non-finite loss or gradient is refused before the update: parameters, optimizer and generator unchanged,
+    /// and the error names the loss or the parameter.
+    func testNonFiniteLossOrGradientIsRefusedBeforeTheUpdate() throws {
+        let p = Parameter(Tensor([1, 2], shape: [2]))
+        let optimizer = Adam.adamW([ParameterGroup(name: "adapter", parameters: [("w", p)], learningRate: 0.1)])
+        var rng = Xoshiro256(seed: 1)
+        let before = rng
+        XCTAssertThrowsError(try optimizer.trainingStep(rng: &rng) { _ in
+            try (p.variable() * Variable(Tensor([.nan, 1], shape: [2]))).sum()
+        }) { XCTAssertEqual("\($0)", "the loss is nan") }
+        // A vector output seeded with an infinity: the loss is not a scalar, the gradient is not finite.
+        XCTAssertThrowsError(try optimizer.trainingStep(rng: &rng, seed: Tensor([0, .infinity], shape: [2])) { _ in
+            p.variable() * 3
+        }) { XCTAssertEqual("\($0)", "the gradient of 'adapter/w' is not finite (inf at flat index 1)") }
+        XCTAssertEqual(p.value, Tensor([1, 2], shape: [2]))
+        XCTAssertEqual(rng, before)
+        XCTAssertEqual(optimizer.stepCount, 0)
+        try optimizer.trainingStep(rng: &rng) { _ in try (p.variable() * p.variable()).sum() }
+        XCTAssertEqual(optimizer.stepCount, 1)
+        XCTAssertNotEqual(p.value, Tensor([1, 2], shape: [2]))
+    }
+}

@@ -319,7 +319,11 @@ final class TrainCommandTests: XCTestCase {
           --seed <n>                         Seed of the data, the initialisation and the batch order. (default: 0)
           --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks.
           --output <dir>                     Run folder. (default: runs/<timestamp>)
+          --overwrite                        Replace the run already in --output (every file of it) instead of refusing.
           --resume <dir>                     Continue an interrupted run in <dir> (its settings are reused).
+          --checkpoint-every <n>             Checkpoint every n steps (0: only on a signal and at the end). (default: 1000)
+          --checkpoint-seconds <n>           Also checkpoint when this many seconds passed since the last (0: never). (default: 60)
+          --allow-non-finite                 Load adapter weights holding NaN or infinity (refused by default), with a warning naming each such tensor.
           --stop-after <n>                   Stop after n steps as if interrupted (checkpoint, exit 130); for testing resume.
           --no-baseline                      Skip the shared-LoRA baseline of the same size (trained for poly, mhr).
           --quiet                            Print only the summary, no progress.

@@ -9,8 +9,8 @@
 /// ModelError          Models/      a bad model config, token ids, masks or hook inputs
 /// ConfigError         IO/          a bad configuration value (names the source, key and value)
 /// JSONError           IO/          JSON that does not parse (the byte offset)
-/// SafetensorsError    IO/          a safetensors file that cannot be read or written (the file and key)
-/// FileFormatError     IO/          a missing or malformed file in a folder (the path)
+/// FileFormatError     IO/          a file or folder that cannot be read or written: a malformed safetensors file
+///                                  (the path, the tensor key and the numbers), a missing adapter_config.json
 /// PolyError           Poly/        a Poly/MHR operation that does not apply (a merged task, unknown tasks)
 /// MultitaskDataError  Training/    bad training data (the file and line)
 /// ```

@@ -123,3 +123,10 @@ extension Tensor {
         return try sum(axes: axes, keepDims: true).reshaped(target)
     }
 }
+
+extension Tensor {
+    /// The row-major index of the first NaN or infinite element, or nil when every element is finite.
+    public func firstNonFiniteIndex() -> Int? {
+        withContiguousBuffer { b in b.firstIndex { !$0.isFinite } }
+    }
+}

@@ -35,6 +35,19 @@ public enum AtomicDirectory {
         }
     }
 
+    /// Removes what interrupted replaces of `target` left behind: temporary siblings (`.<name>.tmp-<n>`, possibly
+    /// incomplete) and a `<name>.old` that `target` makes redundant (a `.old` without `target` is kept: it is the
+    /// complete copy `resolve(_:)` reads). Call it only while no other writer replaces `target` (e.g. under a lock).
+    public static func removeLeftovers(of target: URL) throws {
+        let fm = FileManager.default
+        let parent = target.deletingLastPathComponent(), name = target.lastPathComponent
+        for entry in try LeftoverScan.entries(of: parent) where LeftoverScan.isTemporary(entry, of: name, digits: .decimal) {
+            try fm.removeItem(at: parent.appendingPathComponent(entry))
+        }
+        let old = parent.appendingPathComponent("\(name).old")
+        if fm.fileExists(atPath: target.path) && fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
+    }
+
     /// The directory to read for `target`: itself, or the complete previous copy left by an interrupted replace.
     public static func resolve(_ target: URL) -> URL? {
         let fm = FileManager.default

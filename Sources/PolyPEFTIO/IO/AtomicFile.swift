@@ -73,6 +73,14 @@ public enum AtomicFile {
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
+    /// Removes the temporary files (`.<name>.tmp-<16 hex digits>`) that interrupted writes left in `directory`.
+    /// Call it only while no other writer uses the directory (e.g. under a lock).
+    public static func removeLeftovers(in directory: URL) throws {
+        for entry in try LeftoverScan.entries(of: directory) where LeftoverScan.isTemporary(entry, of: nil, digits: .hex16) {
+            try FileManager.default.removeItem(at: directory.appendingPathComponent(entry))
+        }
+    }
+
     /// Atomically writes `text` as UTF-8.
     public static func write(_ text: String, to url: URL) throws {
         try write(Data(text.utf8), to: url)
@@ -88,4 +96,28 @@ private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -
     #else
     return Darwin.write(fd, buffer, count)
     #endif
+}
+
+/// Recognises the temporary names of `AtomicFile` and `AtomicDirectory` (`.<name>.tmp-<suffix>`).
+enum LeftoverScan {
+    enum Digits { case hex16, decimal }
+
+    /// The names in `directory` (empty when it does not exist).
+    static func entries(of directory: URL) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: directory.path) else { return [] }
+        do { return try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
+            throw FileFormatError(path: directory.path, "cannot list the folder: \(error.localizedDescription)")
+        }
+    }
+
+    /// True for `.<name>.tmp-<suffix>` (any name when `name` is nil) with a suffix of the given digits.
+    static func isTemporary(_ entry: String, of name: String?, digits: Digits) -> Bool {
+        guard entry.hasPrefix("."), let r = entry.range(of: ".tmp-", options: .backwards) else { return false }
+        let stem = entry[entry.index(after: entry.startIndex)..<r.lowerBound], suffix = entry[r.upperBound...]
+        guard !stem.isEmpty, name == nil || stem == name! else { return false }
+        switch digits {
+        case .hex16: return suffix.count == 16 && suffix.allSatisfy(\.isHexDigit)
+        case .decimal: return !suffix.isEmpty && suffix.count <= 20 && suffix.allSatisfy(\.isASCII) && suffix.allSatisfy(\.isNumber)
+        }
+    }
 }

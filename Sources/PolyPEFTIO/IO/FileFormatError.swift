@@ -1,7 +1,9 @@
 import PolyPEFTCore
 
-/// A problem with a file or folder outside the safetensors format itself (a missing `adapter_config.json`, a
-/// shard index naming a missing file, a failed atomic write); `description` is `"<path>: <message>"`.
+/// A file or folder that cannot be read or written: a malformed safetensors file or buffer (the message names the
+/// tensor key and the numbers, e.g. `model.safetensors: tensor "w": data_offsets [0, 12] hold 12 bytes but F32 [2, 2]
+/// needs 16`), a missing `adapter_config.json`, a shard index naming a missing file, a failed atomic write.
+/// `description` is `"<path>: <message>"`; `path` is the file, or a name given to an in-memory buffer.
 public struct FileFormatError: PolyPEFTError, Equatable {
     /// The file or folder concerned.
     public let path: String

@@ -79,10 +79,7 @@ public enum PeftAdapterFolder {
     /// Reads a JSON file (written by Python, so `NaN`/`Infinity` are accepted) that must hold an object, with errors
     /// naming the file.
     package static func readJSONObject(at url: URL) throws -> JSONValue {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw FileFormatError(path: url.path, "cannot read the file (\(error.localizedDescription))")
-        }
+        let data = try FileContents.read(url)
         let value: JSONValue
         do { value = try JSONValue(parsing: data, allowNonFinite: true) } catch let e as JSONError {
             throw FileFormatError(path: url.path, "invalid JSON: \(e)")

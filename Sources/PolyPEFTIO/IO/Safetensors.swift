@@ -21,7 +21,7 @@ public enum Safetensors {
     /// The file as consecutive pieces: length field and header, then each entry's bytes in layout order.
     static func layout(entries: [String: SafetensorsEntry], metadata: [String: String]?) throws -> [Data] {
         if entries["__metadata__"] != nil {
-            throw SafetensorsError(file: "safetensors encode", "\"__metadata__\" is reserved and cannot name a tensor")
+            throw FileFormatError(path: "safetensors encode", "\"__metadata__\" is reserved and cannot name a tensor")
         }
         let ordered = entries.sorted { a, b in
             a.value.dtype.layoutRank != b.value.dtype.layoutRank ? a.value.dtype.layoutRank > b.value.dtype.layoutRank

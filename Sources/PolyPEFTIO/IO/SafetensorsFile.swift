@@ -23,13 +23,7 @@ public struct SafetensorsFile: Sendable {
 
     /// Opens and validates the file at `url` (memory-mapped).
     public init(contentsOf url: URL) throws {
-        let path = url.path
-        guard FileManager.default.fileExists(atPath: path) else { throw SafetensorsError(file: path, "file does not exist") }
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw SafetensorsError(file: path, "cannot read the file (\(error.localizedDescription))")
-        }
-        try self.init(data: data, name: path)
+        try self.init(data: try FileContents.read(url, mapped: true), name: url.path)
     }
 
     /// Validates an in-memory safetensors buffer; `name` identifies it in error messages.
@@ -46,7 +40,7 @@ public struct SafetensorsFile: Sendable {
     /// Dtype, shape and byte range of tensor `key`.
     public func info(_ key: String) throws -> SafetensorsTensorInfo {
         guard let info = infos[key] else {
-            throw SafetensorsError(file: name, "no tensor named \"\(key)\" (the file has \(keys.count) tensors)")
+            throw FileFormatError(path: name, "no tensor named \"\(key)\" (the file has \(keys.count) tensors)")
         }
         return info
     }
@@ -71,7 +65,7 @@ public struct SafetensorsFile: Sendable {
     public func tensor(_ key: String, convertingIntegers: Bool = false) throws -> Tensor {
         let info = try info(key)
         guard info.dtype.isFloatingPoint || convertingIntegers else {
-            throw SafetensorsError(file: name, "tensor \"\(key)\" is \(info.dtype.rawValue), an integer dtype: "
+            throw FileFormatError(path: name, "tensor \"\(key)\" is \(info.dtype.rawValue), an integer dtype: "
                 + "use intTensor(_:) or pass convertingIntegers: true")
         }
         let values = try withRawBytes(key) { SafetensorsConversion.floats($0, dtype: info.dtype, count: info.elementCount) }
@@ -82,7 +76,7 @@ public struct SafetensorsFile: Sendable {
     public func intTensor(_ key: String) throws -> (values: [Int], shape: [Int]) {
         let info = try info(key)
         guard !info.dtype.isFloatingPoint else {
-            throw SafetensorsError(file: name, "tensor \"\(key)\" is \(info.dtype.rawValue), not an integer dtype: use tensor(_:)")
+            throw FileFormatError(path: name, "tensor \"\(key)\" is \(info.dtype.rawValue), not an integer dtype: use tensor(_:)")
         }
         let values = try withRawBytes(key) { SafetensorsConversion.ints($0, dtype: info.dtype, count: info.elementCount) }
         return (values, info.shape)

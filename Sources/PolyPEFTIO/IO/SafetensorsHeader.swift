@@ -23,7 +23,7 @@ struct SafetensorsHeader {
     /// Parses and validates the header of `buffer` (a whole file); `file` names it in errors. Touches only the
     /// first 8 + N bytes, allocates no tensor.
     static func parse(_ buffer: UnsafeRawBufferPointer, file: String) throws -> SafetensorsHeader {
-        func fail(_ message: String) -> SafetensorsError { SafetensorsError(file: file, message) }
+        func fail(_ message: String) -> FileFormatError { FileFormatError(path: file, message) }
         guard buffer.count >= 8 else { throw fail("file is \(buffer.count) bytes, too short for the 8-byte header length") }
         let n = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard n <= UInt64(maxHeaderLength) else { throw fail("header length \(n) exceeds the limit of \(maxHeaderLength) bytes") }
@@ -80,7 +80,7 @@ struct SafetensorsHeader {
 
     /// Validates one `{"dtype", "shape", "data_offsets"}` entry.
     private static func parseEntry(_ value: JSONValue, key: String,
-                                   fail: (String) -> SafetensorsError) throws -> SafetensorsTensorInfo {
+                                   fail: (String) -> FileFormatError) throws -> SafetensorsTensorInfo {
         let name = "tensor \"\(key)\""
         guard case .object(let fields) = value else { throw fail("\(name): entry is not an object (found \(value.kindName))") }
         for field in ["dtype", "shape", "data_offsets"] where fields[field] == nil { throw fail("\(name): missing field \"\(field)\"") }

@@ -125,8 +125,8 @@ public final class PeftModel {
             guard given.shape == t.shape else {
                 throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(given.shape)), the model expects \(fmt(t.shape))")
             }
-            if !allowNonFinite, let (i, v) = given.scalars.enumerated().first(where: { !$0.element.isFinite }) {
-                throw ConfigError("\(source): tensor '\(key)' holds \(v) at flat index \(i); non-finite weights are refused "
+            if !allowNonFinite, let i = given.firstNonFiniteIndex() {
+                throw ConfigError("\(source): tensor '\(key)' holds \(given.contiguous().scalars[i]) at flat index \(i); non-finite weights are refused "
                     + "(allowNonFinite accepts them)")
             }
         }

@@ -52,8 +52,8 @@ public enum MultitaskDataFile {
                             inputDim: Int? = nil, targetDim: Int? = nil) throws -> MultitaskDataset {
         let format = try Format(path: path)
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw MultitaskDataError(file: path, "cannot read file (\(error.localizedDescription))")
+        do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
+            throw MultitaskDataError(file: path, e.message)
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw MultitaskDataError(file: path, line: firstInvalidUTF8Line(data), "not valid UTF-8")

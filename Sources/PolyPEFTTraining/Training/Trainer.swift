@@ -61,12 +61,18 @@ public final class Trainer {
     /// The shuffled order of the last epoch asked for (a cache: it depends only on the seed and the epoch).
     private var epochOrder: (epoch: Int, order: [Int])?
 
-    /// One optimizer step; returns the batch loss.
+    /// One optimizer step; returns the batch loss. A NaN or infinite loss or gradient throws a `DivergenceError`
+    /// naming the step, with nothing updated: the trainer stays at the last good step, ready to be checkpointed.
     @discardableResult
     public func trainStep() throws -> Float {
         let rows = batch(at: step)
-        let loss = try optimizer.trainingStep(rng: &rng, lrScale: configuration.schedule.multiplier(step: step),
+        let loss: Variable
+        do {
+            loss = try optimizer.trainingStep(rng: &rng, lrScale: configuration.schedule.multiplier(step: step),
                                               clipNorm: configuration.clipNorm) { try objective.loss(batch: rows, $0) }
+        } catch let e as DivergenceError {
+            throw DivergenceError(step: step + 1, e.message)
+        }
         step += 1
         let l = loss.value.scalarValue
         lossHistory.append(l)
@@ -74,19 +80,20 @@ public final class Trainer {
     }
 
     /// Runs until `configuration.steps` (or until `shouldStop` returns true, checked between steps), evaluating on
-    /// `validation` every `evalEvery` steps and at the end, and reporting through `onEvent`.
+    /// `validation` every `evalEvery` steps and at the end, and reporting through `onEvent` (which may throw to end
+    /// the run, e.g. when a checkpoint cannot be written). A diverged step ends the run with a `DivergenceError`.
     public func run(validation: MultitaskDataset?, shouldStop: () -> Bool = { false },
-                    onEvent: (TrainingEvent) -> Void = { _ in }) throws {
+                    onEvent: (TrainingEvent) throws -> Void = { _ in }) throws {
         while step < configuration.steps && !shouldStop() {
             let l = try trainStep()
-            guard l.isFinite else { throw ConfigError("training diverged at step \(step): loss is \(l); lower the learning rates") }
-            onEvent(.step(step: step, total: configuration.steps, loss: l))
+            try onEvent(.step(step: step, total: configuration.steps, loss: l))
             let e = configuration.evalEvery
             if let validation, (e > 0 && step % e == 0) || step == configuration.steps {
                 let (v, perTask) = try objective.evaluate(validation)
                 validationHistory.append((step, v))
-                onEvent(.validation(step: step, loss: v, perTask: perTask))
+                try onEvent(.validation(step: step, loss: v, perTask: perTask))
             }
+            try onEvent(.completed(step: step))
         }
     }
 

@@ -42,6 +42,7 @@ public enum TrainingEvent: Sendable {
     case step(step: Int, total: Int, loss: Float)
     /// After an evaluation: mean validation loss and the loss of each task, by task id.
     case validation(step: Int, loss: Float, perTask: [Int: Float])
-    /// A checkpoint was written.
-    case checkpoint(step: Int, path: String)
+    /// A step and its validation (if any) are done: the trainer's state is whole, so a checkpoint taken now
+    /// resumes bit for bit (one taken between `.step` and `.validation` would skip that validation).
+    case completed(step: Int)
 }
