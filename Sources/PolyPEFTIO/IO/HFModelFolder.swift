@@ -30,10 +30,49 @@ public enum HFModelFolder {
     /// Reads the weights of a model folder: `model.safetensors` if present, else the shards of
     /// `model.safetensors.index.json`.
     public static func readWeights(from directory: URL, convertingIntegers: Bool = false) throws -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        try forEachTensor(in: directory) { file, name in
+            tensors[name] = try file.tensor(name, convertingIntegers: convertingIntegers)
+        }
+        return tensors
+    }
+
+    /// A checkpoint as published: its parameters as `Float` (F64, F16 and BF16 converted) and, apart, the tensors
+    /// `isBuffer` names (non-parameter buffers such as BERT's `embeddings.position_ids`, integer or not), as integers.
+    /// An integer tensor that is not a buffer throws, naming it; a buffer holding a non-integral value too.
+    public static func readCheckpoint(from directory: URL, buffers isBuffer: (String) -> Bool) throws
+        -> (config: JSONValue, parameters: [String: Tensor], buffers: [String: (values: [Int], shape: [Int])]) {
+        let configURL = directory.appendingPathComponent(configFileName)
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw FileFormatError(path: configURL.path, "missing \(configFileName): not a Hugging Face model folder")
+        }
+        let config = try PeftAdapterFolder.readJSONObject(at: configURL)
+        var parameters: [String: Tensor] = [:]
+        var buffers: [String: (values: [Int], shape: [Int])] = [:]
+        try forEachTensor(in: directory) { file, name in
+            guard isBuffer(name) else { parameters[name] = try file.tensor(name); return }
+            if try file.info(name).dtype.isFloatingPoint {
+                let t = try file.tensor(name)
+                guard let bad = t.scalars.first(where: { $0.rounded() != $0 || abs($0) > 16_777_216 }) else {
+                    buffers[name] = (t.scalars.map { Int($0) }, t.shape)
+                    return
+                }
+                throw FileFormatError(path: file.name, "buffer \"\(name)\" holds \(bad), not an integer index")
+            }
+            buffers[name] = try file.intTensor(name)
+        }
+        return (config, parameters, buffers)
+    }
+
+    /// Calls `body` with each tensor name of the folder's weights and the file holding it: `model.safetensors`, or
+    /// the shards of the index one at a time (only the names the index maps to each shard).
+    static func forEachTensor(in directory: URL, _ body: (SafetensorsFile, String) throws -> Void) throws {
         let fm = FileManager.default
         let single = directory.appendingPathComponent(weightsFileName)
         if fm.fileExists(atPath: single.path) {
-            return try SafetensorsFile(contentsOf: single).allTensors(convertingIntegers: convertingIntegers)
+            let file = try SafetensorsFile(contentsOf: single)
+            for name in file.keys { try body(file, name) }
+            return
         }
         let indexURL = directory.appendingPathComponent(indexFileName)
         guard fm.fileExists(atPath: indexURL.path) else {
@@ -46,7 +85,6 @@ public enum HFModelFolder {
         let weightMap = try readIndex(at: indexURL)
         var byShard: [String: [String]] = [:]
         for (name, shard) in weightMap { byShard[shard, default: []].append(name) }
-        var tensors: [String: Tensor] = [:]
         for shard in byShard.keys.sorted() {
             let shardURL = directory.appendingPathComponent(shard)
             guard fm.fileExists(atPath: shardURL.path) else {
@@ -57,10 +95,9 @@ public enum HFModelFolder {
                 guard file.contains(name) else {
                     throw FileFormatError(path: shardURL.path, "\(indexFileName) maps tensor \"\(name)\" to this shard but it does not contain it")
                 }
-                tensors[name] = try file.tensor(name, convertingIntegers: convertingIntegers)
+                try body(file, name)
             }
         }
-        return tensors
     }
 
     /// Parses the index's `weight_map`; shard names must be plain file names (no path separators), so an index
