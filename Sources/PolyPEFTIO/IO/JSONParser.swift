@@ -31,6 +31,23 @@ public enum JSONParser {
         return value
     }
 
+    /// Parses like `parse(bytes:)`, but the object at `path` (keys from the root, e.g. `["model", "vocab"]`) is
+    /// returned apart as its members in file order, with keys compared byte for byte: Swift's `String` equality is
+    /// canonical equivalence, so a `[String: JSONValue]` cannot hold two keys such as "ñ" (U+00F1) and "n" + U+0303,
+    /// which a tokenizer's vocabulary may both contain. In the returned tree that object is empty. `members` is nil
+    /// when there is no object at `path`.
+    public static func parse(bytes: [UInt8], capturing path: [String], allowNonFinite: Bool = false) throws
+        -> (value: JSONValue, members: [(key: String, value: JSONValue)]?) {
+        if let bad = firstInvalidUTF8(bytes) { throw JSONError("input is not valid UTF-8", at: bad) }
+        var reader = Reader(bytes: bytes, allowNonFinite: allowNonFinite)
+        reader.capturePath = path
+        reader.skipWhitespace()
+        let value = try reader.parseValue(depth: 0)
+        reader.skipWhitespace()
+        guard reader.pos == bytes.count else { throw JSONError("unexpected text after the JSON value", at: reader.pos) }
+        return (value, reader.captured)
+    }
+
     /// Offset of the first byte that is not part of a well-formed UTF-8 sequence (no overlong forms, surrogates or
     /// scalars above U+10FFFF), or nil when all of `b` is valid UTF-8.
     public static func firstInvalidUTF8(_ b: [UInt8]) -> Int? {
@@ -61,6 +78,10 @@ public enum JSONParser {
         let bytes: [UInt8]
         let allowNonFinite: Bool
         var pos = 0
+        /// The key path of the object to capture (`parse(bytes:capturing:)`), the path being parsed, and the capture.
+        var capturePath: [String]?
+        var path: [String] = []
+        var captured: [(key: String, value: JSONValue)]?
 
         mutating func skipWhitespace() {
             while pos < bytes.count, bytes[pos] == 0x20 || bytes[pos] == 0x0A || bytes[pos] == 0x0D || bytes[pos] == 0x09 {
@@ -103,6 +124,13 @@ public enum JSONParser {
             guard depth <= JSONParser.maxDepth else { throw JSONError("nesting deeper than \(JSONParser.maxDepth)", at: pos) }
             pos += 1  // {
             var members: [String: JSONValue] = [:]
+            // The captured object keeps its members in order, keys compared as bytes.
+            let capturing = capturePath != nil && path.count == capturePath!.count
+                && zip(path, capturePath!).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
+            var ordered: [(key: String, value: JSONValue)] = []
+            var seen = Set<[UInt8]>()
+            if capturing { captured = [] }
+            defer { if capturing { captured = ordered } }
             skipWhitespace()
             if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(members) }
             while true {
@@ -118,8 +146,15 @@ public enum JSONParser {
                 }
                 pos += 1
                 skipWhitespace()
+                path.append(key)
                 let value = try parseValue(depth: depth)
-                guard members.updateValue(value, forKey: key) == nil else { throw JSONError("duplicate key \"\(key)\"", at: keyOffset) }
+                path.removeLast()
+                if capturing {
+                    guard seen.insert(Array(key.utf8)).inserted else { throw JSONError("duplicate key \"\(key)\"", at: keyOffset) }
+                    ordered.append((key, value))
+                } else {
+                    guard members.updateValue(value, forKey: key) == nil else { throw JSONError("duplicate key \"\(key)\"", at: keyOffset) }
+                }
                 skipWhitespace()
                 guard pos < bytes.count else { throw JSONError("unterminated object", at: pos) }
                 if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }

@@ -1,0 +1,237 @@
+import Foundation
+import PolyPEFTCore
+
+/// A tokenizer read from a Hugging Face `tokenizer.json`, computing the ids the `tokenizers` library computes.
+///
+/// ```
+/// text --added tokens--> pieces: special tokens matched on the raw text (leftmost-longest) pass through whole
+///      --normalizer----> each other piece normalized (BertNormalizer)
+///      --pre-tokenizer-> words (BertPreTokenizer)
+///      --model---------> ids (WordPiece)
+///      --post-processor> truncation (LongestFirst, leaving room for the template's tokens), the template
+///                        ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] with type ids), padding (fixed or batch-longest)
+/// ids  --decoder-------> text (WordPiece), special tokens skipped on request
+/// ```
+/// Supported components: `BertNormalizer`, `BertPreTokenizer`, `WordPiece` (model and decoder), `TemplateProcessing`
+/// and `BertProcessing`; any other is an error naming it. `truncation` and `padding` start as the file sets them and
+/// may be changed.
+public struct Tokenizer: Sendable {
+    public struct AddedToken: Sendable, Equatable {
+        public var id: Int
+        public var content: String
+        public var special: Bool
+        public var normalized: Bool
+    }
+
+    public struct Truncation: Sendable, Equatable {
+        public enum Strategy: String, Sendable { case longestFirst = "LongestFirst", onlyFirst = "OnlyFirst", onlySecond = "OnlySecond" }
+        public var maxLength: Int
+        public var strategy: Strategy = .longestFirst
+        /// Truncate from the left (keep the end) instead of the right.
+        public var fromLeft = false
+
+        public init(maxLength: Int, strategy: Strategy = .longestFirst, fromLeft: Bool = false) {
+            self.maxLength = maxLength
+            self.strategy = strategy
+            self.fromLeft = fromLeft
+        }
+    }
+
+    public struct Padding: Sendable, Equatable {
+        /// Pad to this length (`Fixed`), or to the longest of the batch (nil: `BatchLongest`).
+        public var length: Int?
+        public var multipleOf: Int?
+        public var left = false
+        public var id = 0
+        public var typeID = 0
+        public var token = "[PAD]"
+
+        public init(length: Int? = nil, multipleOf: Int? = nil, left: Bool = false, id: Int = 0, typeID: Int = 0, token: String = "[PAD]") {
+            self.length = length
+            self.multipleOf = multipleOf
+            self.left = left
+            self.id = id
+            self.typeID = typeID
+            self.token = token
+        }
+    }
+
+    public var normalizer: BertNormalizer?
+    public var preTokenizer: BertPreTokenizer?
+    public let model: WordPiece
+    public var postProcessor: TemplateProcessing?
+    public var decoder: WordPieceDecoder?
+    public let addedTokens: [AddedToken]
+    public var truncation: Truncation?
+    public var padding: Padding?
+    /// id -> token, for the model's vocabulary and the added tokens.
+    let idToToken: [Int: String]
+    let rawMatcher: AddedTokenMatcher
+    let normalizedMatcher: AddedTokenMatcher
+
+    public init(normalizer: BertNormalizer?, preTokenizer: BertPreTokenizer?, model: WordPiece, postProcessor: TemplateProcessing?,
+                decoder: WordPieceDecoder?, addedTokens: [AddedToken] = [], truncation: Truncation? = nil, padding: Padding? = nil) {
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.addedTokens = addedTokens
+        self.truncation = truncation
+        self.padding = padding
+        var reverse: [Int: String] = [:]
+        for (bytes, id) in model.vocab { reverse[id] = String(decoding: bytes, as: UTF8.self) }
+        for t in addedTokens { reverse[t.id] = t.content }
+        idToToken = reverse
+        rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
+        normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized))
+    }
+
+    // MARK: Encoding
+
+    /// Encodes one text (and optionally a second, for pair inputs), with the template's special tokens unless
+    /// `addSpecialTokens` is false, then truncation and padding as configured.
+    public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        var e = try postProcess(encodeSequence(text), pair.map(encodeSequence), addSpecialTokens: addSpecialTokens)
+        if let padding { e.pad(to: paddedLength(padding, longest: e.count), id: padding.id, typeID: padding.typeID, token: padding.token, left: padding.left) }
+        return e
+    }
+
+    /// Encodes every text; `BatchLongest` padding pads to the longest of them.
+    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) throws -> [Encoding] {
+        var out = try texts.map { try postProcess(encodeSequence($0), nil, addSpecialTokens: addSpecialTokens) }
+        if let padding {
+            let length = paddedLength(padding, longest: out.map(\.count).max() ?? 0)
+            for i in out.indices { out[i].pad(to: length, id: padding.id, typeID: padding.typeID, token: padding.token, left: padding.left) }
+        }
+        return out
+    }
+
+    func paddedLength(_ p: Padding, longest: Int) -> Int {
+        var n = p.length ?? longest
+        if let m = p.multipleOf, m > 0, n % m != 0 { n += m - n % m }
+        return n
+    }
+
+    /// One sequence before the post-processor: added tokens, normalizer, pre-tokenizer, model.
+    func encodeSequence(_ text: String) -> Encoding {
+        var e = Encoding()
+        let scalars = Array(text.unicodeScalars)
+        for piece in rawMatcher.split(scalars[...]) {
+            if let token = piece.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
+            let normalized = normalizer?.normalize(Array(piece.text)) ?? Array(piece.text)
+            for part in normalizedMatcher.split(normalized[...]) {
+                if let token = part.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
+                let text = Array(part.text)
+                let words = preTokenizer?.split(text) ?? (text.isEmpty ? [] : [0..<text.count])
+                var ids: [Int] = []
+                for w in words { model.tokenize(text[w], into: &ids) }
+                for id in ids { e.append(id: id, token: idToToken[id] ?? "", typeID: 0, special: false) }
+            }
+        }
+        return e
+    }
+
+    /// Truncation (leaving room for the template's tokens), then the template.
+    func postProcess(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool) throws -> Encoding {
+        var a = a, b = b
+        if let t = truncation {
+            let added = addSpecialTokens ? postProcessor?.addedTokenCount(pair: b != nil) ?? 0 : 0
+            guard t.maxLength >= added else {
+                throw TokenizerError("truncation max_length \(t.maxLength) is shorter than the \(added) special tokens the template adds")
+            }
+            try Self.truncate(&a, &b, maxLength: t.maxLength - added, t)
+        }
+        guard addSpecialTokens, let postProcessor else {
+            if let b { a.append(b, typeID: 1) }
+            return a
+        }
+        return postProcessor.apply(a, b)
+    }
+
+    /// The library's `truncate_encodings`.
+    static func truncate(_ a: inout Encoding, _ b: inout Encoding?, maxLength: Int, _ t: Truncation) throws {
+        let total = a.count + (b?.count ?? 0)
+        guard total > maxLength else { return }
+        switch t.strategy {
+        case .longestFirst:
+            guard var other = b else { a.truncate(to: maxLength, fromLeft: t.fromLeft); return }
+            var n1 = a.count, n2 = other.count
+            let swap = n1 > n2
+            if swap { (n1, n2) = (n2, n1) }
+            n2 = n1 > maxLength ? n1 : Swift.max(n1, maxLength - n1)
+            if n1 + n2 > maxLength {
+                n1 = maxLength / 2
+                n2 = n1 + maxLength % 2
+            }
+            if swap { (n1, n2) = (n2, n1) }
+            a.truncate(to: n1, fromLeft: t.fromLeft)
+            other.truncate(to: n2, fromLeft: t.fromLeft)
+            b = other
+        case .onlyFirst, .onlySecond:
+            let remove = total - maxLength
+            if t.strategy == .onlyFirst {
+                guard a.count > remove else { throw TokenizerError("truncation: the first sequence is too short to remove \(remove) tokens") }
+                a.truncate(to: a.count - remove, fromLeft: t.fromLeft)
+            } else {
+                guard var other = b else { throw TokenizerError("truncation only_second: no second sequence was given") }
+                guard other.count > remove else { throw TokenizerError("truncation: the second sequence is too short to remove \(remove) tokens") }
+                other.truncate(to: other.count - remove, fromLeft: t.fromLeft)
+                b = other
+            }
+        }
+    }
+
+    // MARK: Decoding
+
+    /// The text of `ids` (unknown ids are skipped, as the library does), without special added tokens when asked.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = true) -> String {
+        let special = Set(addedTokens.filter(\.special).map(\.id))
+        let tokens = ids.compactMap { id -> String? in
+            if skipSpecialTokens && special.contains(id) { return nil }
+            return idToToken[id]
+        }
+        return decoder?.decode(tokens) ?? tokens.joined(separator: " ")
+    }
+
+    /// The token string of an id (model vocabulary or added token).
+    public func token(for id: Int) -> String? { idToToken[id] }
+
+    /// The id of a token string (added tokens first, then the model's vocabulary).
+    public func id(for token: String) -> Int? {
+        addedTokens.first { $0.content.unicodeScalars.elementsEqual(token.unicodeScalars) }?.id ?? model.vocab[Array(token.utf8)]
+    }
+}
+
+/// Splits text on added tokens: at each position the longest token starting there (leftmost-longest, as the
+/// library's Aho-Corasick matcher), compared scalar by scalar.
+struct AddedTokenMatcher: Sendable {
+    let tokens: [(scalars: [Unicode.Scalar], token: Tokenizer.AddedToken)]
+    let firstScalars: Set<Unicode.Scalar>
+
+    init(_ added: [Tokenizer.AddedToken]) {
+        tokens = added.map { (Array($0.content.unicodeScalars), $0) }.filter { !$0.0.isEmpty }
+        firstScalars = Set(tokens.map { $0.scalars[0] })
+    }
+
+    func split(_ text: ArraySlice<Unicode.Scalar>) -> [(text: ArraySlice<Unicode.Scalar>, token: Tokenizer.AddedToken?)] {
+        guard !tokens.isEmpty else { return [(text, nil)] }
+        var out: [(text: ArraySlice<Unicode.Scalar>, token: Tokenizer.AddedToken?)] = []
+        var start = text.startIndex, i = text.startIndex
+        while i < text.endIndex {
+            guard firstScalars.contains(text[i]) else { i += 1; continue }
+            var best: (length: Int, token: Tokenizer.AddedToken)?
+            for (s, t) in tokens where s.count > (best?.length ?? 0) && i + s.count <= text.endIndex
+                && text[i..<(i + s.count)].elementsEqual(s) {
+                best = (s.count, t)
+            }
+            guard let best else { i += 1; continue }
+            if start < i { out.append((text[start..<i], nil)) }
+            out.append((text[i..<(i + best.length)], best.token))
+            i += best.length
+            start = i
+        }
+        if start < text.endIndex || out.isEmpty { out.append((text[start..<text.endIndex], nil)) }
+        return out
+    }
+}
