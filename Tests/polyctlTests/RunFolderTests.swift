@@ -5,23 +5,7 @@ import PolyPEFT
 
 /// Run folders under hostile conditions (issue 19): one writer at a time, `--overwrite`, leftovers of interrupted
 /// saves, divergence, non-finite checkpoints, and a real process stopped by SIGTERM and killed by SIGKILL.
-final class RunFolderTests: XCTestCase {
-    var root: URL!
-
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("runfolder-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
-
-    func run(_ args: [String]) -> (code: Int32, out: String, err: String) {
-        let c = Console(passthrough: false)
-        let code = PolyCtl.run(args, console: c)
-        return (code, c.stdout, c.stderr)
-    }
-
-    let tiny = ["--steps", "30", "--eval-every", "10", "--batch-size", "64", "--no-baseline", "--quiet"]
+final class RunFolderTests: CLITestCase {
 
     func path(_ name: String) -> String { root.appendingPathComponent(name).path }
 

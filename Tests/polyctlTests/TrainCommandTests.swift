@@ -3,23 +3,7 @@ import XCTest
 @testable import polyctl
 import PolyPEFT
 
-final class TrainCommandTests: XCTestCase {
-    var root: URL!
-
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("polyctl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
-
-    func run(_ args: [String]) -> (code: Int32, out: String, err: String) {
-        let c = Console(passthrough: false)
-        let code = PolyCtl.run(args, console: c)
-        return (code, c.stdout, c.stderr)
-    }
-
-    let tiny = ["--steps", "30", "--eval-every", "10", "--batch-size", "64", "--no-baseline", "--quiet"]
+final class TrainCommandTests: CLITestCase {
 
     func testTrainInspectEvalInferRoundTrip() throws {
         let dir = root.appendingPathComponent("a").path
