@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Golden cases for PolyPEFT's tokenizers: a seeded multilingual corpus, WordPiece tokenizers trained on it with the
-`tokenizers` library (no download), and the ids that library computes for every line.
+"""Golden cases for PolyPEFT's tokenizers: a seeded multilingual corpus, tokenizers trained on other seeded lines
+(no download), and the ids the `tokenizers` library computes for every line.
 
-    pip install tokenizers==0.23.3
+    pip install tokenizers==0.23.3 sentencepiece==0.2.3 protobuf
     python3 Benchmarks/golden/make_tokenizer_cases.py Tests/PolyPEFTTests/Resources/tokenizers
 
 Writes into the output folder:
   wordpiece_uncased.json, wordpiece_cased.json   tokenizer.json files (BertNormalizer lowercase / cased, BertPreTokenizer,
-                                                 WordPiece, BERT's template, WordPiece decoder)
+                                                 WordPiece, BERT's template, WordPiece decoder), trained with `tokenizers`
+  unigram_t5.json                                T5's layout: a SentencePiece Unigram model trained with `sentencepiece`
+                                                 (nmt_nfkc rules, so the Precompiled normalizer), converted by
+                                                 `tokenizers`' from_spm (Precompiled + Replace, Metaspace), T5's
+                                                 `$A </s>` template and special tokens
+  unigram_bytes.json                             the same with byte fallback and Llama's decoder chain (Replace, ByteFallback,
+                                                 Fuse, Strip)
   corpus.jsonl                                   one {"text": ...} per line (2,400 lines)
   expected.jsonl                                 per tokenizer and line: ids (no padding, no truncation), type ids,
                                                  special-token mask, decoded text; plus pair / truncation / padding cases
@@ -95,6 +101,30 @@ def bert_tokenizer(lowercase, corpus):
     return tok
 
 
+def unigram_tokenizer(work, lines, byte_fallback):
+    """A SentencePiece Unigram model as T5 ships it, through the `tokenizers` library's converter."""
+    import sentencepiece
+    sys.path.insert(0, os.path.dirname(sentencepiece.__file__))  # sentencepiece_model_pb2, for from_spm
+    from tokenizers.implementations import SentencePieceUnigramTokenizer
+    text = os.path.join(work, "train.txt")
+    with open(text, "w", encoding="utf-8") as f:
+        for line in lines:  # sentencepiece reads lines: no line breaks inside one
+            f.write("".join(" " if c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else c for c in line) + "\n")
+    prefix = os.path.join(work, "bytes" if byte_fallback else "plain")
+    sentencepiece.SentencePieceTrainer.train(input=text, model_prefix=prefix, vocab_size=1500, model_type="unigram",
+                                             character_coverage=0.9995, normalization_rule_name="nmt_nfkc", pad_id=0,
+                                             eos_id=1, unk_id=2, bos_id=-1, byte_fallback=byte_fallback, minloglevel=2,
+                                             seed_sentencepiece_size=100000, num_threads=1)
+    tok = SentencePieceUnigramTokenizer.from_spm(prefix + ".model")._tokenizer
+    tok.add_special_tokens(["<pad>", "</s>", "<unk>"])
+    eos = tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)])
+    if byte_fallback:
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+    return tok
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "Tests/PolyPEFTTests/Resources/tokenizers"
     os.makedirs(out, exist_ok=True)
@@ -105,8 +135,13 @@ def main():
         for line in corpus:
             f.write(json.dumps({"text": line}, ensure_ascii=True) + "\n")
     expected = []
-    for name, lowercase in [("wordpiece_uncased", True), ("wordpiece_cased", False)]:
-        tok = bert_tokenizer(lowercase, training)
+    import tempfile
+    work = tempfile.mkdtemp()
+    for name, make in [("wordpiece_uncased", lambda: bert_tokenizer(True, training)),
+                       ("wordpiece_cased", lambda: bert_tokenizer(False, training)),
+                       ("unigram_t5", lambda: unigram_tokenizer(work, training, False)),
+                       ("unigram_bytes", lambda: unigram_tokenizer(work, training, True))]:
+        tok = make()
         tok.save(os.path.join(out, name + ".json"))
         tok.no_padding()
         tok.no_truncation()

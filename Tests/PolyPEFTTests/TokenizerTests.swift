@@ -25,7 +25,7 @@ final class TokenizerTests: XCTestCase {
         let corpus = try lines("corpus.jsonl").map { $0["text"]!.stringValue! }
         XCTAssertEqual(corpus.count, 2400)
         var tokenizers: [String: Tokenizer] = [:]
-        for name in ["wordpiece_uncased", "wordpiece_cased"] {
+        for name in ["wordpiece_uncased", "wordpiece_cased", "unigram_t5", "unigram_bytes"] {
             var t = try Tokenizer(contentsOf: Self.folder.appendingPathComponent(name + ".json"))
             t.padding = nil
             t.truncation = nil
@@ -63,7 +63,7 @@ final class TokenizerTests: XCTestCase {
             }
             checked += 1
         }
-        XCTAssertGreaterThan(checked, 5000)
+        XCTAssertGreaterThan(checked, 10000)
         XCTAssertEqual(differences.count, 0, "first differences:\n" + differences.prefix(10).joined(separator: "\n"))
     }
 
@@ -78,9 +78,9 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try t.encode("the")) { XCTAssertEqual("\($0)", "truncation max_length 1 is shorter than the 2 special tokens the template adds") }
         let json = try JSONValue(parsing: try Data(contentsOf: Self.folder.appendingPathComponent("wordpiece_uncased.json")))
         var o = json.objectValue!
-        o["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"]
+        o["pre_tokenizer"] = ["type": "ByteLevel", "add_prefix_space": false]
         XCTAssertThrowsError(try Tokenizer(json: .object(o))) {
-            XCTAssertEqual("\($0)", "pre_tokenizer type \"Metaspace\" is not supported (supported: BertPreTokenizer)")
+            XCTAssertEqual("\($0)", "pre_tokenizer type \"ByteLevel\" is not supported (supported: BertPreTokenizer, WhitespaceSplit, Metaspace, Sequence)")
         }
         XCTAssertThrowsError(try Tokenizer(contentsOf: URL(fileURLWithPath: "/nonexistent/tokenizer.json"))) {
             XCTAssertEqual("\($0)", "/nonexistent/tokenizer.json: no such file")

@@ -8,7 +8,7 @@ import Foundation
 /// strip_accents         NFD, then drop nonspacing marks (Mn); default: the value of lowercase
 /// lowercase             each scalar's full lowercase mapping (no context: a final sigma stays σ)
 /// ```
-public struct BertNormalizer: Sendable, Equatable {
+public struct BertNormalizer: TextNormalizer, Equatable {
     public var cleanText = true
     public var handleChineseChars = true
     public var stripAccents: Bool? = nil

@@ -3,24 +3,46 @@
 /// ```
 /// "Hey friend!  How?!" -> Hey | friend | ! | How | ? | !
 /// ```
-public struct BertPreTokenizer: Sendable, Equatable {
+public struct BertPreTokenizer: PreTokenizer, Equatable {
     public init() {}
 
-    /// The words of `text` as ranges of its indices.
-    public func split(_ text: [Unicode.Scalar]) -> [Range<Int>] {
-        var words: [Range<Int>] = []
+    public func split(_ piece: TextPiece) -> [TextPiece] {
+        let text = piece.scalars
+        var words: [TextPiece] = []
+        func word(_ r: Range<Int>) { words.append(TextPiece(text[r], atStart: piece.atStart && r.lowerBound == text.startIndex)) }
         var start = -1
-        for (i, c) in text.enumerated() {
+        for i in text.indices {
+            let c = text[i]
             if UnicodeClasses.isWhitespace(c) {
-                if start >= 0 { words.append(start..<i); start = -1 }
+                if start >= 0 { word(start..<i); start = -1 }
             } else if UnicodeClasses.isPunctuation(c) {
-                if start >= 0 { words.append(start..<i); start = -1 }
-                words.append(i..<(i + 1))
+                if start >= 0 { word(start..<i); start = -1 }
+                word(i..<(i + 1))
             } else if start < 0 {
                 start = i
             }
         }
-        if start >= 0 { words.append(start..<text.count) }
+        if start >= 0 { word(start..<text.endIndex) }
+        return words
+    }
+}
+
+/// `WhitespaceSplit`: words are the runs between whitespace (White_Space scalars), which is dropped.
+public struct WhitespaceSplit: PreTokenizer, Equatable {
+    public init() {}
+
+    public func split(_ piece: TextPiece) -> [TextPiece] {
+        let text = piece.scalars
+        var words: [TextPiece] = []
+        var start = -1
+        for i in text.indices {
+            if UnicodeClasses.isWhitespace(text[i]) {
+                if start >= 0 { words.append(TextPiece(text[start..<i], atStart: piece.atStart && start == text.startIndex)); start = -1 }
+            } else if start < 0 {
+                start = i
+            }
+        }
+        if start >= 0 { words.append(TextPiece(text[start..<text.endIndex], atStart: piece.atStart && start == text.startIndex)) }
         return words
     }
 }

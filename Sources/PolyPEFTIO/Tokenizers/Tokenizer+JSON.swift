@@ -15,171 +15,263 @@ extension Tokenizer {
         }
     }
 
-    /// Builds the tokenizer a `tokenizer.json` object describes. The vocabulary comes from `vocab` when given (see
-    /// `JSONParser.parse(bytes:capturing:)`: keys that differ only by Unicode normalization stay apart), else from
-    /// `model.vocab` in `json`.
+    /// Builds the tokenizer a `tokenizer.json` object describes. A WordPiece vocabulary comes from `vocab` when
+    /// given (see `JSONParser.parse(bytes:capturing:)`: keys that differ only by Unicode normalization stay apart),
+    /// else from `model.vocab` in `json`.
     public init(json: JSONValue, vocab vocabMembers: [(key: String, value: JSONValue)]? = nil) throws {
         guard let root = json.objectValue else { throw TokenizerError("expected a JSON object") }
-        func object(_ v: JSONValue?, _ key: String) throws -> [String: JSONValue]? {
-            guard let v, v != .null else { return nil }
-            guard let o = v.objectValue else { throw TokenizerError("\(key): expected an object, found \(v.kindName)") }
-            return o
-        }
-        func int(_ o: [String: JSONValue], _ key: String, _ path: String, default d: Int? = nil) throws -> Int {
-            guard let v = o[key], v != .null else {
-                if let d { return d }
-                throw TokenizerError("\(path).\(key) is missing")
-            }
-            guard let i = v.intValue, i >= 0, i <= Int(Int32.max) else { throw TokenizerError("\(path).\(key): expected a count or id, found \(v.compactString())") }
-            return i
-        }
-        func bool(_ o: [String: JSONValue], _ key: String, _ path: String, default d: Bool) throws -> Bool {
-            guard let v = o[key], v != .null else { return d }
-            guard let b = v.boolValue else { throw TokenizerError("\(path).\(key): expected true or false, found \(v.compactString())") }
-            return b
-        }
-        func string(_ o: [String: JSONValue], _ key: String, _ path: String, default d: String? = nil) throws -> String {
-            guard let v = o[key], v != .null else {
-                if let d { return d }
-                throw TokenizerError("\(path).\(key) is missing")
-            }
-            guard let s = v.stringValue else { throw TokenizerError("\(path).\(key): expected a string, found \(v.compactString())") }
-            return s
-        }
-        func type(_ o: [String: JSONValue], _ path: String, supported: [String]) throws -> String {
-            let t = try string(o, "type", path)
-            guard supported.contains(t) else {
-                throw TokenizerError("\(path) type \"\(t)\" is not supported (supported: \(supported.joined(separator: ", ")))")
-            }
-            return t
-        }
+        let r = TokenizerJSON()
+        guard let m = try r.object(root["model"], "model") else { throw TokenizerError("model is missing") }
+        let model = try r.model(m, vocab: vocabMembers)
+        let normalizer = try r.object(root["normalizer"], "normalizer").map { try r.normalizer($0, "normalizer") }
+        let preTokenizer = try r.object(root["pre_tokenizer"], "pre_tokenizer").map { try r.preTokenizer($0, "pre_tokenizer") }
+        let decoder = try r.object(root["decoder"], "decoder").map { try r.decoder($0, "decoder") }
+        let post = try r.object(root["post_processor"], "post_processor").map { try r.postProcessor($0) }
+        self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: post, decoder: decoder,
+                  addedTokens: try r.addedTokens(root["added_tokens"]),
+                  truncation: try r.object(root["truncation"], "truncation").map { try r.truncation($0) },
+                  padding: try r.object(root["padding"], "padding").map { try r.padding($0) })
+    }
+}
 
-        // Model.
-        guard let m = try object(root["model"], "model") else { throw TokenizerError("model is missing") }
-        _ = try type(m, "model", supported: ["WordPiece"])
-        guard let members = vocabMembers ?? m["vocab"]?.objectValue.map({ $0.map { ($0.key, $0.value) } }) else {
-            throw TokenizerError("model.vocab: expected an object of token -> id")
-        }
-        var vocab: [(String, Int)] = []
-        vocab.reserveCapacity(members.count)
-        for (token, v) in members {
-            guard let id = v.intValue, id >= 0, id <= Int(Int32.max) else {
-                throw TokenizerError("model.vocab[\"\(token)\"]: expected an id, found \(v.compactString())")
-            }
-            vocab.append((token, id))
-        }
-        let model = try WordPiece(vocab: vocab, unknownToken: try string(m, "unk_token", "model", default: "[UNK]"),
-                                  continuingPrefix: try string(m, "continuing_subword_prefix", "model", default: "##"),
-                                  maxInputCharsPerWord: try int(m, "max_input_chars_per_word", "model", default: 100))
+/// Typed reads of `tokenizer.json`'s parts, each error naming the key path.
+struct TokenizerJSON {
+    typealias Object = [String: JSONValue]
 
-        // Normalizer and pre-tokenizer.
-        var normalizer: BertNormalizer?
-        if let n = try object(root["normalizer"], "normalizer") {
-            _ = try type(n, "normalizer", supported: ["BertNormalizer"])
+    func object(_ v: JSONValue?, _ path: String) throws -> Object? {
+        guard let v, v != .null else { return nil }
+        guard let o = v.objectValue else { throw TokenizerError("\(path): expected an object, found \(v.kindName)") }
+        return o
+    }
+
+    func int(_ o: Object, _ key: String, _ path: String, default d: Int? = nil) throws -> Int {
+        guard let v = o[key], v != .null else {
+            if let d { return d }
+            throw TokenizerError("\(path).\(key) is missing")
+        }
+        guard let i = v.intValue, i >= 0, i <= Int(Int32.max) else {
+            throw TokenizerError("\(path).\(key): expected a count or id, found \(v.compactString())")
+        }
+        return i
+    }
+
+    func bool(_ o: Object, _ key: String, _ path: String, default d: Bool) throws -> Bool {
+        guard let v = o[key], v != .null else { return d }
+        guard let b = v.boolValue else { throw TokenizerError("\(path).\(key): expected true or false, found \(v.compactString())") }
+        return b
+    }
+
+    func string(_ o: Object, _ key: String, _ path: String, default d: String? = nil) throws -> String {
+        guard let v = o[key], v != .null else {
+            if let d { return d }
+            throw TokenizerError("\(path).\(key) is missing")
+        }
+        guard let s = v.stringValue else { throw TokenizerError("\(path).\(key): expected a string, found \(v.compactString())") }
+        return s
+    }
+
+    func scalar(_ o: Object, _ key: String, _ path: String, default d: String) throws -> Unicode.Scalar {
+        let s = try string(o, key, path, default: d)
+        guard s.unicodeScalars.count == 1 else { throw TokenizerError("\(path).\(key): expected one character, found \"\(s)\"") }
+        return s.unicodeScalars.first!
+    }
+
+    func type(_ o: Object, _ path: String, supported: [String]) throws -> String {
+        let t = try string(o, "type", path)
+        guard supported.contains(t) else {
+            throw TokenizerError("\(path) type \"\(t)\" is not supported (supported: \(supported.joined(separator: ", ")))")
+        }
+        return t
+    }
+
+    func list(_ o: Object, _ key: String, _ path: String) throws -> [(Object, String)] {
+        guard let items = o[key]?.arrayValue else { throw TokenizerError("\(path).\(key): expected a list") }
+        return try items.enumerated().map { i, item in
+            let p = "\(path).\(key)[\(i)]"
+            guard let obj = item.objectValue else { throw TokenizerError("\(p): expected an object") }
+            return (obj, p)
+        }
+    }
+
+    func model(_ m: Object, vocab members: [(key: String, value: JSONValue)]?) throws -> any TokenizerModel {
+        switch try type(m, "model", supported: ["WordPiece", "Unigram"]) {
+        case "Unigram":
+            guard let items = m["vocab"]?.arrayValue else { throw TokenizerError("model.vocab: expected a list of [piece, score]") }
+            let pieces = try items.enumerated().map { i, item -> (piece: String, score: Double) in
+                guard let pair = item.arrayValue, pair.count == 2, let piece = pair[0].stringValue, let score = pair[1].doubleValue else {
+                    throw TokenizerError("model.vocab[\(i)]: expected [piece, score]")
+                }
+                return (piece, score)
+            }
+            guard let unk = m["unk_id"]?.intValue else { throw TokenizerError("model.unk_id: an unknown-token id is required") }
+            return try Unigram(pieces: pieces, unknownID: unk, byteFallback: try bool(m, "byte_fallback", "model", default: false))
+        default:
+            guard let members = members ?? m["vocab"]?.objectValue.map({ $0.map { ($0.key, $0.value) } }) else {
+                throw TokenizerError("model.vocab: expected an object of token -> id")
+            }
+            var vocab: [(String, Int)] = []
+            vocab.reserveCapacity(members.count)
+            for (token, v) in members {
+                guard let id = v.intValue, id >= 0, id <= Int(Int32.max) else {
+                    throw TokenizerError("model.vocab[\"\(token)\"]: expected an id, found \(v.compactString())")
+                }
+                vocab.append((token, id))
+            }
+            return try WordPiece(vocab: vocab, unknownToken: try string(m, "unk_token", "model", default: "[UNK]"),
+                                 continuingPrefix: try string(m, "continuing_subword_prefix", "model", default: "##"),
+                                 maxInputCharsPerWord: try int(m, "max_input_chars_per_word", "model", default: 100))
+        }
+    }
+
+    func normalizer(_ n: Object, _ path: String) throws -> any TextNormalizer {
+        let forms = UnicodeNormalizer.Form.allNames
+        switch try type(n, path, supported: ["BertNormalizer", "Precompiled", "Replace", "Strip", "Sequence"] + forms) {
+        case "BertNormalizer":
             var strip: Bool?
             if let v = n["strip_accents"], v != .null {
-                guard let b = v.boolValue else { throw TokenizerError("normalizer.strip_accents: expected true, false or null") }
+                guard let b = v.boolValue else { throw TokenizerError("\(path).strip_accents: expected true, false or null") }
                 strip = b
             }
-            normalizer = BertNormalizer(cleanText: try bool(n, "clean_text", "normalizer", default: true),
-                                        handleChineseChars: try bool(n, "handle_chinese_chars", "normalizer", default: true),
-                                        stripAccents: strip, lowercase: try bool(n, "lowercase", "normalizer", default: true))
+            return BertNormalizer(cleanText: try bool(n, "clean_text", path, default: true),
+                                  handleChineseChars: try bool(n, "handle_chinese_chars", path, default: true),
+                                  stripAccents: strip, lowercase: try bool(n, "lowercase", path, default: true))
+        case "Precompiled":
+            let encoded = try string(n, "precompiled_charsmap", path)
+            guard let data = Data(base64Encoded: encoded) else { throw TokenizerError("\(path).precompiled_charsmap: not base64") }
+            return try PrecompiledNormalizer(charsmap: [UInt8](data))
+        case "Replace":
+            let content = try string(n, "content", path)
+            let (text, regex) = try pattern(n, path)
+            return try regex ? ReplaceNormalizer(regex: text, content: content) : ReplaceNormalizer(string: text, content: content)
+        case "Strip":
+            return StripNormalizer(left: try bool(n, "strip_left", path, default: true), right: try bool(n, "strip_right", path, default: true))
+        case "Sequence":
+            return NormalizerSequence(try list(n, "normalizers", path).map { try normalizer($0.0, $0.1) })
+        case let form:
+            return UnicodeNormalizer(UnicodeNormalizer.Form(rawValue: form)!)
         }
-        var preTokenizer: BertPreTokenizer?
-        if let p = try object(root["pre_tokenizer"], "pre_tokenizer") {
-            _ = try type(p, "pre_tokenizer", supported: ["BertPreTokenizer"])
-            preTokenizer = BertPreTokenizer()
-        }
-
-        // Added tokens.
-        var added: [AddedToken] = []
-        if let list = root["added_tokens"], list != .null {
-            guard let items = list.arrayValue else { throw TokenizerError("added_tokens: expected a list") }
-            for (i, item) in items.enumerated() {
-                let path = "added_tokens[\(i)]"
-                guard let o = item.objectValue else { throw TokenizerError("\(path): expected an object") }
-                for key in ["single_word", "lstrip", "rstrip"] where try bool(o, key, path, default: false) {
-                    throw TokenizerError("\(path).\(key) = true is not supported")
-                }
-                added.append(AddedToken(id: try int(o, "id", path), content: try string(o, "content", path),
-                                        special: try bool(o, "special", path, default: false),
-                                        normalized: try bool(o, "normalized", path, default: true)))
-            }
-        }
-
-        // Post-processor.
-        var post: TemplateProcessing?
-        if let p = try object(root["post_processor"], "post_processor") {
-            switch try type(p, "post_processor", supported: ["TemplateProcessing", "BertProcessing"]) {
-            case "BertProcessing":
-                func pair(_ key: String) throws -> (String, Int) {
-                    guard let a = p[key]?.arrayValue, a.count == 2, let s = a[0].stringValue, let id = a[1].intValue else {
-                        throw TokenizerError("post_processor.\(key): expected [token, id]")
-                    }
-                    return (s, id)
-                }
-                post = try .bert(cls: try pair("cls"), sep: try pair("sep"))
-            default:
-                func pieces(_ key: String) throws -> [TemplateProcessing.Piece] {
-                    guard let items = p[key]?.arrayValue else { throw TokenizerError("post_processor.\(key): expected a list") }
-                    return try items.enumerated().map { i, item in
-                        let path = "post_processor.\(key)[\(i)]"
-                        if let s = try object(item.objectValue?["SpecialToken"], path) {
-                            return .special(try string(s, "id", path), typeID: try int(s, "type_id", path, default: 0))
-                        }
-                        if let s = try object(item.objectValue?["Sequence"], path) {
-                            let which = try string(s, "id", path)
-                            guard which == "A" || which == "B" else { throw TokenizerError("\(path).id: expected \"A\" or \"B\", found \"\(which)\"") }
-                            return .sequence(isPair: which == "B", typeID: try int(s, "type_id", path, default: 0))
-                        }
-                        throw TokenizerError("\(path): expected {\"SpecialToken\": ...} or {\"Sequence\": ...}")
-                    }
-                }
-                var specials: [String: (ids: [Int], tokens: [String])] = [:]
-                for (name, v) in try object(p["special_tokens"], "post_processor.special_tokens") ?? [:] {
-                    let path = "post_processor.special_tokens[\"\(name)\"]"
-                    guard let o = v.objectValue, let ids = o["ids"]?.arrayValue?.compactMap(\.intValue),
-                          let tokens = o["tokens"]?.arrayValue?.compactMap(\.stringValue) else {
-                        throw TokenizerError("\(path): expected {\"ids\": [...], \"tokens\": [...]}")
-                    }
-                    specials[name] = (ids, tokens)
-                }
-                post = try TemplateProcessing(single: try pieces("single"), pair: try pieces("pair"), specialTokens: specials)
-            }
-        }
-
-        // Decoder.
-        var decoder: WordPieceDecoder?
-        if let d = try object(root["decoder"], "decoder") {
-            _ = try type(d, "decoder", supported: ["WordPiece"])
-            decoder = WordPieceDecoder(prefix: try string(d, "prefix", "decoder", default: "##"),
-                                       cleanup: try bool(d, "cleanup", "decoder", default: true))
-        }
-
-        // Truncation and padding.
-        var truncation: Truncation?
-        if let t = try object(root["truncation"], "truncation") {
-            let name = try string(t, "strategy", "truncation", default: "LongestFirst")
-            guard let strategy = Truncation.Strategy(rawValue: name) else { throw TokenizerError("truncation.strategy \"\(name)\" is not supported") }
-            truncation = Truncation(maxLength: try int(t, "max_length", "truncation"), strategy: strategy,
-                                    fromLeft: try string(t, "direction", "truncation", default: "Right") == "Left")
-        }
-        var padding: Padding?
-        if let p = try object(root["padding"], "padding") {
-            var length: Int?
-            if let fixed = p["strategy"]?.objectValue?["Fixed"] {
-                guard let n = fixed.intValue, n >= 0 else { throw TokenizerError("padding.strategy.Fixed: expected a length") }
-                length = n
-            } else if p["strategy"]?.stringValue != "BatchLongest" {
-                throw TokenizerError("padding.strategy: expected \"BatchLongest\" or {\"Fixed\": n}")
-            }
-            let multiple = p["pad_to_multiple_of"].flatMap(\.intValue)
-            padding = Padding(length: length, multipleOf: multiple,
-                              left: try string(p, "direction", "padding", default: "Right") == "Left",
-                              id: try int(p, "pad_id", "padding", default: 0), typeID: try int(p, "pad_type_id", "padding", default: 0),
-                              token: try string(p, "pad_token", "padding", default: "[PAD]"))
-        }
-        self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: post, decoder: decoder,
-                  addedTokens: added, truncation: truncation, padding: padding)
     }
+
+    /// A `Replace`'s pattern: `{"String": s}` or `{"Regex": r}`.
+    func pattern(_ o: Object, _ path: String) throws -> (String, regex: Bool) {
+        guard let p = o["pattern"]?.objectValue, p.count == 1 else { throw TokenizerError("\(path).pattern: expected {\"String\": ...} or {\"Regex\": ...}") }
+        if let s = p["String"]?.stringValue { return (s, false) }
+        if let r = p["Regex"]?.stringValue { return (r, true) }
+        throw TokenizerError("\(path).pattern: expected {\"String\": ...} or {\"Regex\": ...}")
+    }
+
+    func preTokenizer(_ p: Object, _ path: String) throws -> any PreTokenizer {
+        switch try type(p, path, supported: ["BertPreTokenizer", "WhitespaceSplit", "Metaspace", "Sequence"]) {
+        case "BertPreTokenizer": return BertPreTokenizer()
+        case "WhitespaceSplit": return WhitespaceSplit()
+        case "Metaspace": return try metaspace(p, path)
+        default: return PreTokenizerSequence(try list(p, "pretokenizers", path).map { try preTokenizer($0.0, $0.1) })
+        }
+    }
+
+    func metaspace(_ o: Object, _ path: String) throws -> Metaspace {
+        var scheme = Metaspace.PrependScheme.always
+        if let s = o["prepend_scheme"]?.stringValue {
+            guard let v = Metaspace.PrependScheme(rawValue: s) else { throw TokenizerError("\(path).prepend_scheme \"\(s)\" is not always, first or never") }
+            scheme = v
+        } else if o["add_prefix_space"]?.boolValue == false {
+            scheme = .never
+        }
+        return Metaspace(replacement: try scalar(o, "replacement", path, default: "\u{2581}"), prependScheme: scheme,
+                         split: try bool(o, "split", path, default: true))
+    }
+
+    func decoder(_ d: Object, _ path: String) throws -> any TokenDecoder {
+        switch try type(d, path, supported: ["WordPiece", "Metaspace", "ByteFallback", "Fuse", "Strip", "Replace", "Sequence"]) {
+        case "WordPiece":
+            return WordPieceDecoder(prefix: try string(d, "prefix", path, default: "##"), cleanup: try bool(d, "cleanup", path, default: true))
+        case "Metaspace": return try metaspace(d, path)
+        case "ByteFallback": return ByteFallbackDecoder()
+        case "Fuse": return FuseDecoder()
+        case "Strip":
+            return StripDecoder(content: try scalar(d, "content", path, default: " "), start: try int(d, "start", path, default: 0),
+                                stop: try int(d, "stop", path, default: 0))
+        case "Replace":
+            let (text, regex) = try pattern(d, path)
+            guard !regex else { throw TokenizerError("\(path): a Replace decoder with a Regex pattern is not supported") }
+            return ReplaceDecoder(pattern: text, content: try string(d, "content", path))
+        default:
+            return DecoderSequence(try list(d, "decoders", path).map { try decoder($0.0, $0.1) })
+        }
+    }
+
+    func addedTokens(_ v: JSONValue?) throws -> [Tokenizer.AddedToken] {
+        guard let v, v != .null else { return [] }
+        guard let items = v.arrayValue else { throw TokenizerError("added_tokens: expected a list") }
+        return try items.enumerated().map { i, item in
+            let path = "added_tokens[\(i)]"
+            guard let o = item.objectValue else { throw TokenizerError("\(path): expected an object") }
+            for key in ["single_word", "lstrip", "rstrip"] where try bool(o, key, path, default: false) {
+                throw TokenizerError("\(path).\(key) = true is not supported")
+            }
+            return Tokenizer.AddedToken(id: try int(o, "id", path), content: try string(o, "content", path),
+                                        special: try bool(o, "special", path, default: false),
+                                        normalized: try bool(o, "normalized", path, default: true))
+        }
+    }
+
+    func postProcessor(_ p: Object) throws -> TemplateProcessing {
+        if try type(p, "post_processor", supported: ["TemplateProcessing", "BertProcessing"]) == "BertProcessing" {
+            func pair(_ key: String) throws -> (String, Int) {
+                guard let a = p[key]?.arrayValue, a.count == 2, let s = a[0].stringValue, let id = a[1].intValue else {
+                    throw TokenizerError("post_processor.\(key): expected [token, id]")
+                }
+                return (s, id)
+            }
+            return try .bert(cls: try pair("cls"), sep: try pair("sep"))
+        }
+        func pieces(_ key: String) throws -> [TemplateProcessing.Piece] {
+            try list(p, key, "post_processor").map { item, path in
+                if let s = try object(item["SpecialToken"], path) {
+                    return .special(try string(s, "id", path), typeID: try int(s, "type_id", path, default: 0))
+                }
+                if let s = try object(item["Sequence"], path) {
+                    let which = try string(s, "id", path)
+                    guard which == "A" || which == "B" else { throw TokenizerError("\(path).id: expected \"A\" or \"B\", found \"\(which)\"") }
+                    return .sequence(isPair: which == "B", typeID: try int(s, "type_id", path, default: 0))
+                }
+                throw TokenizerError("\(path): expected {\"SpecialToken\": ...} or {\"Sequence\": ...}")
+            }
+        }
+        var specials: [String: (ids: [Int], tokens: [String])] = [:]
+        for (name, v) in try object(p["special_tokens"], "post_processor.special_tokens") ?? [:] {
+            let path = "post_processor.special_tokens[\"\(name)\"]"
+            guard let o = v.objectValue, let ids = o["ids"]?.arrayValue?.compactMap(\.intValue),
+                  let tokens = o["tokens"]?.arrayValue?.compactMap(\.stringValue) else {
+                throw TokenizerError("\(path): expected {\"ids\": [...], \"tokens\": [...]}")
+            }
+            specials[name] = (ids, tokens)
+        }
+        return try TemplateProcessing(single: try pieces("single"), pair: try pieces("pair"), specialTokens: specials)
+    }
+
+    func truncation(_ t: Object) throws -> Tokenizer.Truncation {
+        let name = try string(t, "strategy", "truncation", default: "LongestFirst")
+        guard let strategy = Tokenizer.Truncation.Strategy(rawValue: name) else { throw TokenizerError("truncation.strategy \"\(name)\" is not supported") }
+        return Tokenizer.Truncation(maxLength: try int(t, "max_length", "truncation"), strategy: strategy,
+                                    fromLeft: try string(t, "direction", "truncation", default: "Right") == "Left")
+    }
+
+    func padding(_ p: Object) throws -> Tokenizer.Padding {
+        var length: Int?
+        if let fixed = p["strategy"]?.objectValue?["Fixed"] {
+            guard let n = fixed.intValue, n >= 0 else { throw TokenizerError("padding.strategy.Fixed: expected a length") }
+            length = n
+        } else if p["strategy"]?.stringValue != "BatchLongest" {
+            throw TokenizerError("padding.strategy: expected \"BatchLongest\" or {\"Fixed\": n}")
+        }
+        return Tokenizer.Padding(length: length, multipleOf: p["pad_to_multiple_of"].flatMap(\.intValue),
+                                 left: try string(p, "direction", "padding", default: "Right") == "Left",
+                                 id: try int(p, "pad_id", "padding", default: 0), typeID: try int(p, "pad_type_id", "padding", default: 0),
+                                 token: try string(p, "pad_token", "padding", default: "[PAD]"))
+    }
+}
+
+extension UnicodeNormalizer.Form {
+    static var allNames: [String] { ["NFC", "NFD", "NFKC", "NFKD", "Lowercase"] }
 }

@@ -12,9 +12,11 @@ import PolyPEFTCore
 ///                        ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] with type ids), padding (fixed or batch-longest)
 /// ids  --decoder-------> text (WordPiece), special tokens skipped on request
 /// ```
-/// Supported components: `BertNormalizer`, `BertPreTokenizer`, `WordPiece` (model and decoder), `TemplateProcessing`
-/// and `BertProcessing`; any other is an error naming it. `truncation` and `padding` start as the file sets them and
-/// may be changed.
+/// Supported components: normalizers `BertNormalizer`, `Precompiled`, `Replace`, `NFC` / `NFD` / `NFKC` / `NFKD`,
+/// `Lowercase`, `Strip`, `Sequence`; pre-tokenizers `BertPreTokenizer`, `WhitespaceSplit`, `Metaspace`, `Sequence`;
+/// models `WordPiece` and `Unigram`; post-processors `TemplateProcessing` and `BertProcessing`; decoders `WordPiece`,
+/// `Metaspace`, `ByteFallback`, `Fuse`, `Strip`, `Replace`, `Sequence`. Any other is an error naming it.
+/// `truncation` and `padding` start as the file sets them and may be changed.
 public struct Tokenizer: Sendable {
     public struct AddedToken: Sendable, Equatable {
         public var id: Int
@@ -56,11 +58,11 @@ public struct Tokenizer: Sendable {
         }
     }
 
-    public var normalizer: BertNormalizer?
-    public var preTokenizer: BertPreTokenizer?
-    public let model: WordPiece
+    public var normalizer: (any TextNormalizer)?
+    public var preTokenizer: (any PreTokenizer)?
+    public let model: any TokenizerModel
     public var postProcessor: TemplateProcessing?
-    public var decoder: WordPieceDecoder?
+    public var decoder: (any TokenDecoder)?
     public let addedTokens: [AddedToken]
     public var truncation: Truncation?
     public var padding: Padding?
@@ -69,8 +71,8 @@ public struct Tokenizer: Sendable {
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
 
-    public init(normalizer: BertNormalizer?, preTokenizer: BertPreTokenizer?, model: WordPiece, postProcessor: TemplateProcessing?,
-                decoder: WordPieceDecoder?, addedTokens: [AddedToken] = [], truncation: Truncation? = nil, padding: Padding? = nil) {
+    public init(normalizer: (any TextNormalizer)?, preTokenizer: (any PreTokenizer)?, model: any TokenizerModel,
+                postProcessor: TemplateProcessing?, decoder: (any TokenDecoder)?, addedTokens: [AddedToken] = [], truncation: Truncation? = nil, padding: Padding? = nil) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.model = model
@@ -80,7 +82,7 @@ public struct Tokenizer: Sendable {
         self.truncation = truncation
         self.padding = padding
         var reverse: [Int: String] = [:]
-        for (bytes, id) in model.vocab { reverse[id] = String(decoding: bytes, as: UTF8.self) }
+        for (token, id) in model.tokens { reverse[id] = token }
         for t in addedTokens { reverse[t.id] = t.content }
         idToToken = reverse
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
@@ -117,15 +119,18 @@ public struct Tokenizer: Sendable {
     func encodeSequence(_ text: String) -> Encoding {
         var e = Encoding()
         let scalars = Array(text.unicodeScalars)
+        var ids: [Int] = []
         for piece in rawMatcher.split(scalars[...]) {
             if let token = piece.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
+            let atStart = piece.text.startIndex == 0
             let normalized = normalizer?.normalize(Array(piece.text)) ?? Array(piece.text)
             for part in normalizedMatcher.split(normalized[...]) {
                 if let token = part.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
-                let text = Array(part.text)
-                let words = preTokenizer?.split(text) ?? (text.isEmpty ? [] : [0..<text.count])
-                var ids: [Int] = []
-                for w in words { model.tokenize(text[w], into: &ids) }
+                guard !part.text.isEmpty else { continue }   // the library drops empty pieces before pre-tokenizing
+                let whole = TextPiece(part.text, atStart: atStart && part.text.startIndex == 0)
+                let words = preTokenizer?.split(whole) ?? (part.text.isEmpty ? [] : [whole])
+                ids.removeAll(keepingCapacity: true)
+                for w in words { model.tokenize(w.scalars, into: &ids) }
                 for id in ids { e.append(id: id, token: idToToken[id] ?? "", typeID: 0, special: false) }
             }
         }
@@ -191,7 +196,7 @@ public struct Tokenizer: Sendable {
             if skipSpecialTokens && special.contains(id) { return nil }
             return idToToken[id]
         }
-        return decoder?.decode(tokens) ?? tokens.joined(separator: " ")
+        return decoder?.decodeChain(tokens).joined() ?? tokens.joined(separator: " ")
     }
 
     /// The token string of an id (model vocabulary or added token).
@@ -199,7 +204,7 @@ public struct Tokenizer: Sendable {
 
     /// The id of a token string (added tokens first, then the model's vocabulary).
     public func id(for token: String) -> Int? {
-        addedTokens.first { $0.content.unicodeScalars.elementsEqual(token.unicodeScalars) }?.id ?? model.vocab[Array(token.utf8)]
+        addedTokens.first { $0.content.unicodeScalars.elementsEqual(token.unicodeScalars) }?.id ?? model.id(for: token)
     }
 }
 

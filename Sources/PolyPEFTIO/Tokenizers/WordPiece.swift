@@ -5,7 +5,7 @@
 /// ```
 /// "unaffable" -> un ##aff ##able        (at each start, the longest vocab entry, shrinking one scalar at a time)
 /// ```
-public struct WordPiece: Sendable {
+public struct WordPiece: TokenizerModel {
     /// Token (UTF-8 bytes: compared as bytes, as the library does, not as canonically equivalent Swift strings) -> id.
     let vocab: [[UInt8]: Int]
     public let unknownToken: String
@@ -34,6 +34,10 @@ public struct WordPiece: Sendable {
         self.maxInputCharsPerWord = maxInputCharsPerWord
         longestEntry = vocab.map { $0.0.unicodeScalars.count }.max() ?? 0
     }
+
+    public var tokens: [(token: String, id: Int)] { vocab.map { (String(decoding: $0.key, as: UTF8.self), $0.value) } }
+
+    public func id(for token: String) -> Int? { vocab[Array(token.utf8)] }
 
     /// Appends the ids of `word`'s pieces to `ids`.
     public func tokenize(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int]) {
@@ -66,7 +70,7 @@ public struct WordPiece: Sendable {
 
 /// The `WordPiece` decoder: tokens joined by spaces, except continuations (prefix removed, glued on); with
 /// `cleanup`, the library's English detokenisation (" ." -> ".", " n't" -> "n't", ...) on each token.
-public struct WordPieceDecoder: Sendable, Equatable {
+public struct WordPieceDecoder: TokenDecoder, Equatable {
     public var prefix = "##"
     public var cleanup = true
 
@@ -75,8 +79,8 @@ public struct WordPieceDecoder: Sendable, Equatable {
         self.cleanup = cleanup
     }
 
-    public func decode(_ tokens: [String]) -> String {
-        var out = ""
+    public func decodeChain(_ tokens: [String]) -> [String] {
+        var out: [String] = []
         for (i, token) in tokens.enumerated() {
             var t = token
             if i != 0 {
@@ -84,7 +88,7 @@ public struct WordPieceDecoder: Sendable, Equatable {
                     ? String(String.UnicodeScalarView(t.unicodeScalars.dropFirst(prefix.unicodeScalars.count))) : " " + t
             }
             if cleanup { t = Self.cleanup(t) }
-            out += t
+            out.append(t)
         }
         return out
     }
@@ -95,7 +99,7 @@ public struct WordPieceDecoder: Sendable, Equatable {
     static func cleanup(_ s: String) -> String {
         var s = Array(s.unicodeScalars)
         for (from, to) in cleanupRules { s = replacing(s, Array(from.unicodeScalars), Array(to.unicodeScalars)) }
-        return String(String.UnicodeScalarView(s))
+        return s.string
     }
 
     /// Every non-overlapping occurrence of `from`, left to right, replaced (scalar by scalar, as Rust's `replace`).
