@@ -19,6 +19,10 @@ let package = Package(
             name: "prefix-roundtrip",
             dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
         ),
+        .executableTarget(
+            name: "real-model-check",
+            dependencies: [.product(name: "PolyPEFT", package: "PolyPEFT")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
