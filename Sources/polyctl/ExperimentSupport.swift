@@ -23,7 +23,7 @@ struct TrainedAdapter {
         let peft = try PeftModel(wrapping: base, config: config, using: &g)
         let trainer = try Trainer(objective: RegressionObjective(model: base, data: train),
                                   parameters: peft.trainableParameters(), configuration: training)
-        try trainer.run(validation: nil, shouldStop: shouldStop)
+        try trainer.run(shouldStop: shouldStop)
         guard trainer.step >= training.steps else { return nil }
         return TrainedAdapter(config: config, tensors: try peft.adapterTensors(), baseWeights: baseWeights,
                               testLoss: try RegressionObjective.evaluate(base, test).loss)

@@ -95,7 +95,7 @@ enum TrainCommand: Subcommand {
         let base = try MLPShape.model(data.baseWeights)
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
-        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train),
+        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train, validation: data.validation),
                                   parameters: peft.trainableParameters(),
                                   configuration: spec.training)
         let restored = resuming ? try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer,
@@ -118,7 +118,7 @@ enum TrainCommand: Subcommand {
                                           startStep: trainer.step, now: CheckpointSchedule.now())
         if trainer.step >= stopAfter { interrupt.raise() }
         do {
-            try trainer.run(validation: data.validation, shouldStop: { interrupt.isRaised }) { event in
+            try trainer.run(shouldStop: { interrupt.isRaised }) { event in
                 switch event {
                 case let .step(step, total, loss):
                     if step >= stopAfter { interrupt.raise() }

@@ -3,36 +3,39 @@ import PolyPEFTIO
 import PolyPEFTModels
 import PolyPEFTMethods
 
-/// The loss a trainer minimises on a batch of sample indices.
+/// The loss a trainer minimises on a batch of sample indices, and its validation.
 public protocol Objective {
     /// Number of samples in the training set.
     var count: Int { get }
     /// Loss on the samples `batch` of the training set, in the given context (whose task ids it sets).
     func loss(batch: [Int], _ ctx: Context) throws -> Variable
-    /// Mean loss per task on an evaluation set (no gradients recorded).
-    func evaluate(_ dataset: MultitaskDataset) throws -> (loss: Float, perTask: [Int: Float])
+    /// Mean loss and mean loss per task id on the objective's validation set (evaluation mode, no gradients), or
+    /// nil when it has none.
+    func validate() throws -> (loss: Float, perTask: [Int: Float])?
 }
 
 /// Mean squared error of a layer (a base model with adapters) on a multitask regression dataset.
 public struct RegressionObjective: Objective {
     public let model: any Layer
     public let data: MultitaskDataset
+    public let validation: MultitaskDataset?
 
-    public init(model: any Layer, data: MultitaskDataset) {
+    public init(model: any Layer, data: MultitaskDataset, validation: MultitaskDataset? = nil) {
         self.model = model
         self.data = data
+        self.validation = validation
     }
 
     public var count: Int { data.count }
+
+    public func validate() throws -> (loss: Float, perTask: [Int: Float])? {
+        try validation.map { try RegressionObjective.evaluate(model, $0) }
+    }
 
     public func loss(batch: [Int], _ ctx: Context) throws -> Variable {
         let b = data.subset(batch)
         ctx.taskIDs = b.taskIDs
         return try Loss.mse(try model.forward(Variable(b.inputs), ctx), b.targets)
-    }
-
-    public func evaluate(_ dataset: MultitaskDataset) throws -> (loss: Float, perTask: [Int: Float]) {
-        try RegressionObjective.evaluate(model, dataset)
     }
 
     /// Per-task mean squared error of `model` on `dataset`, in evaluation mode.

@@ -79,17 +79,15 @@ public final class Trainer {
         return l
     }
 
-    /// Runs until `configuration.steps` (or until `shouldStop` returns true, checked between steps), evaluating on
-    /// `validation` every `evalEvery` steps and at the end, and reporting through `onEvent` (which may throw to end
-    /// the run, e.g. when a checkpoint cannot be written). A diverged step ends the run with a `DivergenceError`.
-    public func run(validation: MultitaskDataset?, shouldStop: () -> Bool = { false },
-                    onEvent: (TrainingEvent) throws -> Void = { _ in }) throws {
+    /// Runs until `configuration.steps` (or until `shouldStop` returns true, checked between steps), validating the
+    /// objective every `evalEvery` steps and at the end, and reporting through `onEvent` (which may throw to end the
+    /// run, e.g. when a checkpoint cannot be written). A diverged step ends the run with a `DivergenceError`.
+    public func run(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) throws -> Void = { _ in }) throws {
         while step < configuration.steps && !shouldStop() {
             let l = try trainStep()
             try onEvent(.step(step: step, total: configuration.steps, loss: l))
             let e = configuration.evalEvery
-            if let validation, (e > 0 && step % e == 0) || step == configuration.steps {
-                let (v, perTask) = try objective.evaluate(validation)
+            if (e > 0 && step % e == 0) || step == configuration.steps, let (v, perTask) = try objective.validate() {
                 validationHistory.append((step, v))
                 try onEvent(.validation(step: step, loss: v, perTask: perTask))
             }

@@ -1,0 +1,116 @@
+import Foundation
+import PolyPEFTCore
+import PolyPEFTIO
+
+/// Multitask text classification data: each sample a task, a text and a label, tokenized once.
+///
+/// JSONL, one object per line (blank lines allowed, other keys ignored); a task or label may be a string or an
+/// integer (its decimal name):
+/// ```
+/// {"task": "sentiment", "text": "a fine film", "label": "positive"}
+/// ```
+/// Task and label names become ids in order of first appearance, or follow given tables (`taskNames`,
+/// `labelNames`: then an unknown name is an error naming the line). The label space is shared by all tasks (one
+/// classifier over every label). Texts longer than `maxLength` tokens (with the tokenizer's special tokens) are
+/// truncated or refused, as `longTexts` says. Every problem is a `MultitaskDataError` naming the file and line.
+public struct TextClassificationData: Sendable {
+    public enum LongTexts: Sendable { case truncate, refuse }
+
+    public struct Sample: Sendable, Equatable {
+        public var taskID: Int
+        public var labelID: Int
+        /// Token ids with the tokenizer's special tokens, and their token types.
+        public var ids: [Int]
+        public var typeIDs: [Int]
+    }
+
+    public var taskNames: [String]
+    public var labelNames: [String]
+    public var samples: [Sample]
+
+    public var count: Int { samples.count }
+
+    /// The samples at `indices`, with the same task and label tables.
+    public func subset(_ indices: [Int]) -> TextClassificationData {
+        TextClassificationData(taskNames: taskNames, labelNames: labelNames, samples: indices.map { samples[$0] })
+    }
+
+    /// Reads a JSONL file, tokenizing every text with `tokenizer` (its padding is not used; its truncation is
+    /// replaced by `maxLength`).
+    public static func read(_ path: String, tokenizer: Tokenizer, maxLength: Int, longTexts: LongTexts = .truncate,
+                            taskNames: [String]? = nil, labelNames: [String]? = nil) throws -> TextClassificationData {
+        let data: Data
+        do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
+            throw MultitaskDataError(file: path, e.message)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw MultitaskDataError(file: path, line: MultitaskDataFile.firstInvalidUTF8Line(data), "not valid UTF-8")
+        }
+        var tok = tokenizer
+        tok.padding = nil
+        tok.truncation = longTexts == .truncate ? Tokenizer.Truncation(maxLength: maxLength) : nil
+        var tasks = Table(names: taskNames, what: "task"), labels = Table(names: labelNames, what: "label")
+        var samples: [Sample] = []
+        var lineNumber = 0
+        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            func fail(_ message: String) -> MultitaskDataError { MultitaskDataError(file: path, line: lineNumber, message) }
+            let object: [String: JSONValue]
+            do {
+                guard let o = try JSONValue(parsing: Data(line)).objectValue else { throw fail("expected a JSON object") }
+                object = o
+            } catch let e as JSONError { throw fail("not valid JSON (\(e))") }
+            func name(_ key: String) throws -> String {
+                switch object[key] {
+                case let .string(s)?: return s
+                case let .int(i)?: return String(i)
+                case nil: throw fail("missing key \"\(key)\"")
+                case let v?: throw fail("\"\(key)\" must be a string or an integer (found \(v.kindName))")
+                }
+            }
+            guard let body = object["text"] else { throw fail("missing key \"text\"") }
+            guard let sentence = body.stringValue else { throw fail("\"text\" must be a string (found \(body.kindName))") }
+            let taskID = try tasks.id(try name("task")) { fail($0) }
+            let labelID = try labels.id(try name("label")) { fail($0) }
+            let encoded: Encoding
+            do { encoded = try tok.encode(sentence) } catch let e as TokenizerError { throw fail(e.message) }
+            if encoded.count > maxLength {
+                throw fail("the text is \(encoded.count) tokens long, more than the model's \(maxLength) positions "
+                    + "(truncate long texts instead of refusing them to keep it)")
+            }
+            samples.append(Sample(taskID: taskID, labelID: labelID, ids: encoded.ids, typeIDs: encoded.typeIDs))
+        }
+        guard !samples.isEmpty else { throw MultitaskDataError(file: path, "no samples") }
+        return TextClassificationData(taskNames: tasks.names, labelNames: labels.names, samples: samples)
+    }
+
+    /// A name -> id table, fixed (given names: unknown ones are errors) or growing in order of first appearance.
+    struct Table {
+        var names: [String]
+        var ids: [String: Int]
+        let fixed: Bool
+        let what: String
+
+        init(names: [String]?, what: String) {
+            self.names = names ?? []
+            ids = Dictionary(self.names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            fixed = names != nil
+            self.what = what
+        }
+
+        mutating func id(_ name: String, _ fail: (String) -> MultitaskDataError) throws -> Int {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { throw fail("the \(what) name is empty") }
+            if let i = ids[trimmed] { return i }
+            guard !fixed else {
+                let known = names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ..." : "")
+                throw fail("unknown \(what) '\(MultitaskDataFile.excerpt(trimmed))' (known: \(known))")
+            }
+            names.append(trimmed)
+            ids[trimmed] = names.count - 1
+            return names.count - 1
+        }
+    }
+}
