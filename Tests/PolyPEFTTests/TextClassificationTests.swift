@@ -107,4 +107,26 @@ final class TextClassificationTests: XCTestCase {
         XCTAssertLessThan(after, before * 0.9, "validation loss \(before) -> \(after)")
         XCTAssertEqual(trainer.validationHistory.map(\.step), [120])
     }
+
+    /// The built-in text tasks: seeded, labelled by their rules, no unknown tokens, within the tiny model's positions.
+    func testSyntheticTextTasks() throws {
+        let a = try SyntheticTextTasks(seed: 3, samplesPerTask: (20, 5, 5)), b = try SyntheticTextTasks(seed: 3, samplesPerTask: (20, 5, 5))
+        XCTAssertEqual(a.train.samples, b.train.samples)
+        XCTAssertEqual(a.train.count, 100)
+        XCTAssertEqual(a.validation.count, 25)
+        XCTAssertEqual(a.train.labelNames, ["color", "animal", "weather", "food"])
+        let config = try BertConfig(json: SyntheticTextTasks.modelConfig)
+        for s in a.train.samples + a.test.samples {
+            XCTAssertFalse(s.ids.contains(1), "no [UNK]")
+            XCTAssertLessThanOrEqual(s.ids.count, config.maxPositionEmbeddings)
+            XCTAssertLessThan(s.ids.max()!, config.vocabSize)
+        }
+        // The rules, on category sequences.
+        let cats = [2, 0, 2, 1]
+        XCTAssertEqual((0..<5).map { SyntheticTextTasks.label(task: $0, categories: cats) }, [2, 1, 0, 2, 3])
+        XCTAssertEqual(SyntheticTextTasks.label(task: 3, categories: [1, 0, 0, 1]), 1, "majority ties: the first in the text")
+        XCTAssertEqual(SyntheticTextTasks.label(task: 4, categories: [0, 1, 2, 3]), 0, "nothing absent: color")
+        let t = try SyntheticTextTasks.makeTokenizer()
+        XCTAssertEqual(try t.encode("The RED fox").tokens, ["[CLS]", "the", "red", "fox", "[SEP]"])
+    }
 }

@@ -18,11 +18,19 @@ import PolyPEFTCore
 /// `Metaspace`, `ByteFallback`, `Fuse`, `Strip`, `Replace`, `Sequence`. Any other is an error naming it.
 /// `truncation` and `padding` start as the file sets them and may be changed.
 public struct Tokenizer: Sendable {
+    /// A token matched whole in the text before normalization (`normalized` false) or after it.
     public struct AddedToken: Sendable, Equatable {
         public var id: Int
         public var content: String
         public var special: Bool
         public var normalized: Bool
+
+        public init(id: Int, content: String, special: Bool, normalized: Bool) {
+            self.id = id
+            self.content = content
+            self.special = special
+            self.normalized = normalized
+        }
     }
 
     public struct Truncation: Sendable, Equatable {
