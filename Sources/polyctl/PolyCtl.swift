@@ -47,6 +47,9 @@ struct PolyCtl {
             return 1
         } catch let CLIError.interrupted(signal) {
             return 128 + signal
+        } catch let e as NonFiniteWeightsError {
+            console.error("error: \(e) ('--allow-non-finite' loads them, with a warning)")
+            return 1
         } catch {
             console.error("error: \(error)")
             return 1

@@ -91,38 +91,34 @@ struct CheckpointSchedule {
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
+/// The signal the handler recorded (0: none). Written only by `recordSignal`, an async-signal-safe store; read
+/// between training steps.
+nonisolated(unsafe) private var receivedSignal: sig_atomic_t = 0
+
 /// Turns SIGINT (Ctrl-C) and SIGTERM into a request to stop, checked by the training loop between steps; the run
-/// is then saved and the command exits 128 + the signal (130, 143), as shells report it.
-final class InterruptFlag: @unchecked Sendable {
+/// is then saved and the command exits 128 + the signal (130, 143), as shells report it. A plain C handler records
+/// the first signal, so none is lost between installing and the first check; `stop()` puts the previous handlers
+/// back.
+final class InterruptFlag {
     static let signals: [Int32] = [SIGINT, SIGTERM]
-    private let lock = NSLock()
-    private var raisedBy: Int32?
-    private var sources: [DispatchSourceSignal] = []
+    private var previous: [(Int32, sighandler_t?)] = []
 
-    var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return raisedBy != nil }
+    /// True once SIGINT or SIGTERM arrived after `install()`.
+    var isRaised: Bool { receivedSignal != 0 }
 
-    /// The first signal that raised the flag (SIGINT for `raise()`).
-    var signal: Int32? { lock.lock(); defer { lock.unlock() }; return raisedBy }
-
-    func raise(_ signal: Int32 = SIGINT) { lock.lock(); if raisedBy == nil { raisedBy = signal }; lock.unlock() }
-
-    /// Lowers the flag (a `--stop-after` that coincided with the end of training is not an interrupt of what follows).
-    func lower() { lock.lock(); raisedBy = nil; lock.unlock() }
+    /// The first signal that arrived.
+    var signal: Int32? { receivedSignal == 0 ? nil : Int32(receivedSignal) }
 
     /// Catches the signals until `stop()`.
     func install() {
+        receivedSignal = 0
         for sig in Self.signals {
-            Foundation.signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [weak self] in self?.raise(sig) }
-            s.resume()
-            sources.append(s)
+            previous.append((sig, Foundation.signal(sig) { sig in if receivedSignal == 0 { receivedSignal = sig_atomic_t(sig) } }))
         }
     }
 
     func stop() {
-        for s in sources { s.cancel() }
-        sources = []
-        for sig in Self.signals { Foundation.signal(sig, SIG_DFL) }
+        for (sig, handler) in previous { Foundation.signal(sig, handler) }
+        previous = []
     }
 }

@@ -14,13 +14,16 @@ import Darwin
 /// 1. create the folder (and parents); a path that is a file is an error
 /// 2. lock DIR/.polypeft.lock (flock, exclusive, non-blocking): a second writer gets an error naming the first's pid;
 ///    the kernel drops the lock when the process ends, however it ends (no stale locks after SIGKILL)
-/// 3. remove what interrupted saves left (`.checkpoint.tmp-*`, `.<file>.tmp-*`, a redundant `checkpoint.old`)
+/// 3. remove what interrupted saves of the run's files left (`.checkpoint.tmp-*`, `.<run file>.tmp-*`, a redundant
+///    `checkpoint.old`, a writability probe)
 /// 4. new run: a folder that already holds a run is refused unless `--overwrite`, which deletes every file of the
 ///    old run (`runFiles`) so nothing of it (its base model, its checkpoint) can mix with the new one
 /// 5. prove the folder writable, so a bad --output is reported before training, not after
 /// ```
 final class RunFolder {
     static let lockFileName = ".polypeft.lock"
+    /// The name of the empty file that proves the folder writable (removed at once; a kill may leave one).
+    static let probePrefix = ".polypeft-write-test-"
     /// Every file a run writes into its folder (pictures, the adapter, the run settings, the checkpoint).
     static let runFiles = [PeftAdapterFolder.configFileName, PeftAdapterFolder.weightsFileName, RunSpec.fileName,
                            RunSpec.baseWeightsFileName, TrainReport.allocationPicture, TrainReport.lossPicture,
@@ -64,7 +67,11 @@ final class RunFolder {
         }
         let folder = try lock(dir)
         try AtomicDirectory.removeLeftovers(of: dir.appendingPathComponent(RunCheckpoint.directoryName))
-        try AtomicFile.removeLeftovers(in: dir)
+        try AtomicFile.removeLeftovers(in: dir, of: runFiles)
+        // A writability probe left by a killed run.
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where entry.hasPrefix(probePrefix) {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(entry))
+        }
         if !resuming, let marker = runMarkers.first(where: { fm.fileExists(atPath: dir.appendingPathComponent($0).path) }) {
             guard overwrite else {
                 throw CLIError.runtime("\(dir.path) already holds a run (\(marker)); continue it with 'polyctl train --resume "
@@ -104,7 +111,7 @@ final class RunFolder {
     }
 
     private static func checkWritable(_ dir: URL) throws {
-        let probe = dir.appendingPathComponent(".polypeft-write-test-\(getpid())")
+        let probe = dir.appendingPathComponent(probePrefix + "\(getpid())")
         do {
             try Data().write(to: probe)
             try FileManager.default.removeItem(at: probe)

@@ -25,9 +25,8 @@ struct RunModel {
     /// One warning per adapter tensor holding a NaN or infinity (loaded because the user allowed it).
     static func warnNonFinite(_ tensors: [String: Tensor], source: String, _ console: Console) {
         for (key, t) in tensors.sorted(by: { $0.key < $1.key }) {
-            guard let i = t.firstNonFiniteIndex() else { continue }
-            console.error("warning: \(source): tensor '\(key)' holds \(t.contiguous().scalars[i]) at flat index \(i) "
-                + "(loaded because of --allow-non-finite)")
+            guard let note = t.nonFiniteNote() else { continue }
+            console.error("warning: \(source): tensor '\(key)' \(note) (loaded because of --allow-non-finite)")
         }
     }
 

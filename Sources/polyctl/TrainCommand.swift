@@ -90,6 +90,10 @@ enum TrainCommand: Subcommand {
         let newSpec = resuming ? nil : try plan(args)
         let folder = try RunFolder.claim(dir, resuming: resuming, overwrite: args.flag("overwrite"))
         defer { folder.release() }
+        // From here on SIGINT / SIGTERM stop the run at the next step boundary, after which it is saved.
+        let interrupt = InterruptFlag()
+        interrupt.install()
+        defer { interrupt.stop() }
         let spec = try newSpec ?? RunSpec.read(from: dir)
         let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim)
         let base = try MLPShape.model(data.baseWeights)
@@ -107,21 +111,18 @@ enum TrainCommand: Subcommand {
             console.print("\(verb) \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(data.train.count)) training samples")
             console.print(peft.parameterSummary())
         }
-        let interrupt = InterruptFlag()
-        interrupt.install()
-        defer { interrupt.stop() }
         let progress = ProgressLine(console: console, total: spec.training.steps, mode: json ? .json : nil)
         let quiet = args.flag("quiet")
         var lastValidation: Float?
         let stopAfter = args.optionalInt("stop-after") ?? Int.max
         var schedule = CheckpointSchedule(steps: args.int("checkpoint-every"), seconds: Double(args.int("checkpoint-seconds")),
                                           startStep: trainer.step, now: CheckpointSchedule.now())
-        if trainer.step >= stopAfter { interrupt.raise() }
+        var stopAfterReached = trainer.step >= stopAfter
         do {
-            try trainer.run(shouldStop: { interrupt.isRaised }) { event in
+            try trainer.run(shouldStop: { interrupt.isRaised || stopAfterReached }) { event in
                 switch event {
                 case let .step(step, total, loss):
-                    if step >= stopAfter { interrupt.raise() }
+                    if step >= stopAfter { stopAfterReached = true }
                     guard !quiet else { return }
                     if step == total { progress.finish(step: step, metrics: ["loss": Double(loss)]) } else {
                         progress.update(step: step, metrics: ["loss": Double(loss)])
@@ -136,7 +137,7 @@ enum TrainCommand: Subcommand {
                         progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
                     }
                 case let .completed(step):
-                    if step < spec.training.steps && !interrupt.isRaised && schedule.isDue(step: step, now: CheckpointSchedule.now()) {
+                    if step < spec.training.steps && !interrupt.isRaised && !stopAfterReached && schedule.isDue(step: step, now: CheckpointSchedule.now()) {
                         try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
                         schedule.saved(step: step, now: CheckpointSchedule.now())
                     }
@@ -146,20 +147,24 @@ enum TrainCommand: Subcommand {
             // The diverged step changed nothing: the trainer is at the last good step, which becomes the checkpoint.
             try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
             throw CLIError.runtime("training diverged at \(e), so that step was not applied; the last good state (step "
-                + "\(trainer.step)) is saved in \(dir.path)/\(RunCheckpoint.directoryName); lower the learning rates")
+                + "\(trainer.step)) is saved in \(dir.path)/\(RunCheckpoint.directoryName). Resuming would repeat the same "
+                + "steps: train again with a lower --lr or --router-lr (and --overwrite)")
         }
         try RunCheckpoint.save(to: dir, peft: peft, trainer: trainer)
-        if let signal = interrupt.signal, trainer.step < spec.training.steps {
+        if trainer.step < spec.training.steps, let signal = interrupt.signal ?? (stopAfterReached ? SIGINT : nil) {
             console.print("\nInterrupted at step \(trainer.step): checkpoint saved; continue with 'polyctl train --resume \(dir.path)'")
             throw CLIError.interrupted(signal: signal)
         }
-        // The run is saved and complete; an interrupt during the baseline skips the baseline, not the report.
-        interrupt.lower()
-        let baseline = !spec.method.isRouted || args.flag("no-baseline") ? nil
+        // The run is saved and complete; a signal during the baseline skips the baseline, not the report, and the
+        // command then still exits as interrupted.
+        let baseline = !spec.method.isRouted || args.flag("no-baseline") || interrupt.isRaised ? nil
             : try trainBaseline(spec, data, shouldStop: { interrupt.isRaised })
-        if baseline == nil && interrupt.isRaised && !json { console.print("\nInterrupted: the shared-LoRA baseline was skipped") }
+        if spec.method.isRouted && !args.flag("no-baseline") && baseline == nil && !json {
+            console.print("\nInterrupted: the shared-LoRA baseline was skipped")
+        }
         try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir,
                         baseline: baseline).emit(console, json: json)
+        if let signal = interrupt.signal { throw CLIError.interrupted(signal: signal) }
     }
 
     /// A single LoRA shared by all tasks, of the same size as the skill inventory (rank skills x rank), trained with

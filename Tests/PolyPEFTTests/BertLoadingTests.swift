@@ -78,7 +78,17 @@ final class BertLoadingTests: XCTestCase {
         XCTAssertThrowsError(try BertModel.load(from: dir3, addPoolingLayer: true)) { e in
             XCTAssertTrue("\(e)".contains("missing tensor 'pooler.dense.weight'"), "\(e)")
         }
-        XCTAssertFalse(try BertForSequenceClassification.load(from: dir3).newHead == false)
+        XCTAssertTrue(try BertForSequenceClassification.load(from: dir3).newHead)
+        // A head or pooler given in part is an error, not a fresh bias beside a loaded weight.
+        let dir5 = temporaryDirectory()
+        var partial = weights.filter { $0.key != "pooler.dense.bias" }
+        partial["classifier.weight"] = Tensor.zeros([2, 8])
+        var withLabels = config.objectValue!
+        withLabels["num_labels"] = 2
+        try HFModelFolder.write(config: .object(withLabels), tensors: partial, to: dir5)
+        XCTAssertThrowsError(try BertForSequenceClassification.load(from: dir5)) { e in
+            XCTAssertTrue("\(e)".contains("missing tensor 'bert.pooler.dense.bias'") && "\(e)".contains("missing tensor 'classifier.bias'"), "\(e)")
+        }
         // 4. Surprises, each named: a buffer that is not what the model computes, an integer weight, an unknown key.
         let surprises: [(String, [String: Tensor], [String: ([Int], [Int])])] = [
             ("buffer 'embeddings.position_ids' holds 5 at position 3", weights, ["embeddings.position_ids": ([0, 1, 2, 5], [1, 4])]),

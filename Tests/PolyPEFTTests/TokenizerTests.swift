@@ -7,7 +7,8 @@ import XCTest
 @testable import PolyPEFTMethods
 @testable import PolyPEFTTraining
 
-/// The WordPiece tokenizers against the `tokenizers` library: ids, type ids, special-token masks and decoded text on
+/// The tokenizers (two WordPiece, BERT-style; two Unigram, T5-style, one with byte fallback) against the `tokenizers`
+/// library: ids, type ids, special-token masks and decoded text on
 /// every line of a 2,400-line multilingual corpus (accents, CJK, emoji, odd whitespace, controls, long words,
 /// punctuation, special tokens in the text), plus pairs, truncation and batch padding
 /// (`Benchmarks/golden/make_tokenizer_cases.py` wrote the expected values).
@@ -85,5 +86,42 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(contentsOf: URL(fileURLWithPath: "/nonexistent/tokenizer.json"))) {
             XCTAssertEqual("\($0)", "/nonexistent/tokenizer.json: no such file")
         }
+    }
+
+    /// Cases the review found, each with the library's answer (tokenizers 0.23.3).
+    func testLibraryEdgeCases() throws {
+        // An added token with `normalized` true is matched by its normalized content.
+        var json = try JSONValue(parsing: try Data(contentsOf: Self.folder.appendingPathComponent("wordpiece_uncased.json"))).objectValue!
+        json["added_tokens"] = .array(json["added_tokens"]!.arrayValue! + [["id": 3000, "content": "HelloWorld", "single_word": false,
+                                                                           "lstrip": false, "rstrip": false, "normalized": true, "special": false]])
+        var t = try Tokenizer(json: .object(json))
+        t.padding = nil
+        t.truncation = nil
+        XCTAssertEqual(try t.encode("x HELLOWORLD y").ids, [2, 66, 3000, 67, 3])
+        XCTAssertEqual(try t.encode("Ünïcode HelloWorld!").ids, [2, 63, 1401, 1244, 547, 3000, 5, 3])
+        // A pair without special tokens keeps the template's type ids (T5: all 0).
+        let t5 = try Tokenizer(contentsOf: Self.folder.appendingPathComponent("unigram_t5.json"))
+        let pair = try t5.encode("hello world", pair: "good day", addSpecialTokens: false)
+        XCTAssertEqual(pair.ids, [3, 1004, 606, 36, 3, 598, 126, 736, 3, 665, 535, 3, 651, 10])
+        XCTAssertEqual(pair.typeIDs, [Int](repeating: 0, count: 14))
+        // No room left for text: both sequences emptied, whatever the strategy.
+        t.truncation = Tokenizer.Truncation(maxLength: 3, strategy: .onlyFirst)
+        XCTAssertEqual(try t.encode("hello world", pair: "good").ids, [2, 3, 3])
+        // Padding sizes from a file are bounded before anything is allocated.
+        for padding: JSONValue in [["strategy": ["Fixed": 1_099_511_627_776]], ["strategy": ["Fixed": 10], "pad_to_multiple_of": -2],
+                                   ["strategy": "BatchLongest", "pad_to_multiple_of": 2_000_000]] {
+            var o = json
+            o["padding"] = padding
+            XCTAssertThrowsError(try Tokenizer(json: .object(o)), "\(padding)")
+        }
+        var huge = t
+        huge.padding = Tokenizer.Padding(length: Int.max - 1, multipleOf: 8)
+        XCTAssertThrowsError(try huge.encode("x")) { XCTAssertTrue("\($0)".hasPrefix("padding to "), "\($0)") }
+        // A vocabulary inside an array is not a vocabulary.
+        let odd = #"{"model": {"type": "WordPiece", "vocab": [{"[UNK]": 0, "a": 1}]}}"#
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("odd-\(UUID().uuidString).json")
+        try odd.write(to: url, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: url) }
+        XCTAssertThrowsError(try Tokenizer(contentsOf: url)) { XCTAssertTrue("\($0)".hasSuffix("model.vocab: expected an object of token -> id"), "\($0)") }
     }
 }

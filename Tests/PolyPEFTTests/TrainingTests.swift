@@ -125,7 +125,7 @@ final class DivergenceTests: XCTestCase {
         // A vector output seeded with an infinity: the loss is not a scalar, the gradient is not finite.
         XCTAssertThrowsError(try optimizer.trainingStep(rng: &rng, seed: Tensor([0, .infinity], shape: [2])) { _ in
             p.variable() * 3
-        }) { XCTAssertEqual("\($0)", "the gradient of 'adapter/w' is not finite (inf at flat index 1)") }
+        }) { XCTAssertEqual("\($0)", "the gradient of 'adapter/w' holds inf at flat index 1") }
         XCTAssertEqual(p.value, Tensor([1, 2], shape: [2]))
         XCTAssertEqual(rng, before)
         XCTAssertEqual(optimizer.stepCount, 0)

@@ -94,7 +94,7 @@ final class RunFolderTests: CLITestCase {
         let r = run(["train", "--steps", "50", "--lr", "1e30", "--no-baseline", "--quiet", "--output", dir])
         XCTAssertEqual(r.code, 1)
         let step = try stateStep(dir)
-        XCTAssertEqual(r.err, "error: training diverged at step \(step + 1): the loss is inf, so that step was not applied; the last good state (step \(step)) is saved in \(dir)/checkpoint; lower the learning rates\n")
+        XCTAssertEqual(r.err, "error: training diverged at step \(step + 1): the loss is inf, so that step was not applied; the last good state (step \(step)) is saved in \(dir)/checkpoint. Resuming would repeat the same steps: train again with a lower --lr or --router-lr (and --overwrite)\n")
         let weights = try Safetensors.read(URL(fileURLWithPath: dir + "/checkpoint/adapter_model.safetensors"))
         for (key, t) in weights { XCTAssertNil(t.firstNonFiniteIndex(), key) }
     }
@@ -114,7 +114,7 @@ final class RunFolderTests: CLITestCase {
         }
         let refused = run(["train", "--resume", dir, "--quiet", "--no-baseline"])
         XCTAssertEqual(refused.code, 1)
-        XCTAssertTrue(refused.err.hasPrefix("error: \(dir)/checkpoint/adapter_model.safetensors: tensor 'base_model.model.fc1.poly_lora_A' holds nan at flat index 3; non-finite weights are refused"), refused.err)
+        XCTAssertTrue(refused.err.hasPrefix("error: \(dir)/checkpoint/adapter_model.safetensors: tensor 'base_model.model.fc1.poly_lora_A' holds nan at flat index 3; non-finite weights are refused ('--allow-non-finite' loads them, with a warning)\n"), refused.err)
         let allowed = run(["train", "--resume", dir, "--quiet", "--no-baseline", "--allow-non-finite"])
         XCTAssertEqual(allowed.code, 1)
         XCTAssertTrue(allowed.err.hasPrefix("warning: \(dir)/checkpoint/adapter_model.safetensors: tensor 'base_model.model.fc1.poly_lora_A' holds nan at flat index 3 (loaded because of --allow-non-finite)\nerror: training diverged at step 11: "), allowed.err)
@@ -204,13 +204,17 @@ final class RunFolderTests: CLITestCase {
                     "--checkpoint-every", "300", "--checkpoint-seconds", "0"]
         let term = path("term")
         let p = try launch(["train", "--steps", "10000000", "--batch-size", "32", "--no-baseline", "--quiet", "--output", term])
-        try waitFor(term + "/polypeft_run.json")
-        usleep(200_000)
+        try waitFor(term + "/polypeft_run.json")   // written after the handlers are installed
         p.terminate()
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .exit)
         XCTAssertEqual(p.terminationStatus, 143)
-        XCTAssertGreaterThan(try stateStep(term), 0)
+        // However early the signal came (here: as soon as the run folder was set up), the run resumes.
+        let stopped = try stateStep(term)
+        let resumed1 = try launch(["train", "--resume", term, "--quiet", "--no-baseline", "--stop-after", "\(stopped + 5)"])
+        resumed1.waitUntilExit()
+        XCTAssertEqual(resumed1.terminationStatus, 130)
+        XCTAssertEqual(try stateStep(term), stopped + 5)
 
         let reference = path("reference"), killed = path("killed")
         let r = try launch(args + ["--output", reference])

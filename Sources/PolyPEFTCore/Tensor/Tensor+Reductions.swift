@@ -129,4 +129,10 @@ extension Tensor {
     public func firstNonFiniteIndex() -> Int? {
         withContiguousBuffer { b in b.firstIndex { !$0.isFinite } }
     }
+
+    /// The first NaN or infinity, as error messages say it (`"holds nan at flat index 3"`), or nil when every element
+    /// is finite.
+    public func nonFiniteNote() -> String? {
+        withContiguousBuffer { b in b.firstIndex { !$0.isFinite }.map { "holds \(b[$0]) at flat index \($0)" } }
+    }
 }

@@ -73,10 +73,12 @@ public enum AtomicFile {
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
 
-    /// Removes the temporary files (`.<name>.tmp-<16 hex digits>`) that interrupted writes left in `directory`.
-    /// Call it only while no other writer uses the directory (e.g. under a lock).
-    public static func removeLeftovers(in directory: URL) throws {
-        for entry in try LeftoverScan.entries(of: directory) where LeftoverScan.isTemporary(entry, of: nil, digits: .hex16) {
+    /// Removes the temporary files (`.<name>.tmp-<16 hex digits>`) that interrupted writes of the files `names`
+    /// left in `directory` (other writers' temporaries in the same folder are left alone). Call it only while no
+    /// other writer writes those files (e.g. under a lock).
+    public static func removeLeftovers(in directory: URL, of names: [String]) throws {
+        for entry in try LeftoverScan.entries(of: directory)
+        where names.contains(where: { LeftoverScan.isTemporary(entry, of: $0, digits: .hex16) }) {
             try FileManager.default.removeItem(at: directory.appendingPathComponent(entry))
         }
     }

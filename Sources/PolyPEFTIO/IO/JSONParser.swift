@@ -78,9 +78,10 @@ public enum JSONParser {
         let bytes: [UInt8]
         let allowNonFinite: Bool
         var pos = 0
-        /// The key path of the object to capture (`parse(bytes:capturing:)`), the path being parsed, and the capture.
+        /// The key path of the object to capture (`parse(bytes:capturing:)`), the path being parsed (nil: an array
+        /// element, so nothing inside an array is on a key path), and the capture.
         var capturePath: [String]?
-        var path: [String] = []
+        var path: [String?] = []
         var captured: [(key: String, value: JSONValue)]?
 
         mutating func skipWhitespace() {
@@ -126,7 +127,7 @@ public enum JSONParser {
             var members: [String: JSONValue] = [:]
             // The captured object keeps its members in order, keys compared as bytes.
             let capturing = capturePath != nil && path.count == capturePath!.count
-                && zip(path, capturePath!).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
+                && zip(path, capturePath!).allSatisfy { key, wanted in key.map { $0.utf8.elementsEqual(wanted.utf8) } ?? false }
             var ordered: [(key: String, value: JSONValue)] = []
             var seen = Set<[UInt8]>()
             if capturing { captured = [] }
@@ -169,6 +170,8 @@ public enum JSONParser {
             var elements: [JSONValue] = []
             skipWhitespace()
             if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(elements) }
+            path.append(nil)
+            defer { path.removeLast() }
             while true {
                 skipWhitespace()
                 elements.append(try parseValue(depth: depth))

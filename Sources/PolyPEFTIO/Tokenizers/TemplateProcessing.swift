@@ -12,16 +12,19 @@ public struct TemplateProcessing: Sendable, Equatable {
         case sequence(isPair: Bool, typeID: Int)
     }
 
-    public var single: [Piece]
-    public var pair: [Piece]
+    public let single: [Piece]
+    public let pair: [Piece]
     /// Name -> ids and token strings (one name may stand for several tokens).
-    public var specialTokens: [String: (ids: [Int], tokens: [String])]
+    public let specialTokens: [String: (ids: [Int], tokens: [String])]
 
     public init(single: [Piece], pair: [Piece], specialTokens: [String: (ids: [Int], tokens: [String])]) throws {
         for p in single + pair {
             guard case let .special(name, _) = p else { continue }
-            guard let s = specialTokens[name], s.ids.count == s.tokens.count else {
+            guard let s = specialTokens[name] else {
                 throw TokenizerError("post_processor: the template names special token \"\(name)\", which special_tokens does not define")
+            }
+            guard s.ids.count == s.tokens.count, s.ids.allSatisfy({ $0 >= 0 }) else {
+                throw TokenizerError("post_processor.special_tokens[\"\(name)\"]: \(s.ids.count) ids (non-negative) for \(s.tokens.count) tokens")
             }
         }
         self.single = single
@@ -41,17 +44,19 @@ public struct TemplateProcessing: Sendable, Equatable {
     /// How many tokens the template adds.
     public func addedTokenCount(pair isPair: Bool) -> Int {
         (isPair ? pair : single).reduce(0) { n, p in
-            if case let .special(name, _) = p { return n + specialTokens[name]!.ids.count }
+            if case let .special(name, _) = p { return n + (specialTokens[name]?.ids.count ?? 0) }
             return n
         }
     }
 
-    func apply(_ a: Encoding, _ b: Encoding?) -> Encoding {
+    /// The template filled with `a` (and `b`); each sequence takes its piece's type id. Without special tokens,
+    /// only the sequences (still with the template's type ids), as the library does.
+    func apply(_ a: Encoding, _ b: Encoding?, addSpecialTokens: Bool = true) -> Encoding {
         var out = Encoding()
         for p in b == nil ? single : pair {
             switch p {
             case let .special(name, typeID):
-                let s = specialTokens[name]!
+                guard addSpecialTokens, let s = specialTokens[name] else { continue }
                 for (id, token) in zip(s.ids, s.tokens) { out.append(id: id, token: token, typeID: typeID, special: true) }
             case let .sequence(isPair, typeID):
                 if let e = isPair ? b : a { out.append(e, typeID: typeID) }

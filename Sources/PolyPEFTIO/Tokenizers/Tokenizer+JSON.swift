@@ -218,8 +218,9 @@ struct TokenizerJSON {
     func postProcessor(_ p: Object) throws -> TemplateProcessing {
         if try type(p, "post_processor", supported: ["TemplateProcessing", "BertProcessing"]) == "BertProcessing" {
             func pair(_ key: String) throws -> (String, Int) {
-                guard let a = p[key]?.arrayValue, a.count == 2, let s = a[0].stringValue, let id = a[1].intValue else {
-                    throw TokenizerError("post_processor.\(key): expected [token, id]")
+                guard let a = p[key]?.arrayValue, a.count == 2, let s = a[0].stringValue, let id = a[1].intValue,
+                      id >= 0, id <= Int(Int32.max) else {
+                    throw TokenizerError("post_processor.\(key): expected [token, id] with an id >= 0")
                 }
                 return (s, id)
             }
@@ -241,9 +242,18 @@ struct TokenizerJSON {
         var specials: [String: (ids: [Int], tokens: [String])] = [:]
         for (name, v) in try object(p["special_tokens"], "post_processor.special_tokens") ?? [:] {
             let path = "post_processor.special_tokens[\"\(name)\"]"
-            guard let o = v.objectValue, let ids = o["ids"]?.arrayValue?.compactMap(\.intValue),
-                  let tokens = o["tokens"]?.arrayValue?.compactMap(\.stringValue) else {
+            guard let o = v.objectValue, let idList = o["ids"]?.arrayValue, let tokenList = o["tokens"]?.arrayValue else {
                 throw TokenizerError("\(path): expected {\"ids\": [...], \"tokens\": [...]}")
+            }
+            let ids = try idList.enumerated().map { i, v -> Int in
+                guard let id = v.intValue, id >= 0, id <= Int(Int32.max) else {
+                    throw TokenizerError("\(path).ids[\(i)]: expected an id, found \(v.compactString())")
+                }
+                return id
+            }
+            let tokens = try tokenList.enumerated().map { i, v -> String in
+                guard let s = v.stringValue else { throw TokenizerError("\(path).tokens[\(i)]: expected a string, found \(v.compactString())") }
+                return s
             }
             specials[name] = (ids, tokens)
         }
@@ -259,13 +269,17 @@ struct TokenizerJSON {
 
     func padding(_ p: Object) throws -> Tokenizer.Padding {
         var length: Int?
-        if let fixed = p["strategy"]?.objectValue?["Fixed"] {
-            guard let n = fixed.intValue, n >= 0 else { throw TokenizerError("padding.strategy.Fixed: expected a length") }
-            length = n
+        if let fixed = p["strategy"]?.objectValue {
+            length = try int(fixed, "Fixed", "padding.strategy")
         } else if p["strategy"]?.stringValue != "BatchLongest" {
             throw TokenizerError("padding.strategy: expected \"BatchLongest\" or {\"Fixed\": n}")
         }
-        return Tokenizer.Padding(length: length, multipleOf: p["pad_to_multiple_of"].flatMap(\.intValue),
+        let multiple = p["pad_to_multiple_of"] == nil || p["pad_to_multiple_of"] == .null ? nil
+            : try int(p, "pad_to_multiple_of", "padding")
+        for n in [length, multiple].compactMap({ $0 }) where n > Tokenizer.maxPaddedLength {
+            throw TokenizerError("padding: \(n) tokens is more than \(Tokenizer.maxPaddedLength)")
+        }
+        return Tokenizer.Padding(length: length, multipleOf: multiple,
                                  left: try string(p, "direction", "padding", default: "Right") == "Left",
                                  id: try int(p, "pad_id", "padding", default: 0), typeID: try int(p, "pad_type_id", "padding", default: 0),
                                  token: try string(p, "pad_token", "padding", default: "[PAD]"))

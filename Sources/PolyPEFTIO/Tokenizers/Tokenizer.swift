@@ -4,13 +4,15 @@ import PolyPEFTCore
 /// A tokenizer read from a Hugging Face `tokenizer.json`, computing the ids the `tokenizers` library computes.
 ///
 /// ```
-/// text --added tokens--> pieces: special tokens matched on the raw text (leftmost-longest) pass through whole
-///      --normalizer----> each other piece normalized (BertNormalizer)
-///      --pre-tokenizer-> words (BertPreTokenizer)
-///      --model---------> ids (WordPiece)
-///      --post-processor> truncation (LongestFirst, leaving room for the template's tokens), the template
-///                        ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] with type ids), padding (fixed or batch-longest)
-/// ids  --decoder-------> text (WordPiece), special tokens skipped on request
+/// text --added tokens--> pieces: added tokens with `normalized` false matched on the raw text (leftmost-longest)
+///                        pass through whole
+///      --normalizer----> each other piece normalized; then added tokens with `normalized` true matched, by their
+///                        normalized content, in the normalized text
+///      --pre-tokenizer-> words (empty pieces dropped)
+///      --model---------> ids
+///      --post-processor> truncation (leaving room for the template's tokens), the template ([CLS] A [SEP] /
+///                        [CLS] A [SEP] B [SEP], T5's A </s>, with type ids), padding (fixed or batch-longest)
+/// ids  --decoder-------> text, special tokens skipped on request
 /// ```
 /// Supported components: normalizers `BertNormalizer`, `Precompiled`, `Replace`, `NFC` / `NFD` / `NFKC` / `NFKD`,
 /// `Lowercase`, `Strip`, `Sequence`; pre-tokenizers `BertPreTokenizer`, `WhitespaceSplit`, `Metaspace`, `Sequence`;
@@ -66,11 +68,11 @@ public struct Tokenizer: Sendable {
         }
     }
 
-    public var normalizer: (any TextNormalizer)?
-    public var preTokenizer: (any PreTokenizer)?
+    public let normalizer: (any TextNormalizer)?
+    public let preTokenizer: (any PreTokenizer)?
     public let model: any TokenizerModel
-    public var postProcessor: TemplateProcessing?
-    public var decoder: (any TokenDecoder)?
+    public let postProcessor: TemplateProcessing?
+    public let decoder: (any TokenDecoder)?
     public let addedTokens: [AddedToken]
     public var truncation: Truncation?
     public var padding: Padding?
@@ -93,17 +95,23 @@ public struct Tokenizer: Sendable {
         for (token, id) in model.tokens { reverse[id] = token }
         for t in addedTokens { reverse[t.id] = t.content }
         idToToken = reverse
-        rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
-        normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized))
+        rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { (Array($0.content.unicodeScalars), $0) })
+        // Normalized tokens are looked for by their normalized content, as the library's normalized cache does.
+        normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized).map {
+            (normalizer?.normalize(Array($0.content.unicodeScalars)) ?? Array($0.content.unicodeScalars), $0)
+        })
     }
 
     // MARK: Encoding
+
+    /// Longest encoding padding may produce; a padding setting asking for more is an error, not an allocation.
+    public static let maxPaddedLength = 1 << 20
 
     /// Encodes one text (and optionally a second, for pair inputs), with the template's special tokens unless
     /// `addSpecialTokens` is false, then truncation and padding as configured.
     public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
         var e = try postProcess(encodeSequence(text), pair.map(encodeSequence), addSpecialTokens: addSpecialTokens)
-        if let padding { e.pad(to: paddedLength(padding, longest: e.count), id: padding.id, typeID: padding.typeID, token: padding.token, left: padding.left) }
+        if let padding { e.pad(to: try paddedLength(padding, longest: e.count), id: padding.id, typeID: padding.typeID, token: padding.token, left: padding.left) }
         return e
     }
 
@@ -111,15 +119,21 @@ public struct Tokenizer: Sendable {
     public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) throws -> [Encoding] {
         var out = try texts.map { try postProcess(encodeSequence($0), nil, addSpecialTokens: addSpecialTokens) }
         if let padding {
-            let length = paddedLength(padding, longest: out.map(\.count).max() ?? 0)
+            let length = try paddedLength(padding, longest: out.map(\.count).max() ?? 0)
             for i in out.indices { out[i].pad(to: length, id: padding.id, typeID: padding.typeID, token: padding.token, left: padding.left) }
         }
         return out
     }
 
-    func paddedLength(_ p: Padding, longest: Int) -> Int {
+    func paddedLength(_ p: Padding, longest: Int) throws -> Int {
         var n = p.length ?? longest
-        if let m = p.multipleOf, m > 0, n % m != 0 { n += m - n % m }
+        if let m = p.multipleOf, m > 0, n % m != 0 {
+            let (rounded, overflow) = n.addingReportingOverflow(m - n % m)
+            n = overflow ? Int.max : rounded
+        }
+        guard n <= Self.maxPaddedLength else {
+            throw TokenizerError("padding to \(n) tokens is more than \(Self.maxPaddedLength) (padding.strategy or pad_to_multiple_of)")
+        }
         return n
     }
 
@@ -129,11 +143,11 @@ public struct Tokenizer: Sendable {
         let scalars = Array(text.unicodeScalars)
         var ids: [Int] = []
         for piece in rawMatcher.split(scalars[...]) {
-            if let token = piece.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
+            if let token = piece.token { e.append(id: token.id, token: piece.text.string, typeID: 0, special: false); continue }
             let atStart = piece.text.startIndex == 0
             let normalized = normalizer?.normalize(Array(piece.text)) ?? Array(piece.text)
             for part in normalizedMatcher.split(normalized[...]) {
-                if let token = part.token { e.append(id: token.id, token: token.content, typeID: 0, special: false); continue }
+                if let token = part.token { e.append(id: token.id, token: part.text.string, typeID: 0, special: false); continue }
                 guard !part.text.isEmpty else { continue }   // the library drops empty pieces before pre-tokenizing
                 let whole = TextPiece(part.text, atStart: atStart && part.text.startIndex == 0)
                 let words = preTokenizer?.split(whole) ?? (part.text.isEmpty ? [] : [whole])
@@ -155,15 +169,20 @@ public struct Tokenizer: Sendable {
             }
             try Self.truncate(&a, &b, maxLength: t.maxLength - added, t)
         }
-        guard addSpecialTokens, let postProcessor else {
-            if let b { a.append(b, typeID: 1) }
+        guard let postProcessor else {
+            if let b { a.append(b, typeID: 0) }     // the library's default: sequences joined, type ids kept (0)
             return a
         }
-        return postProcessor.apply(a, b)
+        return postProcessor.apply(a, b, addSpecialTokens: addSpecialTokens)
     }
 
     /// The library's `truncate_encodings`.
     static func truncate(_ a: inout Encoding, _ b: inout Encoding?, maxLength: Int, _ t: Truncation) throws {
+        if maxLength == 0 {   // no room at all: both emptied, whatever the strategy (as the library does)
+            a.truncate(to: 0, fromLeft: t.fromLeft)
+            b?.truncate(to: 0, fromLeft: t.fromLeft)
+            return
+        }
         let total = a.count + (b?.count ?? 0)
         guard total > maxLength else { return }
         switch t.strategy {
@@ -222,8 +241,9 @@ struct AddedTokenMatcher: Sendable {
     let tokens: [(scalars: [Unicode.Scalar], token: Tokenizer.AddedToken)]
     let firstScalars: Set<Unicode.Scalar>
 
-    init(_ added: [Tokenizer.AddedToken]) {
-        tokens = added.map { (Array($0.content.unicodeScalars), $0) }.filter { !$0.0.isEmpty }
+    /// `added`: each token with the scalars to look for.
+    init(_ added: [([Unicode.Scalar], Tokenizer.AddedToken)]) {
+        tokens = added.filter { !$0.0.isEmpty }
         firstScalars = Set(tokens.map { $0.scalars[0] })
     }
 

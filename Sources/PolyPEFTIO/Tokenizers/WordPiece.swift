@@ -12,7 +12,7 @@ public struct WordPiece: TokenizerModel {
     public let unknownID: Int
     public let continuingPrefix: String
     public let maxInputCharsPerWord: Int
-    /// The longest vocabulary entry in scalars (without the prefix): no match is tried beyond it.
+    /// The longest vocabulary entry in scalars (prefix included): no longer piece is tried, with or without the prefix.
     let longestEntry: Int
 
     /// `vocab`: tokens and ids, tokens distinct as UTF-8 bytes.

@@ -125,10 +125,7 @@ public final class PeftModel {
             guard given.shape == t.shape else {
                 throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(given.shape)), the model expects \(fmt(t.shape))")
             }
-            if !allowNonFinite, let i = given.firstNonFiniteIndex() {
-                throw ConfigError("\(source): tensor '\(key)' holds \(given.contiguous().scalars[i]) at flat index \(i); non-finite weights are refused "
-                    + "(allowNonFinite accepts them)")
-            }
+            if !allowNonFinite { try NonFiniteWeightsError.check(given, key: key, source: source) }
         }
         try checkSharedParameters(tensors, source: source)
         for (a, saved) in byAdapter {

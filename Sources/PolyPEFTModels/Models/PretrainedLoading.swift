@@ -43,7 +43,11 @@ struct BertCheckpoint {
         for (key, b) in buffers { try Self.check(buffer: key, b, config: config, source: directory.path) }
         var encoder: [String: Tensor] = [:], head: [String: Tensor] = [:]
         for (k, t) in tensors where !k.hasPrefix("cls.") {
-            if k.hasPrefix("classifier.") { head[k] = t } else { encoder[k.hasPrefix("bert.") ? String(k.dropFirst(5)) : k] = t }
+            if k.hasPrefix("classifier.") { head[k] = t; continue }
+            let name = k.hasPrefix("bert.") ? String(k.dropFirst(5)) : k
+            guard encoder.updateValue(t, forKey: name) == nil else {
+                throw ModelError("\(directory.path): the checkpoint holds both '\(name)' and 'bert.\(name)'")
+            }
         }
         self.encoder = encoder
         self.head = head
@@ -83,17 +87,18 @@ extension BertModel {
 }
 
 extension BertForSequenceClassification {
-    /// Reads a BERT folder into a classifier (see `BertCheckpoint`). A checkpoint without `classifier.*` keeps the
-    /// freshly initialised head (as transformers does, "newly initialized"), and one without a pooler a fresh pooler;
-    /// `newHead` reports whether the head was new.
+    /// Reads a BERT folder into a classifier (see `BertCheckpoint`). A checkpoint without any `classifier.*` tensor
+    /// keeps the freshly initialised head (as transformers does, "newly initialized"), and one without any pooler
+    /// tensor a fresh pooler; a head or pooler given in part is an error naming the missing tensor. `newHead`
+    /// reports whether the head was new.
     public static func load(from directory: URL, seed: UInt64 = 0) throws -> (model: BertForSequenceClassification, newHead: Bool) {
         let checkpoint = try BertCheckpoint(from: directory)
         let model = try BertForSequenceClassification(config: checkpoint.config, seed: seed)
         var own = checkpoint.head
         for (k, t) in checkpoint.encoder { own["bert." + k] = t }
         let newHead = checkpoint.head.isEmpty
-        for (n, p) in model.namedParameters() where own[n] == nil && (n.hasPrefix("classifier.") || n.hasPrefix("bert.pooler.")) {
-            own[n] = p.value
+        for group in ["classifier.", "bert.pooler."] where !own.keys.contains(where: { $0.hasPrefix(group) }) {
+            for (n, p) in model.namedParameters() where n.hasPrefix(group) { own[n] = p.value }
         }
         try model.loadStateDict(own, source: directory.path)
         return (model, newHead)

@@ -4,7 +4,7 @@ import PolyPEFTCore
 /// and the generator are as after the last good step, so that state can be saved as a checkpoint.
 ///
 /// `description` is `"step <n>: <message>"` when the step is known (`Trainer`), else the message, e.g.
-/// `step 12: the gradient of 'adapter/fc1.poly_lora_A' is not finite (nan at flat index 3)`.
+/// `step 12: the gradient of 'adapter/fc1.poly_lora_A' holds nan at flat index 3`.
 public struct DivergenceError: PolyPEFTError, Equatable {
     /// The 1-based number of the step that diverged, when known.
     public let step: Int?

@@ -15,8 +15,8 @@ extension Optimizer {
     /// clip the global norm of the groups' gradients to clipNorm (0: no clipping)
     /// step at lrScale;  rng = ctx.rng
     /// ```
-    /// Returns `y` (the loss, for a scalar). The finiteness check is one pass over the gradients, which clipping
-    /// makes anyway.
+    /// Returns `y` (the loss, for a scalar). The finiteness check is one more pass over the gradients (adapter
+    /// gradients: small beside the forward and backward).
     @discardableResult
     public func trainingStep(taskIDs: [Int]? = nil, rng: inout Xoshiro256, lrScale: Float = 1, clipNorm: Float = 0,
                              seed: Tensor? = nil, _ forward: (Context) throws -> Variable) throws -> Variable {
@@ -38,9 +38,8 @@ extension Optimizer {
     func checkGradientsFinite() throws {
         for g in groups {
             for (name, p) in g.parameters {
-                guard let grad = p.grad, let i = grad.firstNonFiniteIndex() else { continue }
-                throw DivergenceError("the gradient of '\(g.name)/\(name)' is not finite (\(grad.contiguous().scalars[i]) at "
-                    + "flat index \(i))")
+                guard let note = p.grad?.nonFiniteNote() else { continue }
+                throw DivergenceError("the gradient of '\(g.name)/\(name)' \(note)")
             }
         }
     }
