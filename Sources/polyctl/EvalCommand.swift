@@ -26,7 +26,8 @@ enum EvalCommand: Subcommand {
         if let file = args.string("data") {
             data = try MultitaskDataFile.read(file, taskNames: run.spec.taskNames)
         } else {
-            data = try RunData.load(dataPath: run.spec.dataPath, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim).test
+            data = try RunData.load(dataPath: run.spec.dataPath, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim,
+                                    taskNames: run.spec.taskNames).test
         }
         let shots = args.int("shots")
         let (loss, perTask) = try RegressionObjective.evaluate(run.model, data)
@@ -67,7 +68,7 @@ enum EvalCommand: Subcommand {
 
     /// Few-shot adaptation to each held-out task of the built-in data: z mode, full mode, and the shared-LoRA baseline.
     static func heldOut(_ run: RunModel, shots: Int) throws -> [(task: String, z: Float, full: Float, shared: Float)] {
-        let data = try RunData.load(dataPath: nil, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim)
+        let data = try RunData.load(dataPath: nil, seed: run.spec.dataSeed, hiddenDim: run.spec.hiddenDim, taskNames: run.spec.taskNames)
         guard let synthetic = data.synthetic else { return [] }
         let trained = TrainedAdapter(config: run.peft.config, tensors: try run.peft.adapterTensors(), baseWeights: data.baseWeights, testLoss: .nan)
         var lora = run.spec

@@ -68,6 +68,7 @@ enum InferCommand: Subcommand {
             guard x.rank == 2, x.shape[1] == width else {
                 throw CLIError.runtime("\(path): x has shape \(x.shape), expected [N, \(width)]")
             }
+            guard x.shape[0] > 0 else { throw CLIError.runtime("\(path): no inputs (x has shape \(x.shape))") }
             if let bad = x.firstNonFiniteIndex() {
                 throw CLIError.runtime("\(path): x[\(bad / width), \(bad % width)] is \(x.scalars[bad]); inputs must be finite")
             }

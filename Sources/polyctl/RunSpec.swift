@@ -92,9 +92,49 @@ struct RunSpec: Codable, Equatable {
         let url = dir.appendingPathComponent(fileName)
         guard isRunFolder(dir) else { throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))") }
         let data = try FileContents.read(url)
-        do { return try JSONDecoder().decode(RunSpec.self, from: data) } catch {
+        let spec: RunSpec
+        do { spec = try JSONDecoder().decode(RunSpec.self, from: data) } catch {
             throw CLIError.runtime("\(url.path): not a valid run description (\(error))")
         }
+        try spec.validate(file: url.path)
+        return spec
+    }
+
+    /// The widths of the base network's hidden layer a run may have (`polyctl train` uses 64).
+    static let hiddenDimRange = 1...4096
+
+    /// Checks the numbers `polyctl train` itself checks on its options (the same ranges), so that a damaged or
+    /// hand-edited file is an error naming the key, not a crash, an allocation of its size or a run of 2^62 steps.
+    func validate(file: String) throws {
+        let t = training
+        let integers: [(key: String, value: Int, range: ClosedRange<Int>)] = [
+            ("format", format, 1...1), ("skills", skills, RunSpec.optionRange("skills")),
+            ("splits", splits, RunSpec.optionRange("splits")), ("rank", rank, RunSpec.optionRange("rank")),
+            ("hiddenDim", hiddenDim, RunSpec.hiddenDimRange), ("training.steps", t.steps, RunSpec.optionRange("steps")),
+            ("training.batchSize", t.batchSize, RunSpec.optionRange("batch-size")),
+            ("training.evalEvery", t.evalEvery, RunSpec.optionRange("eval-every")),
+            ("training.warmupSteps", t.warmupSteps, 0...Swift.max(t.steps, 0)),   // steps < 1 is refused first
+        ]
+        for (key, value, range) in integers where !range.contains(value) {
+            throw CLIError.runtime("\(file): \(key) is \(value), not in \(range.lowerBound)...\(range.upperBound)")
+        }
+        let rates: [(key: String, value: Float)] = [("training.learningRate", t.learningRate),
+                                                    ("training.routerLearningRate", t.routerLearningRate)]
+        for (key, value) in rates where !(value > 0 && value.isFinite) {
+            throw CLIError.runtime("\(file): \(key) is \(value), not a positive number")
+        }
+        for (key, value) in [("training.weightDecay", t.weightDecay), ("training.clipNorm", t.clipNorm)]
+        where !(value >= 0 && value.isFinite) {
+            throw CLIError.runtime("\(file): \(key) is \(value), not a number >= 0")
+        }
+    }
+
+    /// The range of `polyctl train`'s integer option `name`, as its option table declares it.
+    static func optionRange(_ name: String) -> ClosedRange<Int> {
+        guard case .int(let range)? = TrainCommand.options.first(where: { $0.name == name })?.kind else {
+            preconditionFailure("RunSpec: '--\(name)' is not an integer option of train")
+        }
+        return range
     }
 }
 
@@ -107,14 +147,21 @@ struct RunData {
     let synthetic: SyntheticTasks?
     let baseWeights: [String: Tensor]
 
-    static func load(dataPath: String?, seed: UInt64, hiddenDim: Int) throws -> RunData {
+    /// - Parameter taskNames: the run's task names (`polypeft_run.json`), which task ids index, so the data must use
+    ///   them: the built-in data must have exactly these names, and a file's task that is not among them is an error
+    ///   naming its line (a saved run whose file or names were changed). Nil: the data's own names (benchmarks).
+    static func load(dataPath: String?, seed: UInt64, hiddenDim: Int, taskNames: [String]? = nil) throws -> RunData {
         guard let dataPath else {
             var c = SyntheticTasks.Configuration()
             c.seed = seed
             let s = try SyntheticTasks(c)
+            if let taskNames, taskNames != s.taskNames {
+                throw CLIError.runtime("\(RunSpec.fileName): its \(taskNames.count) taskNames are not the \(s.taskNames.count) tasks "
+                    + "of the built-in data (\(s.taskNames.prefix(3).joined(separator: ", ")), ...)")
+            }
             return RunData(train: s.train, validation: s.validation, test: s.test, synthetic: s, baseWeights: s.baseWeights)
         }
-        let all = try MultitaskDataFile.read(dataPath)
+        let all = try MultitaskDataFile.read(dataPath, taskNames: taskNames)
         guard all.count >= 10 else { throw CLIError.runtime("\(dataPath): needs at least 10 samples, has \(all.count)") }
         // A seeded 80/10/10 split, stratified by nothing (tasks keep their share on average).
         var g = Xoshiro256(seed: seed)

@@ -95,7 +95,7 @@ enum TrainCommand: Subcommand {
         interrupt.install()
         defer { interrupt.stop() }
         let spec = try newSpec ?? RunSpec.read(from: dir)
-        let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim)
+        let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim, taskNames: spec.taskNames)
         let base = try MLPShape.model(data.baseWeights)
         var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
         let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)

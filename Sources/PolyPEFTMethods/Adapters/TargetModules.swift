@@ -18,12 +18,40 @@ public enum TargetModules: Equatable, Sendable {
         case .names(let list):
             return list.contains { TargetModules.name(name, matches: $0) }
         case .regex(let pattern):
-            let re: Regex<AnyRegexOutput>
-            do { re = try Regex(pattern) } catch {
-                throw ConfigError("target regex '\(pattern)' does not compile: \(error)")
-            }
+            let re = try TargetModules.compile(pattern, what: "target regex '\(pattern)'")
             return (try? re.wholeMatch(in: name)) != nil
         }
+    }
+
+    /// Deepest nesting of brackets a pattern from a config may have. Swift's regex parser recurses once per nested
+    /// `[` (and `(`) and overflows the stack at a few thousand levels; PEFT configs use a handful.
+    static let maxRegexNesting = 64
+
+    /// `pattern` compiled; `what` names it in errors. Nesting deeper than `maxRegexNesting` is refused before parsing.
+    static func compile(_ pattern: String, what: String) throws -> Regex<AnyRegexOutput> {
+        let depth = bracketNesting(pattern)
+        guard depth <= maxRegexNesting else {
+            throw ConfigError("\(what) does not compile: brackets nested \(depth) deep (at most \(maxRegexNesting))")
+        }
+        do { return try Regex(pattern) } catch { throw ConfigError("\(what) does not compile: \(error)") }
+    }
+
+    /// The deepest nesting of unescaped `(` and `[` in `pattern` (an unmatched closing bracket counts as none; a
+    /// bracket inside a character class counts too, so this may overstate, never understate, what the parser sees).
+    static func bracketNesting(_ pattern: String) -> Int {
+        var depth = 0, deepest = 0, escaped = false
+        for c in pattern.utf8 {
+            if escaped { escaped = false; continue }
+            switch c {
+            case UInt8(ascii: "\\"): escaped = true
+            case UInt8(ascii: "("), UInt8(ascii: "["):
+                depth += 1
+                deepest = Swift.max(deepest, depth)
+            case UInt8(ascii: ")"), UInt8(ascii: "]"): depth = Swift.max(0, depth - 1)
+            default: break
+            }
+        }
+        return deepest
     }
 
     /// PEFT's rule for a listed name (targets and `modules_to_save` alike): the dotted module `name` equals `entry`

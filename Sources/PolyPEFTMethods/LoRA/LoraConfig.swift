@@ -114,8 +114,7 @@ public struct LoraConfig: LayerTunerConfig, Equatable, Codable {
     /// The value of the first pattern, in sorted order, that matches `path` as PEFT matches them.
     static func patternValue<V>(_ patterns: [String: V], _ path: String) throws -> V? {
         for key in patterns.keys.sorted() {
-            let re: Regex<AnyRegexOutput>
-            do { re = try Regex("(^|.*\\.)" + key + "$") } catch { throw ConfigError("pattern '\(key)' does not compile: \(error)") }
+            let re = try TargetModules.compile("(^|.*\\.)" + key + "$", what: "pattern '\(key)'")
             if (try? re.wholeMatch(in: path)) != nil { return patterns[key] }
         }
         return nil

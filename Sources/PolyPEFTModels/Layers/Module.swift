@@ -147,12 +147,14 @@ public func groupThousands(_ n: Int) -> String {
     return n < 0 ? "-" + out : out
 }
 
-/// Fixed-point formatting without Foundation: `formatFixed(1.15612, digits: 4) == "1.1561"`.
+/// Fixed-point formatting without Foundation: `formatFixed(1.15612, digits: 4) == "1.1561"`. Values too large for
+/// fixed point at `digits` (|x| * 10^digits >= 2^63) are written as Swift writes them (`1e+30`).
 public func formatFixed(_ x: Double, digits: Int) -> String {
     guard x.isFinite else { return "\(x)" }
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
     let r = (Swift.abs(x) * scale).rounded()
+    guard r < 0x1p63 else { return "\(x)" }
     let whole = Int(r / scale), frac = Int(r.truncatingRemainder(dividingBy: scale))
     let fs = String(frac)
     let padded = String(repeating: "0", count: Swift.max(0, digits - fs.count)) + fs

@@ -123,10 +123,17 @@ public final class Trainer {
         return out
     }
 
-    /// Restores a checkpoint taken from a trainer over the same parameters.
+    /// Restores a checkpoint taken from a trainer over the same parameters. A state no run of this configuration can
+    /// reach (a step outside `0...steps`, more optimizer steps than steps) is an error naming the field.
     public func restore(_ state: State, optimizerTensors: [String: Tensor]) throws {
         guard state.configuration == configuration else {
             throw ConfigError("checkpoint was written with different training settings; resume with the same options")
+        }
+        guard (0...configuration.steps).contains(state.step) else {
+            throw ConfigError("checkpoint step is \(state.step), not in 0...\(configuration.steps)")
+        }
+        guard (0...state.step).contains(state.optimizerSteps) else {
+            throw ConfigError("checkpoint optimizerSteps is \(state.optimizerSteps), not in 0...\(state.step) (its step)")
         }
         try optimizer.load(OptimizerState(kind: state.optimizerKind, stepCount: state.optimizerSteps,
                                           buffers: optimizerTensors.mapValues { $0.scalars },

@@ -33,6 +33,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             throw ConfigError("\(name) must be a positive number, got \(v)")
         }
         guard weightDecay >= 0 else { throw ConfigError("weight decay must be non-negative, got \(weightDecay)") }
+        guard clipNorm >= 0 && clipNorm.isFinite else { throw ConfigError("clip norm must be a number >= 0, got \(clipNorm)") }
+        guard warmupSteps >= 0 else { throw ConfigError("warm-up steps must be non-negative, got \(warmupSteps)") }
+        guard evalEvery >= 0 else { throw ConfigError("evaluation interval must be non-negative, got \(evalEvery)") }
     }
 }
 
