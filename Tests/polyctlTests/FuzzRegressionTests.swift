@@ -5,28 +5,14 @@ import PolyPEFT
 
 /// Minimal reproducers of the defects the fuzzer (`Benchmarks/fuzz/fuzz.py`, issue 19) found: each made polyctl trap
 /// or run without end, and is now an error naming the file or key (a huge loss is printed in exponent notation).
-final class FuzzRegressionTests: XCTestCase {
-    var root: URL!
-
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("polyctl-fuzzfix-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
-
-    func run(_ args: [String]) -> (code: Int32, out: String, err: String) {
-        let c = Console(passthrough: false)
-        let code = PolyCtl.run(args, console: c)
-        return (code, c.stdout, c.stderr)
-    }
-
-    let tiny = ["--steps", "30", "--batch-size", "32", "--eval-every", "10", "--no-baseline", "--quiet"]
+final class FuzzRegressionTests: CLITestCase {
+    /// The fuzzer's seed runs.
+    let seedRun = ["--steps", "30", "--batch-size", "32", "--eval-every", "10", "--no-baseline", "--quiet"]
 
     /// Trains `root/name` with `args` (stopped after 10 steps when asked: exit 130) and returns its path.
     func train(_ name: String, _ args: [String]) -> String {
         let dir = root.appendingPathComponent(name).path
-        let t = run(["train"] + tiny + args + ["--output", dir])
+        let t = run(["train"] + seedRun + args + ["--output", dir])
         XCTAssertEqual(t.code, args.contains("--stop-after") ? 130 : 0, t.err)
         return dir
     }
