@@ -57,7 +57,7 @@ public struct DecoderSequence: TokenDecoder {
     public func decodeChain(_ tokens: [String]) -> [String] { decoders.reduce(tokens) { $1.decodeChain($0) } }
 }
 
-extension Array where Element == Unicode.Scalar {
+extension Sequence where Element == Unicode.Scalar {
     /// The scalars as a `String`.
     var string: String { var v = String.UnicodeScalarView(); v.append(contentsOf: self); return String(v) }
 }

@@ -127,7 +127,3 @@ struct ScalarTrie: Sendable {
         }
     }
 }
-
-extension ArraySlice where Element == Unicode.Scalar {
-    var string: String { var v = String.UnicodeScalarView(); v.append(contentsOf: self); return String(v) }
-}
