@@ -1,6 +1,7 @@
 import PolyPEFTCore
 import PolyPEFTIO
 import PolyPEFTModels
+import PolyPEFTMethods
 
 /// A built-in multitask text classification set with a known skill structure, for `polyctl` to run with no files:
 /// texts of 3 to 6 words drawn from four categories (plus filler words), and tasks that each label a text by one
@@ -88,6 +89,35 @@ public struct SyntheticTextTasks: Sendable {
                          model: try WordPiece(vocab: vocab.enumerated().map { ($1, $0) }, unknownToken: "[UNK]"),
                          postProcessor: try .bert(cls: ("[CLS]", 2), sep: ("[SEP]", 3)), decoder: WordPieceDecoder(),
                          addedTokens: specialTokens.enumerated().map { .init(id: $0, content: $1, special: true, normalized: false) })
+    }
+
+    /// The base model adapters are trained on: the tiny BERT classifier (`modelConfig`), every weight pre-trained
+    /// on a pretext with no task given (half the texts labelled by their first word's category, half by their
+    /// last's), so that its encoder knows the words and their positions. A random frozen encoder does not: adapters
+    /// on it stay near chance. Seeded: the same seed gives the same weights.
+    public static func pretrainedBase(seed: UInt64, steps: Int = 600) throws -> BertForSequenceClassification {
+        let tokenizer = try makeTokenizer()
+        var rng = Xoshiro256(seed: seed &+ 0x7E47)
+        var samples: [TextClassificationData.Sample] = []
+        for i in 0..<2000 {
+            let (text, label) = sample(task: i % 2, using: &rng)          // "first" or "last", routed as one task
+            let e = try tokenizer.encode(text)
+            samples.append(.init(taskID: 0, labelID: label, ids: e.ids, typeIDs: e.typeIDs))
+        }
+        let pretext = TextClassificationData(taskNames: ["pretext"], labelNames: categories.map(\.name), samples: samples)
+        let model = try BertForSequenceClassification(config: try BertConfig(json: modelConfig), seed: seed)
+        var training = TrainingConfiguration()
+        training.steps = steps
+        training.batchSize = 32
+        training.learningRate = 1e-3
+        training.weightDecay = 0
+        training.evalEvery = 0
+        training.seed = seed
+        let trainer = try Trainer(objective: try TextClassificationObjective(model: model, data: pretext),
+                                  parameters: TrainableParameters(model.namedParameters().map { ($0.name, $0.parameter) }),
+                                  configuration: training)
+        try trainer.run()
+        return model
     }
 
     /// A tiny BERT for this vocabulary and these texts (at most 6 words, each with a filler, plus [CLS] and [SEP]).
