@@ -52,11 +52,11 @@ enum RunCheckpoint {
         try peft.loadAdapterTensors(try Safetensors.read(weights), source: weights.path, allowNonFinite: allowNonFinite)
         if allowNonFinite { RunModel.warnNonFinite(try peft.adapterTensors(), source: weights.path, console) }
         let stateURL = ck.appendingPathComponent(stateFileName)
-        let state: Trainer.State
-        do { state = try JSONDecoder().decode(Trainer.State.self, from: try FileContents.read(stateURL)) } catch {
-            throw CLIError.runtime("\(stateURL.path): cannot read the trainer state (\(error))")
+        let state: Trainer.State = try RunSpec.decodeStrictly(stateURL, what: "the trainer state")
+        let optimizer = try Safetensors.read(ck.appendingPathComponent(optimizerFileName))
+        do { try trainer.restore(state, optimizerTensors: optimizer) } catch let e as PolyPEFTError {
+            throw CLIError.runtime("\(stateURL.path): \(e.message)")
         }
-        try trainer.restore(state, optimizerTensors: try Safetensors.read(ck.appendingPathComponent(optimizerFileName)))
         return true
     }
 }

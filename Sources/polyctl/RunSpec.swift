@@ -88,14 +88,22 @@ struct RunSpec: Codable, Equatable {
         FileManager.default.fileExists(atPath: dir.appendingPathComponent(fileName).path)
     }
 
+    /// Decodes a JSON file written by polyctl, after the library's strict parser has accepted it (Foundation's
+    /// decoder lets duplicate keys and trailing commas through); errors name the file.
+    static func decodeStrictly<T: Decodable>(_ url: URL, what: String) throws -> T {
+        let data = try FileContents.read(url)
+        do { _ = try JSONValue(parsing: data) } catch let e as JSONError {
+            throw CLIError.runtime("\(url.path): not \(what): invalid JSON (\(e))")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw CLIError.runtime("\(url.path): not \(what) (\(error))")
+        }
+    }
+
     static func read(from dir: URL) throws -> RunSpec {
         let url = dir.appendingPathComponent(fileName)
         guard isRunFolder(dir) else { throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))") }
-        let data = try FileContents.read(url)
-        let spec: RunSpec
-        do { spec = try JSONDecoder().decode(RunSpec.self, from: data) } catch {
-            throw CLIError.runtime("\(url.path): not a valid run description (\(error))")
-        }
+        let spec: RunSpec = try decodeStrictly(url, what: "a valid run description")
         try spec.validate(file: url.path)
         return spec
     }

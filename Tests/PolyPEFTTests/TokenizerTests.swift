@@ -117,6 +117,12 @@ final class TokenizerTests: XCTestCase {
         var huge = t
         huge.padding = Tokenizer.Padding(length: Int.max - 1, multipleOf: 8)
         XCTAssertThrowsError(try huge.encode("x")) { XCTAssertTrue("\($0)".hasPrefix("padding to "), "\($0)") }
+        // Metaspace options that contradict each other.
+        var t5json = try JSONValue(parsing: try Data(contentsOf: Self.folder.appendingPathComponent("unigram_t5.json"))).objectValue!
+        t5json["pre_tokenizer"] = ["type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always", "add_prefix_space": false]
+        XCTAssertThrowsError(try Tokenizer(json: .object(t5json))) {
+            XCTAssertEqual("\($0)", "pre_tokenizer: add_prefix_space false contradicts prepend_scheme \"always\"")
+        }
         // A vocabulary inside an array is not a vocabulary.
         let odd = #"{"model": {"type": "WordPiece", "vocab": [{"[UNK]": 0, "a": 1}]}}"#
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("odd-\(UUID().uuidString).json")

@@ -130,7 +130,7 @@ final class FuzzRegressionTests: CLITestCase {
             try set(key, to: value, in: state)
             let r = run(["train", "--resume", dir, "--quiet", "--no-baseline"])
             XCTAssertEqual(r.code, 1, "\(key) \(value)")
-            XCTAssertEqual(r.err, "error: \(message)\n")
+            XCTAssertEqual(r.err, "error: \(state): \(message)\n")
             try original.write(to: URL(fileURLWithPath: state))
         }
         XCTAssertEqual(run(["train", "--resume", dir, "--quiet", "--no-baseline"]).code, 0)

@@ -156,6 +156,18 @@ final class RunFolderTests: CLITestCase {
         }
     }
 
+    /// Run files are parsed strictly before decoding: a duplicated key is an error naming the file.
+    func testRunFilesAreParsedStrictly() throws {
+        let dir = path("strict")
+        XCTAssertEqual(run(["train"] + tiny + ["--output", dir]).code, 0)
+        let url = URL(fileURLWithPath: dir + "/polypeft_run.json")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"rank\" : 2,", with: "\"rank\" : 2, \"rank\" : 3,").write(to: url, atomically: true, encoding: .utf8)
+        let r = run(["eval", "--adapter", dir, "--no-fewshot"])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.hasPrefix("error: \(url.path): not a valid run description: invalid JSON (duplicate key \"rank\""), r.err)
+    }
+
     func testCheckpointSchedule() {
         var s = CheckpointSchedule(steps: 100, seconds: 60, startStep: 40, now: 1000)
         XCTAssertFalse(s.isDue(step: 139, now: 1059.9))

@@ -171,11 +171,18 @@ struct TokenizerJSON {
 
     func metaspace(_ o: Object, _ path: String) throws -> Metaspace {
         var scheme = Metaspace.PrependScheme.always
-        if let s = o["prepend_scheme"]?.stringValue {
-            guard let v = Metaspace.PrependScheme(rawValue: s) else { throw TokenizerError("\(path).prepend_scheme \"\(s)\" is not always, first or never") }
-            scheme = v
-        } else if o["add_prefix_space"]?.boolValue == false {
-            scheme = .never
+        if let v = o["prepend_scheme"], v != .null {
+            guard let s = v.stringValue, let parsed = Metaspace.PrependScheme(rawValue: s) else {
+                throw TokenizerError("\(path).prepend_scheme: expected \"always\", \"first\" or \"never\", found \(v.compactString())")
+            }
+            scheme = parsed
+        }
+        if let v = o["add_prefix_space"], v != .null {
+            guard let add = v.boolValue else { throw TokenizerError("\(path).add_prefix_space: expected true or false") }
+            if !add && o["prepend_scheme"] == nil { scheme = .never }
+            guard add || scheme == .never else {
+                throw TokenizerError("\(path): add_prefix_space false contradicts prepend_scheme \"\(scheme.rawValue)\"")
+            }
         }
         return Metaspace(replacement: try scalar(o, "replacement", path, default: "\u{2581}"), prependScheme: scheme,
                          split: try bool(o, "split", path, default: true))
