@@ -102,7 +102,8 @@ public struct PrecompiledNormalizer: TextNormalizer {
     }
 }
 
-/// `Replace`: every match of a literal string or a regular expression replaced by `content`.
+/// `Replace`: every match of a literal string or a regular expression replaced by `content` (an empty literal
+/// pattern changes nothing).
 public struct ReplaceNormalizer: TextNormalizer {
     enum Pattern: Sendable { case literal([Unicode.Scalar]), regex(NSRegularExpression) }
     let pattern: Pattern

@@ -102,8 +102,10 @@ public struct WordPieceDecoder: TokenDecoder, Equatable {
         return s.string
     }
 
-    /// Every non-overlapping occurrence of `from`, left to right, replaced (scalar by scalar, as Rust's `replace`).
+    /// Every non-overlapping occurrence of `from`, left to right, replaced (scalar by scalar, as Rust's `replace`;
+    /// an empty `from` matches before every scalar and at the end, as there).
     static func replacing(_ s: [Unicode.Scalar], _ from: [Unicode.Scalar], _ to: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        if from.isEmpty { return to + s.flatMap { [$0] + to } }
         guard s.count >= from.count else { return s }
         var out: [Unicode.Scalar] = []
         var i = 0
