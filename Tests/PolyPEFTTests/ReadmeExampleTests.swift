@@ -25,4 +25,35 @@ final class ReadmeExampleTests: XCTestCase {
         let routing = try peft.routing()
         XCTAssertEqual(routing.map(\.weights.shape), [[18, 1, 6], [18, 1, 6]])
     }
+
+    /// The README's real-model example, verbatim but for the folder: a tiny BERT written as a published folder
+    /// (an I64 position_ids buffer included) with the test tokenizer.
+    func testReadmeRealModelExample() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("readme-bert-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tokenizerFile = Bundle.module.url(forResource: "tokenizers", withExtension: nil)!.appendingPathComponent("wordpiece_uncased.json")
+        let vocab = try Tokenizer(contentsOf: tokenizerFile).model.tokens.count
+        let configJSON: JSONValue = ["model_type": "bert", "vocab_size": .int(vocab), "hidden_size": 16, "num_hidden_layers": 1,
+                                     "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32]
+        var weights = try BertModel(config: try BertConfig(json: configJSON), seed: 1).stateDict().mapValues { try SafetensorsEntry.float($0) }
+        weights["embeddings.position_ids"] = try SafetensorsEntry.int(Array(0..<32), shape: [1, 32])
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Safetensors.write(entries: weights, to: dir.appendingPathComponent("model.safetensors"))
+        try AtomicFile.write(configJSON.pythonStyleString(indent: 2), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(at: tokenizerFile, to: dir.appendingPathComponent("tokenizer.json"))
+
+        let folder = dir
+        var tokenizer = try Tokenizer(contentsOf: folder)                        // the tokenizers library's ids, exactly
+        tokenizer.padding = Tokenizer.Padding()                                  // pad each batch to its longest text
+        let bert = try BertModel.load(from: folder)                              // buffers, F16/BF16, shards, tied names
+        var seed = Xoshiro256(seed: 0)
+        let poly = PolyConfig(r: 2, targetModules: .names(["query", "value"]), nTasks: 4, nSkills: 4)
+        let adapted = try PeftModel(wrapping: bert, config: poly, using: &seed)
+        let batch = try tokenizer.encodeBatch(["A first text.", "Another one, for task 3."])
+        let (hidden, _) = try bert.forward(inputIDs: batch.map(\.ids), attentionMask: batch.map(\.attentionMask),
+                                           tokenTypeIDs: batch.map(\.typeIDs), Context.inference(taskIDs: [0, 3]))
+        XCTAssertEqual(hidden.shape, [2, batch[0].count, 16])
+        XCTAssertEqual(batch[0].count, batch[1].count)
+        XCTAssertTrue(adapted.parameterSummary().hasPrefix("trainable params: "))
+    }
 }
