@@ -639,17 +639,22 @@ def mutate_jsonl_all(rng, lines):
     return [dump_json(r) for r in rows], what
 
 
-def mutate_jsonl(rng, data):
-    """One mutation of a JSONL file (data or infer inputs)."""
+def mutate_text_lines(rng, data, edit_all, edit_line):
+    """One mutation of a line-based text file: its bytes damaged, every line edited at once, or some lines edited."""
     choice = rng.random()
     if choice < 0.15:
         return mutate_bytes(rng, data)
     lines = data.decode().split("\n")
     if choice < 0.3:
-        lines, what = mutate_jsonl_all(rng, lines)
+        lines, what = edit_all(rng, lines)
     else:
-        lines, what = mutate_lines(rng, lines, edit_jsonl_line)
+        lines, what = mutate_lines(rng, lines, edit_line)
     return "\n".join(lines).encode(errors="surrogateescape"), what
+
+
+def mutate_jsonl(rng, data):
+    """One mutation of a JSONL file (data or infer inputs)."""
+    return mutate_text_lines(rng, data, mutate_jsonl_all, edit_jsonl_line)
 
 
 CSV_VALUES = ["", "nan", "NaN", "inf", "-inf", "1e39", "1e400", "0x1p3", " 1 ", "1,5", '"1"', '"', '""', 'a"b',
@@ -698,15 +703,7 @@ def mutate_csv_all(rng, lines):
 
 def mutate_csv(rng, data):
     """One mutation of a CSV data file."""
-    choice = rng.random()
-    if choice < 0.15:
-        return mutate_bytes(rng, data)
-    lines = data.decode().split("\n")
-    if choice < 0.3:
-        lines, what = mutate_csv_all(rng, lines)
-    else:
-        lines, what = mutate_lines(rng, lines, edit_csv_line)
-    return "\n".join(lines).encode(), what
+    return mutate_text_lines(rng, data, mutate_csv_all, edit_csv_line)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

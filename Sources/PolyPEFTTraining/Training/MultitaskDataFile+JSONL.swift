@@ -30,23 +30,31 @@ extension MultitaskDataFile {
         }
     }
 
-    /// Parses JSONL text line by line (blank lines skipped) into `builder`.
-    static func parseJSONL(_ text: String, into builder: inout Builder) throws {
-        let decoder = JSONDecoder()
+    /// Calls `body` with each line of JSONL text that is not blank (its bytes, without the `\r` of a CRLF) and its
+    /// 1-based number.
+    static func forEachJSONLLine(_ text: String, _ body: (_ line: Int, _ bytes: Data) throws -> Void) rethrows {
         var lineNumber = 0
         // Split bytes, not Characters: "\r\n" is one Character and would hide the line break.
         for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            try body(lineNumber, Data(line))
+        }
+    }
+
+    /// Parses JSONL text line by line (blank lines skipped) into `builder`.
+    static func parseJSONL(_ text: String, into builder: inout Builder) throws {
+        let decoder = JSONDecoder()
+        try forEachJSONLLine(text) { lineNumber, line in
             // The strict parser first: it refuses what Foundation's decoder lets through (trailing commas, duplicate
             // keys), with the byte where the problem is.
-            do { _ = try JSONValue(parsing: Data(line)) } catch let e as JSONError {
+            do { _ = try JSONValue(parsing: line) } catch let e as JSONError {
                 throw builder.error(lineNumber, "not valid JSON (\(e))")
             }
             let row: Row
             do {
-                row = try decoder.decode(Row.self, from: Data(line))
+                row = try decoder.decode(Row.self, from: line)
             } catch let e as DecodingError {
                 throw builder.error(lineNumber, describe(e))
             }

@@ -51,13 +51,7 @@ public enum MultitaskDataFile {
     public static func read(_ path: String, taskNames: [String]? = nil, unknownTasks: UnknownTaskPolicy = .error,
                             inputDim: Int? = nil, targetDim: Int? = nil) throws -> MultitaskDataset {
         let format = try Format(path: path)
-        let data: Data
-        do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
-            throw MultitaskDataError(file: path, e.message)
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw MultitaskDataError(file: path, line: firstInvalidUTF8Line(data), "not valid UTF-8")
-        }
+        let text = try readText(path)
         return try parse(text, format: format, file: path, taskNames: taskNames, unknownTasks: unknownTasks,
                          inputDim: inputDim, targetDim: targetDim)
     }
@@ -204,6 +198,19 @@ extension MultitaskDataFile {
 extension MultitaskDataFile {
     /// A field as errors quote it: whole up to 40 characters, else its first 40 and its length (a 20 MB field is not
     /// echoed).
+    /// The UTF-8 text of the data file at `path`; a file that cannot be read, or is not UTF-8 (named with the line
+    /// of the first bad byte), is a `MultitaskDataError`.
+    static func readText(_ path: String) throws -> String {
+        let data: Data
+        do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
+            throw MultitaskDataError(file: path, e.message)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw MultitaskDataError(file: path, line: firstInvalidUTF8Line(data), "not valid UTF-8")
+        }
+        return text
+    }
+
     static func excerpt(_ s: String) -> String {
         s.count <= 40 ? s : String(s.prefix(40)) + "... (\(s.count) characters)"
     }

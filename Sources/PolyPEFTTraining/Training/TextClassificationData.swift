@@ -39,27 +39,17 @@ public struct TextClassificationData: Sendable {
     /// replaced by `maxLength`).
     public static func read(_ path: String, tokenizer: Tokenizer, maxLength: Int, longTexts: LongTexts = .truncate,
                             taskNames: [String]? = nil, labelNames: [String]? = nil) throws -> TextClassificationData {
-        let data: Data
-        do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
-            throw MultitaskDataError(file: path, e.message)
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw MultitaskDataError(file: path, line: MultitaskDataFile.firstInvalidUTF8Line(data), "not valid UTF-8")
-        }
+        let text = try MultitaskDataFile.readText(path)
         var tok = tokenizer
         tok.padding = nil
         tok.truncation = longTexts == .truncate ? Tokenizer.Truncation(maxLength: maxLength) : nil
         var tasks = Table(names: taskNames, what: "task"), labels = Table(names: labelNames, what: "label")
         var samples: [Sample] = []
-        var lineNumber = 0
-        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+        try MultitaskDataFile.forEachJSONLLine(text) { lineNumber, line in
             func fail(_ message: String) -> MultitaskDataError { MultitaskDataError(file: path, line: lineNumber, message) }
             let object: [String: JSONValue]
             do {
-                guard let o = try JSONValue(parsing: Data(line)).objectValue else { throw fail("expected a JSON object") }
+                guard let o = try JSONValue(parsing: line).objectValue else { throw fail("expected a JSON object") }
                 object = o
             } catch let e as JSONError { throw fail("not valid JSON (\(e))") }
             func name(_ key: String) throws -> String {
