@@ -33,7 +33,7 @@ struct RunModel {
     /// The id of task `name`; unknown names list the known ones.
     func taskID(_ name: String) throws -> Int {
         guard let i = spec.taskNames.firstIndex(of: name) else {
-            let known = spec.taskNames.prefix(8).joined(separator: ", ") + (spec.taskNames.count > 8 ? ", ..." : "")
+            let known = namesPreview(spec.taskNames)
             throw CLIError.runtime("unknown task '\(name)' (this adapter knows: \(known)); '--unknown-task uniform' routes it uniformly")
         }
         return i

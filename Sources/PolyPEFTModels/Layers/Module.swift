@@ -136,6 +136,11 @@ extension Layer {
 }
 
 
+/// The first `limit` names joined by commas, `", ..."` when there are more (error messages listing known names).
+public func namesPreview(_ names: [String], limit: Int = 8) -> String {
+    names.prefix(limit).joined(separator: ", ") + (names.count > limit ? ", ..." : "")
+}
+
 /// `1234567` -> `"1,234,567"`.
 public func groupThousands(_ n: Int) -> String {
     let s = String(Swift.abs(n))

@@ -1,6 +1,7 @@
 import Foundation
 import PolyPEFTCore
 import PolyPEFTIO
+import PolyPEFTModels
 
 /// Multitask text classification data: each sample a task, a text and a label, tokenized once.
 ///
@@ -95,8 +96,7 @@ public struct TextClassificationData: Sendable {
             guard !trimmed.isEmpty else { throw fail("the \(what) name is empty") }
             if let i = ids[trimmed] { return i }
             guard !fixed else {
-                let known = names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ..." : "")
-                throw fail("unknown \(what) '\(MultitaskDataFile.excerpt(trimmed))' (known: \(known))")
+                throw fail("unknown \(what) '\(MultitaskDataFile.excerpt(trimmed))' (known: \(namesPreview(names)))")
             }
             names.append(trimmed)
             ids[trimmed] = names.count - 1
