@@ -54,8 +54,8 @@ final class RunFolder {
     static func claim(_ dir: URL, resuming: Bool, overwrite: Bool) throws -> RunFolder {
         let fm = FileManager.default
         if resuming {
-            // Read before locking, so that a wrong --resume leaves no lock file behind.
-            _ = try RunSpec.read(from: dir)
+            // Checked before locking, so that a wrong --resume leaves no lock file behind (read under the lock).
+            try RunSpec.requireRunFolder(dir)
         } else {
             var isFolder: ObjCBool = false
             if fm.fileExists(atPath: dir.path, isDirectory: &isFolder), !isFolder.boolValue {

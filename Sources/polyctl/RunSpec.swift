@@ -88,6 +88,11 @@ struct RunSpec: Codable, Equatable {
         FileManager.default.fileExists(atPath: dir.appendingPathComponent(fileName).path)
     }
 
+    /// Throws unless `dir` holds a run description.
+    static func requireRunFolder(_ dir: URL) throws {
+        guard isRunFolder(dir) else { throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))") }
+    }
+
     /// Decodes a JSON file written by polyctl, after the library's strict parser has accepted it (Foundation's
     /// decoder lets duplicate keys and trailing commas through); errors name the file.
     static func decodeStrictly<T: Decodable>(_ url: URL, what: String) throws -> T {
@@ -102,7 +107,7 @@ struct RunSpec: Codable, Equatable {
 
     static func read(from dir: URL) throws -> RunSpec {
         let url = dir.appendingPathComponent(fileName)
-        guard isRunFolder(dir) else { throw CLIError.runtime("\(dir.path) is not a polyctl run folder (no \(fileName))") }
+        try requireRunFolder(dir)
         let spec: RunSpec = try decodeStrictly(url, what: "a valid run description")
         try spec.validate(file: url.path)
         return spec
