@@ -1,12 +1,5 @@
 import Foundation
 import PolyPEFTCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Replaces a whole directory of files so that readers see either the old set or the new set, never a mix.
 ///
@@ -34,8 +27,7 @@ public enum AtomicDirectory {
             }
             try fm.moveItem(at: temp, to: target)
             // Make the renames durable before the old copy goes (a power cut then finds one complete directory).
-            let dirFD = open(parent.path, O_RDONLY | O_CLOEXEC)
-            if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+            AtomicFile.syncDirectory(parent)
             if fm.fileExists(atPath: old.path) { try fm.removeItem(at: old) }
         } catch {
             try? fm.removeItem(at: temp)

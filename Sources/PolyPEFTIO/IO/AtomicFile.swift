@@ -69,6 +69,11 @@ public enum AtomicFile {
             throw error
         }
         // Make the rename itself durable; failure here cannot undo the (complete) new file, so it is not an error.
+        syncDirectory(directory)
+    }
+
+    /// Flushes a directory's entries (renames, creations) to disk; best effort, as a failure cannot be undone.
+    static func syncDirectory(_ directory: URL) {
         let dirFD = open(directory.path, O_RDONLY | O_CLOEXEC)
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
     }
