@@ -243,11 +243,11 @@ extension OptionSpec {
     static let strategy = OptionSpec.choice("strategy", RoutingStrategy.allCases.map(\.rawValue), "Routing kernel.",
                                             default: RoutingStrategy.automatic.rawValue)
 
-    /// `--seed`, 0 by default.
     /// `--allow-non-finite`: load adapter weights holding NaN or infinity (refused by default), warning per tensor.
     static let allowNonFinite = OptionSpec.flag("allow-non-finite",
         "Load adapter weights holding NaN or infinity (refused by default), with a warning naming each such tensor.")
 
+    /// `--seed`, 0 by default.
     static func seed(_ help: String) -> OptionSpec { .int("seed", help, range: 0...Int.max, default: 0) }
 
     /// `--repeat`: timed runs or rounds of a benchmark.

@@ -3,13 +3,14 @@ import PolyPEFT
 
 /// `polyctl eval --adapter DIR`: per-task loss on the run's test split (or `--data`) and, for a Poly/MHR run on the
 /// built-in data, few-shot adaptation to the held-out tasks (z and full modes) against a shared LoRA of the same size.
+/// A text run reports per-task accuracy and cross-entropy.
 enum EvalCommand: Subcommand {
     static let name = "eval"
     static let overview = "Evaluate a trained run per task, and few-shot on held-out tasks against a shared LoRA."
     static let usage = "eval --adapter <dir> [--data <file>] [--shots <k>] [--json]"
     static let options: [OptionSpec] = [
         .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
-        .text("data", "<file>", "Evaluate on this .jsonl/.csv file instead of the run's test split."),
+        .text("data", "<file>", "Evaluate on this .jsonl/.csv file (text runs: .jsonl task/text/label) instead of the run's test split."),
         .int("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", range: 1...10_000, default: 20),
         .flag("no-fewshot", "Skip few-shot adaptation to the held-out tasks."),
         .flag("json", "Machine-readable output."),
@@ -22,6 +23,8 @@ enum EvalCommand: Subcommand {
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let run = try RunModel.open(args.string("adapter")!, allowNonFinite: args.flag("allow-non-finite"), console: console)
+        if let text = run.spec.text, let base = run.text { return try evaluateText(args, console, run, text, base) }
+        let model = try run.mlp(for: "eval")
         let data: MultitaskDataset
         if let file = args.string("data") {
             data = try MultitaskDataFile.read(file, taskNames: run.spec.taskNames)
@@ -30,7 +33,7 @@ enum EvalCommand: Subcommand {
                                     taskNames: run.spec.taskNames).test
         }
         let shots = args.int("shots")
-        let (loss, perTask) = try RegressionObjective.evaluate(run.model, data)
+        let (loss, perTask) = try RegressionObjective.evaluate(model, data)
         let counts = data.indicesByTask.mapValues(\.count)
         let fewShot = args.flag("no-fewshot") || run.spec.dataPath != nil || !run.spec.method.isRouted ? nil
             : try heldOut(run, shots: shots)
@@ -64,6 +67,36 @@ enum EvalCommand: Subcommand {
         }
         console.write(few.render())
         console.print("(\(label)-z trains only the new task's routing logits; shared LoRA: one adapter of the same size trained on all training tasks, then on the new task)")
+    }
+
+    /// A text run: accuracy and cross-entropy per task on the test split or `--data` (whose tasks and labels must be
+    /// the run's: an unseen one is an error naming its line).
+    static func evaluateText(_ args: ParsedArguments, _ console: Console, _ run: RunModel, _ text: TextRunSpec,
+                             _ base: TextBase) throws {
+        if let option = ["shots", "no-fewshot"].first(where: { args.isGiven($0) || args.flag($0) }) {
+            throw CLIError.runtime("'--\(option)': few-shot adaptation is for numeric runs; \(run.dir.path) is a text run")
+        }
+        var set: TextClassificationData
+        if let file = args.string("data") {
+            set = try TextRunData.read(file, text, tokenizer: base.tokenizer, taskNames: run.spec.taskNames, labelNames: text.labelNames)
+            if let heads = text.heads { set = try heads.relabel(set, source: file) }
+        } else {
+            set = try TextRunData.load(run.spec, text, tokenizer: base.tokenizer).test
+        }
+        let objective = try TextClassificationObjective(model: base.classifier, data: set, padID: base.padID, heads: text.heads)
+        let e = try TextWorkload.evaluate(objective, set)
+        if args.flag("json") {
+            let tasks = e.perTask.keys.sorted().map { t -> JSONValue in
+                let r = e.perTask[t]!
+                return ["task": .string(run.spec.taskNames[t]), "accuracy": .double(Double(r.accuracy ?? .nan)),
+                        "cross_entropy": .double(Double(r.loss)), "samples": .int(r.samples)]
+            }
+            let o: [String: JSONValue] = ["accuracy": .double(Double(e.accuracy ?? .nan)), "cross_entropy": .double(Double(e.loss)),
+                                          "samples": .int(set.count), "tasks": .array(tasks)]
+            console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
+            return
+        }
+        console.write(TrainReport.accuracyTable(e, taskNames: run.spec.taskNames).render())
     }
 
     /// Few-shot adaptation to each held-out task of the built-in data: z mode, full mode, and the shared-LoRA baseline.

@@ -38,7 +38,20 @@ enum ExportCommand: Subcommand {
             }
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             try Safetensors.write(weights, metadata: ["format": "pt"], to: dir.appendingPathComponent(HFModelFolder.weightsFileName))
-            console.print("Wrote \(dir.path)/\(HFModelFolder.weightsFileName): the base network with task '\(name)' merged in")
+            guard let text = run.text, let spec = run.spec.text else {
+                console.print("Wrote \(dir.path)/\(HFModelFolder.weightsFileName): the base network with task '\(name)' merged in")
+                return
+            }
+            // A text run's merged classifier is a whole BERT folder: its config (with the run's labels) and tokenizer.
+            var config = try JSONValue(parsing: try FileContents.read(text.folder.appendingPathComponent(HFModelFolder.configFileName))).objectValue ?? [:]
+            config["num_labels"] = .int(spec.outputCount)
+            config["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<spec.outputCount).map { (String($0), JSONValue.string(spec.label(ofOutput: $0))) }))
+            config["architectures"] = ["BertForSequenceClassification"]
+            try AtomicFile.write(Data(JSONValue.object(config).pythonStyleString(indent: 2, sortKeys: true).utf8),
+                                 to: dir.appendingPathComponent(HFModelFolder.configFileName))
+            try AtomicFile.write(try FileContents.read(text.folder.appendingPathComponent(TextBase.tokenizerFileName)),
+                                 to: dir.appendingPathComponent(TextBase.tokenizerFileName))
+            console.print("Wrote \(dir.path)/: a BERT classifier folder (config.json, model.safetensors, tokenizer.json) with task '\(name)' merged in")
             return
         }
         if let name = args.string("task") {

@@ -6,7 +6,9 @@ import PolyPEFT
 /// ```
 /// DIR/adapter_config.json, adapter_model.safetensors   the adapter, as PEFT saves it (PeftModel.from_pretrained)
 /// DIR/polypeft_run.json                                what eval / infer / inspect / --resume rebuild from
-/// DIR/base_model.safetensors                           the frozen base network
+/// DIR/base_model.safetensors                           the frozen base network (numeric runs)
+/// DIR/base_model/                                      the built-in tiny BERT of a text run, a BERT folder
+///                                                      (config.json, model.safetensors, tokenizer.json)
 /// DIR/checkpoint/                                      adapter + trainer_state.json + optimizer.safetensors,
 ///                                                      replaced as a whole (AtomicDirectory), periodically
 ///                                                      (CheckpointSchedule), on SIGINT / SIGTERM and at the end
@@ -18,12 +20,11 @@ enum RunCheckpoint {
     static let stateFileName = "trainer_state.json"
     static let optimizerFileName = "optimizer.safetensors"
 
-    /// Writes what does not change during a run: its settings, and the base network unless already there (a resumed
+    /// Writes what does not change during a run: its settings, and the base model unless already there (a resumed
     /// run keeps its own; a new run starts in a folder `RunFolder` emptied of any old run).
-    static func begin(_ dir: URL, spec: RunSpec, baseWeights: [String: Tensor]) throws {
+    static func begin(_ dir: URL, spec: RunSpec, workload: any RunWorkload) throws {
         try spec.write(to: dir)
-        let baseURL = dir.appendingPathComponent(RunSpec.baseWeightsFileName)
-        if !FileManager.default.fileExists(atPath: baseURL.path) { try Safetensors.write(baseWeights, to: baseURL) }
+        try workload.saveBase(in: dir)
     }
 
     /// Writes the adapter and the resume state as one directory, `DIR/checkpoint` (`AtomicDirectory`: a kill at

@@ -27,7 +27,8 @@ final class RunFolder {
     /// Every file a run writes into its folder (pictures, the adapter, the run settings, the checkpoint).
     static let runFiles = [PeftAdapterFolder.configFileName, PeftAdapterFolder.weightsFileName, RunSpec.fileName,
                            RunSpec.baseWeightsFileName, TrainReport.allocationPicture, TrainReport.lossPicture,
-                           RunCheckpoint.directoryName, RunCheckpoint.directoryName + ".old"]
+                           RunCheckpoint.directoryName, RunCheckpoint.directoryName + ".old", TextBase.folderName,
+                           TextBase.folderName + ".old"]
     /// The files whose presence means the folder holds a run.
     static let runMarkers = [RunSpec.fileName, RunCheckpoint.directoryName, RunCheckpoint.directoryName + ".old",
                              PeftAdapterFolder.weightsFileName]
@@ -67,6 +68,7 @@ final class RunFolder {
         }
         let folder = try lock(dir)
         try AtomicDirectory.removeLeftovers(of: dir.appendingPathComponent(RunCheckpoint.directoryName))
+        try AtomicDirectory.removeLeftovers(of: dir.appendingPathComponent(TextBase.folderName))
         try AtomicFile.removeLeftovers(in: dir, of: runFiles)
         // A writability probe left by a killed run.
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where entry.hasPrefix(probePrefix) {

@@ -36,39 +36,52 @@ struct RunSpec: Codable, Equatable {
     var dataPath: String?
     /// Seed of the built-in data and of the random base network (user data).
     var dataSeed: UInt64
+    /// The width of the base network's hidden layer (numeric runs); the transformer's hidden size (text runs).
     var hiddenDim: Int
     var taskNames: [String]
     var training: TrainingConfiguration
     /// IA3: the targets whose input is scaled (PEFT's `feedforward_modules`); nil for the other methods.
     var feedforward: [String]? = nil
+    /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
+    var text: TextRunSpec? = nil
 
-    /// The layers every run adapts.
+    /// The layers a numeric run adapts.
     static let targets = ["fc1", "fc2"]
 
     /// The adapter configuration this run trains: Poly / MHR with `skills` x `splits` routed LoRAs of rank `rank`;
     /// one LoRA or DoRA of rank `rank` (alpha = rank, PEFT's default init: B = 0, so training starts at the base); or
     /// IA3 with `feedforward` as its feed-forward modules (scales start at 1, also the base).
+    ///
+    /// Text runs adapt `text.targets` of the BERT and train its head as PEFT's sequence classification does
+    /// (`task_type` `SEQ_CLS`: the classifier joins `modules_to_save`; a pooler the checkpoint lacks joins too).
     func adapterConfig() -> any PeftConfig {
-        let targets = TargetModules.names(RunSpec.targets)
+        let targets = TargetModules.names(text?.targets ?? RunSpec.targets)
+        var config: any PeftConfig
         switch method {
         case .poly, .mhr:
-            return PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
-                              nSplits: splits, initWeights: true, mixing: mixing)
+            config = PolyConfig(r: rank, targetModules: targets, nTasks: taskNames.count, nSkills: skills,
+                                nSplits: splits, initWeights: true, mixing: mixing)
         case .lora, .dora:
             var c = LoraConfig(r: rank, loraAlpha: Double(rank), targetModules: targets)
             c.initLoraWeights = .kaiming
             c.useDora = method == .dora
-            return c
+            config = c
         case .ia3:
-            return IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
+            config = IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
         }
+        if let text {
+            config.taskType = "SEQ_CLS"
+            config.modulesToSave = ["classifier"] + (text.trainPooler ? ["pooler"] : [])
+        }
+        return config
     }
 
     /// The adapter config's keys that this run's settings determine must say what `polypeft_run.json` says (a
     /// folder edited by hand, or mixed from two runs, is an error naming the key, not a silently different model).
     func check(against config: any PeftConfig, in dir: URL) throws {
         let expected = adapterConfig().json, found = config.json
-        for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules"] {
+        for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
+                    "task_type"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -140,6 +153,7 @@ struct RunSpec: Codable, Equatable {
         where !(value >= 0 && value.isFinite) {
             throw CLIError.runtime("\(file): \(key) is \(value), not a number >= 0")
         }
+        try text?.validate(file: file, taskCount: taskNames.count)
     }
 
     /// The range of `polyctl train`'s integer option `name`, as its option table declares it.
@@ -176,16 +190,24 @@ struct RunData {
         }
         let all = try MultitaskDataFile.read(dataPath, taskNames: taskNames)
         guard all.count >= 10 else { throw CLIError.runtime("\(dataPath): needs at least 10 samples, has \(all.count)") }
-        // A seeded 80/10/10 split, stratified by nothing (tasks keep their share on average).
-        var g = Xoshiro256(seed: seed)
-        let order = all.batches(size: all.count, using: &g)[0]
-        let nVal = Swift.max(1, all.count / 10)
-        let val = all.subset(Array(order[0..<nVal])), test = all.subset(Array(order[nVal..<(2 * nVal)]))
-        let train = all.subset(Array(order[(2 * nVal)...]))
+        let (v, t, tr) = RunSplit.indices(count: all.count, seed: seed)
+        let val = all.subset(v), test = all.subset(t), train = all.subset(tr)
         // A frozen random base network in -> hidden -> out.
         var wg = Xoshiro256(seed: seed &+ 1)
         let mlp = try MLP(MLPShape.ops(input: all.inputDim, hidden: hiddenDim, output: all.targetDim), using: &wg)
         return RunData(train: train, validation: val, test: test, synthetic: nil, baseWeights: mlp.stateDict())
+    }
+}
+
+/// The seeded 80/10/10 split of a user's data file, stratified by nothing (tasks keep their share on average).
+enum RunSplit {
+    /// Validation, test and training sample indices of `count` samples (count >= 10).
+    static func indices(count: Int, seed: UInt64) -> (validation: [Int], test: [Int], train: [Int]) {
+        var g = Xoshiro256(seed: seed)
+        var order = Array(0..<count)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+        let nVal = Swift.max(1, count / 10)
+        return (Array(order[0..<nVal]), Array(order[nVal..<(2 * nVal)]), Array(order[(2 * nVal)...]))
     }
 }
 

@@ -1,3 +1,4 @@
+import PolyPEFT
 import Foundation
 
 /// Formats rows of text into aligned columns for `polyctl eval` / `inspect` output.
@@ -60,3 +61,6 @@ struct TableFormatter {
         return String(format: "%.\(decimals)f", value)
     }
 }
+
+/// A fraction as a percentage with one decimal (`0.8125` -> `81.3%`); NaN as `-`.
+func formatPercent(_ x: Float) -> String { x.isNaN ? "-" : formatFixed(Double(x) * 100, digits: 1) + "%" }

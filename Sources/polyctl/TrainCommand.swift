@@ -3,11 +3,12 @@ import PolyPEFT
 
 /// `polyctl train`: trains Poly, MHR, or one LoRA, IA3 or DoRA shared by all tasks, on the built-in multitask data (or
 /// `--data`), shows progress, the learned allocation (routed methods) and how it matches the truth, and writes a PEFT
-/// adapter plus everything resume needs.
+/// adapter plus everything resume needs. Text runs (`--text`, or `--model DIR --data tasks.jsonl`) train a BERT
+/// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
     static let overview = "Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default)."
-    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--steps <n>] [--output <dir>] [options]"
+    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
     /// Options that configure some methods only, and those methods: given with another method, a usage error.
@@ -15,6 +16,10 @@ enum TrainCommand: Subcommand {
         ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
     ]
+    /// Options of text runs only (`--text` or `--model`).
+    static let textOptions = ["targets", "max-length", "long-texts", "heads", "group-by-length"]
+    /// The batch size of text runs when `--batch-size` is not given.
+    static let textBatchSize = 32
     /// `--feedforward`'s values and the IA3 feed-forward modules each stands for.
     static let feedforwardChoices: [(name: String, modules: [String])] = [
         ("fc2", ["fc2"]), ("fc1", ["fc1"]), ("both", ["fc1", "fc2"]), ("none", []),
@@ -39,12 +44,23 @@ enum TrainCommand: Subcommand {
                     only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
                     default: "fc2"),
             .int("steps", "Optimizer steps.", range: 1...10_000_000, default: training.steps),
-            .int("batch-size", "Samples per step.", range: 1...1_000_000, default: training.batchSize),
+            .int("batch-size", "Samples per step.", range: 1...1_000_000, note: "\(training.batchSize); \(textBatchSize) for text runs"),
             .positive("lr", "Learning rate of the adapter (the skills of poly, mhr).", default: training.learningRate),
             .positive("router-lr", only("router-lr", "Learning rate of the router logits"), default: training.routerLearningRate),
             .int("eval-every", "Validation interval in steps (0: only at the end).", range: 0...Int.max, default: training.evalEvery),
             .seed("Seed of the data, the initialisation and the batch order."),
-            .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks."),
+            .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks; with --model, text (.jsonl)."),
+            .flag("text", "Train on the built-in text tasks, on a tiny BERT the command pre-trains (no files needed)."),
+            .text("model", "<dir>", "A BERT folder (config.json, model.safetensors, tokenizer.json) to adapt on --data, JSONL lines {\"task\", \"text\", \"label\"}."),
+            .text("targets", "<names>", "Modules to adapt, comma-separated; text runs only.",
+                  note: "query,value (PEFT's); attention and feed-forward with --text; IA3: key,value,output.dense"),
+            .int("max-length", "Tokens per text, special tokens included; text runs only.", range: 1...Tokenizer.maxPaddedLength,
+                 note: "the tokenizer's truncation, else the model's positions"),
+            .choice("long-texts", ["truncate", "refuse"], "Texts longer than --max-length: cut, or an error naming the line; text runs only.",
+                    default: "truncate"),
+            .choice("heads", ["shared", "per-task"], "One label space for all tasks, or one classifier head per task; text runs only.",
+                    default: "shared"),
+            .flag("group-by-length", "Batch texts of similar length together: less padding, less random batches; text runs only."),
             .text("output", "<dir>", "Run folder.", note: outputRoot + "/<timestamp>"),
             .flag("overwrite", "Replace the run already in --output (every file of it) instead of refusing."),
             .text("resume", "<dir>", "Continue an interrupted run in <dir> (its settings are reused)."),
@@ -76,6 +92,23 @@ enum TrainCommand: Subcommand {
             return
         }
         let method = args.method
+        if args.isGiven("model") && !args.isGiven("data") {
+            throw CLIError.usage("'--model' needs '--data <file.jsonl>' (lines {\"task\": ..., \"text\": ..., \"label\": ...})", hint: args.hint)
+        }
+        if args.flag("text"), let other = ["data", "model"].first(where: { args.isGiven($0) }) {
+            throw CLIError.usage("'--text' trains on the built-in text tasks; it cannot be combined with '--\(other)'", hint: args.hint)
+        }
+        let isText = args.flag("text") || args.isGiven("model")
+        if !isText, let option = textOptions.first(where: { args.isGiven($0) || args.flag($0) }) {
+            throw CLIError.usage("'--\(option)' applies to text runs ('--text' or '--model <dir>')", hint: args.hint)
+        }
+        if isText && args.isGiven("feedforward") {
+            throw CLIError.usage("'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward "
+                + "modules from PEFT's BERT defaults (output.dense)", hint: args.hint)
+        }
+        if let targets = args.string("targets"), Self.list(targets).isEmpty {
+            throw CLIError.usage("'--targets' needs module names separated by commas, got '\(targets)'", hint: args.hint)
+        }
         for (option, methods) in methodOptions where args.isGiven(option) && !methods.contains(method) {
             let names = methods.map(\.rawValue)
             let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + names.last!
@@ -95,20 +128,20 @@ enum TrainCommand: Subcommand {
         interrupt.install()
         defer { interrupt.stop() }
         let spec = try newSpec ?? RunSpec.read(from: dir)
-        let data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim, taskNames: spec.taskNames)
-        let base = try MLPShape.model(data.baseWeights)
-        var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
-        let peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
-        let trainer = try Trainer(objective: RegressionObjective(model: base, data: data.train, validation: data.validation),
-                                  parameters: peft.trainableParameters(),
-                                  configuration: spec.training)
+        if !json && !args.flag("quiet") && spec.text?.modelPath == nil && spec.text != nil
+            && AtomicDirectory.resolve(dir.appendingPathComponent(TextBase.folderName)) == nil {
+            console.print("Pre-training the built-in tiny BERT (saved as \(dir.path)/\(TextBase.folderName))")
+        }
+        let work = try spec.workload(dir: dir)
+        let peft = work.peft
+        let trainer = try Trainer(objective: work.objective, parameters: peft.trainableParameters(), configuration: spec.training)
         let restored = resuming ? try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer,
                                                             allowNonFinite: args.flag("allow-non-finite"), console: console) : false
-        try RunCheckpoint.begin(dir, spec: spec, baseWeights: data.baseWeights)
+        try RunCheckpoint.begin(dir, spec: spec, workload: work)
         if !json && !args.flag("quiet") {
-            let what = spec.dataPath.map { "\($0)" } ?? "built-in data"
+            let what = spec.dataPath.map { "\($0)" } ?? (spec.text == nil ? "built-in data" : "built-in text data")
             let verb = !resuming ? "Training" : restored ? "Resuming at step \(trainer.step)" : "Starting again (no checkpoint yet)"
-            console.print("\(verb) \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(data.train.count)) training samples")
+            console.print("\(verb) \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(work.trainingSamples)) training samples")
             console.print(peft.parameterSummary())
         }
         let progress = ProgressLine(console: console, total: spec.training.steps, mode: json ? .json : nil)
@@ -134,7 +167,7 @@ enum TrainCommand: Subcommand {
                         console.print(JSONField.line([("event", .string("validation")), ("step", .int(step)),
                                                       ("loss", .shortest(Double(loss))), ("tasks", .object(tasks))]))
                     } else if !quiet, let best = perTask.min(by: { $0.value < $1.value }), let worst = perTask.max(by: { $0.value < $1.value }) {
-                        progress.note("validation at step \(step): MSE \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
+                        progress.note("validation at step \(step): \(work.lossName) \(formatFixed(Double(loss), digits: 5))  (best \(spec.taskNames[best.key]) \(formatFixed(Double(best.value), digits: 5)), worst \(spec.taskNames[worst.key]) \(formatFixed(Double(worst.value), digits: 5)))")
                     }
                 case let .completed(step):
                     if step < spec.training.steps && !interrupt.isRaised && !stopAfterReached && schedule.isDue(step: step, now: CheckpointSchedule.now()) {
@@ -158,27 +191,13 @@ enum TrainCommand: Subcommand {
         // The run is saved and complete; a signal during the baseline skips the baseline, not the report, and the
         // command then still exits as interrupted.
         let baseline = !spec.method.isRouted || args.flag("no-baseline") || interrupt.isRaised ? nil
-            : try trainBaseline(spec, data, shouldStop: { interrupt.isRaised })
+            : try work.trainBaseline(shouldStop: { interrupt.isRaised })
         if spec.method.isRouted && !args.flag("no-baseline") && baseline == nil && !json {
             console.print("\nInterrupted: the shared-LoRA baseline was skipped")
         }
-        try TrainReport(spec: spec, data: data, peft: peft, trainer: trainer, validation: lastValidation, dir: dir,
+        try TrainReport(spec: spec, workload: work, trainer: trainer, validation: lastValidation, dir: dir,
                         baseline: baseline).emit(console, json: json)
         if let signal = interrupt.signal { throw CLIError.interrupted(signal: signal) }
-    }
-
-    /// A single LoRA shared by all tasks, of the same size as the skill inventory (rank skills x rank), trained with
-    /// the same settings: the test loss it reaches, and its rank.
-    /// Nil when `shouldStop` interrupts it.
-    static func trainBaseline(_ spec: RunSpec, _ data: RunData, shouldStop: () -> Bool) throws -> (loss: Float, rank: Int)? {
-        let rank = spec.skills * spec.rank
-        var shared = spec
-        shared.method = .lora
-        shared.rank = rank
-        guard let trained = try TrainedAdapter.train(shared.adapterConfig(), baseWeights: data.baseWeights, train: data.train,
-                                                     test: data.test, training: spec.training, initSeed: spec.dataSeed &+ 11,
-                                                     shouldStop: shouldStop) else { return nil }
-        return (trained.testLoss, rank)
     }
 
     static func describe(_ s: RunSpec) -> String {
@@ -202,32 +221,76 @@ enum TrainCommand: Subcommand {
     /// A new run from the options.
     static func plan(_ args: ParsedArguments) throws -> RunSpec {
         let method = args.method
+        let isText = args.flag("text") || args.isGiven("model")
         var training = TrainingConfiguration()
         training.steps = args.int("steps")
-        training.batchSize = args.int("batch-size")
+        training.batchSize = args.optionalInt("batch-size") ?? (isText ? textBatchSize : training.batchSize)
         training.learningRate = args.float("lr")
         training.routerLearningRate = args.float("router-lr")
         training.evalEvery = args.int("eval-every")
         training.warmupSteps = Swift.min(training.warmupSteps, training.steps / 10)
+        training.groupByLength = args.flag("group-by-length")
         let seed = args.int("seed")
         training.seed = UInt64(seed)
-        let dataPath = args.string("data")
-        // Task names come from the data; for a file they are known only after reading it. The run folder records the
-        // file's absolute path, so `eval` finds it from any directory.
-        let names: [String]
-        if let dataPath {
-            names = try MultitaskDataFile.read(dataPath).taskNames
+        // The run folder records the data file's and the model's absolute paths, so `eval` finds them from anywhere.
+        let dataPath = args.string("data").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let splits = args.optionalInt("splits") ?? defaultSplits.first { $0.method == method }?.splits ?? 1
+        var spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
+                           rank: args.int("rank"), dataPath: dataPath, dataSeed: UInt64(seed), hiddenDim: 64, taskNames: [],
+                           training: training, feedforward: nil)
+        if isText { return try planText(args, spec) }
+        // Task names come from the data; for a file they are known only after reading it.
+        if let dataPath = args.string("data") {
+            spec.taskNames = try MultitaskDataFile.read(dataPath).taskNames
         } else {
             var c = SyntheticTasks.Configuration()
             c.seed = UInt64(seed)
-            names = try SyntheticTasks(c).taskNames
+            spec.taskNames = try SyntheticTasks(c).taskNames
         }
-        let splits = args.optionalInt("splits") ?? defaultSplits.first { $0.method == method }?.splits ?? 1
-        let feedforward = method == .ia3 ? feedforwardChoices.first { $0.name == args.choice("feedforward") }!.modules : nil
-        let spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
-                           rank: args.int("rank"), dataPath: dataPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-                           dataSeed: UInt64(seed), hiddenDim: 64, taskNames: names, training: training, feedforward: feedforward)
+        spec.feedforward = method == .ia3 ? feedforwardChoices.first { $0.name == args.choice("feedforward") }!.modules : nil
         return spec
+    }
+
+    /// A new text run: the model's tokenizer and positions, the data's tasks and labels (read once here, so a bad
+    /// file is reported before the run folder is touched).
+    static func planText(_ args: ParsedArguments, _ numeric: RunSpec) throws -> RunSpec {
+        var spec = numeric
+        let modelPath = args.string("model").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let tokenizer: Tokenizer, maxPositions: Int, trainPooler: Bool
+        if let modelPath {
+            let base = try TextBase.load(URL(fileURLWithPath: modelPath), numLabels: nil, seed: 0)
+            (tokenizer, maxPositions, trainPooler) = (base.tokenizer, base.classifier.config.maxPositionEmbeddings, base.newPooler)
+            spec.hiddenDim = base.classifier.config.hiddenSize
+        } else {
+            let config = try BertConfig(json: SyntheticTextTasks.modelConfig)
+            (tokenizer, maxPositions, trainPooler) = (try SyntheticTextTasks.makeTokenizer(), config.maxPositionEmbeddings, false)
+            spec.hiddenDim = config.hiddenSize
+        }
+        let maxLength = args.optionalInt("max-length") ?? Swift.min(tokenizer.truncation?.maxLength ?? maxPositions, maxPositions)
+        guard maxLength <= maxPositions else {
+            throw CLIError.runtime("--max-length \(maxLength) is more than the model's \(maxPositions) positions (max_position_embeddings)")
+        }
+        let truncate = args.choice("long-texts") == "truncate"
+        let data: TextClassificationData
+        if let dataPath = args.string("data") {
+            data = try TextRunData.read(dataPath, nil, tokenizer: tokenizer, maxLength: maxLength, truncate: truncate,
+                                        taskNames: nil, labelNames: nil)
+        } else {
+            data = try SyntheticTextTasks(seed: spec.dataSeed, samplesPerTask: TextRunData.builtInSamples).train
+        }
+        let targets = args.string("targets").map(list)
+            ?? (spec.method == .ia3 ? DefaultTargets.ia3["bert"]! : TextRunSpec.defaultTargets(builtIn: modelPath == nil))
+        if spec.method == .ia3 { spec.feedforward = DefaultTargets.ia3Feedforward["bert"]!.filter(targets.contains) }
+        spec.taskNames = data.taskNames
+        spec.text = TextRunSpec(modelPath: modelPath, targets: targets, maxLength: maxLength, truncate: truncate,
+                                labelNames: data.labelNames,
+                                heads: args.choice("heads") == "per-task" ? TaskHeads(data) : nil, trainPooler: trainPooler)
+        return spec
+    }
+
+    /// `"a, b,c"` -> `["a", "b", "c"]` (empty parts dropped).
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     static func defaultOutput() -> String {

@@ -27,7 +27,7 @@ final class BertLoadingTests: XCTestCase {
         let ids = [[2, 5, 7]]
         XCTAssertEqual(try bert.forward(inputIDs: ids, .inference()).pooled!.value,
                        try base.forward(inputIDs: ids, .inference()).pooled!.value)
-        let (classifier, newHead) = try BertForSequenceClassification.load(from: dir)
+        let (classifier, newHead, _) = try BertForSequenceClassification.load(from: dir)
         XCTAssertTrue(newHead)
         XCTAssertEqual(try classifier.forward(inputIDs: ids, .inference()).shape, [1, 3])
         XCTAssertEqual((classifier.module(at: "bert.pooler.dense") as! Linear).weight.value,

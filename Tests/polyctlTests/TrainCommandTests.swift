@@ -286,7 +286,7 @@ final class TrainCommandTests: CLITestCase {
         XCTAssertEqual(r.out, """
         OVERVIEW: Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default).
 
-        USAGE: polyctl train [--method poly|mhr|lora|ia3|dora] [--steps <n>] [--output <dir>] [options]
+        USAGE: polyctl train [--method poly|mhr|lora|ia3|dora] [--text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
           --method <poly|mhr|lora|ia3|dora>  Adapter: Poly, MHR (Poly with splits), or one LoRA, IA3 or DoRA shared by all tasks. (default: poly)
@@ -296,12 +296,19 @@ final class TrainCommandTests: CLITestCase {
           --mixing <parameters|outputs>      Mix skill parameters (PEFT) or skill outputs; poly, mhr only. (default: outputs)
           --feedforward <fc2|fc1|both|none>  Targets IA3 scales at the input (PEFT's feedforward_modules), not the output; ia3 only. (default: fc2)
           --steps <n>                        Optimizer steps. (default: 2000)
-          --batch-size <n>                   Samples per step. (default: 256)
+          --batch-size <n>                   Samples per step. (default: 256; 32 for text runs)
           --lr <x>                           Learning rate of the adapter (the skills of poly, mhr). (default: 0.01)
           --router-lr <x>                    Learning rate of the router logits; poly, mhr only. (default: 0.1)
           --eval-every <n>                   Validation interval in steps (0: only at the end). (default: 250)
           --seed <n>                         Seed of the data, the initialisation and the batch order. (default: 0)
-          --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks.
+          --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks; with --model, text (.jsonl).
+          --text                             Train on the built-in text tasks, on a tiny BERT the command pre-trains (no files needed).
+          --model <dir>                      A BERT folder (config.json, model.safetensors, tokenizer.json) to adapt on --data, JSONL lines {"task", "text", "label"}.
+          --targets <names>                  Modules to adapt, comma-separated; text runs only. (default: query,value (PEFT's); attention and feed-forward with --text; IA3: key,value,output.dense)
+          --max-length <n>                   Tokens per text, special tokens included; text runs only. (default: the tokenizer's truncation, else the model's positions)
+          --long-texts <truncate|refuse>     Texts longer than --max-length: cut, or an error naming the line; text runs only. (default: truncate)
+          --heads <shared|per-task>          One label space for all tasks, or one classifier head per task; text runs only. (default: shared)
+          --group-by-length                  Batch texts of similar length together: less padding, less random batches; text runs only.
           --output <dir>                     Run folder. (default: runs/<timestamp>)
           --overwrite                        Replace the run already in --output (every file of it) instead of refusing.
           --resume <dir>                     Continue an interrupted run in <dir> (its settings are reused).

@@ -58,7 +58,7 @@ struct RoundTripSubject {
                 return (0..<t).map { $0 < switchAt ? 0 : 1 }
             }
             if architectures.contains("BertForSequenceClassification") {
-                let (classifier, newHead) = try BertForSequenceClassification.load(from: folder)
+                let (classifier, newHead, _) = try BertForSequenceClassification.load(from: folder)
                 guard !newHead else {
                     throw ModelError("\(folder.path): no classifier.* weights to compare a SEQ_CLS model with")
                 }

@@ -89,18 +89,29 @@ extension BertModel {
 extension BertForSequenceClassification {
     /// Reads a BERT folder into a classifier (see `BertCheckpoint`). A checkpoint without any `classifier.*` tensor
     /// keeps the freshly initialised head (as transformers does, "newly initialized"), and one without any pooler
-    /// tensor a fresh pooler; a head or pooler given in part is an error naming the missing tensor. `newHead`
-    /// reports whether the head was new.
-    public static func load(from directory: URL, seed: UInt64 = 0) throws -> (model: BertForSequenceClassification, newHead: Bool) {
+    /// tensor a fresh pooler; a head or pooler given in part is an error naming the missing tensor. `numLabels`
+    /// overrides the config's label count (transformers' `num_labels=`); a checkpoint head of another size is then an
+    /// error. `newHead` and `newPooler` report what was initialised fresh.
+    public static func load(from directory: URL, numLabels: Int? = nil, seed: UInt64 = 0)
+        throws -> (model: BertForSequenceClassification, newHead: Bool, newPooler: Bool) {
         let checkpoint = try BertCheckpoint(from: directory)
-        let model = try BertForSequenceClassification(config: checkpoint.config, seed: seed)
+        var config = checkpoint.config
+        if let numLabels {
+            guard numLabels > 0 else { throw ModelError("\(directory.path): num_labels must be positive, got \(numLabels)") }
+            if let w = checkpoint.head["classifier.weight"], w.rank == 2, w.shape[0] != numLabels {
+                throw ModelError("\(directory.path): its head 'classifier.weight' has \(w.shape[0]) labels, not the "
+                    + "\(numLabels) asked for; use the encoder without its head")
+            }
+            config.numLabels = numLabels
+        }
+        let model = try BertForSequenceClassification(config: config, seed: seed)
         var own = checkpoint.head
         for (k, t) in checkpoint.encoder { own["bert." + k] = t }
-        let newHead = checkpoint.head.isEmpty
+        let newHead = checkpoint.head.isEmpty, newPooler = !checkpoint.hasPooler
         for group in ["classifier.", "bert.pooler."] where !own.keys.contains(where: { $0.hasPrefix(group) }) {
             for (n, p) in model.namedParameters() where n.hasPrefix(group) { own[n] = p.value }
         }
         try model.loadStateDict(own, source: directory.path)
-        return (model, newHead)
+        return (model, newHead, newPooler)
     }
 }

@@ -32,7 +32,7 @@ extension MultitaskDataFile {
 
     /// Calls `body` with each line of JSONL text that is not blank (its bytes, without the `\r` of a CRLF) and its
     /// 1-based number.
-    static func forEachJSONLLine(_ text: String, _ body: (_ line: Int, _ bytes: Data) throws -> Void) rethrows {
+    public static func forEachJSONLLine(_ text: String, _ body: (_ line: Int, _ bytes: Data) throws -> Void) rethrows {
         var lineNumber = 0
         // Split bytes, not Characters: "\r\n" is one Character and would hide the line break.
         for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

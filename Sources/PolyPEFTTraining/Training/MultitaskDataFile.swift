@@ -200,7 +200,7 @@ extension MultitaskDataFile {
     /// echoed).
     /// The UTF-8 text of the data file at `path`; a file that cannot be read, or is not UTF-8 (named with the line
     /// of the first bad byte), is a `MultitaskDataError`.
-    static func readText(_ path: String) throws -> String {
+    public static func readText(_ path: String) throws -> String {
         let data: Data
         do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch let e as FileFormatError {
             throw MultitaskDataError(file: path, e.message)

@@ -12,6 +12,13 @@ public protocol Objective {
     /// Mean loss and mean loss per task id on the objective's validation set (evaluation mode, no gradients), or
     /// nil when it has none.
     func validate() throws -> (loss: Float, perTask: [Int: Float])?
+    /// The length of each training sample (its tokens), when batches should be grouped by length to save padding
+    /// (`Trainer.batch(at:)`); nil for samples of one size.
+    var sampleLengths: [Int]? { get }
+}
+
+extension Objective {
+    public var sampleLengths: [Int]? { nil }
 }
 
 /// Mean squared error of a layer (a base model with adapters) on a multitask regression dataset.

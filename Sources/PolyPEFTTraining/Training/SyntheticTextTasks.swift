@@ -82,13 +82,28 @@ public struct SyntheticTextTasks: Sendable {
         }
     }
 
-    /// WordPiece over the special tokens, the filler and the category words.
-    public static func makeTokenizer() throws -> Tokenizer {
+    /// WordPiece over the special tokens, the filler and the category words, with BERT's components
+    /// (`tokenizerJSON`).
+    public static func makeTokenizer() throws -> Tokenizer { try Tokenizer(json: tokenizerJSON) }
+
+    /// The tokenizer as a `tokenizer.json` of the `tokenizers` library (what a BERT folder ships): WordPiece over
+    /// `specialTokens + filler + category words` (ids in that order), `BertNormalizer`, `BertPreTokenizer`,
+    /// `[CLS] A [SEP]`.
+    public static var tokenizerJSON: JSONValue {
         let vocab = specialTokens + filler + categories.flatMap(\.words)
-        return Tokenizer(normalizer: BertNormalizer(), preTokenizer: BertPreTokenizer(),
-                         model: try WordPiece(vocab: vocab.enumerated().map { ($1, $0) }, unknownToken: "[UNK]"),
-                         postProcessor: try .bert(cls: ("[CLS]", 2), sep: ("[SEP]", 3)), decoder: WordPieceDecoder(),
-                         addedTokens: specialTokens.enumerated().map { .init(id: $0, content: $1, special: true, normalized: false) })
+        let added: [JSONValue] = specialTokens.enumerated().map { id, token in
+            ["id": .int(id), "content": .string(token), "single_word": false, "lstrip": false, "rstrip": false,
+             "normalized": false, "special": true]
+        }
+        return ["version": "1.0", "truncation": .null, "padding": .null, "added_tokens": .array(added),
+                "normalizer": ["type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                               "strip_accents": .null, "lowercase": true],
+                "pre_tokenizer": ["type": "BertPreTokenizer"],
+                "post_processor": ["type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]],
+                "decoder": ["type": "WordPiece", "prefix": "##", "cleanup": true],
+                "model": ["type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                          "max_input_chars_per_word": 100,
+                          "vocab": .object(Dictionary(uniqueKeysWithValues: vocab.enumerated().map { ($1, .int($0)) }))]]
     }
 
     /// The base model adapters are trained on: the tiny BERT classifier (`modelConfig`), every weight pre-trained

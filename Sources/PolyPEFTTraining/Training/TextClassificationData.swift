@@ -23,11 +23,24 @@ public struct TextClassificationData: Sendable {
         /// Token ids with the tokenizer's special tokens, and their token types.
         public var ids: [Int]
         public var typeIDs: [Int]
+
+        public init(taskID: Int, labelID: Int, ids: [Int], typeIDs: [Int]) {
+            self.taskID = taskID
+            self.labelID = labelID
+            self.ids = ids
+            self.typeIDs = typeIDs
+        }
     }
 
     public var taskNames: [String]
     public var labelNames: [String]
     public var samples: [Sample]
+
+    public init(taskNames: [String], labelNames: [String], samples: [Sample]) {
+        self.taskNames = taskNames
+        self.labelNames = labelNames
+        self.samples = samples
+    }
 
     public var count: Int { samples.count }
 

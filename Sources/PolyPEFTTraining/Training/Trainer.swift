@@ -45,6 +45,15 @@ public final class Trainer {
     }
 
     /// The sample indices of the batch used at `step`.
+    ///
+    /// Each epoch is a seeded shuffle cut into `n / batchSize` batches (the remainder waits for the next epoch's
+    /// shuffle). With `groupByLength`, when the objective reports sample lengths (`Objective.sampleLengths`), batches
+    /// are grouped by length, as transformers' `group_by_length` does, so that little of a padded batch is padding:
+    ///
+    /// ```
+    /// shuffle -> megabatches of 50 batches -> each sorted by length, longest first -> cut into batches
+    ///         -> the batches in a seeded random order
+    /// ```
     public func batch(at step: Int) -> [Int] {
         let n = objective.count, b = Swift.min(configuration.batchSize, n)
         let perEpoch = Swift.max(n / b, 1)
@@ -53,10 +62,36 @@ public final class Trainer {
             var g = Xoshiro256(seed: configuration.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
             var order = Array(0..<n)
             for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+            if let lengths = sampleLengths {
+                order = Self.groupedByLength(order, lengths: lengths, batchSize: b, batches: perEpoch, using: &g)
+            }
             epochOrder = (epoch, order)
         }
         return Array(epochOrder!.order[(index * b)..<((index + 1) * b)])
     }
+
+    /// Megabatches of the shuffled `order` sorted by `lengths` (longest first, ties in shuffled order), cut into
+    /// `batches` batches of `batchSize` whose order is then shuffled with `g`.
+    static func groupedByLength(_ order: [Int], lengths: [Int], batchSize b: Int, batches: Int,
+                                using g: inout Xoshiro256) -> [Int] {
+        let mega = b * lengthGroupBatches
+        var sorted: [Int] = []
+        sorted.reserveCapacity(order.count)
+        for start in stride(from: 0, to: order.count, by: mega) {
+            let group = order[start..<Swift.min(start + mega, order.count)].enumerated()
+            sorted += group.sorted { lengths[$0.element] != lengths[$1.element]
+                ? lengths[$0.element] > lengths[$1.element] : $0.offset < $1.offset }.map(\.element)
+        }
+        var batchOrder = Array(0..<batches)
+        for i in stride(from: batches - 1, to: 0, by: -1) { batchOrder.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+        return batchOrder.flatMap { sorted[($0 * b)..<Swift.min(($0 + 1) * b, sorted.count)] }
+    }
+
+    /// Batches per megabatch when grouping by length (transformers' `LengthGroupedSampler` uses 50).
+    static let lengthGroupBatches = 50
+
+    /// The objective's sample lengths, read once, when batches are grouped by length.
+    private lazy var sampleLengths: [Int]? = configuration.groupByLength ? objective.sampleLengths : nil
 
     /// The shuffled order of the last epoch asked for (a cache: it depends only on the seed and the epoch).
     private var epochOrder: (epoch: Int, order: [Int])?

@@ -1,0 +1,207 @@
+import Foundation
+import XCTest
+@testable import polyctl
+import PolyPEFT
+
+/// Text runs of `polyctl`: the built-in text tasks and a BERT folder with a JSONL file, through train, eval, infer,
+/// export, resume, and their errors.
+final class TextRunTests: CLITestCase {
+    /// A short text run, no baseline.
+    let short = ["--steps", "40", "--eval-every", "0", "--no-baseline"]
+
+    func testBuiltInTextRunTrainsEvaluatesInfersAndExports() throws {
+        let dir = root.appendingPathComponent("text").path
+        let t = run(["train", "--text", "--json", "--output", dir] + short)
+        XCTAssertEqual(t.code, 0, t.err)
+        let summary = try JSONSerialization.jsonObject(with: Data(t.out.split(separator: "\n").last!.utf8)) as! [String: Any]
+        XCTAssertEqual((summary["test_accuracy_per_task"] as! [String: Any]).keys.sorted(), SyntheticTextTasks.taskNames.sorted())
+        for f in ["adapter_config.json", "adapter_model.safetensors", "polypeft_run.json", "base_model/config.json",
+                  "base_model/model.safetensors", "base_model/tokenizer.json", "checkpoint/trainer_state.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), f)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/base_model.safetensors"))
+        let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json")))
+        XCTAssertEqual(config["task_type"], "SEQ_CLS")
+        XCTAssertEqual(config["modules_to_save"], ["classifier", "score"])
+        // The base folder is a tokenizer and checkpoint any BERT reader takes.
+        let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: dir + "/base_model/tokenizer.json"))
+        XCTAssertEqual(try tokenizer.encode("the red fox").ids, try SyntheticTextTasks.makeTokenizer().encode("the red fox").ids)
+
+        // eval reopens the same model: the same test accuracy as the training summary.
+        let e = run(["eval", "--adapter", dir, "--json"])
+        XCTAssertEqual(e.code, 0, e.err)
+        let ej = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+        XCTAssertEqual(ej["accuracy"] as! Double, summary["test_accuracy"] as! Double, accuracy: 1e-9)
+        XCTAssertEqual(ej["samples"] as? Int, 250)
+        XCTAssertEqual((ej["tasks"] as! [[String: Any]]).map { $0["task"] as! String }, SyntheticTextTasks.taskNames)
+        let table = run(["eval", "--adapter", dir])
+        XCTAssertTrue(table.out.hasPrefix("task      samples  accuracy  cross-entropy\n--------  -------  --------  -------------\nfirst          50  "), table.out)
+
+        // infer: labels from .jsonl (a task per line) and .txt (--task); embeddings of unit length.
+        let jsonl = root.appendingPathComponent("in.jsonl"), txt = root.appendingPathComponent("in.txt")
+        try Data("{\"text\": \"the red fox\", \"task\": \"first\"}\n\n{\"text\": \"the red fox\", \"task\": \"last\"}\n".utf8).write(to: jsonl)
+        try Data("the red fox\nrain and a cat\n".utf8).write(to: txt)
+        let labels = run(["infer", "--adapter", dir, "--input", jsonl.path, "--logits"])
+        XCTAssertEqual(labels.code, 0, labels.err)
+        let rows = labels.out.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertTrue(SyntheticTextTasks.categories.map(\.name).contains(rows[0]["label"] as! String))
+        XCTAssertEqual((rows[0]["logits"] as! [Double]).count, 4)
+        let byTask = run(["infer", "--adapter", dir, "--input", txt.path, "--task", "first"])
+        XCTAssertEqual(byTask.code, 0, byTask.err)
+        XCTAssertEqual(byTask.out.split(separator: "\n").count, 2)
+        let same = try JSONSerialization.jsonObject(with: Data(byTask.out.split(separator: "\n")[0].utf8)) as! [String: Any]
+        XCTAssertEqual(same["label"] as? String, rows[0]["label"] as? String, "the same text and task, the same answer")
+        XCTAssertEqual(same["probability"] as! Double, rows[0]["probability"] as! Double, accuracy: 1e-5, "padded in another batch")
+        let emb = run(["infer", "--adapter", dir, "--input", txt.path, "--task", "last", "--embeddings"])
+        XCTAssertEqual(emb.code, 0, emb.err)
+        for line in emb.out.split(separator: "\n") {
+            let v = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["embedding"] as! [Double]
+            XCTAssertEqual(v.count, 32)
+            XCTAssertEqual(v.reduce(0) { $0 + $1 * $1 }, 1, accuracy: 1e-5)
+        }
+        // Errors name the line or the task.
+        try Data("{\"text\": \"the red fox\"}\n".utf8).write(to: jsonl)
+        XCTAssertEqual(run(["infer", "--adapter", dir, "--input", jsonl.path]).err,
+                       "error: \(jsonl.path):1: no task: give the line a \"task\" or pass '--task <name>' (this adapter routes by task)\n")
+        XCTAssertTrue(run(["infer", "--adapter", dir, "--input", txt.path, "--task", "nope"]).err
+            .hasPrefix("error: unknown task 'nope' (this adapter knows: first, last, second, majority, absent)"))
+        XCTAssertEqual(run(["infer", "--adapter", dir, "--input", txt.path, "--task", "nope", "--unknown-task", "uniform"]).code, 0)
+        XCTAssertEqual(run(["eval", "--adapter", dir, "--shots", "5"]).err,
+                       "error: '--shots': few-shot adaptation is for numeric runs; \(dir) is a text run\n")
+
+        // export --merged: a whole BERT classifier folder whose logits are the adapter's for that task.
+        let merged = root.appendingPathComponent("merged")
+        let x = run(["export", "--adapter", dir, "--output", merged.path, "--task", "first", "--merged"])
+        XCTAssertEqual(x.code, 0, x.err)
+        let (model, newHead, _) = try BertForSequenceClassification.load(from: merged)
+        XCTAssertFalse(newHead)
+        let ids = try tokenizer.encode("the red fox").ids
+        let logits = try model.forward(inputIDs: [ids], .inference()).value.scalars
+        for (a, b) in zip(logits, rows[0]["logits"] as! [Double]) { XCTAssertEqual(Double(a), b, accuracy: 1e-4) }
+    }
+
+    /// An interrupted text run resumes to the adapter an uninterrupted run ends with, bit for bit.
+    func testTextRunResumesBitForBit() throws {
+        let a = root.appendingPathComponent("a").path, b = root.appendingPathComponent("b").path
+        let options = ["train", "--text", "--quiet", "--steps", "30", "--eval-every", "10", "--no-baseline", "--heads", "per-task"]
+        XCTAssertEqual(run(options + ["--output", a]).code, 0)
+        XCTAssertEqual(run(options + ["--output", b, "--stop-after", "12"]).code, 130)
+        let r = run(["train", "--resume", b, "--quiet", "--no-baseline"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let wa = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
+        let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
+        XCTAssertEqual(wa.keys.sorted(), wb.keys.sorted())
+        for (k, v) in wa { XCTAssertEqual(v, wb[k], k) }
+        XCTAssertEqual(wa["base_model.model.classifier.weight"]?.shape[0], 20, "5 tasks x 4 labels, one head each")
+    }
+
+    /// A BERT folder (without a pooler, so the fresh pooler trains and is saved) and a JSONL file: per-task heads,
+    /// long texts refused or truncated, labels and tasks the run never saw.
+    func testModelFolderRun() throws {
+        let model = try writeModelFolder(pooler: false)
+        let data = try writeData(lines: 60)
+        let dir = root.appendingPathComponent("run").path
+        let t = run(["train", "--model", model.path, "--data", data.path, "--output", dir, "--heads", "per-task", "--quiet",
+                     "--method", "mhr", "--targets", "query,key"] + short)
+        XCTAssertEqual(t.code, 0, t.err)
+        XCTAssertTrue(t.out.contains("Test accuracy: "), t.out)
+        let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json")))
+        XCTAssertEqual(config["modules_to_save"], ["classifier", "pooler", "score"])
+        XCTAssertEqual(config["target_modules"], ["query", "key"])
+        let tensors = try Safetensors.read(URL(fileURLWithPath: dir + "/adapter_model.safetensors"))
+        XCTAssertNotNil(tensors["base_model.model.bert.pooler.dense.weight"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/base_model"), "a user's model stays where it is")
+        let spec = try RunSpec.read(from: URL(fileURLWithPath: dir))
+        XCTAssertEqual(spec.text?.modelPath, model.path)
+        XCTAssertEqual(spec.text?.heads?.labels.count, 2)
+        XCTAssertEqual(run(["eval", "--adapter", dir]).code, 0)
+
+        // Labels and tasks the run did not train on, in eval --data: errors naming the line.
+        let other = root.appendingPathComponent("other.jsonl")
+        try Data("{\"task\": \"a\", \"text\": \"red fox\", \"label\": \"color\"}\n{\"task\": \"a\", \"text\": \"red fox\", \"label\": \"mineral\"}\n".utf8).write(to: other)
+        XCTAssertEqual(run(["eval", "--adapter", dir, "--data", other.path]).err,
+                       "error: \(other.path):2: unknown label 'mineral' (known: \(spec.text!.labelNames.joined(separator: ", ")))\n")
+        try Data("{\"task\": \"z\", \"text\": \"red fox\", \"label\": \"color\"}\n".utf8).write(to: other)
+        XCTAssertEqual(run(["eval", "--adapter", dir, "--data", other.path]).err, "error: \(other.path):1: unknown task 'z' (known: a, b)\n")
+
+        // Long texts: refused with the line, or truncated to --max-length.
+        let long = root.appendingPathComponent("long.jsonl")
+        var text = try String(contentsOf: data, encoding: .utf8)
+        text += "{\"task\": \"a\", \"text\": \"" + String(repeating: "red ", count: 40) + "\", \"label\": \"color\"}\n"
+        try Data(text.utf8).write(to: long)
+        let refused = run(["train", "--model", model.path, "--data", long.path, "--output", dir + "2", "--long-texts", "refuse"] + short)
+        XCTAssertEqual(refused.code, 1)
+        XCTAssertEqual(refused.err, "error: \(long.path):61: the text is 42 tokens long, more than the model's 16 positions (truncate long texts instead of refusing them to keep it)\n")
+        XCTAssertEqual(run(["train", "--model", model.path, "--data", long.path, "--output", dir + "3", "--quiet", "--max-length", "8"] + short).code, 0)
+        XCTAssertEqual(run(["train", "--model", model.path, "--data", long.path, "--output", dir + "4", "--max-length", "17"] + short).err,
+                       "error: --max-length 17 is more than the model's 16 positions (max_position_embeddings)\n")
+    }
+
+    /// Folders that are not BERT models, each an error naming the folder or file.
+    func testModelFolderErrors() throws {
+        let data = try writeData(lines: 20)
+        func train(_ model: String) -> String {
+            run(["train", "--model", model, "--data", data.path, "--output", root.appendingPathComponent("x").path] + short).err
+        }
+        let missing = root.appendingPathComponent("missing").path
+        XCTAssertEqual(train(missing), "error: \(missing): not a folder (--model takes a model folder: config.json, model.safetensors, tokenizer.json)\n")
+        let empty = root.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertEqual(train(empty.path), "error: \(empty.path): not a model folder (no config.json)\n")
+        let t5 = try writeModelFolder(pooler: true, name: "t5")
+        try Data("{\"model_type\": \"t5\"}".utf8).write(to: t5.appendingPathComponent("config.json"))
+        XCTAssertEqual(train(t5.path), "error: \(t5.path)/config.json: model_type is 't5'; text classification runs on BERT encoders (model_type 'bert')\n")
+        let noTokenizer = try writeModelFolder(pooler: true, name: "notok")
+        try FileManager.default.removeItem(at: noTokenizer.appendingPathComponent("tokenizer.json"))
+        XCTAssertTrue(train(noTokenizer.path).hasPrefix("error: \(noTokenizer.path): no tokenizer.json (the `tokenizers` library's file"))
+        let bpe = try writeModelFolder(pooler: true, name: "bpe")
+        var json = SyntheticTextTasks.tokenizerJSON.objectValue!
+        json["model"] = ["type": "BPE", "vocab": [:], "merges": []]
+        try Data(JSONValue.object(json).compactString().utf8).write(to: bpe.appendingPathComponent("tokenizer.json"))
+        let e = train(bpe.path)
+        XCTAssertTrue(e.hasPrefix("error: \(bpe.path)/tokenizer.json") && e.contains("BPE"), e)
+    }
+
+    func testTextUsageErrors() {
+        for (args, message) in [
+            (["--model", "m"], "'--model' needs '--data <file.jsonl>' (lines {\"task\": ..., \"text\": ..., \"label\": ...})"),
+            (["--text", "--data", "d.jsonl"], "'--text' trains on the built-in text tasks; it cannot be combined with '--data'"),
+            (["--heads", "per-task"], "'--heads' applies to text runs ('--text' or '--model <dir>')"),
+            (["--group-by-length"], "'--group-by-length' applies to text runs ('--text' or '--model <dir>')"),
+            (["--text", "--method", "ia3", "--feedforward", "fc1"], "'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward modules from PEFT's BERT defaults (output.dense)"),
+            (["--text", "--targets", " , "], "'--targets' needs module names separated by commas, got ' , '"),
+        ] {
+            let r = run(["train"] + args)
+            XCTAssertEqual(r.code, 64, "\(args)")
+            XCTAssertEqual(r.err, "error: \(message)\nhint: see 'polyctl train --help'\n", "\(args)")
+        }
+    }
+
+    // MARK: Fixtures
+
+    /// A tiny BERT folder over the built-in text tasks' vocabulary (16 positions), with or without a pooler.
+    func writeModelFolder(pooler: Bool, name: String = "model") throws -> URL {
+        let dir = root.appendingPathComponent(name)
+        var config = SyntheticTextTasks.modelConfig.objectValue!
+        config["num_labels"] = nil
+        let bert = try BertModel(config: try BertConfig(json: .object(config)), addPoolingLayer: pooler, seed: 7)
+        try HFModelFolder.write(config: .object(config), tensors: bert.stateDict(), to: dir)
+        try Data(SyntheticTextTasks.tokenizerJSON.compactString().utf8).write(to: dir.appendingPathComponent("tokenizer.json"))
+        return dir
+    }
+
+    /// `lines` JSONL samples of two tasks ("a": the first word's category, "b": the last's).
+    func writeData(lines: Int) throws -> URL {
+        var g = Xoshiro256(seed: 4)
+        var text = ""
+        for i in 0..<lines {
+            let (sentence, label) = SyntheticTextTasks.sample(task: i % 2, using: &g)
+            text += JSONValue.object(["task": .string(i % 2 == 0 ? "a" : "b"), "text": .string(sentence),
+                                      "label": .string(SyntheticTextTasks.categories[label].name)]).compactString() + "\n"
+        }
+        let url = root.appendingPathComponent("data.jsonl")
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+}
