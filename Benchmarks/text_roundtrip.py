@@ -6,12 +6,15 @@ the same transformers BERT classifier gives the logits `polyctl infer --logits` 
     swift build -c release --product polyctl
     python3 Benchmarks/text_roundtrip.py                        # the built-in text tasks and their tiny BERT
     python3 Benchmarks/text_roundtrip.py --model DIR --data F   # a BERT folder and a JSONL file of task/text/label
+    python3 Benchmarks/text_roundtrip.py --text-to-text         # the built-in text-to-text tasks and their tiny T5
 
 For each method (Poly and MHR with parameter mixing, as PEFT computes them; LoRA; IA3; per-task heads), polyctl
 trains a short run; PEFT then loads the run folder onto `BertForSequenceClassification.from_pretrained(base,
 num_labels=...)` (the built-in base is the run's `base_model/` folder), tokenizes the same texts with the `tokenizers`
 library and the base's `tokenizer.json`, and routes each text by its task (`task_ids`). Tolerance: logits within 1e-4
-of the largest magnitude. Exits 1 on any difference beyond it.
+of the largest magnitude. Text-to-text runs (T5, `SEQ_2_SEQ_LM`) compare PEFT's greedy `generate` with
+`polyctl infer` (identical text) and PEFT's cross-entropy on the test texts with `polyctl eval --data` (within 1e-4
+relative). Exits 1 on any difference beyond the tolerance.
 """
 import argparse
 import json
@@ -30,6 +33,17 @@ CASES = [
     ("poly-per-task-heads", ["--method", "poly", "--mixing", "parameters", "--heads", "per-task"]),
 ]
 
+T2T_CASES = [
+    ("poly", ["--method", "poly", "--mixing", "parameters"]),
+    ("mhr", ["--method", "mhr", "--mixing", "parameters", "--splits", "2"]),
+    ("lora", ["--method", "lora"]),
+    ("ia3", ["--method", "ia3"]),
+]
+
+BUILT_IN_T2T = [("the red fox and rain", "rain fox red", "reverse"), ("the red fox and rain", "color animal weather", "categories"),
+                ("gold owl", "gold", "colors"), ("a fig and hail", "fig", "first"), ("snow of egg", "snow egg", "copy"),
+                ("pink gray blue", "pink gray blue", "colors")]
+
 BUILT_IN_TEXTS = [("the red fox", "first"), ("rain and a cat of the snow", "last"), ("a fig", "second"),
                   ("gold dog owl plum and the sun", "majority"), ("red green blue", "absent"), ("hail", "first")]
 
@@ -41,7 +55,10 @@ def main():
     ap.add_argument("--polyctl", default=os.path.join(ROOT, ".build", "release", "polyctl"))
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--text-to-text", action="store_true", help="the built-in text-to-text tasks (T5)")
     args = ap.parse_args()
+    if args.text_to_text:
+        sys.exit(text_to_text(args))
     if bool(args.model) != bool(args.data):
         sys.exit("--model and --data go together")
 
@@ -110,6 +127,59 @@ def main():
         print(f"{name:22s} {len(texts)} texts  max rel. diff {worst:.2e}")
     print("FAILED" if failed else f"OK: every run folder loads with PeftModel.from_pretrained; worst rel. diff {worst:.2e}")
     sys.exit(1 if failed else 0)
+
+
+def text_to_text(args):
+    import torch
+    from peft import PeftModel
+    from tokenizers import Tokenizer
+    from transformers import T5ForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    work = tempfile.mkdtemp(prefix="t2t-roundtrip-")
+    data = os.path.join(work, "data.jsonl")
+    with open(data, "w", encoding="utf-8") as f:
+        for source, target, task in BUILT_IN_T2T:
+            f.write(json.dumps({"task": task, "source": source, "target": target}) + "\n")
+    failed = False
+    for name, options in T2T_CASES:
+        run = os.path.join(work, name)
+        subprocess.run([args.polyctl, "train", "--text-to-text", *options, "--steps", str(args.steps), "--eval-every", "0",
+                        "--no-baseline", "--quiet", "--output", run], check=True, stdout=subprocess.DEVNULL)
+        ours = [json.loads(line)["generation"] for line in subprocess.run(
+            [args.polyctl, "infer", "--adapter", run, "--input", data, "--max-new-tokens", "16"], check=True,
+            capture_output=True, text=True).stdout.splitlines()]
+        our_ce = json.loads(subprocess.run([args.polyctl, "eval", "--adapter", run, "--data", data, "--json"], check=True,
+                                           capture_output=True, text=True).stdout)["cross_entropy"]
+        spec = json.load(open(os.path.join(run, "polypeft_run.json")))
+        base_dir = os.path.join(run, "base_model")
+        model = PeftModel.from_pretrained(T5ForConditionalGeneration.from_pretrained(base_dir), run).eval()
+        tok = Tokenizer.from_file(os.path.join(base_dir, "tokenizer.json"))
+        tasks = spec["taskNames"]
+        losses, same = [], 0
+        for (source, target, task), mine in zip(BUILT_IN_T2T, ours):
+            ids = torch.tensor([tok.encode(source).ids])
+            kwargs = {"task_ids": torch.tensor([tasks.index(task)])} if spec["method"] in ("poly", "mhr") else {}
+            with torch.no_grad():
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False,
+                                     num_beams=1, **kwargs)
+                labels = torch.tensor([tok.encode(target).ids])
+                losses.append(float(model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, **kwargs).loss))
+            theirs = tok.decode(out[0].tolist(), skip_special_tokens=True)
+            if theirs == mine:
+                same += 1
+            else:
+                failed = True
+                print(f"{name}: '{source}' ({task}): PEFT generates '{theirs}', polyctl '{mine}'")
+        ce = sum(losses) / len(losses)
+        diff = abs(ce - our_ce) / max(abs(ce), 1e-12)
+        if diff > args.tolerance:
+            failed = True
+        print(f"{name:6s} generations identical {same}/{len(ours)}  cross-entropy PEFT {ce:.6f} polyctl {our_ce:.6f} (rel. diff {diff:.1e})")
+    print("FAILED" if failed else "OK: every text-to-text run folder loads with PeftModel.from_pretrained and generates the same")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

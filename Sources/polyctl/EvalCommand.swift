@@ -3,14 +3,14 @@ import PolyPEFT
 
 /// `polyctl eval --adapter DIR`: per-task loss on the run's test split (or `--data`) and, for a Poly/MHR run on the
 /// built-in data, few-shot adaptation to the held-out tasks (z and full modes) against a shared LoRA of the same size.
-/// A text run reports per-task accuracy and cross-entropy.
+/// A text run reports per-task accuracy (text-to-text: exact match of greedy generations) and cross-entropy.
 enum EvalCommand: Subcommand {
     static let name = "eval"
     static let overview = "Evaluate a trained run per task, and few-shot on held-out tasks against a shared LoRA."
     static let usage = "eval --adapter <dir> [--data <file>] [--shots <k>] [--json]"
     static let options: [OptionSpec] = [
         .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
-        .text("data", "<file>", "Evaluate on this .jsonl/.csv file (text runs: .jsonl task/text/label) instead of the run's test split."),
+        .text("data", "<file>", "Evaluate on this .jsonl/.csv file (text runs: .jsonl task/text/label or task/source/target) instead of the run's test split."),
         .int("shots", "<k>", "Examples per held-out task for few-shot adaptation (built-in data).", range: 1...10_000, default: 20),
         .flag("no-fewshot", "Skip few-shot adaptation to the held-out tasks."),
         .flag("json", "Machine-readable output."),
@@ -76,23 +76,32 @@ enum EvalCommand: Subcommand {
         if let option = ["shots", "no-fewshot"].first(where: { args.isGiven($0) || args.flag($0) }) {
             throw CLIError.runtime("'--\(option)': few-shot adaptation is for numeric runs; \(run.dir.path) is a text run")
         }
-        var set: TextClassificationData
-        if let file = args.string("data") {
-            set = try TextRunData.read(file, text, tokenizer: base.tokenizer, taskNames: run.spec.taskNames, labelNames: text.labelNames)
-            if let heads = text.heads { set = try heads.relabel(set, source: file) }
-        } else {
-            set = try TextRunData.load(run.spec, text, tokenizer: base.tokenizer).test
+        let e: RunEvaluation, samples: Int
+        switch text.kind {
+        case .classification:
+            var set: TextClassificationData
+            if let file = args.string("data") {
+                set = try TextRunData.read(file, text, tokenizer: base.tokenizer, taskNames: run.spec.taskNames, labelNames: text.labelNames)
+                if let heads = text.heads { set = try heads.relabel(set, source: file) }
+            } else {
+                set = try TextRunData.load(run.spec, text, tokenizer: base.tokenizer).test
+            }
+            let objective = try TextClassificationObjective(model: try base.classifier, data: set, padID: base.padID, heads: text.heads)
+            (e, samples) = (try TextClassificationWorkload.evaluate(objective, set), set.count)
+        case .generation:
+            let set = try args.string("data").map { try TextToTextRunData.read($0, text, tokenizer: base.tokenizer, taskNames: run.spec.taskNames) }
+                ?? TextToTextRunData.load(run.spec, text, tokenizer: base.tokenizer).test
+            (e, samples) = (try TextToTextWorkload.evaluate(TextToTextObjective(model: try base.generator, data: set), set), set.count)
         }
-        let objective = try TextClassificationObjective(model: base.classifier, data: set, padID: base.padID, heads: text.heads)
-        let e = try TextWorkload.evaluate(objective, set)
+        let metric = e.accuracyName.replacingOccurrences(of: " ", with: "_")
         if args.flag("json") {
             let tasks = e.perTask.keys.sorted().map { t -> JSONValue in
                 let r = e.perTask[t]!
-                return ["task": .string(run.spec.taskNames[t]), "accuracy": .double(Double(r.accuracy ?? .nan)),
+                return ["task": .string(run.spec.taskNames[t]), metric: .double(Double(r.accuracy ?? .nan)),
                         "cross_entropy": .double(Double(r.loss)), "samples": .int(r.samples)]
             }
-            let o: [String: JSONValue] = ["accuracy": .double(Double(e.accuracy ?? .nan)), "cross_entropy": .double(Double(e.loss)),
-                                          "samples": .int(set.count), "tasks": .array(tasks)]
+            let o: [String: JSONValue] = [metric: .double(Double(e.accuracy ?? .nan)), "cross_entropy": .double(Double(e.loss)),
+                                          "samples": .int(samples), "tasks": .array(tasks)]
             console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
             return
         }

@@ -42,16 +42,20 @@ enum ExportCommand: Subcommand {
                 console.print("Wrote \(dir.path)/\(HFModelFolder.weightsFileName): the base network with task '\(name)' merged in")
                 return
             }
-            // A text run's merged classifier is a whole BERT folder: its config (with the run's labels) and tokenizer.
+            // A text run's merged model is a whole model folder: its config (a classifier's with the run's labels) and
+            // tokenizer.
             var config = try JSONValue(parsing: try FileContents.read(text.folder.appendingPathComponent(HFModelFolder.configFileName))).objectValue ?? [:]
-            config["num_labels"] = .int(spec.outputCount)
-            config["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<spec.outputCount).map { (String($0), JSONValue.string(spec.label(ofOutput: $0))) }))
-            config["architectures"] = ["BertForSequenceClassification"]
+            if spec.kind == .classification {
+                config["num_labels"] = .int(spec.outputCount)
+                config["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<spec.outputCount).map { (String($0), JSONValue.string(spec.label(ofOutput: $0))) }))
+                config["architectures"] = ["BertForSequenceClassification"]
+            }
             try AtomicFile.write(Data(JSONValue.object(config).pythonStyleString(indent: 2, sortKeys: true).utf8),
                                  to: dir.appendingPathComponent(HFModelFolder.configFileName))
             try AtomicFile.write(try FileContents.read(text.folder.appendingPathComponent(TextBase.tokenizerFileName)),
                                  to: dir.appendingPathComponent(TextBase.tokenizerFileName))
-            console.print("Wrote \(dir.path)/: a BERT classifier folder (config.json, model.safetensors, tokenizer.json) with task '\(name)' merged in")
+            let what = spec.kind == .classification ? "a BERT classifier" : "a T5"
+            console.print("Wrote \(dir.path)/: \(what) folder (config.json, model.safetensors, tokenizer.json) with task '\(name)' merged in")
             return
         }
         if let name = args.string("task") {

@@ -3,7 +3,8 @@ import PolyPEFT
 
 /// `polyctl infer --adapter DIR --task NAME --input FILE`: runs a trained adapter on inputs and prints one JSON line
 /// per input: `{"output": [...]}`; for a text run `{"label": ..., "probability": ...}`, or with `--embeddings` the
-/// sentence embedding `{"embedding": [...]}` (mean pooling over the mask, L2-normalised, as sentence-transformers).
+/// sentence embedding `{"embedding": [...]}` (mean pooling over the mask, L2-normalised, as sentence-transformers);
+/// for a text-to-text run `{"generation": ...}` (greedy).
 enum InferCommand: Subcommand {
     static let name = "infer"
     static let overview = "Run a trained adapter for a task on inputs (numbers, or texts for a text run)."
@@ -11,8 +12,10 @@ enum InferCommand: Subcommand {
     static let options: [OptionSpec] = [
         .text("adapter", "<dir>", "Run folder written by 'polyctl train'."),
         .text("task", "<name>", "Task to route for (inputs without their own), e.g. task03; Poly / MHR runs need one."),
-        .text("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with \"x\" [N, in]; text runs: .jsonl lines {\"text\": ..., \"task\": ...} or .txt, a text per line."),
-        .flag("embeddings", "Text runs: print sentence embeddings (mean pooling, L2-normalised) instead of labels."),
+        .text("input", "<file>", "Inputs: .jsonl lines {\"input\": [...]} or .safetensors with \"x\" [N, in]; text runs: .jsonl lines {\"text\" (T5: \"source\"): ..., \"task\": ...} or .txt, a text per line."),
+        .flag("embeddings", "Text classification runs: print sentence embeddings (mean pooling, L2-normalised) instead of labels."),
+        .int("max-new-tokens", "Text-to-text runs: the longest generation, in tokens.", range: 1...Tokenizer.maxPaddedLength,
+             note: "the run's --max-target-length"),
         .flag("logits", "Text runs: print the classifier's logits with each label (the task's head only, with --heads per-task)."),
         .text("output", "<file>", "Write the JSON lines here instead of standard output."),
         .choice("unknown-task", ["error", "uniform"], "For a task the adapter does not know: fail, or route uniformly over the skills.", default: "error"),
@@ -28,8 +31,11 @@ enum InferCommand: Subcommand {
         let run = try RunModel.open(args.string("adapter")!, allowNonFinite: args.flag("allow-non-finite"), console: console)
         let input = args.string("input")!
         let taskName = args.string("task")
-        if run.text == nil, let flag = ["embeddings", "logits"].first(where: args.flag) {
-            throw CLIError.runtime("'--\(flag)' is for text runs; \(run.dir.path) is a numeric run")
+        if run.spec.text?.kind != .classification, let flag = ["embeddings", "logits"].first(where: args.flag) {
+            throw CLIError.runtime("'--\(flag)' is for text classification runs; \(run.dir.path) is \(run.text == nil ? "a numeric" : "a text-to-text") run")
+        }
+        if run.spec.text?.kind != .generation && args.isGiven("max-new-tokens") {
+            throw CLIError.runtime("'--max-new-tokens' is for text-to-text runs; \(run.dir.path) is not one")
         }
         // Whether a task is needed depends on the adapter read above: a Poly adapter routes by task, a LoRA does not.
         let routed = run.peft.config is PolyConfig
@@ -74,7 +80,7 @@ enum InferCommand: Subcommand {
         tokenizer.padding = nil
         tokenizer.truncation = spec.truncate ? Tokenizer.Truncation(maxLength: spec.maxLength) : nil
         var samples: [TextClassificationData.Sample] = []
-        for (line, text, taskName) in try readTexts(input) {
+        for (line, text, taskName) in try readTexts(input, key: spec.kind == .classification ? "text" : "source") {
             let fail = { (m: String) in CLIError.runtime("\(input):\(line): \(m)") }
             guard let task = try taskName.map({ try resolver.id($0) }) ?? defaultTask else {
                 throw fail("no task: give the line a \"task\" or pass '--task <name>' (this adapter routes by task)")
@@ -89,6 +95,9 @@ enum InferCommand: Subcommand {
                 throw fail("the text is \(e.count) tokens long, more than the run's \(spec.maxLength) (it refuses long texts)")
             }
             samples.append(.init(taskID: task, labelID: 0, ids: e.ids, typeIDs: e.typeIDs))
+        }
+        if spec.kind == .generation {
+            return try generate(samples, base: base, maxNewTokens: args.optionalInt("max-new-tokens") ?? spec.maxTargetLength ?? 128)
         }
         let outputs = TextClassificationData(taskNames: run.spec.taskNames,
                                              labelNames: (0..<spec.outputCount).map(spec.label(ofOutput:)), samples: [])
@@ -126,6 +135,23 @@ enum InferCommand: Subcommand {
         return out
     }
 
+    /// One `{"generation": ...}` line per source: greedy decoding, at most `maxNewTokens` tokens, decoded without
+    /// special tokens.
+    static func generate(_ samples: [TextClassificationData.Sample], base: TextBase, maxNewTokens: Int) throws -> String {
+        let t5 = try base.generator
+        let objective = TextToTextObjective(model: t5, data: TextToTextData(taskNames: [], samples: []))
+        var out = ""
+        for start in stride(from: 0, to: samples.count, by: 64) {
+            let chunk = samples[start..<Swift.min(start + 64, samples.count)].map {
+                TextToTextData.Sample(taskID: $0.taskID, sourceIDs: $0.ids, targetIDs: [])
+            }
+            for ids in try objective.generate(chunk, maxNewTokens: maxNewTokens) {
+                out += JSONValue.object(["generation": .string(base.tokenizer.decode(ids, skipSpecialTokens: true))]).compactString() + "\n"
+            }
+        }
+        return out
+    }
+
     /// Throws unless every value of an output row is finite (a NaN is never printed as a result).
     static func finite(_ row: ArraySlice<Float>, line: Int) throws -> [Float] {
         if let bad = row.first(where: { !$0.isFinite }) {
@@ -134,9 +160,9 @@ enum InferCommand: Subcommand {
         return Array(row)
     }
 
-    /// Texts with their line numbers and tasks: `.txt` (a text per non-empty line) or `.jsonl` (`{"text": ...}` with
-    /// an optional `"task"`).
-    static func readTexts(_ path: String) throws -> [(line: Int, text: String, task: String?)] {
+    /// Texts with their line numbers and tasks: `.txt` (a text per non-empty line) or `.jsonl` (`{"<key>": ...}`
+    /// with an optional `"task"`).
+    static func readTexts(_ path: String, key: String) throws -> [(line: Int, text: String, task: String?)] {
         let body = try MultitaskDataFile.readText(path)
         var out: [(Int, String, String?)] = []
         if path.hasSuffix(".txt") {
@@ -153,7 +179,7 @@ enum InferCommand: Subcommand {
                     guard let object = try JSONValue(parsing: line).objectValue else { throw fail("expected a JSON object") }
                     o = object
                 } catch let e as JSONError { throw fail("not valid JSON (\(e))") }
-                guard let text = o["text"]?.stringValue else { throw fail("missing \"text\" (a string)") }
+                guard let text = o[key]?.stringValue else { throw fail("missing \"\(key)\" (a string)") }
                 var task: String?
                 switch o["task"] {
                 case nil, .null?: task = nil

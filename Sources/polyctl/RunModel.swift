@@ -18,8 +18,8 @@ struct RunModel {
         let spec = try RunSpec.read(from: dir)
         let base: Module, text: TextBase?
         if let t = spec.text {
-            text = try TextBase.load(TextBase.folder(of: t, runDir: dir), numLabels: t.outputCount, seed: spec.dataSeed &+ 3)
-            base = text!.classifier
+            text = try TextBase.load(TextBase.folder(of: t, runDir: dir), kind: t.kind, numLabels: t.outputCount, seed: spec.dataSeed &+ 3)
+            base = text!.model
         } else {
             text = nil
             base = try MLPShape.model(try Safetensors.read(dir.appendingPathComponent(RunSpec.baseWeightsFileName)))

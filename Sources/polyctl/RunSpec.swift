@@ -52,8 +52,9 @@ struct RunSpec: Codable, Equatable {
     /// one LoRA or DoRA of rank `rank` (alpha = rank, PEFT's default init: B = 0, so training starts at the base); or
     /// IA3 with `feedforward` as its feed-forward modules (scales start at 1, also the base).
     ///
-    /// Text runs adapt `text.targets` of the BERT and train its head as PEFT's sequence classification does
-    /// (`task_type` `SEQ_CLS`: the classifier joins `modules_to_save`; a pooler the checkpoint lacks joins too).
+    /// Text runs adapt `text.targets`; a classifier trains its head as PEFT's sequence classification does
+    /// (`task_type` `SEQ_CLS`: the classifier joins `modules_to_save`; a pooler the checkpoint lacks joins too), a
+    /// T5 is `SEQ_2_SEQ_LM`.
     func adapterConfig() -> any PeftConfig {
         let targets = TargetModules.names(text?.targets ?? RunSpec.targets)
         var config: any PeftConfig
@@ -69,9 +70,14 @@ struct RunSpec: Codable, Equatable {
         case .ia3:
             config = IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
         }
-        if let text {
+        switch text?.kind {
+        case .classification?:
             config.taskType = "SEQ_CLS"
-            config.modulesToSave = ["classifier"] + (text.trainPooler ? ["pooler"] : [])
+            config.modulesToSave = ["classifier"] + (text!.trainPooler ? ["pooler"] : [])
+        case .generation?:
+            config.taskType = "SEQ_2_SEQ_LM"
+        case nil:
+            break
         }
         return config
     }

@@ -2,7 +2,7 @@ import Foundation
 import PolyPEFT
 
 /// What `polyctl train` trains, whichever kind of run it is: the base model with its adapter, the objective, the
-/// test set's scores and the shared-LoRA baseline. `NumericWorkload` (an MLP on numeric tasks) and `TextWorkload`
+/// test set's scores and the shared-LoRA baseline. `NumericWorkload` (an MLP on numeric tasks), `TextClassificationWorkload`
 /// (a BERT classifier on text) share the loop, checkpoints, signals and report of `TrainCommand`.
 protocol RunWorkload {
     var peft: PeftModel { get }
@@ -21,11 +21,14 @@ protocol RunWorkload {
     func trainBaseline(shouldStop: () -> Bool) throws -> (RunEvaluation, rank: Int)?
 }
 
-/// Scores of a model on a data set: its loss, and accuracy for classifiers; per task by task id.
+/// Scores of a model on a data set: its loss, and accuracy for classifiers (exact match for generation); per task
+/// by task id.
 struct RunEvaluation {
     var loss: Float
     var accuracy: Float?
     var perTask: [Int: (loss: Float, accuracy: Float?, samples: Int)]
+    /// What `accuracy` measures, as tables name it.
+    var accuracyName = "accuracy"
 
     /// The headline number: accuracy for classifiers, loss otherwise.
     var headline: Float { accuracy ?? loss }
@@ -42,8 +45,7 @@ struct NumericWorkload: RunWorkload {
         self.spec = spec
         data = try RunData.load(dataPath: spec.dataPath, seed: spec.dataSeed, hiddenDim: spec.hiddenDim, taskNames: spec.taskNames)
         let base = try MLPShape.model(data.baseWeights)
-        var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
-        peft = try PeftModel(wrapping: base, config: spec.adapterConfig(), using: &initRNG)
+        peft = try spec.attachAdapter(to: base)
         objective = RegressionObjective(model: base, data: data.train, validation: data.validation)
     }
 
@@ -77,7 +79,7 @@ struct NumericWorkload: RunWorkload {
 }
 
 /// A BERT classifier on the built-in text tasks or a JSONL text file.
-struct TextWorkload: RunWorkload {
+struct TextClassificationWorkload: RunWorkload {
     let spec: RunSpec
     let text: TextRunSpec
     let base: TextBase
@@ -87,15 +89,13 @@ struct TextWorkload: RunWorkload {
 
     /// Opens the run's base (the built-in one is pre-trained and saved in `dir` first, unless there) and data.
     init(_ spec: RunSpec, dir: URL) throws {
-        guard let text = spec.text else { preconditionFailure("TextWorkload: not a text run") }
+        guard let text = spec.text else { preconditionFailure("TextClassificationWorkload: not a text run") }
         self.spec = spec
         self.text = text
-        if text.modelPath == nil { try TextBase.writeBuiltIn(in: dir, seed: spec.dataSeed, numLabels: text.outputCount) }
-        base = try TextBase.load(TextBase.folder(of: text, runDir: dir), numLabels: text.outputCount, seed: spec.dataSeed &+ 3)
+        base = try TextBase.openForTraining(text, dir: dir, seed: spec.dataSeed)
         data = try TextRunData.load(spec, text, tokenizer: base.tokenizer)
-        var initRNG = Xoshiro256(seed: spec.dataSeed &+ 7)
-        peft = try PeftModel(wrapping: base.classifier, config: spec.adapterConfig(), using: &initRNG)
-        classification = try TextClassificationObjective(model: base.classifier, data: data.train, validation: data.validation,
+        peft = try spec.attachAdapter(to: base.model)
+        classification = try TextClassificationObjective(model: try base.classifier, data: data.train, validation: data.validation,
                                                          padID: base.padID, heads: text.heads)
     }
 
@@ -117,14 +117,10 @@ struct TextWorkload: RunWorkload {
 
     func trainBaseline(shouldStop: () -> Bool) throws -> (RunEvaluation, rank: Int)? {
         let shared = spec.sharedBaseline
-        let fresh = try TextBase.load(base.folder, numLabels: text.outputCount, seed: spec.dataSeed &+ 3)
-        var g = Xoshiro256(seed: spec.dataSeed &+ 11)
-        let peft = try PeftModel(wrapping: fresh.classifier, config: shared.adapterConfig(), using: &g)
-        let objective = try TextClassificationObjective(model: fresh.classifier, data: data.train, padID: fresh.padID,
+        let fresh = try TextBase.load(base.folder, kind: .classification, numLabels: text.outputCount, seed: spec.dataSeed &+ 3)
+        let objective = try TextClassificationObjective(model: try fresh.classifier, data: data.train, padID: fresh.padID,
                                                         heads: text.heads)
-        let trainer = try Trainer(objective: objective, parameters: peft.trainableParameters(), configuration: spec.training)
-        try trainer.run(shouldStop: shouldStop)
-        guard trainer.step >= spec.training.steps else { return nil }
+        guard try shared.trainBaseline(on: fresh.model, objective, shouldStop: shouldStop) else { return nil }
         return (try Self.evaluate(objective, data.test), shared.rank)
     }
 }
@@ -138,8 +134,81 @@ extension RunSpec {
         return shared
     }
 
+    /// The run's adapter on `model`, initialised from the run's seed.
+    func attachAdapter(to model: Module) throws -> PeftModel {
+        var initRNG = Xoshiro256(seed: dataSeed &+ 7)
+        return try PeftModel(wrapping: model, config: adapterConfig(), using: &initRNG)
+    }
+
+    /// Trains this run's adapter (the shared baseline's spec) on a fresh `model` with `objective`; false when
+    /// `shouldStop` interrupted it.
+    func trainBaseline(on model: Module, _ objective: any Objective, shouldStop: () -> Bool) throws -> Bool {
+        var g = Xoshiro256(seed: dataSeed &+ 11)
+        let peft = try PeftModel(wrapping: model, config: adapterConfig(), using: &g)
+        let trainer = try Trainer(objective: objective, parameters: peft.trainableParameters(), configuration: training)
+        try trainer.run(shouldStop: shouldStop)
+        return trainer.step >= training.steps
+    }
+
     /// Opens what this run trains.
     func workload(dir: URL) throws -> any RunWorkload {
-        text == nil ? try NumericWorkload(self) : try TextWorkload(self, dir: dir)
+        switch text?.kind {
+        case nil: try NumericWorkload(self)
+        case .classification?: try TextClassificationWorkload(self, dir: dir)
+        case .generation?: try TextToTextWorkload(self, dir: dir)
+        }
+    }
+}
+
+/// A T5 on the built-in text-to-text tasks or a JSONL file of task / source / target; scored by exact match.
+struct TextToTextWorkload: RunWorkload {
+    let spec: RunSpec
+    let text: TextRunSpec
+    let base: TextBase
+    let data: TextToTextRunData
+    let peft: PeftModel
+    let generation: TextToTextObjective
+
+    init(_ spec: RunSpec, dir: URL) throws {
+        guard let text = spec.text else { preconditionFailure("TextToTextWorkload: not a text run") }
+        self.spec = spec
+        self.text = text
+        base = try TextBase.openForTraining(text, dir: dir, seed: spec.dataSeed)
+        data = try TextToTextRunData.load(spec, text, tokenizer: base.tokenizer)
+        peft = try spec.attachAdapter(to: base.model)
+        generation = TextToTextObjective(model: try base.generator, data: data.train, validation: data.validation)
+    }
+
+    var objective: any Objective { generation }
+    var trainingSamples: Int { data.train.count }
+    var lossName: String { "cross-entropy" }
+    var trueAllocation: [[Float]]? { nil }
+    func saveBase(in dir: URL) throws {}
+
+    func evaluateTest() throws -> RunEvaluation { try Self.evaluate(generation, data.test) }
+
+    static func evaluate(_ objective: TextToTextObjective, _ set: TextToTextData) throws -> RunEvaluation {
+        let e = try objective.evaluate(set)
+        let counts = Dictionary(set.samples.map { ($0.taskID, 1) }, uniquingKeysWith: +)
+        var per: [Int: (loss: Float, accuracy: Float?, samples: Int)] = [:]
+        for (t, r) in e.perTask { per[t] = (r.loss, r.exactMatch, counts[t] ?? 0) }
+        return RunEvaluation(loss: e.loss, accuracy: e.exactMatch, perTask: per, accuracyName: "exact match")
+    }
+
+    func trainBaseline(shouldStop: () -> Bool) throws -> (RunEvaluation, rank: Int)? {
+        let shared = spec.sharedBaseline
+        let fresh = try TextBase.load(base.folder, kind: .generation, numLabels: nil, seed: 0)
+        let objective = TextToTextObjective(model: try fresh.generator, data: data.train)
+        guard try shared.trainBaseline(on: fresh.model, objective, shouldStop: shouldStop) else { return nil }
+        return (try Self.evaluate(objective, data.test), shared.rank)
+    }
+}
+
+extension TextBase {
+    /// The base a new or resumed run trains: the built-in one is pre-trained and saved in `dir` first, unless there.
+    static func openForTraining(_ text: TextRunSpec, dir: URL, seed: UInt64) throws -> TextBase {
+        if text.modelPath == nil { try writeBuiltIn(text.kind, in: dir, seed: seed, numLabels: text.outputCount) }
+        return try load(folder(of: text, runDir: dir), kind: text.kind, numLabels: text.kind == .classification ? text.outputCount : nil,
+                        seed: seed &+ 3)
     }
 }

@@ -8,7 +8,7 @@ import PolyPEFT
 enum TrainCommand: Subcommand {
     static let name = "train"
     static let overview = "Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default)."
-    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
+    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
     /// Options that configure some methods only, and those methods: given with another method, a usage error.
@@ -17,7 +17,7 @@ enum TrainCommand: Subcommand {
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
     ]
     /// Options of text runs only (`--text` or `--model`).
-    static let textOptions = ["targets", "max-length", "long-texts", "heads", "group-by-length"]
+    static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
     /// The batch size of text runs when `--batch-size` is not given.
     static let textBatchSize = 32
     /// `--feedforward`'s values and the IA3 feed-forward modules each stands for.
@@ -50,12 +50,15 @@ enum TrainCommand: Subcommand {
             .int("eval-every", "Validation interval in steps (0: only at the end).", range: 0...Int.max, default: training.evalEvery),
             .seed("Seed of the data, the initialisation and the batch order."),
             .text("data", "<file>", "Your multitask data (.jsonl or .csv) instead of the built-in tasks; with --model, text (.jsonl)."),
-            .flag("text", "Train on the built-in text tasks, on a tiny BERT the command pre-trains (no files needed)."),
-            .text("model", "<dir>", "A BERT folder (config.json, model.safetensors, tokenizer.json) to adapt on --data, JSONL lines {\"task\", \"text\", \"label\"}."),
+            .flag("text", "Train on the built-in text classification tasks, on a tiny BERT the command pre-trains (no files needed)."),
+            .flag("text-to-text", "Train on the built-in text-to-text tasks, on a tiny T5 the command pre-trains (no files needed)."),
+            .text("model", "<dir>", "A BERT or T5 folder (config.json, model.safetensors, tokenizer.json) to adapt on --data: JSONL lines {\"task\", \"text\", \"label\"} (BERT) or {\"task\", \"source\", \"target\"} (T5)."),
             .text("targets", "<names>", "Modules to adapt, comma-separated; text runs only.",
-                  note: "query,value (PEFT's); attention and feed-forward with --text; IA3: key,value,output.dense"),
-            .int("max-length", "Tokens per text, special tokens included; text runs only.", range: 1...Tokenizer.maxPaddedLength,
-                 note: "the tokenizer's truncation, else the model's positions"),
+                  note: "PEFT's: query,value (BERT), q,v (T5); attention and feed-forward for the built-in models"),
+            .int("max-length", "Tokens per text (T5: per source), special tokens included; text runs only.", range: 1...Tokenizer.maxPaddedLength,
+                 note: "the tokenizer's truncation, else the model's positions or 512"),
+            .int("max-target-length", "Tokens per target, and per generation; text-to-text runs only.", range: 1...Tokenizer.maxPaddedLength,
+                 default: 128),
             .choice("long-texts", ["truncate", "refuse"], "Texts longer than --max-length: cut, or an error naming the line; text runs only.",
                     default: "truncate"),
             .choice("heads", ["shared", "per-task"], "One label space for all tasks, or one classifier head per task; text runs only.",
@@ -95,16 +98,18 @@ enum TrainCommand: Subcommand {
         if args.isGiven("model") && !args.isGiven("data") {
             throw CLIError.usage("'--model' needs '--data <file.jsonl>' (lines {\"task\": ..., \"text\": ..., \"label\": ...})", hint: args.hint)
         }
-        if args.flag("text"), let other = ["data", "model"].first(where: { args.isGiven($0) }) {
-            throw CLIError.usage("'--text' trains on the built-in text tasks; it cannot be combined with '--\(other)'", hint: args.hint)
+        for builtIn in ["text", "text-to-text"] where args.flag(builtIn) {
+            if let other = ["data", "model", "text", "text-to-text"].first(where: { $0 != builtIn && (args.isGiven($0) || args.flag($0)) }) {
+                throw CLIError.usage("'--\(builtIn)' trains on built-in text tasks; it cannot be combined with '--\(other)'", hint: args.hint)
+            }
         }
-        let isText = args.flag("text") || args.isGiven("model")
+        let isText = args.flag("text") || args.flag("text-to-text") || args.isGiven("model")
         if !isText, let option = textOptions.first(where: { args.isGiven($0) || args.flag($0) }) {
-            throw CLIError.usage("'--\(option)' applies to text runs ('--text' or '--model <dir>')", hint: args.hint)
+            throw CLIError.usage("'--\(option)' applies to text runs ('--text', '--text-to-text' or '--model <dir>')", hint: args.hint)
         }
         if isText && args.isGiven("feedforward") {
             throw CLIError.usage("'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward "
-                + "modules from PEFT's BERT defaults (output.dense)", hint: args.hint)
+                + "modules from PEFT's defaults (BERT: output.dense, T5: wo)", hint: args.hint)
         }
         if let targets = args.string("targets"), Self.list(targets).isEmpty {
             throw CLIError.usage("'--targets' needs module names separated by commas, got '\(targets)'", hint: args.hint)
@@ -130,7 +135,7 @@ enum TrainCommand: Subcommand {
         let spec = try newSpec ?? RunSpec.read(from: dir)
         if !json && !args.flag("quiet") && spec.text?.modelPath == nil && spec.text != nil
             && AtomicDirectory.resolve(dir.appendingPathComponent(TextBase.folderName)) == nil {
-            console.print("Pre-training the built-in tiny BERT (saved as \(dir.path)/\(TextBase.folderName))")
+            console.print("Pre-training the built-in tiny \(spec.text!.kind == .classification ? "BERT" : "T5") (saved as \(dir.path)/\(TextBase.folderName))")
         }
         let work = try spec.workload(dir: dir)
         let peft = work.peft
@@ -139,7 +144,7 @@ enum TrainCommand: Subcommand {
                                                             allowNonFinite: args.flag("allow-non-finite"), console: console) : false
         try RunCheckpoint.begin(dir, spec: spec, workload: work)
         if !json && !args.flag("quiet") {
-            let what = spec.dataPath.map { "\($0)" } ?? (spec.text == nil ? "built-in data" : "built-in text data")
+            let what = spec.dataPath.map { "\($0)" } ?? (spec.text == nil ? "built-in data" : "built-in \(spec.text!.kind == .classification ? "text" : "text-to-text") data")
             let verb = !resuming ? "Training" : restored ? "Resuming at step \(trainer.step)" : "Starting again (no checkpoint yet)"
             console.print("\(verb) \(describe(spec)) on \(what): \(spec.taskNames.count) tasks, \(groupThousands(work.trainingSamples)) training samples")
             console.print(peft.parameterSummary())
@@ -221,7 +226,7 @@ enum TrainCommand: Subcommand {
     /// A new run from the options.
     static func plan(_ args: ParsedArguments) throws -> RunSpec {
         let method = args.method
-        let isText = args.flag("text") || args.isGiven("model")
+        let isText = args.flag("text") || args.flag("text-to-text") || args.isGiven("model")
         var training = TrainingConfiguration()
         training.steps = args.int("steps")
         training.batchSize = args.optionalInt("batch-size") ?? (isText ? textBatchSize : training.batchSize)
@@ -251,40 +256,67 @@ enum TrainCommand: Subcommand {
         return spec
     }
 
-    /// A new text run: the model's tokenizer and positions, the data's tasks and labels (read once here, so a bad
-    /// file is reported before the run folder is touched).
+    /// A new text run: the model's kind (BERT: classification, T5: text-to-text), tokenizer and positions, the
+    /// data's tasks and labels (read once here, so a bad file is reported before the run folder is touched).
     static func planText(_ args: ParsedArguments, _ numeric: RunSpec) throws -> RunSpec {
         var spec = numeric
         let modelPath = args.string("model").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        let tokenizer: Tokenizer, maxPositions: Int, trainPooler: Bool
+        let kind = try modelPath.map { try TextBase.kind(of: URL(fileURLWithPath: $0)) }
+            ?? (args.flag("text-to-text") ? .generation : .classification)
+        if kind == .generation, let option = ["heads"].first(where: args.isGiven) {
+            throw CLIError.runtime("'--\(option)' is for classification; \(modelPath ?? "--text-to-text") trains a T5 (text-to-text)")
+        }
+        if kind == .classification && args.isGiven("max-target-length") {
+            throw CLIError.runtime("'--max-target-length' is for text-to-text; \(modelPath ?? "--text") trains a BERT classifier")
+        }
+        let tokenizer: Tokenizer, maxPositions: Int?, trainPooler: Bool
         if let modelPath {
-            let base = try TextBase.load(URL(fileURLWithPath: modelPath), numLabels: nil, seed: 0)
-            (tokenizer, maxPositions, trainPooler) = (base.tokenizer, base.classifier.config.maxPositionEmbeddings, base.newPooler)
-            spec.hiddenDim = base.classifier.config.hiddenSize
-        } else {
+            let base = try TextBase.load(URL(fileURLWithPath: modelPath), kind: kind, numLabels: nil, seed: 0)
+            tokenizer = base.tokenizer
+            trainPooler = base.newPooler
+            if kind == .classification {
+                let config = try base.classifier.config
+                (maxPositions, spec.hiddenDim) = (config.maxPositionEmbeddings, config.hiddenSize)
+            } else {
+                (maxPositions, spec.hiddenDim) = (nil, try base.generator.config.dModel)
+            }
+        } else if kind == .classification {
             let config = try BertConfig(json: SyntheticTextTasks.modelConfig)
             (tokenizer, maxPositions, trainPooler) = (try SyntheticTextTasks.makeTokenizer(), config.maxPositionEmbeddings, false)
             spec.hiddenDim = config.hiddenSize
+        } else {
+            (tokenizer, maxPositions, trainPooler) = (try SyntheticTextToTextTasks.makeTokenizer(), nil, false)
+            spec.hiddenDim = try T5Config(json: SyntheticTextToTextTasks.modelConfig).dModel
         }
-        let maxLength = args.optionalInt("max-length") ?? Swift.min(tokenizer.truncation?.maxLength ?? maxPositions, maxPositions)
-        guard maxLength <= maxPositions else {
-            throw CLIError.runtime("--max-length \(maxLength) is more than the model's \(maxPositions) positions (max_position_embeddings)")
+        // T5's positions are relative: no limit but the tokenizer's truncation (else 512, T5's training length).
+        let limit = maxPositions ?? Tokenizer.maxPaddedLength
+        let maxLength = args.optionalInt("max-length") ?? Swift.min(tokenizer.truncation?.maxLength ?? maxPositions ?? 512, limit)
+        guard maxLength <= limit else {
+            throw CLIError.runtime("--max-length \(maxLength) is more than the model's \(limit) positions (max_position_embeddings)")
         }
         let truncate = args.choice("long-texts") == "truncate"
-        let data: TextClassificationData
-        if let dataPath = args.string("data") {
-            data = try TextRunData.read(dataPath, nil, tokenizer: tokenizer, maxLength: maxLength, truncate: truncate,
-                                        taskNames: nil, labelNames: nil)
-        } else {
-            data = try SyntheticTextTasks(seed: spec.dataSeed, samplesPerTask: TextRunData.builtInSamples).train
+        let isIA3 = spec.method == .ia3
+        let targets = args.string("targets").map(list) ?? TextRunSpec.defaultTargets(kind, builtIn: modelPath == nil, ia3: isIA3)
+        if isIA3 { spec.feedforward = DefaultTargets.ia3Feedforward[kind == .classification ? "bert" : "t5"]!.filter(targets.contains) }
+        var text = TextRunSpec(kind: kind, modelPath: modelPath, targets: targets, maxLength: maxLength,
+                               maxTargetLength: kind == .generation ? args.int("max-target-length") : nil, truncate: truncate,
+                               labelNames: [], heads: nil, trainPooler: trainPooler)
+        switch kind {
+        case .classification:
+            let data: TextClassificationData
+            if let dataPath = args.string("data") {
+                data = try TextRunData.read(dataPath, text, tokenizer: tokenizer, taskNames: nil, labelNames: nil)
+            } else {
+                data = try SyntheticTextTasks(seed: spec.dataSeed, samplesPerTask: TextRunData.builtInSamples).train
+            }
+            spec.taskNames = data.taskNames
+            text.labelNames = data.labelNames
+            text.heads = args.choice("heads") == "per-task" ? TaskHeads(data) : nil
+        case .generation:
+            spec.taskNames = try args.string("data").map { try TextToTextRunData.read($0, text, tokenizer: tokenizer, taskNames: nil).taskNames }
+                ?? SyntheticTextToTextTasks.taskNames
         }
-        let targets = args.string("targets").map(list)
-            ?? (spec.method == .ia3 ? DefaultTargets.ia3["bert"]! : TextRunSpec.defaultTargets(builtIn: modelPath == nil))
-        if spec.method == .ia3 { spec.feedforward = DefaultTargets.ia3Feedforward["bert"]!.filter(targets.contains) }
-        spec.taskNames = data.taskNames
-        spec.text = TextRunSpec(modelPath: modelPath, targets: targets, maxLength: maxLength, truncate: truncate,
-                                labelNames: data.labelNames,
-                                heads: args.choice("heads") == "per-task" ? TaskHeads(data) : nil, trainPooler: trainPooler)
+        spec.text = text
         return spec
     }
 

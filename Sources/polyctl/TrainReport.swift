@@ -29,14 +29,17 @@ struct TrainReport {
             var fields: [(String, JSONField)] = [("event", .string("summary")), ("steps", .int(trainer.step)),
                                                  ("test_loss", .shortest(Double(test.loss))), ("output", .string(dir.path))]
             if let accuracy = test.accuracy {
-                fields.append(("test_accuracy", .shortest(Double(accuracy))))
+                let key = "test_" + test.accuracyName.replacingOccurrences(of: " ", with: "_")
+                fields.append((key, .shortest(Double(accuracy))))
                 let tasks = test.perTask.keys.sorted().map { (spec.taskNames[$0], JSONField.shortest(Double(test.perTask[$0]!.accuracy ?? .nan))) }
-                fields.append(("test_accuracy_per_task", .object(tasks)))
+                fields.append((key + "_per_task", .object(tasks)))
             }
             if let validation { fields.append(("validation_loss", .shortest(Double(validation)))) }
             if let (b, _) = baseline {
                 fields.append(("baseline_shared_lora_test_loss", .shortest(Double(b.loss))))
-                if let a = b.accuracy { fields.append(("baseline_shared_lora_test_accuracy", .shortest(Double(a)))) }
+                if let a = b.accuracy {
+                    fields.append(("baseline_shared_lora_test_" + b.accuracyName.replacingOccurrences(of: " ", with: "_"), .shortest(Double(a))))
+                }
             }
             if let r = recovery {
                 fields.append(("allocation_cell_accuracy", .shortest(Double(r.cells))))
@@ -69,11 +72,11 @@ struct TrainReport {
         if !recoveries.isEmpty { console.print("(skills matched to the truth by an optimal assignment; cells thresholded at 0.5 after scaling rows to max 1)") }
         if let accuracy = test.accuracy {
             console.write(Self.accuracyTable(test, taskNames: spec.taskNames).render())
-            var line = "Test accuracy: \(formatPercent(accuracy))   cross-entropy: \(formatFixed(Double(test.loss), digits: 4))"
+            var line = "Test \(test.accuracyName): \(formatPercent(accuracy))   cross-entropy: \(formatFixed(Double(test.loss), digits: 4))"
             if let validation { line += "   validation cross-entropy: \(formatFixed(Double(validation), digits: 4))" }
             console.print(line)
             if let (b, rank) = baseline, let a = b.accuracy {
-                console.print("Shared LoRA baseline (one rank-\(rank) adapter for all tasks, same size): test accuracy \(formatPercent(a))")
+                console.print("Shared LoRA baseline (one rank-\(rank) adapter for all tasks, same size): test \(b.accuracyName) \(formatPercent(a))")
             }
         } else {
             var losses = "Test loss (MSE): \(formatFixed(Double(test.loss), digits: 5))"
@@ -85,7 +88,7 @@ struct TrainReport {
             }
         }
         let pictures = allocs.isEmpty ? Self.lossPicture : "\(Self.allocationPicture), \(Self.lossPicture)"
-        let base = spec.text.map { $0.modelPath == nil ? ", \(TextBase.folderName)/ (the built-in BERT)" : "" } ?? ""
+        let base = spec.text.map { $0.modelPath == nil ? ", \(TextBase.folderName)/ (the built-in model)" : "" } ?? ""
         console.print("Wrote \(dir.path)/: adapter_config.json, adapter_model.safetensors (PEFT format), \(pictures), checkpoint/\(base)")
         if spec.mixing == .outputs && spec.method.isRouted {
             console.print("Note: output mixing is a PolyPEFT extension; Hugging Face PEFT would load this folder but compute parameter mixing. Train with --mixing parameters for PEFT, or export tasks as LoRA.")
@@ -94,7 +97,7 @@ struct TrainReport {
 
     /// Per-task test accuracy of a classifier: task, samples, accuracy, cross-entropy.
     static func accuracyTable(_ e: RunEvaluation, taskNames: [String]) -> TableFormatter {
-        var table = TableFormatter(headers: ["task", "samples", "accuracy", "cross-entropy"])
+        var table = TableFormatter(headers: ["task", "samples", e.accuracyName, "cross-entropy"])
         for t in e.perTask.keys.sorted() {
             let r = e.perTask[t]!
             table.addRow([taskNames[t], String(r.samples), formatPercent(r.accuracy ?? .nan), formatFixed(Double(r.loss), digits: 4)])

@@ -149,9 +149,10 @@ final class TextRunTests: CLITestCase {
         let empty = root.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         XCTAssertEqual(train(empty.path), "error: \(empty.path): not a model folder (no config.json)\n")
-        let t5 = try writeModelFolder(pooler: true, name: "t5")
-        try Data("{\"model_type\": \"t5\"}".utf8).write(to: t5.appendingPathComponent("config.json"))
-        XCTAssertEqual(train(t5.path), "error: \(t5.path)/config.json: model_type is 't5'; text classification runs on BERT encoders (model_type 'bert')\n")
+        let gpt2 = try writeModelFolder(pooler: true, name: "gpt2")
+        try Data("{\"model_type\": \"gpt2\"}".utf8).write(to: gpt2.appendingPathComponent("config.json"))
+        XCTAssertEqual(train(gpt2.path), "error: \(gpt2.path)/config.json: model_type is 'gpt2'; text runs take BERT encoders "
+            + "(model_type 'bert': classification) and T5 (model_type 't5' or 'mt5': text-to-text)\n")
         let noTokenizer = try writeModelFolder(pooler: true, name: "notok")
         try FileManager.default.removeItem(at: noTokenizer.appendingPathComponent("tokenizer.json"))
         XCTAssertTrue(train(noTokenizer.path).hasPrefix("error: \(noTokenizer.path): no tokenizer.json (the `tokenizers` library's file"))
@@ -166,16 +167,74 @@ final class TextRunTests: CLITestCase {
     func testTextUsageErrors() {
         for (args, message) in [
             (["--model", "m"], "'--model' needs '--data <file.jsonl>' (lines {\"task\": ..., \"text\": ..., \"label\": ...})"),
-            (["--text", "--data", "d.jsonl"], "'--text' trains on the built-in text tasks; it cannot be combined with '--data'"),
-            (["--heads", "per-task"], "'--heads' applies to text runs ('--text' or '--model <dir>')"),
-            (["--group-by-length"], "'--group-by-length' applies to text runs ('--text' or '--model <dir>')"),
-            (["--text", "--method", "ia3", "--feedforward", "fc1"], "'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward modules from PEFT's BERT defaults (output.dense)"),
+            (["--text", "--data", "d.jsonl"], "'--text' trains on built-in text tasks; it cannot be combined with '--data'"),
+            (["--text-to-text", "--text"], "'--text' trains on built-in text tasks; it cannot be combined with '--text-to-text'"),
+            (["--heads", "per-task"], "'--heads' applies to text runs ('--text', '--text-to-text' or '--model <dir>')"),
+            (["--group-by-length"], "'--group-by-length' applies to text runs ('--text', '--text-to-text' or '--model <dir>')"),
+            (["--text", "--method", "ia3", "--feedforward", "fc1"], "'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward modules from PEFT's defaults (BERT: output.dense, T5: wo)"),
             (["--text", "--targets", " , "], "'--targets' needs module names separated by commas, got ' , '"),
         ] {
             let r = run(["train"] + args)
             XCTAssertEqual(r.code, 64, "\(args)")
             XCTAssertEqual(r.err, "error: \(message)\nhint: see 'polyctl train --help'\n", "\(args)")
         }
+    }
+
+    /// The built-in text-to-text tasks on their tiny T5, and a T5 folder with a task / source / target file:
+    /// train, eval (exact match), infer (generations), and the errors of mixing kinds.
+    func testTextToTextRuns() throws {
+        let dir = root.appendingPathComponent("t2t").path
+        let t = run(["train", "--text-to-text", "--json", "--output", dir] + short)
+        XCTAssertEqual(t.code, 0, t.err)
+        let summary = try JSONSerialization.jsonObject(with: Data(t.out.split(separator: "\n").last!.utf8)) as! [String: Any]
+        XCTAssertEqual((summary["test_exact_match_per_task"] as! [String: Any]).keys.sorted(), SyntheticTextToTextTasks.taskNames.sorted())
+        let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json")))
+        XCTAssertEqual(config["task_type"], "SEQ_2_SEQ_LM")
+        XCTAssertEqual(config["target_modules"], ["q", "k", "v", "o", "wi", "wo"])
+        let e = run(["eval", "--adapter", dir, "--json"])
+        XCTAssertEqual(e.code, 0, e.err)
+        let ej = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+        XCTAssertEqual(ej["exact_match"] as! Double, summary["test_exact_match"] as! Double, accuracy: 1e-9)
+        let input = root.appendingPathComponent("in.jsonl")
+        try Data("{\"source\": \"the red fox\", \"task\": \"first\"}\n{\"source\": \"gold owl\", \"task\": \"copy\"}\n".utf8).write(to: input)
+        let g = run(["infer", "--adapter", dir, "--input", input.path, "--max-new-tokens", "4"])
+        XCTAssertEqual(g.code, 0, g.err)
+        let lines = g.out.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            let text = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any])["generation"] as! String
+            XCTAssertLessThanOrEqual(text.split(separator: " ").count, 4, text)
+            XCTAssertTrue(text.split(separator: " ").allSatisfy { SyntheticTextToTextTasks.words.contains(String($0)) }, text)
+        }
+        XCTAssertEqual(run(["infer", "--adapter", dir, "--input", input.path, "--embeddings"]).err,
+                       "error: '--embeddings' is for text classification runs; \(dir) is a text-to-text run\n")
+        XCTAssertEqual(run(["train", "--text-to-text", "--heads", "per-task", "--output", dir + "2"] + short).err,
+                       "error: '--heads' is for classification; --text-to-text trains a T5 (text-to-text)\n")
+
+        // A T5 folder: its data is task / source / target, each line checked.
+        let model = root.appendingPathComponent("t5")
+        let t5 = try T5ForConditionalGeneration(config: try T5Config(json: SyntheticTextToTextTasks.modelConfig), seed: 3)
+        try HFModelFolder.write(config: SyntheticTextToTextTasks.modelConfig, tensors: t5.stateDict(), to: model)
+        try Data(SyntheticTextToTextTasks.tokenizerJSON.compactString().utf8).write(to: model.appendingPathComponent("tokenizer.json"))
+        var g2 = Xoshiro256(seed: 8)
+        var lines2 = ""
+        for i in 0..<30 {
+            let (source, target) = SyntheticTextToTextTasks.sample(task: i % 2, using: &g2)
+            lines2 += JSONValue.object(["task": .string(i % 2 == 0 ? "copy" : "sort"), "source": .string(source),
+                                        "target": .string(target)]).compactString() + "\n"
+        }
+        let data = root.appendingPathComponent("t2t.jsonl")
+        try Data(lines2.utf8).write(to: data)
+        let m = run(["train", "--model", model.path, "--data", data.path, "--output", dir + "3", "--quiet", "--method", "lora"] + short)
+        XCTAssertEqual(m.code, 0, m.err)
+        XCTAssertTrue(m.out.contains("Test exact match: "), m.out)
+        let spec = try RunSpec.read(from: URL(fileURLWithPath: dir + "3"))
+        XCTAssertEqual(spec.text?.kind, .generation)
+        XCTAssertEqual(spec.text?.targets, ["q", "v"], "PEFT's defaults for T5")
+        XCTAssertEqual(spec.taskNames, ["copy", "sort"])
+        let classification = try writeData(lines: 20)
+        XCTAssertEqual(run(["train", "--model", model.path, "--data", classification.path, "--output", dir + "4"] + short).err,
+                       "error: \(classification.path):1: missing key \"source\"\n")
     }
 
     // MARK: Fixtures

@@ -286,7 +286,7 @@ final class TrainCommandTests: CLITestCase {
         XCTAssertEqual(r.out, """
         OVERVIEW: Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default).
 
-        USAGE: polyctl train [--method poly|mhr|lora|ia3|dora] [--text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
+        USAGE: polyctl train [--method poly|mhr|lora|ia3|dora] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
           --method <poly|mhr|lora|ia3|dora>  Adapter: Poly, MHR (Poly with splits), or one LoRA, IA3 or DoRA shared by all tasks. (default: poly)
@@ -302,10 +302,12 @@ final class TrainCommandTests: CLITestCase {
           --eval-every <n>                   Validation interval in steps (0: only at the end). (default: 250)
           --seed <n>                         Seed of the data, the initialisation and the batch order. (default: 0)
           --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks; with --model, text (.jsonl).
-          --text                             Train on the built-in text tasks, on a tiny BERT the command pre-trains (no files needed).
-          --model <dir>                      A BERT folder (config.json, model.safetensors, tokenizer.json) to adapt on --data, JSONL lines {"task", "text", "label"}.
-          --targets <names>                  Modules to adapt, comma-separated; text runs only. (default: query,value (PEFT's); attention and feed-forward with --text; IA3: key,value,output.dense)
-          --max-length <n>                   Tokens per text, special tokens included; text runs only. (default: the tokenizer's truncation, else the model's positions)
+          --text                             Train on the built-in text classification tasks, on a tiny BERT the command pre-trains (no files needed).
+          --text-to-text                     Train on the built-in text-to-text tasks, on a tiny T5 the command pre-trains (no files needed).
+          --model <dir>                      A BERT or T5 folder (config.json, model.safetensors, tokenizer.json) to adapt on --data: JSONL lines {"task", "text", "label"} (BERT) or {"task", "source", "target"} (T5).
+          --targets <names>                  Modules to adapt, comma-separated; text runs only. (default: PEFT's: query,value (BERT), q,v (T5); attention and feed-forward for the built-in models)
+          --max-length <n>                   Tokens per text (T5: per source), special tokens included; text runs only. (default: the tokenizer's truncation, else the model's positions or 512)
+          --max-target-length <n>            Tokens per target, and per generation; text-to-text runs only. (default: 128)
           --long-texts <truncate|refuse>     Texts longer than --max-length: cut, or an error naming the line; text runs only. (default: truncate)
           --heads <shared|per-task>          One label space for all tasks, or one classifier head per task; text runs only. (default: shared)
           --group-by-length                  Batch texts of similar length together: less padding, less random batches; text runs only.

@@ -57,14 +57,20 @@ public struct SyntheticTextTasks: Sendable {
 
     /// One text and its label under task `task`.
     public static func sample(task: Int, using rng: inout Xoshiro256) -> (text: String, label: Int) {
+        let words = sampleWords(using: &rng)
+        return (words.map(\.word).joined(separator: " "), label(task: task, categories: words.compactMap(\.category)))
+    }
+
+    /// The words of one text: 3 to 6 category words, each after a filler word one time in four (category nil).
+    public static func sampleWords(using rng: inout Xoshiro256) -> [(word: String, category: Int?)] {
         let n = Int.random(in: 3...6, using: &rng)
         let cats = (0..<n).map { _ in Int.random(in: 0..<categories.count, using: &rng) }
-        var words: [String] = []
+        var words: [(String, Int?)] = []
         for c in cats {
-            if Int.random(in: 0..<4, using: &rng) == 0 { words.append(filler[Int.random(in: 0..<filler.count, using: &rng)]) }
-            words.append(categories[c].words[Int.random(in: 0..<categories[c].words.count, using: &rng)])
+            if Int.random(in: 0..<4, using: &rng) == 0 { words.append((filler[Int.random(in: 0..<filler.count, using: &rng)], nil)) }
+            words.append((categories[c].words[Int.random(in: 0..<categories[c].words.count, using: &rng)], c))
         }
-        return (words.joined(separator: " "), label(task: task, categories: cats))
+        return words
     }
 
     /// The label (a category index) task `task` gives a text whose category words are `cats`, in order.
@@ -121,13 +127,7 @@ public struct SyntheticTextTasks: Sendable {
         }
         let pretext = TextClassificationData(taskNames: ["pretext"], labelNames: categories.map(\.name), samples: samples)
         let model = try BertForSequenceClassification(config: try BertConfig(json: modelConfig), seed: seed)
-        var training = TrainingConfiguration()
-        training.steps = steps
-        training.batchSize = 32
-        training.learningRate = 1e-3
-        training.weightDecay = 0
-        training.evalEvery = 0
-        training.seed = seed
+        let training = TrainingConfiguration.pretraining(steps: steps, learningRate: 1e-3, seed: seed)
         let trainer = try Trainer(objective: try TextClassificationObjective(model: model, data: pretext),
                                   parameters: TrainableParameters(model.namedParameters().map { ($0.name, $0.parameter) }),
                                   configuration: training)

@@ -54,36 +54,13 @@ public struct TextClassificationData: Sendable {
     public static func read(_ path: String, tokenizer: Tokenizer, maxLength: Int, longTexts: LongTexts = .truncate,
                             taskNames: [String]? = nil, labelNames: [String]? = nil) throws -> TextClassificationData {
         let text = try MultitaskDataFile.readText(path)
-        var tok = tokenizer
-        tok.padding = nil
-        tok.truncation = longTexts == .truncate ? Tokenizer.Truncation(maxLength: maxLength) : nil
         var tasks = Table(names: taskNames, what: "task"), labels = Table(names: labelNames, what: "label")
         var samples: [Sample] = []
-        try MultitaskDataFile.forEachJSONLLine(text) { lineNumber, line in
-            func fail(_ message: String) -> MultitaskDataError { MultitaskDataError(file: path, line: lineNumber, message) }
-            let object: [String: JSONValue]
-            do {
-                guard let o = try JSONValue(parsing: line).objectValue else { throw fail("expected a JSON object") }
-                object = o
-            } catch let e as JSONError { throw fail("not valid JSON (\(e))") }
-            func name(_ key: String) throws -> String {
-                switch object[key] {
-                case let .string(s)?: return s
-                case let .int(i)?: return String(i)
-                case nil: throw fail("missing key \"\(key)\"")
-                case let v?: throw fail("\"\(key)\" must be a string or an integer (found \(v.kindName))")
-                }
-            }
-            guard let body = object["text"] else { throw fail("missing key \"text\"") }
-            guard let sentence = body.stringValue else { throw fail("\"text\" must be a string (found \(body.kindName))") }
-            let taskID = try tasks.id(try name("task")) { fail($0) }
-            let labelID = try labels.id(try name("label")) { fail($0) }
-            let encoded: Encoding
-            do { encoded = try tok.encode(sentence) } catch let e as TokenizerError { throw fail(e.message) }
-            if encoded.count > maxLength {
-                throw fail("the text is \(encoded.count) tokens long, more than the model's \(maxLength) positions "
-                    + "(truncate long texts instead of refusing them to keep it)")
-            }
+        try MultitaskDataFile.forEachJSONLRecord(text, path: path) { record in
+            _ = try record.text("text")   // a missing or mistyped text is reported before the task and label
+            let taskID = try tasks.id(try record.name("task")) { record.fail($0) }
+            let labelID = try labels.id(try record.name("label")) { record.fail($0) }
+            let encoded = try record.encoding("text", tokenizer: tokenizer, maxLength: maxLength, longTexts: longTexts)
             samples.append(Sample(taskID: taskID, labelID: labelID, ids: encoded.ids, typeIDs: encoded.typeIDs))
         }
         guard !samples.isEmpty else { throw MultitaskDataError(file: path, "no samples") }

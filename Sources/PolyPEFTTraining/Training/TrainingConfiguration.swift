@@ -47,6 +47,18 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         groupByLength = try c.decodeIfPresent(Bool.self, forKey: .groupByLength) ?? false
     }
 
+    /// Settings that pre-train the built-in tiny models: batches of 32, no weight decay, no validation.
+    public static func pretraining(steps: Int, learningRate: Float, seed: UInt64) -> TrainingConfiguration {
+        var c = TrainingConfiguration()
+        c.steps = steps
+        c.batchSize = 32
+        c.learningRate = learningRate
+        c.weightDecay = 0
+        c.evalEvery = 0
+        c.seed = seed
+        return c
+    }
+
     public var schedule: LRSchedule { .cosine(warmupSteps: warmupSteps, totalSteps: steps) }
 
     public func validate() throws {
