@@ -12,7 +12,8 @@ For each method (Poly and MHR with parameter mixing, as PEFT computes them; LoRA
 trains a short run; PEFT then loads the run folder onto `BertForSequenceClassification.from_pretrained(base,
 num_labels=...)` (the built-in base is the run's `base_model/` folder), tokenizes the same texts with the `tokenizers`
 library and the base's `tokenizer.json`, and routes each text by its task (`task_ids`). Tolerance: logits within 1e-4
-of the largest magnitude. Text-to-text runs (T5, `SEQ_2_SEQ_LM`) compare PEFT's greedy `generate` with
+of the largest magnitude, and sentence embeddings (`infer --embeddings`: the adapted encoder's last hidden state,
+mean-pooled and normalised) within 1e-4. Text-to-text runs (T5, `SEQ_2_SEQ_LM`) compare PEFT's greedy `generate` with
 `polyctl infer` (identical text) and PEFT's cross-entropy on the test texts with `polyctl eval --data` (within 1e-4
 relative). Exits 1 on any difference beyond the tolerance.
 """
@@ -124,6 +125,27 @@ def main():
             if diff > args.tolerance:
                 failed = True
                 print(f"{name}: '{text}' ({task}): PEFT {logits.tolist()} vs polyctl {mine} (rel. diff {diff:.2e})")
+        # Sentence embeddings (`infer --embeddings`): the adapted encoder's last hidden state, mean-pooled over the
+        # mask and L2-normalised, as sentence-transformers computes them.
+        if heads is None:
+            embedded = subprocess.run([args.polyctl, "infer", "--adapter", run, "--input", inputs, "--embeddings"], check=True,
+                                      capture_output=True, text=True).stdout.splitlines()
+            for (text, task), line in zip(texts, embedded):
+                enc = tok.encode(text)
+                kwargs = {"input_ids": torch.tensor([enc.ids]), "attention_mask": torch.tensor([enc.attention_mask]),
+                          "token_type_ids": torch.tensor([enc.type_ids])}
+                if spec["method"] in ("poly", "mhr"):
+                    kwargs["task_ids"] = torch.tensor([tasks.index(task)])
+                with torch.no_grad():
+                    hidden = model(**kwargs, output_hidden_states=True).hidden_states[-1][0]
+                mask = kwargs["attention_mask"][0].unsqueeze(-1).float()
+                mean = (hidden * mask).sum(0) / mask.sum().clamp(min=1e-9)
+                expected = torch.nn.functional.normalize(mean, dim=0)
+                diff = float((expected - torch.tensor(json.loads(line)["embedding"])).abs().max())
+                worst = max(worst, diff)
+                if diff > args.tolerance:
+                    failed = True
+                    print(f"{name}: embedding of '{text}' ({task}) differs by {diff:.2e}")
         print(f"{name:22s} {len(texts)} texts  max rel. diff {worst:.2e}")
     print("FAILED" if failed else f"OK: every run folder loads with PeftModel.from_pretrained; worst rel. diff {worst:.2e}")
     sys.exit(1 if failed else 0)
