@@ -81,19 +81,24 @@ final class TextRunTests: CLITestCase {
         for (a, b) in zip(logits, rows[0]["logits"] as! [Double]) { XCTAssertEqual(Double(a), b, accuracy: 1e-4) }
     }
 
-    /// An interrupted text run resumes to the adapter an uninterrupted run ends with, bit for bit.
+    /// An interrupted text run (classification with per-task heads, and text-to-text) resumes to the adapter an
+    /// uninterrupted run ends with, bit for bit.
     func testTextRunResumesBitForBit() throws {
-        let a = root.appendingPathComponent("a").path, b = root.appendingPathComponent("b").path
-        let options = ["train", "--text", "--quiet", "--steps", "30", "--eval-every", "10", "--no-baseline", "--heads", "per-task"]
-        XCTAssertEqual(run(options + ["--output", a]).code, 0)
-        XCTAssertEqual(run(options + ["--output", b, "--stop-after", "12"]).code, 130)
-        let r = run(["train", "--resume", b, "--quiet", "--no-baseline"])
-        XCTAssertEqual(r.code, 0, r.err)
-        let wa = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
-        let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
-        XCTAssertEqual(wa.keys.sorted(), wb.keys.sorted())
-        for (k, v) in wa { XCTAssertEqual(v, wb[k], k) }
-        XCTAssertEqual(wa["base_model.model.classifier.weight"]?.shape[0], 20, "5 tasks x 4 labels, one head each")
+        for (name, kind) in [("cls", ["--text", "--heads", "per-task"]), ("t2t", ["--text-to-text"])] {
+            let a = root.appendingPathComponent(name + "a").path, b = root.appendingPathComponent(name + "b").path
+            let options = ["train", "--quiet", "--steps", "30", "--eval-every", "10", "--no-baseline"] + kind
+            XCTAssertEqual(run(options + ["--output", a]).code, 0)
+            XCTAssertEqual(run(options + ["--output", b, "--stop-after", "12"]).code, 130)
+            let r = run(["train", "--resume", b, "--quiet", "--no-baseline"])
+            XCTAssertEqual(r.code, 0, r.err)
+            let wa = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
+            let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
+            XCTAssertEqual(wa.keys.sorted(), wb.keys.sorted(), name)
+            for (k, v) in wa { XCTAssertEqual(v, wb[k], "\(name): \(k)") }
+            if name == "cls" {
+                XCTAssertEqual(wa["base_model.model.classifier.weight"]?.shape[0], 20, "5 tasks x 4 labels, one head each")
+            }
+        }
     }
 
     /// A BERT folder (without a pooler, so the fresh pooler trains and is saved) and a JSONL file: per-task heads,
