@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PolyPEFT against PyTorch + PEFT on the CPU, side by side, on identical weights and data.
 
-For every case (layer, train, infer, t5) and thread count (1 and 2 by default):
+For every case (layer, train, infer, t5, bert) and thread count (1 and 2 by default):
   1. runs the release `polyctl bench <case> --threads T --json --dump FILE` (Swift; times itself, and writes its
      weights, inputs, task ids / batch order and first outputs to FILE);
   2. runs this script as a worker in a child process with OMP_NUM_THREADS=T and torch.set_num_threads(T), which builds
@@ -26,8 +26,18 @@ decoder positions, then times interleaved a training step (train-mode forward + 
 adapter) and the evaluation-mode loss. `ratio_t5_t<T>` is the training step, `ratio_t5_t<T>_eval` the forward. The
 dump is ~250 MB; it lives in a temporary directory deleted at the end, as every case's.
 
-Usage: python3 Benchmarks/compare_peft.py [--case layer|train|infer|t5|all] [--threads 1,2] [--rounds 3]
+The bert case is a BertModel of all-MiniLM-L6-v2's shape (vocab 30522, hidden 384, 6 layers, 12 heads, intermediate
+1536, gelu, no pooler) with random weights from polyctl's seed, or a real checkpoint (`--bert-args "--model DIR"`,
+read as published), base frozen, Poly on every query and value (r 8, 8 skills, 4 tasks, random B), batch 32 x 128
+tokens by default (`--bert-args "--batch 8 --seq 64"`), task of sample b = b mod 4. The worker checks the mixed-task
+last hidden state of the first two samples, then times interleaved mixed-task and single-task inference, a training
+step (loss = mean of the squared last hidden state, AdamW on the adapter) and, for the merged figure, PEFT's model
+with the adapter disabled (PEFT cannot merge Poly; a merged model costs the base model). It prints
+`ratio_bert_<mixed|single|merged|train_step>_t<T>=` and `peak_rss_ratio_bert_t<T>=` (PyTorch's peak over ours).
+
+Usage: python3 Benchmarks/compare_peft.py [--case layer|train|infer|t5|bert|all] [--threads 1,2] [--rounds 3]
        [--polyctl .build/release/polyctl] [--steps 500] [--layer-args "--tokens 32"] [--t5-args "--layers 1"]
+       [--bert-args "--batch 8 --seq 64"]
 """
 import argparse
 import json
@@ -73,7 +83,7 @@ def worker(args):
     torch.manual_seed(0)
     t = load_file(args.dump)
     result = {"case": args.worker, "threads": args.threads, "torch": torch.__version__}
-    workers = {"layer": worker_layer, "train": worker_train, "infer": worker_infer, "t5": worker_t5}
+    workers = {"layer": worker_layer, "train": worker_train, "infer": worker_infer, "t5": worker_t5, "bert": worker_bert}
     result.update(workers[args.worker](args, t, torch))
     print(json.dumps(result))
 
@@ -345,6 +355,68 @@ def worker_t5(args, t, torch):
     return res
 
 
+BERT_DATA_KEYS = {"input_ids", "task_ids", "mixed_out"}
+
+
+def worker_bert(args, t, torch):
+    """polyctl bench bert's model in transformers + PEFT: HF weights loaded by name, the adapter with
+    set_peft_model_state_dict, the mixed-task output checked, then the same work timed: mixed-task and single-task
+    inference, a training step, and the base model without the adapter (what a merged model costs)."""
+    from transformers import BertConfig, BertModel
+    from peft import PolyConfig, get_peft_model, set_peft_model_state_dict
+    m = json.loads(args.meta)
+    cfg = BertConfig(vocab_size=m["vocab"], hidden_size=m["hidden"], num_hidden_layers=m["layers"],
+                     num_attention_heads=m["heads"], intermediate_size=m["intermediate"],
+                     max_position_embeddings=m["max_positions"], type_vocab_size=m["type_vocab"],
+                     layer_norm_eps=m["layer_norm_eps"], hidden_act="gelu", attn_implementation="sdpa")
+    model = BertModel(cfg, add_pooling_layer=False)
+    names = set(model.state_dict().keys())
+    base = {k: t[k] for k in names if k in t}
+    extra = [k for k in t if k not in names and k not in BERT_DATA_KEYS and not k.startswith("base_model.model.")]
+    assert not extra, f"dumped weights the PyTorch model does not have: {extra[:5]}"
+    missing = model.load_state_dict(base, strict=False).missing_keys
+    assert all("position_ids" in k or "token_type_ids" in k for k in missing), missing[:5]
+    del base
+    pm = get_peft_model(model, PolyConfig(target_modules=["query", "value"], r=m["r"], n_tasks=m["tasks"],
+                                          n_skills=m["skills"], n_splits=m["splits"], init_weights=False))
+    adapter = {k: v for k, v in t.items() if k.startswith("base_model.model.")}
+    res_load = set_peft_model_state_dict(pm, adapter)
+    assert not res_load.unexpected_keys, res_load.unexpected_keys[:5]
+    # PEFT's generic PeftModel.forward does not pass task_ids to Poly; PolyModel.forward (pm.base_model) does.
+    ids = t["input_ids"].long()
+    mask = torch.ones_like(ids)
+    mixed, single = t["task_ids"].long(), torch.zeros(ids.shape[0], dtype=torch.long)
+    pm.eval()
+    with torch.no_grad():
+        out = pm.base_model(input_ids=ids, attention_mask=mask, task_ids=mixed).last_hidden_state
+        res = agree("mixed_out", t["mixed_out"], out[: t["mixed_out"].shape[0]], torch)
+        del out
+    params = [p for p in pm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+
+    def infer(tasks):
+        def run():
+            pm.eval()
+            with torch.no_grad():
+                pm.base_model(input_ids=ids, attention_mask=mask, task_ids=tasks)
+        return run
+
+    def train_step():
+        pm.train()
+        (pm.base_model(input_ids=ids, attention_mask=mask, task_ids=mixed).last_hidden_state ** 2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+
+    def base_forward():
+        model.eval()
+        with torch.no_grad(), pm.disable_adapter():
+            pm.base_model(input_ids=ids, attention_mask=mask, task_ids=single)
+
+    res.update(interleaved_best_ms([("mixed_infer", infer(mixed)), ("single_infer", infer(single)),
+                                    ("train_step", train_step), ("merged_infer", base_forward)], args.rounds))
+    return res
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Driver side.
 
@@ -366,12 +438,15 @@ def compare(case, threads, args, tmp):
         meta["warmup"] = 20
     elif case == "t5":
         cmd += ["--repeat", str(args.rounds)] + shlex.split(args.t5_args)
+    elif case == "bert":
+        cmd += ["--repeat", str(args.rounds)] + shlex.split(args.bert_args)
     else:
         cmd += ["--repeat", str(args.rounds), "--mixing", "parameters"]
     env = dict(os.environ, POLYPEFT_THREADS=str(threads))
     swift_out, swift_rss = run_child(cmd, env)
     ours = last_json(swift_out)
-    meta.update({k: ours[k] for k in ["r", "skills", "splits", "tasks", "layers", "d_model", "d_ff", "heads", "vocab"]
+    meta.update({k: ours[k] for k in ["r", "skills", "splits", "tasks", "layers", "d_model", "d_ff", "heads", "vocab",
+                                      "hidden", "intermediate", "max_positions", "type_vocab", "layer_norm_eps"]
                  if k in ours})
     wenv = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), CUDA_VISIBLE_DEVICES="")
     wcmd = [sys.executable, os.path.abspath(__file__), "--worker", case, "--dump", dump, "--threads", str(threads),
@@ -402,6 +477,12 @@ def compare(case, threads, args, tmp):
         print(f"  ms per step: pytorch {a:.4f} ({1000 / a:.0f} steps/s), polypeft {b:.4f} ({1000 / b:.0f} steps/s); "
               f"last loss pytorch {theirs['last_loss']:.5f}, polypeft {ours['last_loss']:.5f}")
         lines.append(f"ratio_{tag}={a / b:.3f}")
+    elif case == "bert":
+        for f in ["mixed_infer", "single_infer", "merged_infer", "train_step"]:
+            a, b = theirs[f + "_ms"], ours[f + "_ms"]
+            print(f"  {f:13s} pytorch {a:9.1f} ms   polypeft {b:9.1f} ms   ratio {a / b:6.2f}")
+            lines.append(f"ratio_bert_{f.replace('_infer', '')}_t{threads}={a / b:.3f}")
+        lines.append(f"peak_rss_ratio_bert_t{threads}={torch_rss / swift_rss:.3f}")
     elif case == "t5":
         print(f"  eval loss: pytorch {theirs['eval_loss']:.6f}, polypeft {ours['eval_loss']:.6f}")
         for f in ["eval_forward", "train_step"]:
@@ -425,13 +506,15 @@ def compare(case, threads, args, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", default="all", choices=["all", "layer", "train", "infer", "t5"])
+    ap.add_argument("--case", default="all", choices=["all", "layer", "train", "infer", "t5", "bert"])
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--polyctl", default=os.path.join(ROOT, ".build", "release", "polyctl"))
     ap.add_argument("--layer-args", default="", help="extra options for polyctl bench layer, e.g. '--tokens 32'")
     ap.add_argument("--t5-args", default="", help="extra options for polyctl bench t5, e.g. '--layers 1 --seq 16'")
+    ap.add_argument("--bert-args", default="", help="extra options for polyctl bench bert, e.g. '--batch 8 --seq 64' "
+                    "or '--model DIR' (a real checkpoint)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--dump", help=argparse.SUPPRESS)
     ap.add_argument("--meta", default="{}", help=argparse.SUPPRESS)
@@ -441,7 +524,7 @@ def main():
         return worker(args)
     if not os.path.exists(args.polyctl):
         sys.exit(f"error: {args.polyctl} not found; run 'swift build -c release' first")
-    cases = ["layer", "train", "infer", "t5"] if args.case == "all" else [args.case]
+    cases = ["layer", "train", "infer", "t5", "bert"] if args.case == "all" else [args.case]
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:

@@ -14,7 +14,7 @@ struct PolyCtl {
         ("inspect", InspectCommand.overview, [InspectCommand.self]),
         ("export", ExportCommand.overview, [ExportCommand.self]),
         ("experiment", "Reproduce the research experiments on the built-in data.", [ExperimentRecovery.self, ExperimentFewShot.self]),
-        ("bench", "Measure kernels and layers.", [BenchPeak.self, BenchMatmul.self, BenchLayer.self, BenchTrain.self, BenchInfer.self, BenchT5.self]),
+        ("bench", "Measure kernels and layers.", [BenchPeak.self, BenchMatmul.self, BenchLayer.self, BenchTrain.self, BenchInfer.self, BenchT5.self, BenchBert.self]),
     ] }
 
     static var help: String {

@@ -112,7 +112,7 @@ final class BenchT5Tests: XCTestCase {
     }
 }
 
-private extension Array {
+extension Array {
     /// Consecutive rows of `n` elements.
     func chunked(_ n: Int) -> [[Element]] { stride(from: 0, to: count, by: n).map { Array(self[$0..<Swift.min($0 + n, count)]) } }
 }
