@@ -107,12 +107,18 @@ def main():
         offsets = [0]
         for labels in (heads["labels"] if heads else []):
             offsets.append(offsets[-1] + len(labels))
-        for (text, task), mine in zip(texts, ours):
+
+        def inputs_of(text, task):
+            """The model's keyword arguments for one text, routed by its task."""
             enc = tok.encode(text)
             kwargs = {"input_ids": torch.tensor([enc.ids]), "attention_mask": torch.tensor([enc.attention_mask]),
                       "token_type_ids": torch.tensor([enc.type_ids])}
             if spec["method"] in ("poly", "mhr"):
                 kwargs["task_ids"] = torch.tensor([tasks.index(task)])
+            return kwargs
+
+        for (text, task), mine in zip(texts, ours):
+            kwargs = inputs_of(text, task)
             with torch.no_grad():
                 logits = model(**kwargs).logits[0]
             if heads:
@@ -131,11 +137,7 @@ def main():
             embedded = subprocess.run([args.polyctl, "infer", "--adapter", run, "--input", inputs, "--embeddings"], check=True,
                                       capture_output=True, text=True).stdout.splitlines()
             for (text, task), line in zip(texts, embedded):
-                enc = tok.encode(text)
-                kwargs = {"input_ids": torch.tensor([enc.ids]), "attention_mask": torch.tensor([enc.attention_mask]),
-                          "token_type_ids": torch.tensor([enc.type_ids])}
-                if spec["method"] in ("poly", "mhr"):
-                    kwargs["task_ids"] = torch.tensor([tasks.index(task)])
+                kwargs = inputs_of(text, task)
                 with torch.no_grad():
                     hidden = model(**kwargs, output_hidden_states=True).hidden_states[-1][0]
                 mask = kwargs["attention_mask"][0].unsqueeze(-1).float()
