@@ -11,12 +11,18 @@ let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], 
 
 #if arch(x86_64)
 let simdFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+// PolyPEFTAVX512 alone is built for x86-64-v4 (AVX-512): the packed matmul's 12x32 kernel, which PolyPEFTCore calls
+// only on CPUs that have AVX-512 (`SIMDLevel`). No cross-module optimisation there, so none of it is inlined into the
+// modules built for the baseline.
+let wideFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4"])]
 let fmaDefine: [SwiftSetting] = [.define("POLYPEFT_FMA")]
 #elseif arch(arm64)
 let simdFlags: [SwiftSetting] = []
+let wideFlags: [SwiftSetting] = []
 let fmaDefine: [SwiftSetting] = [.define("POLYPEFT_FMA")]
 #else
 let simdFlags: [SwiftSetting] = []
+let wideFlags: [SwiftSetting] = []
 let fmaDefine: [SwiftSetting] = []
 #endif
 
@@ -28,7 +34,8 @@ let package = Package(
     ],
     targets: [
         // The layers of the house, each depending only on those below it (`import PolyPEFT` re-exports them all).
-        .target(name: "PolyPEFTCore", swiftSettings: simdFlags + fmaDefine + crossModule,
+        .target(name: "PolyPEFTAVX512", swiftSettings: wideFlags),
+        .target(name: "PolyPEFTCore", dependencies: ["PolyPEFTAVX512"], swiftSettings: simdFlags + fmaDefine + crossModule,
                 linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .target(name: "PolyPEFTIO", dependencies: ["PolyPEFTCore"], swiftSettings: simdFlags + fmaDefine + crossModule),
         .target(name: "PolyPEFTModels", dependencies: ["PolyPEFTCore", "PolyPEFTIO"], swiftSettings: simdFlags + fmaDefine + crossModule),

@@ -16,7 +16,8 @@ import PolyPEFT
 /// merged_infer  task 0 merged into the base weights (`PeftModel.merge`), then as single_infer
 /// ```
 /// Figures are timed interleaved (one warm-up each, then `--repeat` rounds; the best per figure is kept), merged
-/// last. `--dump` writes what `Benchmarks/compare_peft.py --case bert` loads into PyTorch + PEFT: every base weight
+/// last; then the minor page faults of two more mixed inferences and training steps are counted (`getrusage`), the
+/// page-fault churn of fresh activations. `--dump` writes what `Benchmarks/compare_peft.py --case bert` loads into PyTorch + PEFT: every base weight
 /// under its HF name, the adapter under PEFT's keys, `input_ids`, `task_ids`, and the mixed-task output `mixed_out`
 /// of the first two samples [2, T, H].
 enum BenchBert: Subcommand {
@@ -81,6 +82,12 @@ enum BenchBert: Subcommand {
             try model.forward(inputIDs: ids, attentionMask: mask, Context.inference(taskIDs: taskIDs)).sequence   // [B, T, H]
         }
 
+        var faults: [(String, Double)] = []
+        func trainStep() throws {
+            try optimizer.trainingStep(taskIDs: mixed, rng: &trainRNG) {
+                try model.forward(inputIDs: ids, attentionMask: mask, $0).sequence.squared().mean()
+            }
+        }
         let figures: [(String, Double)] = try BenchSupport.withThreads(threads) {
             if let dumpPath {
                 var t = try peft.adapterTensors()
@@ -93,12 +100,10 @@ enum BenchBert: Subcommand {
             var figures = try BenchSupport.interleavedBestMilliseconds(rounds: repeats, [
                 ("mixed_infer", { _ = try infer(mixed) }),
                 ("single_infer", { _ = try infer(single) }),
-                ("train_step", {
-                    try optimizer.trainingStep(taskIDs: mixed, rng: &trainRNG) {
-                        try model.forward(inputIDs: ids, attentionMask: mask, $0).sequence.squared().mean()
-                    }
-                }),
+                ("train_step", trainStep),
             ])
+            faults = [("mixed_infer", try BenchSupport.minorFaultsPerCall(calls: 2) { _ = try infer(mixed) }),
+                      ("train_step", try BenchSupport.minorFaultsPerCall(calls: 2, trainStep))]
             try peft.merge(task: 0)
             figures.append(("merged_infer", try BenchSupport.bestMilliseconds(rounds: repeats) { _ = try infer(single) }))
             return figures
@@ -112,12 +117,14 @@ enum BenchBert: Subcommand {
                 ("r", .int(r)), ("skills", .int(skills)), ("splits", .int(splits)), ("tasks", .int(tasks)),
                 ("threads", .int(threads)), ("repeat", .int(repeats))]
             pairs += figures.map { ("\($0.0)_ms", .fixed($0.1, digits: 3)) }
+            pairs += faults.map { ("\($0.0)_minor_faults", .fixed($0.1, digits: 0)) }
             pairs.append(("load", BenchSupport.loadField(load)))
             console.print(JSONField.line(pairs))
         } else {
             console.print("model:   BERT \(config.numHiddenLayers) layers, hidden \(config.hiddenSize), \(config.numAttentionHeads) heads, intermediate \(config.intermediateSize), vocab \(config.vocabSize)\(args.isGiven("model") ? " (\(args.string("model")!))" : " (random, MiniLM-L6's shape)"); \(splits == 1 ? "Poly" : "MHR") on query and value (r \(r), \(skills) skills, \(splits) split\(splits == 1 ? "" : "s"), \(tasks) tasks)")
             console.print("input:   \(batch) x \(seq) tokens, \(threads) thread\(threads == 1 ? "" : "s"), best of \(repeats) rounds\(load.map { ", load average \(BenchSupport.fmt($0, 2))" } ?? "")")
             for line in BenchSupport.figureLines(figures) { console.print(line) }
+            console.print("minor page faults per call: " + faults.map { "\($0.0) \(BenchSupport.fmt($0.1, 0))" }.joined(separator: ", "))
         }
     }
 }

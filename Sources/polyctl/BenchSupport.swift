@@ -37,6 +37,23 @@ enum BenchSupport {
         return zip(bodies, best).map { ($0.0.0, $0.1) }
     }
 
+    /// Minor page faults per call of `body` (a page of fresh memory touched for the first time), the mean over
+    /// `calls` calls after the timed rounds: `getrusage`'s `ru_minflt`.
+    static func minorFaultsPerCall(calls: Int, _ body: () throws -> Void) rethrows -> Double {
+        func faults() -> Int {
+            var usage = rusage()
+            #if os(Linux)
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            #else
+            getrusage(RUSAGE_SELF, &usage)
+            #endif
+            return usage.ru_minflt
+        }
+        let before = faults()
+        for _ in 0..<calls { try body() }
+        return Double(faults() - before) / Double(calls)
+    }
+
     /// The 1-minute load average from `/proc/loadavg`, or nil where there is none.
     static func loadAverage() -> Double? {
         guard let s = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),

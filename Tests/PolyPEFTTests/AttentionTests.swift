@@ -64,6 +64,53 @@ final class AttentionTests: XCTestCase {
         XCTAssertFalse(qv.grad!.scalars.contains { $0.isNaN })
     }
 
+    /// Without a bias the scores are computed a (sample, head) block at a time (`BlockedAttention`): values and
+    /// every gradient equal the materialised path's (forced by a zero bias, which changes no score), on strided views
+    /// as a model makes them (a permuted [B, T, H, D]), odd sizes, the padding mask and dropout, at 1 and 2 threads
+    /// and every SIMD level; and the finite-difference check.
+    func testBlockedAttentionMatchesTheMaterialisedPath() throws {
+        for (b, h, tq, tk, d) in [(1, 1, 1, 1, 1), (2, 3, 5, 7, 3), (3, 2, 19, 19, 16), (2, 12, 33, 33, 32)] {
+            func heads(_ t: Int, _ dd: Int, _ seed: UInt64) -> Tensor {       // [B, H, T, D] as a view of [B, T, H, D]
+                try! randomTensor([b, t, h, dd], seed: seed).permuted([0, 2, 1, 3])
+            }
+            let (q, k, v) = (heads(tq, d, 1), heads(tk, d, 2), heads(tk, d + 1, 3))
+            var m = [Float](repeating: 0, count: b * tk)
+            if tk > 2 { m[b * tk - 1] = TokenBatch.maskedScore; m[b * tk - 2] = -.infinity }
+            let mask = Tensor(m, shape: [b, 1, 1, tk])
+            var g = Xoshiro256(seed: 9)
+            let drop = Tensor.uniform([b, h, tq, tk], using: &g).map { $0 >= 0.2 ? 1 / 0.8 : 0 }
+            let zeroBias = Tensor.zeros([1, h, 1, tk])
+            let cot = randomTensor([b, h, tq, d + 1], seed: 4)
+            for dropout in [nil, drop] { for threads in [1, 2] {
+                try forEachSIMDLevel { level in
+                    try Parallel.$threadLimit.withValue(threads) {
+                        func run(_ bias: Tensor?) throws -> [Tensor] {
+                            let x = [q, k, v].map { Variable($0, requiresGrad: true) }
+                            let y = try Variable.attention(query: x[0], key: x[1], value: x[2], bias: bias.map { Variable($0) },
+                                                           mask: mask, scale: 0.3, probabilityDropout: dropout)
+                            try (try y * Variable(cot)).sum().backward()
+                            return [y.value] + x.map { $0.grad! }
+                        }
+                        let (blocked, materialised) = (try run(nil), try run(zeroBias))
+                        for (i, name) in ["out", "dq", "dk", "dv"].enumerated() {
+                            assertClose(blocked[i], materialised[i], rtol: 1e-5, atol: 1e-6,
+                                        "\(name) [\(b),\(h),\(tq),\(tk),\(d)] dropout \(dropout != nil) threads \(threads) \(level)")
+                        }
+                    }
+                }
+            } }
+        }
+        let m = mask
+        var g = Xoshiro256(seed: 10)
+        let drop = Tensor.uniform([2, 3, 4, 6], using: &g).map { $0 >= 0.3 ? 1 / 0.7 : 0 }
+        try gradCheck([q, k, v]) { x in
+            try Variable.attention(query: x[0], key: x[1], value: x[2], mask: m, scale: 0.8, probabilityDropout: drop)
+        }
+        let ref = try Variable.attentionReference(query: Variable(q), key: Variable(k), value: Variable(v), mask: m, scale: 0.8)
+        assertClose(try Variable.attention(query: Variable(q), key: Variable(k), value: Variable(v), mask: m, scale: 0.8).value,
+                    ref.value, rtol: 1e-5, atol: 1e-6)
+    }
+
     func testShapeErrors() {
         XCTAssertThrowsError(try Variable.attention(query: Variable(q), key: Variable(v), value: Variable(v)))
         XCTAssertThrowsError(try Variable.attention(query: Variable(q), key: Variable(k), value: Variable(v),

@@ -12,9 +12,10 @@ final class GemmRowTailTests: XCTestCase {
     /// Shapes: packed with edge tiles and two blocks of depth (13 x 37 x 500); direct with few rows
     /// (7 x 40) and with few columns (33 x 9); no depth at all (20 x 33 x 0); packed rows split among two threads
     /// (241 x 50 x 300); a single full tile (6 x 16 x 1). Ranks 1, 3, 8 and 9; one shared factor or three routed
-    /// ones; factor rows padded (ldf > n) and C's too (ldc > n), whose padding must stay untouched.
+    /// ones; factor rows padded (ldf > n) and C's too (ldc > n), whose padding must stay untouched. Each at every
+    /// SIMD level the CPU has (a single full tile of the wide kernel: 12 x 32 x 3; several: 50 x 70 x 9).
     func testTailMatchesReferenceOnEveryKernel() {
-        let shapes = [(13, 37, 500), (7, 40, 20), (33, 9, 50), (20, 33, 0), (241, 50, 300), (6, 16, 1)]
+        let shapes = [(13, 37, 500), (7, 40, 20), (33, 9, 50), (20, 33, 0), (241, 50, 300), (6, 16, 1), (12, 32, 3), (50, 70, 9)]
         for (m, n, k) in shapes { for rank in [1, 3, 8, 9] { for routed in [false, true] { for threads in [1, 2] {
             let a = randomTensor([m, k], seed: 1).scalars, b = randomTensor([k, n], seed: 2).scalars
             let h = randomTensor([m, rank], seed: 3).scalars
@@ -24,6 +25,7 @@ final class GemmRowTailTests: XCTestCase {
             let ldc = n + 3
             let c0 = randomTensor([m, ldc], seed: 5).scalars
             for accumulate in [false, true] {
+              forEachSIMDLevel { level in
                 var fast = c0, slow = c0
                 h.withUnsafeBufferPointer { ph in f.withUnsafeBufferPointer { pf in rowGroups.withUnsafeBufferPointer { pg in
                     let tail = GemmRowTail(h: ph.baseAddress!, rank: rank, factors: pf.baseAddress!, ldf: ldf,
@@ -38,11 +40,12 @@ final class GemmRowTailTests: XCTestCase {
                         tail.reference(m: m, n: n, c: c.baseAddress!, ldc: ldc)
                     }
                 } } }
-                let what = "m=\(m) n=\(n) k=\(k) rank=\(rank) routed=\(routed) threads=\(threads) accumulate=\(accumulate)"
+                let what = "m=\(m) n=\(n) k=\(k) rank=\(rank) routed=\(routed) threads=\(threads) accumulate=\(accumulate) \(level)"
                 for i in 0..<m { for j in 0..<ldc {
                     if j >= n { XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j], "padding overwritten, " + what) }
                     XCTAssertEqual(fast[i * ldc + j], slow[i * ldc + j], accuracy: 1e-5 * Float(k + rank + 1), what + " (\(i), \(j))")
                 } }
+              }
             }
         } } } }
     }

@@ -41,8 +41,11 @@ final class MatmulTests: XCTestCase {
             let a = rand([m, k], seed: seed), b = rand([k, n], seed: seed + 1)
             seed += 2
             let expected = try a.matmulReference(b)
-            for threads in [1, 2] {
-                assertClose(try a.matmul(b, threads: threads), expected, k: k, "[\(m),\(k)]x[\(k),\(n)] threads \(threads)")
+            try forEachSIMDLevel { level in
+                for threads in [1, 2] {
+                    assertClose(try a.matmul(b, threads: threads), expected, k: k,
+                                "[\(m),\(k)]x[\(k),\(n)] threads \(threads) \(level)")
+                }
             }
         }
     }
@@ -61,9 +64,11 @@ final class MatmulTests: XCTestCase {
                 // Oracle on contiguous copies, so the reference's own stride handling is not trusted either.
                 let expected = try a.contiguous().matmulReference(b.contiguous())
                 XCTAssertEqual(try a.matmulReference(b), expected)
-                for threads in [1, 2] {
-                    assertClose(try a.matmul(b, threads: threads), expected, k: k,
-                                "[\(m),\(k)]x[\(k),\(n)] strides \(a.strides) \(b.strides) threads \(threads)")
+                try forEachSIMDLevel { level in
+                    for threads in [1, 2] {
+                        assertClose(try a.matmul(b, threads: threads), expected, k: k,
+                                    "[\(m),\(k)]x[\(k),\(n)] strides \(a.strides) \(b.strides) threads \(threads) \(level)")
+                    }
                 }
             }
         }
@@ -158,8 +163,21 @@ final class MatmulTests: XCTestCase {
 
     /// The packed kernel's depth blocks: the fewest of at most `kcMax`, of near-equal size (a multiple of 8 when
     /// there are several), covering k with a last block that is not a sliver.
+    /// The tile follows the level: the baseline's 6x16 always, the 12x32 one only where the CPU has AVX-512.
+    func testTileFollowsTheSIMDLevel() {
+        XCTAssertEqual(GemmPacked.Tile.for(.baseline), .base)
+        XCTAssertEqual(GemmPacked.Tile.for(.avx512), SIMDLevel.detected == .avx512 ? .wide : .base)
+        SIMDLevel.$limit.withValue(.baseline) { XCTAssertEqual(SIMDLevel.current, .baseline) }
+        XCTAssertLessThanOrEqual(SIMDLevel.current, SIMDLevel.detected)
+        for tile in [GemmPacked.Tile.base, .wide] {
+            XCTAssertEqual(tile.mc % tile.mr, 0)
+            XCTAssertEqual(tile.nc % tile.nr, 0, "a B block is whole panels")
+            XCTAssertLessThanOrEqual(GemmPacked.depthBlock(4096, max: tile.kcMax), tile.kcMax)
+        }
+    }
+
     func testDepthBlocksAreFewAndEven() {
-        XCTAssertEqual([1, 7, 256, 384, 385, 768, 1024, 2048, 4096].map(GemmPacked.depthBlock), [1, 7, 256, 384, 200, 384, 344, 344, 376])
+        XCTAssertEqual([1, 7, 256, 384, 385, 768, 1024, 2048, 4096].map { GemmPacked.depthBlock($0) }, [1, 7, 256, 384, 200, 384, 344, 344, 376])
         for k in 1...5000 {
             let kc = GemmPacked.depthBlock(k)
             let blocks = (k + kc - 1) / kc, last = k - (blocks - 1) * kc

@@ -131,3 +131,11 @@ extension SafetensorsFile {
         return (0..<shape[0]).map { Array(values[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
     }
 }
+
+/// The vector levels this CPU can run (`.baseline`, and `.avx512` where the CPU has it), each in a scope of its own,
+/// so that a test of a kernel checks every variant the machine has.
+func forEachSIMDLevel(_ body: (SIMDLevel) throws -> Void) rethrows {
+    for level in [SIMDLevel.baseline, .avx512] where level <= SIMDLevel.detected {
+        try SIMDLevel.$limit.withValue(level) { try body(level) }
+    }
+}

@@ -14,7 +14,9 @@ extension Variable {
     /// dS = P * (dP - rowsum(P * dP))                    // rowsum(P * dP) = rowsum(g * O)
     /// dq = dS k * scale,  dk = dS^T q * scale,  dbias = dS summed to bias's shape
     /// ```
-    /// T5 uses `scale = 1` (no 1/sqrt(D)), BERT `1/sqrt(D)`.
+    /// T5 uses `scale = 1` (no 1/sqrt(D)), BERT `1/sqrt(D)`. Without a trainable bias the scores are computed one
+    /// (sample, head) block at a time and never stored (`BlockedAttention`); with one (T5's relative positions,
+    /// whose gradient sums over the batch) they are materialised as `[B, H, Tq, Tk]`.
     public static func attention(query q: Variable, key k: Variable, value v: Variable, bias: Variable? = nil,
                                  mask: Tensor? = nil, scale: Float = 1,
                                  probabilityDropout: Tensor? = nil) throws -> Variable {
@@ -33,12 +35,21 @@ extension Variable {
             }
         }
         let (qv, kv, vv) = (q.value, k.value, v.value)
-        var p = try qv.matmul(try kv.transposed())                    // p: [B, H, Tq, Tk], scores then probabilities
-        attentionSoftmaxRows(&p, scale: scale, bias: try bias?.value.expanded(to: full),
-                                 mask: try mask?.expanded(to: full))
         if let d = probabilityDropout, d.shape != full {
             throw TensorError("attention", "dropout mask \(fmt(d.shape)) is not the scores' shape \(fmt(full))")
         }
+        if bias == nil {
+            // No trainable bias (BERT): one (sample, head) block of scores at a time (Variable+BlockedAttention.swift).
+            let out = BlockedAttention.forward(q: qv, k: kv, v: vv, mask: mask, scale: scale, dropout: probabilityDropout)
+            return record(out, [q, k, v]) { g, needs in
+                let (dq, dk, dv) = BlockedAttention.backward(g, q: qv, k: kv, v: vv, mask: mask, scale: scale,
+                                                             dropout: probabilityDropout, needs: (needs[0], needs[1], needs[2]))
+                return [dq, dk, dv]
+            }
+        }
+        var p = try qv.matmul(try kv.transposed())                    // p: [B, H, Tq, Tk], scores then probabilities
+        attentionSoftmaxRows(&p, scale: scale, bias: try bias?.value.expanded(to: full),
+                                 mask: try mask?.expanded(to: full))
         let dropped = try probabilityDropout.map { try p * $0 } ?? p      // dropped: [B, H, Tq, Tk]
         let out = try dropped.matmul(vv)                               // out: [B, H, Tq, Dv]
         let probs = p
@@ -75,31 +86,35 @@ func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: 
             for r in part {
                 let row = base.value + r * tk
                 let (b, hi, i) = (r / (h * tq), (r / tq) % h, r % tq)
-                if scale != 1 { for j in 0..<tk { row[j] *= scale } }
+                if scale != 1 { rowScale8(row, tk, by: scale) }
                 for (storage, st, off) in terms {
                     storage.withUnsafeBufferPointer { t in
                         let start = off + b * st[0] + hi * st[1] + i * st[2]
                         let sj = st[3]
-                        for j in 0..<tk { row[j] += t[start + j * sj] }
+                        if sj == 1 {
+                            simdZipRow(row, t.baseAddress! + start, tk)
+                        } else {
+                            for j in 0..<tk { row[j] += t[start + j * sj] }
+                        }
                     }
                 }
-                var m = -Float.infinity
-                for j in 0..<tk { m = Swift.max(m, row[j]) }
+                let m = rowMax8(row, tk)
                 if m == -.infinity {
-                    for j in 0..<tk { row[j] = 0 }
+                    row.update(repeating: 0, count: tk)
                     continue
                 }
-                var total: Float = 0
-                for j in 0..<tk {
-                    let e = _expf(row[j] - m)
-                    row[j] = e
-                    total += e
-                }
-                let inv = 1 / total
-                for j in 0..<tk { row[j] *= inv }
+                rowScale8(row, tk, by: 1 / rowExpShifted8(row, tk, shift: m))
             }
         }
     }
+}
+
+/// `row[j] += t[j]` over a row (a mask or bias row added to the scores).
+@inline(__always)
+func simdZipRow(_ row: UnsafeMutablePointer<Float>, _ t: UnsafePointer<Float>, _ n: Int) {
+    var j = 0
+    while j + 8 <= n { store8(load8(row + j) + load8(t + j), row + j); j += 8 }
+    while j < n { row[j] += t[j]; j += 1 }
 }
 
 /// In place over rows: `d = p * (d - rowsum(p * d))`, turning dP into dS.
@@ -113,9 +128,10 @@ func attentionSoftmaxBackwardRows(_ d: inout Tensor, probs: Tensor) {
             Parallel.forEachPart(count: rows, work: rows * tk, threshold: Parallel.elementwiseThreshold) { part in
                 for r in part {
                     let row = base.value + r * tk, pr = p.value + r * tk
-                    var dot: Float = 0
-                    for j in 0..<tk { dot += pr[j] * row[j] }
-                    for j in 0..<tk { row[j] = pr[j] * (row[j] - dot) }
+                    let dot = SIMD8<Float>(repeating: rowDot8(pr, row, tk))
+                    var j = 0
+                    while j + 8 <= tk { store8(load8(pr + j) * (load8(row + j) - dot), row + j); j += 8 }
+                    while j < tk { row[j] = pr[j] * (row[j] - dot[0]); j += 1 }
                 }
             }
         }

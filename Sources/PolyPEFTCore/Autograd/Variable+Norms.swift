@@ -9,7 +9,28 @@ extension Variable {
     /// dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
     /// dgamma = sum(g * xhat), dbeta = sum(g)      // over all leading axes
     /// ```
+    /// Computed by the fused row kernels of Tensor+Norms.swift (`NormKernels`); `layerNormReference` below is the
+    /// same maths composed of tensor operations, the oracle.
     public func layerNorm(weight: Variable?, bias: Variable?, eps: Float) throws -> Variable {
+        let d = shape.last ?? 0
+        if let weight, weight.shape != [d] { throw TensorError("layer_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
+        if let bias, bias.shape != [d] { throw TensorError("layer_norm", "bias \(fmt(bias.shape)) for input \(fmt(shape))") }
+        let x = value, gamma = weight?.value
+        let (y, stats) = NormKernels.forward(x, weight: gamma, bias: bias?.value, eps: eps, rms: false)
+        let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+        let (hasWeight, hasBias) = (weight != nil, bias != nil)
+        return Variable.record(y, inputs) { g, needs in
+            guard g.shape == y.shape else {
+                throw TensorError("layer_norm backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
+            }
+            let r = NormKernels.backward(g, x, stats: stats, weight: gamma, rms: false, needX: needs[0],
+                                         needWeight: hasWeight && needs[1], needBias: hasBias && needs[needs.count - 1])
+            return [r.dx] + (hasWeight ? [r.dweight] : []) + (hasBias ? [r.dbias] : [])
+        }
+    }
+
+    /// `layerNorm` composed of tensor operations (mean, subtract, square, ...): the oracle of the fused kernels.
+    public func layerNormReference(weight: Variable?, bias: Variable?, eps: Float) throws -> Variable {
         let d = shape.last ?? 0
         if let weight, weight.shape != [d] { throw TensorError("layer_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
         if let bias, bias.shape != [d] { throw TensorError("layer_norm", "bias \(fmt(bias.shape)) for input \(fmt(shape))") }
@@ -46,6 +67,22 @@ extension Variable {
     /// dx = r * (g*gamma - x * r^2 * mean(g*gamma * x)),  dgamma = sum(g * x * r)
     /// ```
     public func rmsNorm(weight: Variable, eps: Float) throws -> Variable {
+        let d = shape.last ?? 0
+        guard weight.shape == [d] else { throw TensorError("rms_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
+        let x = value, gamma = weight.value
+        let (y, stats) = NormKernels.forward(x, weight: gamma, bias: nil, eps: eps, rms: true)
+        return Variable.record(y, [self, weight]) { g, needs in
+            guard g.shape == y.shape else {
+                throw TensorError("rms_norm backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
+            }
+            let r = NormKernels.backward(g, x, stats: stats, weight: gamma, rms: true, needX: needs[0],
+                                         needWeight: needs[1], needBias: false)
+            return [r.dx, r.dweight]
+        }
+    }
+
+    /// `rmsNorm` composed of tensor operations: the oracle of the fused kernels.
+    public func rmsNormReference(weight: Variable, eps: Float) throws -> Variable {
         let d = shape.last ?? 0
         guard weight.shape == [d] else { throw TensorError("rms_norm", "weight \(fmt(weight.shape)) for input \(fmt(shape))") }
         let x = value, gamma = weight.value

@@ -46,26 +46,14 @@ extension Variable {
         unary(value.clamped(min: low, max: high)) { x, _ in x >= low && x <= high ? 1 : 0 }
     }
 
-    /// GELU, exact or tanh-approximated, with the matching derivative.
-    ///
-    /// ```
-    /// exact: d/dx = Phi(x) + x phi(x)
-    /// tanh:  u = sqrt(2/pi)(x + 0.044715 x^3),  d/dx = 0.5(1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi)(1 + 3*0.044715 x^2)
-    /// ```
+    /// GELU, exact or tanh-approximated, with the matching derivative (both vector kernels: Tensor+GELU.swift).
     public func gelu(approximation: GELUApproximation = .none) -> Variable {
-        switch approximation {
-        case .none:
-            return unary(value.gelu(approximation: .none)) { x, _ in
-                let cdf = 0.5 * (1 + _erff(x * 0.70710678118654752))
-                let pdf = 0.3989422804014327 * _expf(-0.5 * x * x)
-                return cdf + x * pdf
+        let x = value, y = value.gelu(approximation: approximation)
+        return Variable.record(y, [self]) { g, _ in
+            guard g.shape == y.shape else {
+                throw TensorError("gelu backward", "gradient \(fmt(g.shape)) does not match the output \(fmt(y.shape))")
             }
-        case .tanh:
-            return unary(value.gelu(approximation: .tanh)) { x, _ in
-                let k: Float = 0.79788456080286536
-                let t = _tanhf(k * (x + 0.044715 * x * x * x))
-                return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
-            }
+            return [Tensor.geluBackward(g, x, approximation: approximation)]
         }
     }
 }

@@ -30,6 +30,8 @@ public enum Gemm {
     ///   - threads: the most threads to use (>= 1); small products use one.
     ///   - tail: a per-row low-rank term added to C as well (`GemmRowTail`); the packed kernel fuses it into its
     ///     register tiles, the others add it after the product.
+    ///   - level: the widest vectors the packed kernel may use (`SIMDLevel`); callers that fork pass the level they
+    ///     read before forking.
     public static func multiply(m: Int, n: Int, k: Int,
                                 a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
                                 b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
@@ -43,7 +45,7 @@ public enum Gemm {
                          a: UnsafePointer<Float>, rowStrideA: Int, colStrideA: Int,
                          b: UnsafePointer<Float>, rowStrideB: Int, colStrideB: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int,
-                         accumulate: Bool, threads: Int, tail: GemmRowTail?) {
+                         accumulate: Bool, threads: Int, tail: GemmRowTail?, level: SIMDLevel = .current) {
         precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n, "Gemm.multiply: bad extents m=\(m) n=\(n) k=\(k) ldc=\(ldc)")
         precondition(threads >= 1, "Gemm.multiply: threads must be >= 1, got \(threads)")
         if m == 0 || n == 0 { return }
@@ -52,7 +54,7 @@ public enum Gemm {
         case .packed:
             GemmPacked.multiply(m: m, n: n, k: k, a: a, rsA: rowStrideA, csA: colStrideA,
                                 b: b, rsB: rowStrideB, csB: colStrideB, c: c, ldc: ldc,
-                                accumulate: accumulate, workers: workers, tail: tail)
+                                accumulate: accumulate, workers: workers, tail: tail, tile: GemmPacked.Tile.for(level))
             return
         case .zeroFill:
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }

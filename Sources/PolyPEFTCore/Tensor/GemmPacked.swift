@@ -1,4 +1,10 @@
-/// The general matrix multiply: GotoBLAS-style cache blocking with packed panels and a 6x16 register tile.
+#if arch(x86_64)
+import PolyPEFTAVX512
+#endif
+
+/// The general matrix multiply: GotoBLAS-style cache blocking with packed panels and a 6x16 register tile (on CPUs
+/// with AVX-512, a 12x32 tile of 16-lane vectors: `Tile.wide`, the kernels in PolyPEFTAVX512's `WideGemm`; the
+/// blocking below is the same with the tile's sizes).
 ///
 /// ```
 /// for jc in 0..<n by nc                     B block [kc, nc] packed once per (jc, pc), shared by all workers (L3)
@@ -30,17 +36,42 @@ enum GemmPacked {
     /// Prefetch distances of the micro-kernel, in floats: 32 steps ahead in A (6 floats a step), 16 in B (16 a step).
     static let prefetchA = 192, prefetchB = 256
 
+    /// The blocking of one kernel: its register tile `mr x nr`, the rows of an A block `mc`, the columns of a B block
+    /// `nc` and the deepest block of k `kcMax`.
+    struct Tile: Equatable {
+        let mr: Int, nr: Int, mc: Int, nc: Int, kcMax: Int
+        /// Runs `WideGemm`'s 12x32 kernel (AVX-512) instead of this type's 6x16 one.
+        let wide: Bool
+
+        /// The 6x16 tile of 8-lane vectors (every build).
+        static let base = Tile(mr: GemmPacked.mr, nr: GemmPacked.nr, mc: GemmPacked.mc, nc: GemmPacked.nc,
+                               kcMax: GemmPacked.kcMax, wide: false)
+        /// The 12x32 tile of 16-lane vectors: its B micro-panel (`kc x 32` floats, 32 KiB at 256) stays in L1 beside
+        /// the A micro-panel (12 KiB), as the base tile's does at 384 (BENCHMARKS.md, "AVX-512").
+        static let wide = Tile(mr: 12, nr: 32, mc: 240, nc: 4096, kcMax: 256, wide: true)
+
+        /// The tile for a `SIMDLevel` (never above the CPU's: `SIMDLevel.current` is capped by `detected`).
+        static func `for`(_ level: SIMDLevel) -> Tile {
+            #if arch(x86_64)
+            return level == .avx512 && SIMDLevel.detected == .avx512 ? .wide : .base
+            #else
+            return .base
+            #endif
+        }
+    }
+
     static func multiply(m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, rsA: Int, csA: Int,
                          b: UnsafePointer<Float>, rsB: Int, csB: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workers: Int,
-                         tail: GemmRowTail? = nil) {
-        let kc = depthBlock(k)
+                         tail: GemmRowTail? = nil, tile: Tile = .for(.current)) {
+        let (mr, nr, mc, nc) = (tile.mr, tile.nr, tile.mc, tile.nc)
+        let kc = depthBlock(k, max: tile.kcMax)
         let ncMax = Swift.min(nc, roundUp(n, nr))
         let mcMax = Swift.min(mc, roundUp(m, mr))
         // One page-aligned workspace with a fixed layout, so the packed blocks sit at the same relative addresses in
         // every call and every process (see `workspaceLayout`):
-        // bBuf: [ncMax / 16][kc][16], shared; aBufs: workers x [mcMax / 6][kc][6], one per worker, page-aligned.
+        // bBuf: [ncMax / nr][kc][nr], shared; aBufs: workers x [mcMax / mr][kc][mr], one per worker, page-aligned.
         let (aOffset, aStride, total) = workspaceLayout(bCount: kc * ncMax, aCount: kc * mcMax, workers: workers)
         GemmWorkspace.shared.withFloats(total) { workspace in
             let bBuf = workspace, aBufs = workspace + aOffset
@@ -58,7 +89,7 @@ enum GemmPacked {
                     Parallel.run(workers: packers) { w in
                         for q in Parallel.part(w, of: packers, count: bPanels) {
                             packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
-                                  into: bBuf + q * kb * nr)
+                                  into: bBuf + q * kb * nr, tile: tile)
                         }
                     }
                     let aBlock = a + pc * csA
@@ -66,7 +97,7 @@ enum GemmPacked {
                     let mPanels = (m + mr - 1) / mr
                     let splitRows = splitsRows(rowPanels: mPanels, columnPanels: bPanels, workers: workers)
                     let units = splitRows ? mPanels : bPanels
-                    let tasks = taskCount(units: units, workers: workers)
+                    let tasks = taskCount(units: units, workers: workers, tile: tile)
                     Parallel.forEach(tasks: tasks, workers: workers) { task, w in
                         let aBuf = aBufs + w * aStride
                         let rows = splitRows ? Parallel.part(task, of: tasks, count: mPanels) : 0..<mPanels
@@ -78,9 +109,10 @@ enum GemmPacked {
                             let panelsOfBlock = Parallel.part(blk, of: blocks, count: rows.count)
                             let ic = (rows.lowerBound + panelsOfBlock.lowerBound) * mr
                             let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
-                            packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf)
+                            packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf, tile: tile)
                             macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
-                                        c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic), tailCol: jc)
+                                        c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic),
+                                        tailCol: jc, tile: tile)
                         }
                     }
                     pc += kb
@@ -88,6 +120,45 @@ enum GemmPacked {
                 jc += nb
             }
         }
+    }
+
+    /// `packA` of the tile's kernel.
+    @inline(__always)
+    static func packA(_ a: UnsafePointer<Float>, rs: Int, cs: Int, rows: Int, depth: Int,
+                      into dst: UnsafeMutablePointer<Float>, tile: Tile) {
+        #if arch(x86_64)
+        if tile.wide { return WideGemm.packA(a, rs: rs, cs: cs, rows: rows, depth: depth, into: dst) }
+        #endif
+        packA(a, rs: rs, cs: cs, rows: rows, depth: depth, into: dst)
+    }
+
+    /// `packB` of the tile's kernel.
+    @inline(__always)
+    static func packB(_ b: UnsafePointer<Float>, rs: Int, cs: Int, depth: Int, cols: Int,
+                      into dst: UnsafeMutablePointer<Float>, tile: Tile) {
+        #if arch(x86_64)
+        if tile.wide { return WideGemm.packB(b, rs: rs, cs: cs, depth: depth, cols: cols, into: dst) }
+        #endif
+        packB(b, rs: rs, cs: cs, depth: depth, cols: cols, into: dst)
+    }
+
+    /// `macroKernel` of the tile's kernel.
+    @inline(__always)
+    static func macroKernel(rows: Int, depth: Int, aPack: UnsafePointer<Float>, bPack: UnsafePointer<Float>,
+                            panels: Range<Int>, cols: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool,
+                            tail: GemmRowTail?, tailCol: Int, tile: Tile) {
+        #if arch(x86_64)
+        if tile.wide {
+            let wideTail = tail.map {
+                WideRowTail(h: $0.h, rank: $0.rank, factors: $0.factors, ldf: $0.ldf, groupStride: $0.groupStride,
+                            groupOfRow: $0.groupOfRow)
+            }
+            return WideGemm.macroKernel(rows: rows, depth: depth, aPack: aPack, bPack: bPack, panels: panels,
+                                        cols: cols, c: c, ldc: ldc, add: add, tail: wideTail, tailCol: tailCol)
+        }
+        #endif
+        macroKernel(rows: rows, depth: depth, aPack: aPack, bPack: bPack, panels: panels, cols: cols, c: c, ldc: ldc,
+                    add: add, tail: tail, tailCol: tailCol)
     }
 
     /// Where the packed blocks go in the workspace, in floats: B's block at 0, then each worker's A block, each

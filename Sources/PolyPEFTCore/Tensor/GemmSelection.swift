@@ -106,10 +106,10 @@ extension GemmPacked {
     /// A B micro-panel is `block x 16` floats (22 KiB at 344) and stays in the 32 KiB L1 beside the A micro-panel it
     /// meets (8 KiB); fewer blocks mean fewer read-modify-write passes over C (one per block). Deeper blocks would
     /// fill L1 with the B micro-panel (BENCHMARKS.md, "The depth blocks").
-    static func depthBlock(_ k: Int) -> Int {
-        if k <= kcMax { return Swift.max(k, 1) }
-        let blocks = (k + kcMax - 1) / kcMax
-        return Swift.min(kcMax, roundUp((k + blocks - 1) / blocks, 8))
+    static func depthBlock(_ k: Int, max limit: Int = GemmPacked.kcMax) -> Int {
+        if k <= limit { return Swift.max(k, 1) }
+        let blocks = (k + limit - 1) / limit
+        return Swift.min(limit, roundUp((k + blocks - 1) / blocks, 8))
     }
 
     /// Whether the tasks of a depth block take panels of rows of C (else of columns): when C has at least as many
@@ -129,9 +129,10 @@ extension GemmPacked {
     /// Handed out one at a time (`Parallel.forEach`), so a worker slowed down by another process takes fewer; a
     /// multiple of the workers, so the join never waits for one last task run alone (BENCHMARKS.md, "The task
     /// count", compares the rule with the one it replaced).
-    static func taskCount(units: Int, workers: Int) -> Int {
+    static func taskCount(units: Int, workers: Int, tile: Tile = .base) -> Int {
         if workers <= 1 { return 1 }
-        let blocks = (units + mc / mr - 1) / (mc / mr)
+        let perBlock = tile.mc / tile.mr
+        let blocks = (units + perBlock - 1) / perBlock
         return Swift.min(units, roundUp(Swift.min(4 * workers, blocks), workers))
     }
 

@@ -81,13 +81,6 @@ extension Tensor {
     /// `1 / (1 + e^-x)`, computed without overflow for large |x|.
     public func sigmoid() -> Tensor { map(Tensor.sigmoid) }
     public func relu() -> Tensor { map { $0 > 0 ? $0 : 0 } }
-    /// GELU. Exact: `x/2 (1 + erf(x/sqrt 2))`; tanh form: `x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
-    public func gelu(approximation: GELUApproximation = .none) -> Tensor {
-        switch approximation {
-        case .none: return map { 0.5 * $0 * (1 + _erff($0 * 0.70710678118654752)) }
-        case .tanh: return map { 0.5 * $0 * (1 + _tanhf(0.79788456080286536 * ($0 + 0.044715 * $0 * $0 * $0))) }
-        }
-    }
     /// Clamps every element into `[low, high]`.
     public func clamped(min low: Float = -.infinity, max high: Float = .infinity) -> Tensor {
         map { Swift.min(Swift.max($0, low), high) }

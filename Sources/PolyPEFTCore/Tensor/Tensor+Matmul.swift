@@ -16,9 +16,10 @@ extension Tensor {
     public func matmul(_ other: Tensor, threads: Int? = nil) throws -> Tensor {
         let workers = threads ?? Parallel.currentThreads
         guard workers >= 1 else { throw TensorError("matmul", "threads must be at least 1, got \(workers)") }
+        let level = SIMDLevel.current      // read here: batched products run on worker threads, outside this scope
         return try Tensor.matmulPlan(self, other).run(workers: workers) { m, n, k, a, rsA, csA, b, rsB, csB, c, ldc, w in
             Gemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: rsA, colStrideA: csA, b: b, rowStrideB: rsB, colStrideB: csB,
-                          c: c, ldc: ldc, accumulate: false, threads: w)
+                          c: c, ldc: ldc, accumulate: false, threads: w, tail: nil, level: level)
         }
     }
 

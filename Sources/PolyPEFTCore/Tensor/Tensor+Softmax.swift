@@ -1,4 +1,5 @@
-/// Softmax and log-softmax along one axis, computed row by row on a contiguous copy with the axis last.
+/// Softmax and log-softmax along one axis, computed row by row on a contiguous copy with the axis last, 8 lanes at a
+/// time (`exp8`); `softmaxReference` is the scalar libm oracle.
 extension Tensor {
     /// Applies `kernel(row, n)` to every length-`n` row along `axis`, in place on a copy, and restores the layout.
     /// From `Parallel.elementwiseThreshold` elements the rows are split among the threads (rows are independent).
@@ -25,19 +26,27 @@ extension Tensor {
     /// The largest finite-or-not element of a row, 0 when it is not finite (so an all -inf row stays NaN-free).
     @inline(__always)
     static func stableMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<n { m = Swift.max(m, row[j]) }
+        let m = rowMax8(row, n)
         return m.isFinite ? m : 0
     }
 
     /// `softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x)` along `axis`.
     public func softmax(axis: Int = -1) throws -> Tensor {
         try alongAxis(axis, "softmax") { row, n in
-            let m = Tensor.stableMax(row, n)
+            let s = rowExpShifted8(row, n, shift: Tensor.stableMax(row, n))
+            rowScale8(row, n, by: 1 / s)
+        }
+    }
+
+    /// `softmax` with libm's scalar `expf`, one element at a time (the oracle).
+    package func softmaxReference(axis: Int = -1) throws -> Tensor {
+        try alongAxis(axis, "softmax") { row, n in
+            var m = -Float.infinity
+            for j in 0..<n { m = Swift.max(m, row[j]) }
+            if !m.isFinite { m = 0 }
             var s: Float = 0
             for j in 0..<n { row[j] = _expf(row[j] - m); s += row[j] }
-            let inv = 1 / s
-            for j in 0..<n { row[j] *= inv }
+            for j in 0..<n { row[j] /= s }
         }
     }
 
@@ -53,8 +62,6 @@ extension Tensor {
     @inline(__always)
     static func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = stableMax(row, n)
-        var s: Float = 0
-        for j in 0..<n { s += _expf(row[j] - m) }
-        return m + _logf(s)
+        return m + _logf(rowSumExpShifted8(row, n, shift: m))
     }
 }
