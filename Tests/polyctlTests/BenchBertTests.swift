@@ -15,6 +15,9 @@ final class BenchBertTests: CLITestCase {
                      "--threads", "1", "--json", "--dump", dump.path])
         XCTAssertEqual(r.code, 0, r.err)
         let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        for f in ["mixed_infer_minor_faults", "train_step_minor_faults"] {
+            XCTAssertGreaterThanOrEqual(json[f] as? Double ?? -1, 0, f)
+        }
         for f in ["mixed_infer_ms", "single_infer_ms", "train_step_ms", "merged_infer_ms"] {
             XCTAssertGreaterThan(json[f] as? Double ?? 0, 0, f)
         }
