@@ -90,31 +90,33 @@ func attentionSoftmaxRows(_ s: inout Tensor, scale: Float, bias: Tensor?, mask: 
                 for (storage, st, off) in terms {
                     storage.withUnsafeBufferPointer { t in
                         let start = off + b * st[0] + hi * st[1] + i * st[2]
-                        let sj = st[3]
-                        if sj == 1 {
-                            simdZipRow(row, t.baseAddress! + start, tk)
-                        } else {
-                            for j in 0..<tk { row[j] += t[start + j * sj] }
-                        }
+                        addScoreTerm(row, tk, t.baseAddress! + start, step: st[3])
                     }
                 }
-                let m = rowMax8(row, tk)
-                if m == -.infinity {
-                    row.update(repeating: 0, count: tk)
-                    continue
-                }
-                rowScale8(row, tk, by: 1 / rowExpShifted8(row, tk, shift: m))
+                softmaxScoreRow(row, tk)
             }
         }
     }
 }
 
-/// `row[j] += t[j]` over a row (a mask or bias row added to the scores).
+/// `row[j] += t[j * step]` over a row of scores (a mask's or a bias's row).
 @inline(__always)
-func simdZipRow(_ row: UnsafeMutablePointer<Float>, _ t: UnsafePointer<Float>, _ n: Int) {
+func addScoreTerm(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ t: UnsafePointer<Float>, step: Int) {
     var j = 0
-    while j + 8 <= n { store8(load8(row + j) + load8(t + j), row + j); j += 8 }
-    while j < n { row[j] += t[j]; j += 1 }
+    if step == 1 { while j + 8 <= n { store8(load8(row + j) + load8(t + j), row + j); j += 8 } }
+    while j < n { row[j] += t[j * step]; j += 1 }
+}
+
+/// A row of scores in place to its probabilities: `softmax(row)`, or zeros when every score is -inf (a query that
+/// sees no key).
+@inline(__always)
+func softmaxScoreRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+    let m = rowMax8(row, n)
+    if m == -.infinity {
+        row.update(repeating: 0, count: n)
+        return
+    }
+    rowScale8(row, n, by: 1 / rowExpShifted8(row, n, shift: m))
 }
 
 /// In place over rows: `d = p * (d - rowsum(p * d))`, turning dP into dS.

@@ -153,19 +153,9 @@ enum BlockedAttention {
                 if scale != 1 { rowScale8(row, tk, by: scale) }
                 if let mask {
                     let start = maskOffset + b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2]
-                    let sj = maskStrides[3]
-                    if sj == 1 {
-                        simdZipRow(row, mask + start, tk)
-                    } else {
-                        for j in 0..<tk { row[j] += mask[start + j * sj] }
-                    }
+                    addScoreTerm(row, tk, mask + start, step: maskStrides[3])
                 }
-                let m = rowMax8(row, tk)
-                if m == -.infinity {
-                    row.update(repeating: 0, count: tk)
-                    continue
-                }
-                rowScale8(row, tk, by: 1 / rowExpShifted8(row, tk, shift: m))
+                softmaxScoreRow(row, tk)
             }
         }
 
