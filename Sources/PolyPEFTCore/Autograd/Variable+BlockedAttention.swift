@@ -19,12 +19,15 @@ enum BlockedAttention {
         let (b, h, tq, tk, dv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], v.shape[3])
         var out = Tensor.uninitializedScalars(b * h * tq * dv)
         let level = SIMDLevel.current, workers = Swift.min(Parallel.currentThreads, b * h)
+        // One block of scores per worker, allocated here: a block allocated and freed per task on a helper thread
+        // is returned to the system by glibc's per-thread arena each time and faults its pages in again.
+        var scratch = Tensor.uninitializedScalars(workers * tq * tk)
         withBlocks(q, k, v, mask: mask, dropout: dropout) { blocks in
             out.withUnsafeMutableBufferPointer { po in
-                let o = po.baseAddress!
-                Parallel.forEach(tasks: b * h, workers: workers) { task, _ in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: tq * tk) { scratch in
-                        let p = scratch.baseAddress!
+                scratch.withUnsafeMutableBufferPointer { ps in
+                    let (o, scores) = (po.baseAddress!, ps.baseAddress!)
+                    Parallel.forEach(tasks: b * h, workers: workers) { task, worker in
+                        let p = scores + worker * tq * tk
                         let (bi, hi) = (task / h, task % h)
                         blocks.probabilities(bi, hi, scale: scale, into: p, level: level)
                         blocks.applyDropout(bi, hi, to: p)
@@ -46,7 +49,9 @@ enum BlockedAttention {
         var dv = needs.v ? Tensor.uninitializedScalars(b * h * tk * dvn) : []
         let level = SIMDLevel.current, workers = Swift.min(Parallel.currentThreads, b * h)
         let gc = g.contiguous()
+        var scratch = Tensor.uninitializedScalars(workers * 2 * tq * tk)        // P and dS per worker, as in `forward`
         withBlocks(q, k, v, mask: mask, dropout: dropout) { blocks in
+            scratch.withUnsafeMutableBufferPointer { pscratch in
             gc.withContiguousBuffer { pg in
                 dq.withUnsafeMutableBufferPointer { pdq in
                     dk.withUnsafeMutableBufferPointer { pdk in
@@ -54,9 +59,10 @@ enum BlockedAttention {
                             let gs = pg.baseAddress!
                             let (dqs, dks, dvs) = (needs.q ? pdq.baseAddress : nil, needs.k ? pdk.baseAddress : nil,
                                                    needs.v ? pdv.baseAddress : nil)
-                            Parallel.forEach(tasks: b * h, workers: workers) { task, _ in
-                                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tq * tk) { scratch in
-                                    let p = scratch.baseAddress!, ds = p + tq * tk       // [Tq, Tk] each
+                            let scores = pscratch.baseAddress!
+                            Parallel.forEach(tasks: b * h, workers: workers) { task, worker in
+                                do {
+                                    let p = scores + worker * 2 * tq * tk, ds = p + tq * tk       // [Tq, Tk] each
                                     let (bi, hi) = (task / h, task % h)
                                     let gb = gs + task * tq * dvn                         // g_bh: [Tq, Dv]
                                     blocks.probabilities(bi, hi, scale: scale, into: p, level: level)
@@ -89,6 +95,7 @@ enum BlockedAttention {
                         }
                     }
                 }
+            }
             }
         }
         return (needs.q ? Tensor(dq, shape: [b, h, tq, d]) : nil, needs.k ? Tensor(dk, shape: [b, h, tk, d]) : nil,

@@ -12,21 +12,23 @@ import Glibc
 ///
 /// ```
 /// M_MMAP_THRESHOLD = 32 MiB    blocks up to 32 MiB (a [2048, 4096] Float tensor) come from the heap
-/// M_TRIM_THRESHOLD = 256 MiB   up to 256 MiB of freed heap stay mapped for the next allocations
+/// M_TRIM_THRESHOLD = 1 GiB     up to 1 GiB of freed heap stays mapped for the next allocations
 /// ```
 ///
 /// A training loop whose tensors stay below 32 MiB then faults far less, and spends that much less system time
 /// (BENCHMARKS.md, "Large tensors and the allocator"); larger blocks are still mapped and unmapped each time. The
-/// cost: up to 256 MiB of freed memory stays with the process.
+/// cost: up to 1 GiB of freed memory stays with the process. (At 256 MiB, a BERT training step of MiniLM's shape at
+/// 32 x 128 on 2 threads freed more than that at its end and faulted 66,000 pages back in at every step: about
+/// 260 MiB of fresh pages; BENCHMARKS.md, "Issue 21, first round".)
 ///
 /// It changes the whole process's allocator, so the library never calls it on its own: `polyctl` calls it at start,
 /// and an application opts in the same way (or sets
-/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456` in its environment).
+/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824` in its environment).
 public enum MallocTuning {
     /// The largest block served from the heap after `keepLargeBlocks()` (glibc's documented upper limit on 64-bit).
     public static let mmapThreshold: Int32 = 32 << 20
     /// How much freed heap memory the process keeps after `keepLargeBlocks()`.
-    public static let trimThreshold: Int32 = 256 << 20
+    public static let trimThreshold: Int32 = 1 << 30
 
     /// Applies the settings above; returns true when glibc accepted both, false where there is no glibc `mallopt`
     /// (macOS, musl), in which case nothing changes. Call it early, before the large allocations.
