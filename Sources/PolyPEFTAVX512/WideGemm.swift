@@ -9,9 +9,12 @@
 /// ```
 ///
 /// This module alone is compiled for x86-64-v4 (Package.swift), so every function in it may contain AVX-512
-/// instructions: PolyPEFTCore calls it only after `SIMDLevel` has found AVX-512 on the running CPU. Its entry points
-/// are `@inline(never)` and the module is built without cross-module optimisation, so none of its code is inlined
-/// into a module compiled for the AVX2 baseline (where it would lose its width) and nothing of it runs elsewhere.
+/// instructions: PolyPEFTCore calls it only after `SIMDLevel` has found AVX-512 on the running CPU. It holds the
+/// register tile and nothing else: packing is a copy that 8-lane vectors do as well (`GemmPacked.packA` / `packB`
+/// with the wide tile's `mr` and `nr`), and the row tail's type is mirrored (`WideRowTail`) because this module
+/// cannot import the one above it; whatever it shared with PolyPEFTCore would run AVX-512 instructions there. Its
+/// entry point is `@inline(never)` and the module is built without cross-module optimisation, so none of its code
+/// is inlined into a module compiled for the AVX2 baseline (where it would lose its width).
 /// The driver (blocking, threads, workspace, the choice of kernel) stays in PolyPEFTCore; the naive oracle is
 /// `Gemm.reference` there.
 public enum WideGemm {
@@ -141,86 +144,6 @@ public enum WideGemm {
             update16(cBa, c + 11 * ldc, add); update16(cBb, c + 11 * ldc + 16, add)
         }
     }
-
-    /// Packs A `[rows, depth]` (strides `rs`, `cs`) into 12-row panels `dst[panel][p][0..<12]`, zero-padding the last.
-    @inline(never)
-    public static func packA(_ a: UnsafePointer<Float>, rs: Int, cs: Int, rows: Int, depth: Int,
-                             into dst: UnsafeMutablePointer<Float>) {
-        var i = 0, d = dst
-        while i < rows {
-            let r = Swift.min(mr, rows - i)
-            let src = a + i * rs
-            if r == mr && cs == 1 {
-                // Row-major A: eight steps of p at a time, an 12x8 block read as twelve vectors (r_i: A[i, p..<p+8])
-                // and written out transposed as twelve vectors (o: [8][12], two steps of p per three vectors).
-                let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
-                let s6 = src + 6 * rs, s7 = src + 7 * rs, s8 = src + 8 * rs, s9 = src + 9 * rs, s10 = src + 10 * rs
-                let s11 = src + 11 * rs
-                var p = 0
-                while p + 8 <= depth {
-                    let r0 = load8(s0 + p), r1 = load8(s1 + p), r2 = load8(s2 + p), r3 = load8(s3 + p)
-                    let r4 = load8(s4 + p), r5 = load8(s5 + p), r6 = load8(s6 + p), r7 = load8(s7 + p)
-                    let r8 = load8(s8 + p), r9 = load8(s9 + p), r10 = load8(s10 + p), r11 = load8(s11 + p)
-                    let o = d + p * mr
-                    store8(SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], r6[0], r7[0]), o + 0)
-                    store8(SIMD8(r8[0], r9[0], r10[0], r11[0], r0[1], r1[1], r2[1], r3[1]), o + 8)
-                    store8(SIMD8(r4[1], r5[1], r6[1], r7[1], r8[1], r9[1], r10[1], r11[1]), o + 16)
-                    store8(SIMD8(r0[2], r1[2], r2[2], r3[2], r4[2], r5[2], r6[2], r7[2]), o + 24)
-                    store8(SIMD8(r8[2], r9[2], r10[2], r11[2], r0[3], r1[3], r2[3], r3[3]), o + 32)
-                    store8(SIMD8(r4[3], r5[3], r6[3], r7[3], r8[3], r9[3], r10[3], r11[3]), o + 40)
-                    store8(SIMD8(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], r6[4], r7[4]), o + 48)
-                    store8(SIMD8(r8[4], r9[4], r10[4], r11[4], r0[5], r1[5], r2[5], r3[5]), o + 56)
-                    store8(SIMD8(r4[5], r5[5], r6[5], r7[5], r8[5], r9[5], r10[5], r11[5]), o + 64)
-                    store8(SIMD8(r0[6], r1[6], r2[6], r3[6], r4[6], r5[6], r6[6], r7[6]), o + 72)
-                    store8(SIMD8(r8[6], r9[6], r10[6], r11[6], r0[7], r1[7], r2[7], r3[7]), o + 80)
-                    store8(SIMD8(r4[7], r5[7], r6[7], r7[7], r8[7], r9[7], r10[7], r11[7]), o + 88)
-                    p += 8
-                }
-                while p < depth {
-                    for ii in 0..<mr { d[p * mr + ii] = src[ii * rs + p] }
-                    p += 1
-                }
-            } else {
-                // Transposed (rs == 1: twelve neighbours per p), sliced or edge panel.
-                for p in 0..<depth {
-                    let s = src + p * cs, o = p * mr
-                    for ii in 0..<r { d[o + ii] = s[ii * rs] }
-                    for ii in r..<mr { d[o + ii] = 0 }
-                }
-            }
-            d += mr * depth
-            i += mr
-        }
-    }
-
-    /// Packs B `[depth, cols]` (strides `rs`, `cs`, `cols <= 32`) into one panel `dst[p][0..<32]`, zero-padded.
-    @inline(never)
-    public static func packB(_ b: UnsafePointer<Float>, rs: Int, cs: Int, depth: Int, cols: Int,
-                             into dst: UnsafeMutablePointer<Float>) {
-        if cols == nr && cs == 1 {
-            for p in 0..<depth {
-                let s = b + p * rs
-                store16(load16(s), dst + p * nr)
-                store16(load16(s + 16), dst + p * nr + 16)
-            }
-        } else if rs == 1 {
-            // Transposed B (a linear layer's weight): each column is contiguous along p.
-            for j in 0..<nr {
-                if j < cols {
-                    let s = b + j * cs
-                    for p in 0..<depth { dst[p * nr + j] = s[p] }
-                } else {
-                    for p in 0..<depth { dst[p * nr + j] = 0 }
-                }
-            }
-        } else {
-            for p in 0..<depth {
-                let s = b + p * rs
-                for j in 0..<cols { dst[p * nr + j] = s[j * cs] }
-                for j in cols..<nr { dst[p * nr + j] = 0 }
-            }
-        }
-    }
 }
 
 /// `GemmRowTail` of PolyPEFTCore as this module sees it (it cannot import the module above it):
@@ -264,16 +187,6 @@ public struct WideRowTail {
         WideRowTail(h: h + r0 * rank, rank: rank, factors: factors, ldf: ldf, groupStride: groupStride,
                     groupOfRow: groupOfRow.map { $0 + r0 })
     }
-}
-
-@inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 @inline(__always)

@@ -16,10 +16,10 @@ import PolyPEFT
 /// merged_infer  task 0 merged into the base weights (`PeftModel.merge`), then as single_infer
 /// ```
 /// Figures are timed interleaved (one warm-up each, then `--repeat` rounds; the best per figure is kept), merged
-/// last; then the minor page faults of two more mixed inferences and training steps are counted (`getrusage`), the
-/// page-fault churn of fresh activations. `--dump` writes what `Benchmarks/compare_peft.py --case bert` loads into PyTorch + PEFT: every base weight
-/// under its HF name, the adapter under PEFT's keys, `input_ids`, `task_ids`, and the mixed-task output `mixed_out`
-/// of the first two samples [2, T, H].
+/// last; then the minor page faults of two more mixed inferences and training steps are counted (the page-fault
+/// churn of fresh activations). `--dump` writes what `Benchmarks/compare_peft.py --case bert` loads into PyTorch +
+/// PEFT: every base weight under its HF name, the adapter under PEFT's keys, `input_ids`, `task_ids`, and the
+/// mixed-task output `mixed_out` of the first two samples [2, T, H].
 enum BenchBert: Subcommand {
     static let name = "bench bert"
     static let overview = "Time Poly/MHR inference and a training step on a BERT of all-MiniLM-L6-v2's shape (or a real one)."

@@ -37,21 +37,13 @@ enum BenchSupport {
         return zip(bodies, best).map { ($0.0.0, $0.1) }
     }
 
-    /// Minor page faults per call of `body` (a page of fresh memory touched for the first time), the mean over
-    /// `calls` calls after the timed rounds: `getrusage`'s `ru_minflt`.
+    /// Minor page faults per call of `body` (`MallocTuning.minorPageFaults`), the mean over `calls` calls after the
+    /// timed rounds; -1 where the system does not count them.
     static func minorFaultsPerCall(calls: Int, _ body: () throws -> Void) rethrows -> Double {
-        func faults() -> Int {
-            var usage = rusage()
-            #if os(Linux)
-            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-            #else
-            getrusage(RUSAGE_SELF, &usage)
-            #endif
-            return usage.ru_minflt
-        }
-        let before = faults()
+        let before = MallocTuning.minorPageFaults()
         for _ in 0..<calls { try body() }
-        return Double(faults() - before) / Double(calls)
+        guard let before, let after = MallocTuning.minorPageFaults() else { return -1 }
+        return Double(after - before) / Double(calls)
     }
 
     /// The 1-minute load average from `/proc/loadavg`, or nil where there is none.

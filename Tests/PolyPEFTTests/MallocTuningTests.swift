@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import XCTest
 @testable import PolyPEFT
 @testable import PolyPEFTCore
@@ -23,20 +20,12 @@ final class MallocTuningTests: XCTestCase {
             return t.storage[count - 1]
         }
         XCTAssertEqual(fill(), 1)                            // the first one may grow the heap
-        let before = minorFaults()
+        let before = try XCTUnwrap(MallocTuning.minorPageFaults())
         for _ in 0..<4 { XCTAssertEqual(fill(), 1) }
-        let faults = minorFaults() - before
+        let faults = try XCTUnwrap(MallocTuning.minorPageFaults()) - before
         XCTAssertLessThan(faults, 200, "4 allocations of 8 MiB took \(faults) minor faults (2,048 each if remapped)")
         #else
         XCTAssertFalse(MallocTuning.keepLargeBlocks())
         #endif
     }
-
-    #if canImport(Glibc)
-    private func minorFaults() -> Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_minflt
-    }
-    #endif
 }

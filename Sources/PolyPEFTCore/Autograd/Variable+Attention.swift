@@ -119,6 +119,15 @@ func softmaxScoreRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
     rowScale8(row, n, by: 1 / rowExpShifted8(row, n, shift: m))
 }
 
+/// One row of `d = p * (d - rowsum(p * d))`, turning dP into dS (both attention paths).
+@inline(__always)
+func softmaxBackwardRow(_ row: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int) {
+    let s = dot(p, row, count: n), sv = SIMD8<Float>(repeating: s)
+    var j = 0
+    while j + 8 <= n { store8(load8(p + j) * (load8(row + j) - sv), row + j); j += 8 }
+    while j < n { row[j] = p[j] * (row[j] - s); j += 1 }
+}
+
 /// In place over rows: `d = p * (d - rowsum(p * d))`, turning dP into dS.
 func attentionSoftmaxBackwardRows(_ d: inout Tensor, probs: Tensor) {
     let tk = d.shape[3]
@@ -129,11 +138,7 @@ func attentionSoftmaxBackwardRows(_ d: inout Tensor, probs: Tensor) {
             let base = UncheckedSendable(buf.baseAddress!)
             Parallel.forEachPart(count: rows, work: rows * tk, threshold: Parallel.elementwiseThreshold) { part in
                 for r in part {
-                    let row = base.value + r * tk, pr = p.value + r * tk
-                    let dot = SIMD8<Float>(repeating: rowDot8(pr, row, tk))
-                    var j = 0
-                    while j + 8 <= tk { store8(load8(pr + j) * (load8(row + j) - dot), row + j); j += 8 }
-                    while j < tk { row[j] = pr[j] * (row[j] - dot[0]); j += 1 }
+                    softmaxBackwardRow(base.value + r * tk, p.value + r * tk, tk)
                 }
             }
         }

@@ -12,7 +12,7 @@
 /// Same maths as `Variable.attention`'s materialised form (the test oracle is `attentionReference`), which it
 /// replaces when there is no trainable bias: a block is 64 KiB at T = 128, so the scores stay in L2 instead of
 /// streaming 25 MiB per layer through memory at 32 x 128, and training keeps no probabilities between forward and
-/// backward (BENCHMARKS.md, "Blocked attention").
+/// backward (BENCHMARKS.md, "Issue 21, first round").
 enum BlockedAttention {
     /// `O = (softmax(q k^T * scale + mask) * dropout) v`: [B, H, Tq, Dv].
     static func forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor?, scale: Float, dropout: Tensor?) -> Tensor {
@@ -51,66 +51,44 @@ enum BlockedAttention {
         let gc = g.contiguous()
         var scratch = Tensor.uninitializedScalars(workers * 2 * tq * tk)        // P and dS per worker, as in `forward`
         withBlocks(q, k, v, mask: mask, dropout: dropout) { blocks in
-            scratch.withUnsafeMutableBufferPointer { pscratch in
-            gc.withContiguousBuffer { pg in
-                dq.withUnsafeMutableBufferPointer { pdq in
-                    dk.withUnsafeMutableBufferPointer { pdk in
-                        dv.withUnsafeMutableBufferPointer { pdv in
-                            let gs = pg.baseAddress!
-                            let (dqs, dks, dvs) = (needs.q ? pdq.baseAddress : nil, needs.k ? pdk.baseAddress : nil,
-                                                   needs.v ? pdv.baseAddress : nil)
-                            let scores = pscratch.baseAddress!
-                            Parallel.forEach(tasks: b * h, workers: workers) { task, worker in
-                                do {
-                                    let p = scores + worker * 2 * tq * tk, ds = p + tq * tk       // [Tq, Tk] each
-                                    let (bi, hi) = (task / h, task % h)
-                                    let gb = gs + task * tq * dvn                         // g_bh: [Tq, Dv]
-                                    blocks.probabilities(bi, hi, scale: scale, into: p, level: level)
-                                    // dP = g v^T, then * M
-                                    blocks.multiply(m: tq, n: tk, k: dvn, gb, rs: dvn, cs: 1, blocks.v, blocks.vStart(bi, hi),
-                                                    rs: blocks.vs[3], cs: blocks.vs[2], into: ds, ldc: tk, level: level)
-                                    blocks.applyDropout(bi, hi, to: ds)
-                                    if let dvs {
-                                        // dV = (P * M)^T g: P * M formed in place after dS has read P below, so
-                                        // first dS, then P * M.
-                                        softmaxBackwardRows(ds, p, rows: tq, cols: tk)
-                                        blocks.applyDropout(bi, hi, to: p)
-                                        blocks.multiply(m: tk, n: dvn, k: tq, p, rs: 1, cs: tk, gb, 0, rs: dvn, cs: 1,
-                                                        into: dvs + task * tk * dvn, ldc: dvn, level: level)
-                                    } else {
-                                        softmaxBackwardRows(ds, p, rows: tq, cols: tk)
-                                    }
-                                    if let dqs {
-                                        blocks.multiply(m: tq, n: d, k: tk, ds, rs: tk, cs: 1, blocks.k, blocks.kStart(bi, hi),
-                                                        rs: blocks.ks[2], cs: blocks.ks[3], into: dqs + task * tq * d, ldc: d,
-                                                        level: level, scale: scale)
-                                    }
-                                    if let dks {
-                                        blocks.multiply(m: tk, n: d, k: tq, ds, rs: 1, cs: tk, blocks.q, blocks.qStart(bi, hi),
-                                                        rs: blocks.qs[2], cs: blocks.qs[3], into: dks + task * tk * d, ldc: d,
-                                                        level: level, scale: scale)
-                                    }
-                                }
+            Tensor.withBuffers(gc, writing: &dq, &dk) { pg, pdq, pdk in
+                dv.withUnsafeMutableBufferPointer { pdv in
+                    scratch.withUnsafeMutableBufferPointer { pscratch in
+                        let (gs, scores) = (pg.baseAddress!, pscratch.baseAddress!)
+                        let (dqs, dks, dvs) = (needs.q ? pdq.baseAddress : nil, needs.k ? pdk.baseAddress : nil,
+                                               needs.v ? pdv.baseAddress : nil)
+                        Parallel.forEach(tasks: b * h, workers: workers) { task, worker in
+                            let p = scores + worker * 2 * tq * tk, ds = p + tq * tk       // [Tq, Tk] each
+                            let (bi, hi) = (task / h, task % h)
+                            let gb = gs + task * tq * dvn                                 // g_bh: [Tq, Dv]
+                            blocks.probabilities(bi, hi, scale: scale, into: p, level: level)
+                            // dP = (g v^T) * M, then dS (reading P before P * M overwrites it below)
+                            blocks.multiply(m: tq, n: tk, k: dvn, gb, rs: dvn, cs: 1, blocks.v, blocks.vStart(bi, hi),
+                                            rs: blocks.vs[3], cs: blocks.vs[2], into: ds, ldc: tk, level: level)
+                            blocks.applyDropout(bi, hi, to: ds)
+                            for r in 0..<tq { softmaxBackwardRow(ds + r * tk, p + r * tk, tk) }
+                            if let dvs {                                                  // dV = (P * M)^T g
+                                blocks.applyDropout(bi, hi, to: p)
+                                blocks.multiply(m: tk, n: dvn, k: tq, p, rs: 1, cs: tk, gb, 0, rs: dvn, cs: 1,
+                                                into: dvs + task * tk * dvn, ldc: dvn, level: level)
+                            }
+                            if let dqs {
+                                blocks.multiply(m: tq, n: d, k: tk, ds, rs: tk, cs: 1, blocks.k, blocks.kStart(bi, hi),
+                                                rs: blocks.ks[2], cs: blocks.ks[3], into: dqs + task * tq * d, ldc: d,
+                                                level: level, scale: scale)
+                            }
+                            if let dks {
+                                blocks.multiply(m: tk, n: d, k: tq, ds, rs: 1, cs: tk, blocks.q, blocks.qStart(bi, hi),
+                                                rs: blocks.qs[2], cs: blocks.qs[3], into: dks + task * tk * d, ldc: d,
+                                                level: level, scale: scale)
                             }
                         }
                     }
                 }
             }
-            }
         }
         return (needs.q ? Tensor(dq, shape: [b, h, tq, d]) : nil, needs.k ? Tensor(dk, shape: [b, h, tk, d]) : nil,
                 needs.v ? Tensor(dv, shape: [b, h, tk, dvn]) : nil)
-    }
-
-    /// `d = p * (d - rowsum(p * d))` over the rows of one block.
-    static func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let row = d + r * cols, pr = p + r * cols
-            let dot = SIMD8<Float>(repeating: rowDot8(pr, row, cols))
-            var j = 0
-            while j + 8 <= cols { store8(load8(pr + j) * (load8(row + j) - dot), row + j); j += 8 }
-            while j < cols { row[j] = pr[j] * (row[j] - dot[0]); j += 1 }
-        }
     }
 
     /// The raw storages of q, k, v, the mask and the dropout mask, for the duration of `body`.

@@ -47,7 +47,7 @@ enum GemmPacked {
         static let base = Tile(mr: GemmPacked.mr, nr: GemmPacked.nr, mc: GemmPacked.mc, nc: GemmPacked.nc,
                                kcMax: GemmPacked.kcMax, wide: false)
         /// The 12x32 tile of 16-lane vectors: its B micro-panel (`kc x 32` floats, 32 KiB at 256) stays in L1 beside
-        /// the A micro-panel (12 KiB), as the base tile's does at 384 (BENCHMARKS.md, "AVX-512").
+        /// the A micro-panel (12 KiB), as the base tile's does at 384 (BENCHMARKS.md, "Issue 21, first round").
         static let wide = Tile(mr: 12, nr: 32, mc: 240, nc: 4096, kcMax: 256, wide: true)
 
         /// The tile for a `SIMDLevel` (never above the CPU's: `SIMDLevel.current` is capped by `detected`).
@@ -89,7 +89,7 @@ enum GemmPacked {
                     Parallel.run(workers: packers) { w in
                         for q in Parallel.part(w, of: packers, count: bPanels) {
                             packB(bBlock + q * nr * csB, rs: rsB, cs: csB, depth: kb, cols: Swift.min(nr, nb - q * nr),
-                                  into: bBuf + q * kb * nr, tile: tile)
+                                  into: bBuf + q * kb * nr, nr: nr)
                         }
                     }
                     let aBlock = a + pc * csA
@@ -109,7 +109,7 @@ enum GemmPacked {
                             let panelsOfBlock = Parallel.part(blk, of: blocks, count: rows.count)
                             let ic = (rows.lowerBound + panelsOfBlock.lowerBound) * mr
                             let ib = Swift.min(m, (rows.lowerBound + panelsOfBlock.upperBound) * mr) - ic
-                            packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf, tile: tile)
+                            packA(aBlock + ic * rsA, rs: rsA, cs: csA, rows: ib, depth: kb, into: aBuf, mr: mr)
                             macroKernel(rows: ib, depth: kb, aPack: aBuf, bPack: bBuf, panels: cols, cols: nb,
                                         c: c + ic * ldc + jc, ldc: ldc, add: add, tail: tailNow?.rowOffset(ic),
                                         tailCol: jc, tile: tile)
@@ -120,26 +120,6 @@ enum GemmPacked {
                 jc += nb
             }
         }
-    }
-
-    /// `packA` of the tile's kernel.
-    @inline(__always)
-    static func packA(_ a: UnsafePointer<Float>, rs: Int, cs: Int, rows: Int, depth: Int,
-                      into dst: UnsafeMutablePointer<Float>, tile: Tile) {
-        #if arch(x86_64)
-        if tile.wide { return WideGemm.packA(a, rs: rs, cs: cs, rows: rows, depth: depth, into: dst) }
-        #endif
-        packA(a, rs: rs, cs: cs, rows: rows, depth: depth, into: dst)
-    }
-
-    /// `packB` of the tile's kernel.
-    @inline(__always)
-    static func packB(_ b: UnsafePointer<Float>, rs: Int, cs: Int, depth: Int, cols: Int,
-                      into dst: UnsafeMutablePointer<Float>, tile: Tile) {
-        #if arch(x86_64)
-        if tile.wide { return WideGemm.packB(b, rs: rs, cs: cs, depth: depth, cols: cols, into: dst) }
-        #endif
-        packB(b, rs: rs, cs: cs, depth: depth, cols: cols, into: dst)
     }
 
     /// `macroKernel` of the tile's kernel.
@@ -273,36 +253,20 @@ enum GemmPacked {
         }
     }
 
-    /// Packs A `[rows, depth]` (strides `rs`, `cs`) into 6-row panels `dst[panel][p][0..<6]`, zero-padding the last.
-    static func packA(_ a: UnsafePointer<Float>, rs: Int, cs: Int, rows: Int, depth: Int, into dst: UnsafeMutablePointer<Float>) {
+    /// Packs A `[rows, depth]` (strides `rs`, `cs`) into `mr`-row panels `dst[panel][p][0..<mr]` (6 for the base
+    /// tile, 12 for the wide one), zero-padding the last. Packing is a copy: 8-lane vectors serve both tiles.
+    static func packA(_ a: UnsafePointer<Float>, rs: Int, cs: Int, rows: Int, depth: Int, into dst: UnsafeMutablePointer<Float>,
+                      mr: Int = GemmPacked.mr) {
         var i = 0, d = dst
         while i < rows {
             let r = Swift.min(mr, rows - i)
             let src = a + i * rs
-            if r == mr && cs == 1 {
-                // Row-major A: read six rows along p, eight steps at a time as a 6x8 transpose in registers (six
-                // vector loads and six vector stores instead of 48 scalar pairs: about twice as fast), then the rest.
-                let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
-                var p = 0
-                while p + 8 <= depth {
-                    let r0 = load8(s0 + p), r1 = load8(s1 + p), r2 = load8(s2 + p)       // r_i: row i's A[i, p..<p+8]
-                    let r3 = load8(s3 + p), r4 = load8(s4 + p), r5 = load8(s5 + p)
-                    let o = d + p * mr                                                       // o: [8][6]
-                    store8(SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], r0[1], r1[1]), o)
-                    store8(SIMD8(r2[1], r3[1], r4[1], r5[1], r0[2], r1[2], r2[2], r3[2]), o + 8)
-                    store8(SIMD8(r4[2], r5[2], r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), o + 16)
-                    store8(SIMD8(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], r0[5], r1[5]), o + 24)
-                    store8(SIMD8(r2[5], r3[5], r4[5], r5[5], r0[6], r1[6], r2[6], r3[6]), o + 32)
-                    store8(SIMD8(r4[6], r5[6], r0[7], r1[7], r2[7], r3[7], r4[7], r5[7]), o + 40)
-                    p += 8
-                }
-                while p < depth {
-                    let o = p * mr
-                    d[o] = s0[p]; d[o + 1] = s1[p]; d[o + 2] = s2[p]; d[o + 3] = s3[p]; d[o + 4] = s4[p]; d[o + 5] = s5[p]
-                    p += 1
-                }
+            if r == mr && cs == 1 && mr == 6 {
+                packSixRows(src, rs: rs, depth: depth, into: d)
+            } else if r == mr && cs == 1 && mr == 12 {
+                packTwelveRows(src, rs: rs, depth: depth, into: d)
             } else {
-                // Transposed (rs == 1: six neighbours per p), sliced or edge panel.
+                // Transposed (rs == 1: mr neighbours per p), sliced or edge panel.
                 for p in 0..<depth {
                     let s = src + p * cs, o = p * mr
                     for ii in 0..<r { d[o + ii] = s[ii * rs] }
@@ -314,16 +278,75 @@ enum GemmPacked {
         }
     }
 
-    /// Packs B `[depth, cols]` (strides `rs`, `cs`, `cols <= 16`) into one panel `dst[p][0..<16]`, zero-padded.
-    static func packB(_ b: UnsafePointer<Float>, rs: Int, cs: Int, depth: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
+    /// One 6-row panel of row-major A: six rows read along p, eight steps at a time as a 6x8 transpose in registers
+    /// (six vector loads and six vector stores instead of 48 scalar pairs: about twice as fast), then the rest.
+    @inline(__always)
+    static func packSixRows(_ src: UnsafePointer<Float>, rs: Int, depth: Int, into d: UnsafeMutablePointer<Float>) {
+        let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
+        var p = 0
+        while p + 8 <= depth {
+            let r0 = load8(s0 + p), r1 = load8(s1 + p), r2 = load8(s2 + p)       // r_i: row i's A[i, p..<p+8]
+            let r3 = load8(s3 + p), r4 = load8(s4 + p), r5 = load8(s5 + p)
+            let o = d + p * 6                                                        // o: [8][6]
+            store8(SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], r0[1], r1[1]), o)
+            store8(SIMD8(r2[1], r3[1], r4[1], r5[1], r0[2], r1[2], r2[2], r3[2]), o + 8)
+            store8(SIMD8(r4[2], r5[2], r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), o + 16)
+            store8(SIMD8(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], r0[5], r1[5]), o + 24)
+            store8(SIMD8(r2[5], r3[5], r4[5], r5[5], r0[6], r1[6], r2[6], r3[6]), o + 32)
+            store8(SIMD8(r4[6], r5[6], r0[7], r1[7], r2[7], r3[7], r4[7], r5[7]), o + 40)
+            p += 8
+        }
+        while p < depth {
+            let o = p * 6
+            d[o] = s0[p]; d[o + 1] = s1[p]; d[o + 2] = s2[p]; d[o + 3] = s3[p]; d[o + 4] = s4[p]; d[o + 5] = s5[p]
+            p += 1
+        }
+    }
+
+    /// One 12-row panel of row-major A (the wide tile's): a 12x8 block read as twelve vectors (r_i: A[i, p..<p+8]) and
+    /// written out transposed as twelve vectors (o: [8][12], two steps of p per three vectors), then the rest.
+    @inline(__always)
+    static func packTwelveRows(_ src: UnsafePointer<Float>, rs: Int, depth: Int, into d: UnsafeMutablePointer<Float>) {
+        let s0 = src, s1 = src + rs, s2 = src + 2 * rs, s3 = src + 3 * rs, s4 = src + 4 * rs, s5 = src + 5 * rs
+        let s6 = src + 6 * rs, s7 = src + 7 * rs, s8 = src + 8 * rs, s9 = src + 9 * rs, s10 = src + 10 * rs
+        let s11 = src + 11 * rs
+        var p = 0
+        while p + 8 <= depth {
+            let r0 = load8(s0 + p), r1 = load8(s1 + p), r2 = load8(s2 + p), r3 = load8(s3 + p)
+            let r4 = load8(s4 + p), r5 = load8(s5 + p), r6 = load8(s6 + p), r7 = load8(s7 + p)
+            let r8 = load8(s8 + p), r9 = load8(s9 + p), r10 = load8(s10 + p), r11 = load8(s11 + p)
+            let o = d + p * 12
+            store8(SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], r6[0], r7[0]), o + 0)
+            store8(SIMD8(r8[0], r9[0], r10[0], r11[0], r0[1], r1[1], r2[1], r3[1]), o + 8)
+            store8(SIMD8(r4[1], r5[1], r6[1], r7[1], r8[1], r9[1], r10[1], r11[1]), o + 16)
+            store8(SIMD8(r0[2], r1[2], r2[2], r3[2], r4[2], r5[2], r6[2], r7[2]), o + 24)
+            store8(SIMD8(r8[2], r9[2], r10[2], r11[2], r0[3], r1[3], r2[3], r3[3]), o + 32)
+            store8(SIMD8(r4[3], r5[3], r6[3], r7[3], r8[3], r9[3], r10[3], r11[3]), o + 40)
+            store8(SIMD8(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4], r6[4], r7[4]), o + 48)
+            store8(SIMD8(r8[4], r9[4], r10[4], r11[4], r0[5], r1[5], r2[5], r3[5]), o + 56)
+            store8(SIMD8(r4[5], r5[5], r6[5], r7[5], r8[5], r9[5], r10[5], r11[5]), o + 64)
+            store8(SIMD8(r0[6], r1[6], r2[6], r3[6], r4[6], r5[6], r6[6], r7[6]), o + 72)
+            store8(SIMD8(r8[6], r9[6], r10[6], r11[6], r0[7], r1[7], r2[7], r3[7]), o + 80)
+            store8(SIMD8(r4[7], r5[7], r6[7], r7[7], r8[7], r9[7], r10[7], r11[7]), o + 88)
+            p += 8
+        }
+        while p < depth {
+            for ii in 0..<12 { d[p * 12 + ii] = src[ii * rs + p] }
+            p += 1
+        }
+    }
+
+    /// Packs B `[depth, cols]` (strides `rs`, `cs`, `cols <= nr`) into one panel `dst[p][0..<nr]`, zero-padded
+    /// (`nr`: 16 for the base tile, 32 for the wide one, a multiple of 8).
+    static func packB(_ b: UnsafePointer<Float>, rs: Int, cs: Int, depth: Int, cols: Int, into dst: UnsafeMutablePointer<Float>,
+                      nr: Int = GemmPacked.nr) {
         if cols == nr && cs == 1 {
             for p in 0..<depth {
-                let s = b + p * rs
-                store8(load8(s), dst + p * nr)
-                store8(load8(s + 8), dst + p * nr + 8)
+                let s = b + p * rs, o = dst + p * nr
+                for j in stride(from: 0, to: nr, by: 8) { store8(load8(s + j), o + j) }
             }
         } else if rs == 1 {
-            // Transposed B: each column is contiguous along p.
+            // Transposed B (a linear layer's weight): each column is contiguous along p.
             for j in 0..<nr {
                 if j < cols {
                     let s = b + j * cs

@@ -12,7 +12,7 @@
 ///           workers and the column blocks (then column blocks)
 ///           depth per pass: all of k when A is row-major and m > 8, else chunks of 32 (8x8) or 64 (4x16)
 ///           tasks: 1 on one worker; else min(units, 4 per worker when a pass covers all of k, 1 per worker if not)
-/// packed    depth blocks: depthBlock(k), the fewest of at most 384 steps, of near-equal size
+/// packed    depth blocks: depthBlock(k), the fewest of at most 384 steps (256 for the AVX-512 tile), of near-equal size
 ///           tasks take panels of rows of C if rowPanels >= columnPanels or rowPanels >= 4 workers, else of columns
 ///           tasks: taskCount(units, workers);  a block of B is packed by min(workers, its panels) workers
 /// batched   (MatmulPlan) several products share the threads, each run whole on one, when one product is below

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// An opt-in setting of the C allocator for processes that allocate large tensors over and over (training loops,
@@ -47,5 +49,19 @@ public enum MallocTuning {
         #else
         return false
         #endif
+    }
+
+    /// The minor page faults of the process so far (`getrusage`'s `ru_minflt`: a page of fresh memory touched for
+    /// the first time), to measure what these settings change; nil where there is no `getrusage`.
+    public static func minorPageFaults() -> Int? {
+        var usage = rusage()
+        #if canImport(Glibc)
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return nil }
+        #elseif canImport(Darwin)
+        guard getrusage(RUSAGE_SELF, &usage) == 0 else { return nil }
+        #else
+        return nil
+        #endif
+        return usage.ru_minflt
     }
 }

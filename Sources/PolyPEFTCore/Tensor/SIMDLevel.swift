@@ -5,7 +5,7 @@ import Foundation
 /// Every module is built for a baseline (x86-64-v3 on x86-64: AVX2 and FMA; arm64's own), and the kernels written with
 /// 8-lane vectors run everywhere. On x86-64 CPUs with AVX-512 (x86-64-v4), the packed matmul runs a 12x32 tile of
 /// 16-lane vectors instead (`WideGemm` in PolyPEFTAVX512), about 1.6 times the baseline's throughput on an AVX-512
-/// Xeon (BENCHMARKS.md, "AVX-512"). The level is found once, from the CPU's flags (Linux: `/proc/cpuinfo`; Darwin:
+/// Xeon (BENCHMARKS.md, "Issue 21, first round"). The level is found once, from the CPU's flags (Linux: `/proc/cpuinfo`; Darwin:
 /// `hw.optional.avx512*`):
 ///
 /// ```

@@ -20,12 +20,11 @@ package enum NormKernels {
     }
 
     /// Splits `rows` rows of `d` features among the threads (from `Parallel.elementwiseThreshold` elements) and
-    /// calls `body(rows, worker)`.
+    /// calls `body(rows, worker)`; `worker` is below `min(Parallel.currentThreads, rows)`.
     @inline(__always)
-    static func forEachRowPart(rows: Int, d: Int, _ body: (Range<Int>, Int) -> Void) -> Int {
+    static func forEachRowPart(rows: Int, d: Int, _ body: (Range<Int>, Int) -> Void) {
         let workers = rows * d < Parallel.elementwiseThreshold ? 1 : Swift.min(Parallel.currentThreads, rows)
         Parallel.run(workers: workers) { w in body(Parallel.part(w, of: workers, count: rows), w) }
-        return workers
     }
 
     /// LayerNorm (`rms == false`) or RMSNorm (`rms == true`; `bias` must be nil) of a contiguous `[rows, d]` input.
@@ -35,30 +34,22 @@ package enum NormKernels {
         let rows = d == 0 ? 0 : x.count / d
         var y = Tensor.uninitializedScalars(x.count)
         var mean = [Float](repeating: 0, count: rows), rstd = [Float](repeating: 0, count: rows)
-        let gamma = weight?.contiguous().scalars ?? [Float](repeating: 1, count: d)
-        let beta = bias?.contiguous().scalars ?? [Float](repeating: 0, count: d)
+        let gamma = weight ?? Tensor.ones([d]), beta = bias ?? Tensor.zeros([d])
         if rows > 0 {
-            Tensor.withArrays(gamma, beta) { gamma, beta in
-            x.withContiguousBuffer { px in
-                y.withUnsafeMutableBufferPointer { py in
-                    mean.withUnsafeMutableBufferPointer { pm in
-                        rstd.withUnsafeMutableBufferPointer { pr in
-                            let (xs, ys, ms, rs) = (px.baseAddress!, py.baseAddress!, pm.baseAddress!, pr.baseAddress!)
-                            _ = forEachRowPart(rows: rows, d: d) { part, _ in
-                                for r in part {
-                                    let xr = xs + r * d, yr = ys + r * d
-                                    let mu = rms ? 0 : rowSum8(xr, d) / Float(d)
-                                    let variance = rowCenteredSquares8(xr, d, mu) / Float(d)
-                                    let inv = 1 / (variance + eps).squareRoot()
-                                    ms[r] = mu
-                                    rs[r] = inv
-                                    rowAffine8(xr, yr, d, mu: mu, rstd: inv, gamma: gamma, beta: beta)
-                                }
-                            }
-                        }
+            Tensor.withBuffers(x, gamma, beta, writing: &y, &mean, &rstd) { px, pg, pb, py, pm, pr in
+                let (xs, gs, bs) = (px.baseAddress!, pg.baseAddress!, pb.baseAddress!)
+                let (ys, ms, rs) = (py.baseAddress!, pm.baseAddress!, pr.baseAddress!)
+                forEachRowPart(rows: rows, d: d) { part, _ in
+                    for r in part {
+                        let xr = xs + r * d, yr = ys + r * d
+                        let mu = rms ? 0 : rowSum8(xr, d) / Float(d)
+                        let variance = rowCenteredSquares8(xr, d, mu) / Float(d)
+                        let inv = 1 / (variance + eps).squareRoot()
+                        ms[r] = mu
+                        rs[r] = inv
+                        rowAffine8(xr, yr, d, mu: mu, rstd: inv, gamma: gs, beta: bs)
                     }
                 }
-            }
             }
         }
         return (Tensor(y, shape: x.shape), RowStatistics(mean: mean, rstd: rstd))
@@ -69,44 +60,34 @@ package enum NormKernels {
                                  needX: Bool, needWeight: Bool, needBias: Bool) -> (dx: Tensor?, dweight: Tensor?, dbias: Tensor?) {
         let d = x.shape.last ?? 0
         let rows = d == 0 ? 0 : x.count / d
-        let gammaValues = weight?.contiguous().scalars ?? [Float](repeating: 1, count: d)
+        let gamma = weight ?? Tensor.ones([d])
         var dx = needX ? Tensor.uninitializedScalars(x.count) : []
         let slots = Swift.max(1, Swift.min(Parallel.currentThreads, rows))
         // Per-worker column sums: [slots][d] for dgamma and for dbeta.
         var dgammaParts = [Float](repeating: 0, count: needWeight ? slots * d : 0)
         var dbetaParts = [Float](repeating: 0, count: needBias ? slots * d : 0)
         if rows > 0 {
-            Tensor.withArrays(gammaValues, gammaValues) { gamma, _ in
-            g.withContiguousBuffer { pg in
-                x.withContiguousBuffer { px in
-                    dx.withUnsafeMutableBufferPointer { pdx in
-                        dgammaParts.withUnsafeMutableBufferPointer { pdg in
-                            dbetaParts.withUnsafeMutableBufferPointer { pdb in
-                                let (gs, xs) = (pg.baseAddress!, px.baseAddress!)
-                                // (An empty array's buffer may still have an address: the flags decide.)
-                                let dxs = needX ? pdx.baseAddress : nil
-                                let dgs = needWeight ? pdg.baseAddress : nil, dbs = needBias ? pdb.baseAddress : nil
-                                _ = forEachRowPart(rows: rows, d: d) { part, w in
-                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { scratch in
-                                        let xhat = scratch.baseAddress!, dxhat = xhat + d
-                                        for r in part {
-                                            let gr = gs + r * d, xr = xs + r * d
-                                            let (mu, inv) = (stats.mean[r], stats.rstd[r])
-                                            rowBackwardPrepare8(gr, xr, d, mu: mu, rstd: inv, gamma: gamma, xhat: xhat, dxhat: dxhat)
-                                            if let dgs { rowAccumulateProduct8(dgs + w * d, gr, xhat, d) }
-                                            if let dbs { rowAccumulate8(dbs + w * d, gr, d) }
-                                            guard let dxs else { continue }
-                                            let m1 = rms ? 0 : rowSum8(dxhat, d) / Float(d)
-                                            let m2 = rowDot8(dxhat, xhat, d) / Float(d)
-                                            rowInputGradient8(dxs + r * d, dxhat, xhat, d, m1: m1, m2: m2, rstd: inv)
-                                        }
-                                    }
-                                }
-                            }
+            Tensor.withBuffers(g, x, gamma, writing: &dx, &dgammaParts, &dbetaParts) { pg, px, pgamma, pdx, pdg, pdb in
+                let (gs, xs, gammas) = (pg.baseAddress!, px.baseAddress!, pgamma.baseAddress!)
+                // (An empty array's buffer may still have an address: the flags decide.)
+                let dxs = needX ? pdx.baseAddress : nil
+                let dgs = needWeight ? pdg.baseAddress : nil, dbs = needBias ? pdb.baseAddress : nil
+                forEachRowPart(rows: rows, d: d) { part, w in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { scratch in
+                        let xhat = scratch.baseAddress!, dxhat = xhat + d
+                        for r in part {
+                            let gr = gs + r * d, xr = xs + r * d
+                            let (mu, inv) = (stats.mean[r], stats.rstd[r])
+                            rowBackwardPrepare8(gr, xr, d, mu: mu, rstd: inv, gamma: gammas, xhat: xhat, dxhat: dxhat)
+                            if let dgs { rowAccumulateProduct8(dgs + w * d, gr, xhat, d) }
+                            if let dbs { rowAccumulate8(dbs + w * d, gr, d) }
+                            guard let dxs else { continue }
+                            let m1 = rms ? 0 : rowSum8(dxhat, d) / Float(d)
+                            let m2 = dot(dxhat, xhat, count: d) / Float(d)
+                            rowInputGradient8(dxs + r * d, dxhat, xhat, d, m1: m1, m2: m2, rstd: inv)
                         }
                     }
                 }
-            }
             }
         }
         func columnSum(_ parts: [Float]) -> Tensor {
@@ -183,13 +164,5 @@ package enum NormKernels {
         var j = 0
         while j + 8 <= n { store8(load8(acc + j) + load8(a + j), acc + j); j += 8 }
         while j < n { acc[j] += a[j]; j += 1 }
-    }
-}
-
-extension Tensor {
-    /// Two arrays' elements as pointers, for the duration of `body`.
-    @inline(__always)
-    static func withArrays<R>(_ a: [Float], _ b: [Float], _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> R) -> R {
-        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in body(pa.baseAddress!, pb.baseAddress!) } }
     }
 }

@@ -4,13 +4,10 @@
 /// ```
 /// y[i] = f(a[i])                  simdMap
 /// y[i] = f(a[i], b[i])            simdZip
-/// y[i] = f(a[i], b[i], c[i])      simdZip3
 /// ```
 /// Pointers must be valid for `count` floats; `y` may be one of the inputs (each group is read before it is
 /// written). Workers take contiguous ranges of groups, so they write disjoint memory.
 enum VectorLoops {
-    /// Elements from which a cheap map (an add, a multiply: bound by memory) splits among the threads.
-    static let cheapThreshold = 1 << 18
     /// Elements from which a map with an `exp` or `erf` per element splits among the threads.
     static let costlyThreshold = Parallel.elementwiseThreshold
 }
@@ -50,23 +47,6 @@ package func simdZip(count n: Int, threshold: Int, _ a: UnsafePointer<Float>, _ 
                 store8(f(load8(a + i), load8(b + i)), y + i)
             } else {
                 storePartial8(f(loadPartial8(a + i, n - i), loadPartial8(b + i, n - i)), y + i, n - i)
-            }
-        }
-    }
-}
-
-@inline(__always)
-package func simdZip3(count n: Int, threshold: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                      _ c: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                      _ f: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
-    Parallel.forEachPart(count: (n + 7) / 8, work: n, threshold: threshold) { groups in
-        for g in groups {
-            let i = g * 8
-            if i + 8 <= n {
-                store8(f(load8(a + i), load8(b + i), load8(c + i)), y + i)
-            } else {
-                let r = n - i
-                storePartial8(f(loadPartial8(a + i, r), loadPartial8(b + i, r), loadPartial8(c + i, r)), y + i, r)
             }
         }
     }
@@ -122,17 +102,6 @@ func rowScale8(_ row: UnsafeMutablePointer<Float>, _ n: Int, by s: Float) {
     var j = 0
     while j + 8 <= n { store8(load8(row + j) * s, row + j); j += 8 }
     while j < n { row[j] *= s; j += 1 }
-}
-
-/// `sum_j a[j] b[j]` over a row, 8 lanes at a time.
-@inline(__always)
-func rowDot8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var j = 0
-    while j + 8 <= n { acc = fma8(acc, load8(a + j), load8(b + j)); j += 8 }
-    var s = acc.sum()
-    while j < n { s += a[j] * b[j]; j += 1 }
-    return s
 }
 
 /// `sum_j a[j]` over a row, 8 lanes at a time.
