@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes golden cases for (IA)^3, LoRA/DoRA variants and prefix tuning from the real Hugging Face stack: tiny
+"""Writes golden cases for (IA)^3, LoRA/DoRA variants, BEFT, LN tuning and the prompt-learning methods (prefix tuning,
+prompt tuning, P-tuning) from the real Hugging Face stack: tiny
 models built from code (an MLP, a BertModel, a T5ForConditionalGeneration; random weights, no downloads), the PEFT
 adapter exactly as `save_pretrained` writes it, inputs, eval-mode outputs with per-layer intermediates, and gradients
 of sum(output^2) with respect to every saved adapter tensor.
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 import peft
 import safetensors
 import transformers
-from peft import IA3Config, LoraConfig, PeftModel, PrefixTuningConfig, get_peft_model
+from peft import (BeftConfig, IA3Config, LNTuningConfig, LoraConfig, PeftModel, PrefixTuningConfig,
+                  PromptEncoderConfig, PromptTuningConfig, get_peft_model)
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
@@ -173,6 +175,22 @@ def perturb_nothing(model):
     pass
 
 
+def perturb_beft(model):
+    # BEFT biases start at zero (the base): give them trained-looking values.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".beft_bias." in name:
+                p.copy_(0.5 * torch.randn_like(p))
+
+
+def perturb_ln_tuning(model):
+    # The tuned copies start equal to the base norms: move them.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".ln_tuning_layers." in name:
+                p.add_(0.3 * torch.randn_like(p))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Cases
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,6 +254,37 @@ CASES = [
          config=lambda: PrefixTuningConfig(num_virtual_tokens=3, task_type="SEQ_2_SEQ_LM"),
          notes="Prefix tuning on T5 (SEQ_2_SEQ_LM), 3 virtual tokens: only decoder self-attention receives a prefix, "
                "and with 2 layers both decoder layers get the same one (slices 0 and 1)."),
+    dict(name="beft_mlp", kind="mlp", seed=50, perturb=perturb_beft,
+         config=lambda: BeftConfig(target_modules=["fc1", "fc2"]),
+         notes="BEFT on fc1 and fc2: beft_bias [1, out] added to the output; biases 0.5 N(0,1)."),
+    dict(name="beft_bert", kind="bert", seed=51, perturb=perturb_beft,
+         config=lambda: BeftConfig(),
+         notes="BEFT with PEFT's BERT default target (value); biases 0.5 N(0,1)."),
+    dict(name="beft_t5", kind="t5", seed=52, perturb=perturb_beft,
+         config=lambda: BeftConfig(task_type="SEQ_2_SEQ_LM"),
+         notes="BEFT with PEFT's T5 default target (v, every attention); T5's linears have no bias, so this adapter "
+               "cannot be merged (not checked)."),
+    dict(name="ln_tuning_bert", kind="bert", seed=53, perturb=perturb_ln_tuning,
+         config=lambda: LNTuningConfig(target_modules=["LayerNorm"]),
+         notes="LN tuning of every BERT LayerNorm (embeddings and both per layer; PEFT has no BERT default): the "
+               "copies' weights and biases moved by 0.3 N(0,1)."),
+    dict(name="ln_tuning_t5", kind="t5", seed=54, perturb=perturb_ln_tuning,
+         config=lambda: LNTuningConfig(task_type="SEQ_2_SEQ_LM"),
+         notes="LN tuning with PEFT's T5 defaults (layer_norm, final_layer_norm: every RMS norm); copies moved by "
+               "0.3 N(0,1)."),
+    dict(name="prompt_bert", kind="bert", seed=55, perturb=perturb_nothing,
+         config=lambda: PromptTuningConfig(num_virtual_tokens=3, task_type="FEATURE_EXTRACTION"),
+         notes="Prompt tuning, 3 virtual tokens (RANDOM init, N(0,1)) prepended to the input embeddings; "
+               "PeftModelForFeatureExtraction drops token_type_ids; output [3, 3 + 6, 16]."),
+    dict(name="prompt_t5", kind="t5", seed=56, perturb=perturb_nothing,
+         config=lambda: PromptTuningConfig(num_virtual_tokens=3, task_type="SEQ_2_SEQ_LM"),
+         notes="Prompt tuning on T5 (SEQ_2_SEQ_LM): prompt_embeddings [6, 16] (2 submodules), the first 3 rows "
+               "prepended to the encoder input; the other 3 are unused (zero gradient)."),
+    dict(name="ptuning_bert", kind="bert", seed=57, perturb=perturb_nothing,
+         config=lambda: PromptEncoderConfig(num_virtual_tokens=3, task_type="FEATURE_EXTRACTION",
+                                            encoder_hidden_size=8),
+         notes="P-tuning (MLP head, encoder_hidden_size 8): PEFT saves only the MLP's output prompt_embeddings "
+               "[3, 16]; the encoder is in prompt_encoder.safetensors for training checks."),
 ]
 
 
@@ -270,14 +319,19 @@ class Reference:
             if not key.startswith("base_model.model."):
                 continue
             rest = key[len("base_model.model."):]
+            if ".ln_tuning_layers." in rest:
+                # LN tuning: the tuned copy's weight / bias replace the norm's
+                self.W[rest.replace(".ln_tuning_layers.", ".")] = t
+                continue
             if rest.endswith(".bias") and (".base_layer." in rest or "lora_" not in rest):
                 # bias='all' / 'lora_only': a base bias, saved under the base layer's name
                 self.W[rest.replace(".base_layer.", ".")] = t
                 continue
-            for suffix in (".ia3_l", ".lora_A.weight", ".lora_B.weight", ".lora_B.bias", ".lora_magnitude_vector"):
+            for suffix in (".ia3_l", ".lora_A.weight", ".lora_B.weight", ".lora_B.bias", ".lora_magnitude_vector",
+                           ".beft_bias"):
                 if rest.endswith(suffix):
                     self.adapted.setdefault(rest[: -len(suffix)], {})[suffix[1:]] = t
-        if self.kind in ("IA3", "LORA"):
+        if self.kind in ("IA3", "LORA", "BEFT"):
             targets = adapter_config["target_modules"]
             names = [p for p in linear_paths if module_matches(targets, p)]
             assert sorted(names) == sorted(self.adapted), (names, sorted(self.adapted))
@@ -286,8 +340,11 @@ class Reference:
         w = self.W[path + ".weight"]
         b = self.W.get(path + ".bias")
         a = self.adapted.get(path)
-        if a is None or self.kind not in ("IA3", "LORA"):
+        if a is None or self.kind not in ("IA3", "LORA", "BEFT"):
             return F.linear(x, w, b)
+        if self.kind == "BEFT":
+            assert a["beft_bias"].shape == (1, w.shape[0])
+            return F.linear(x, w, b) + a["beft_bias"].flatten()
         if self.kind == "IA3":
             l = a["ia3_l"]
             ff = module_endswith(self.cfg["feedforward_modules"], path)
@@ -332,7 +389,8 @@ def layer_norm(W, x, name, eps):
     return F.layer_norm(x, (x.shape[-1],), W[name + ".weight"], W[name + ".bias"], eps)
 
 
-def bert_reference(ref, config, inputs, prefix):
+def bert_reference(ref, config, inputs, prefix, prompt=None):
+    """prefix: per layer (key, value) prefixes; prompt: virtual token embeddings [V, H] prepended to the input."""
     W, lin = ref.W, ref.lin
     ids, mask = inputs["input_ids"], inputs["attention_mask"].double()
     B, T = ids.shape
@@ -340,10 +398,20 @@ def bert_reference(ref, config, inputs, prefix):
     hd = config.hidden_size // nh
     P = 0 if prefix is None else prefix[0][0].shape[1]
     # prefix tuning: PEFT drops token_type_ids (BERT then uses type 0) and positions start at P
-    types = inputs["token_type_ids"] if prefix is None else torch.zeros_like(ids)
+    types = inputs["token_type_ids"] if prefix is None and prompt is None else None
     pos = torch.arange(P, P + T)
-    x = (W["embeddings.word_embeddings.weight"][ids] + W["embeddings.position_embeddings.weight"][pos]
-         + W["embeddings.token_type_embeddings.weight"][types])
+    words = W["embeddings.word_embeddings.weight"][ids]
+    if prompt is not None:
+        # prompt tuning: inputs_embeds = cat(prompts, words); positions 0..V+T-1; mask extended with ones; token
+        # types dropped (FEATURE_EXTRACTION)
+        V = prompt.shape[0]
+        words = torch.cat([prompt[None].expand(B, -1, -1), words], dim=1)
+        mask = torch.cat([torch.ones(B, V, dtype=mask.dtype), mask], dim=1)
+        T = T + V
+        pos = torch.arange(T)
+    if types is None:
+        types = torch.zeros(B, T, dtype=torch.long)
+    x = (words + W["embeddings.position_embeddings.weight"][pos] + W["embeddings.token_type_embeddings.weight"][types])
     eps = config.layer_norm_eps
     x = layer_norm(W, x, "embeddings.LayerNorm", eps)
     keymask = mask if prefix is None else torch.cat([torch.ones(B, P, dtype=mask.dtype), mask], dim=1)
@@ -380,11 +448,18 @@ def t5_bucket(rel, bidirectional, num_buckets, max_distance):
     return buckets + torch.where(n < max_exact, n, large)
 
 
-def t5_reference(ref, config, inputs, prefix):
+def t5_reference(ref, config, inputs, prefix, prompt=None):
+    """prefix: decoder self-attention prefixes; prompt: virtual token embeddings [V, d] prepended to the encoder input."""
     W, lin = ref.W, ref.lin
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     dec = inputs["decoder_input_ids"]
     B, T = ids.shape
+    x = W["shared.weight"][ids]
+    if prompt is not None:
+        V = prompt.shape[0]
+        x = torch.cat([prompt[None].expand(B, -1, -1), x], dim=1)
+        mask = torch.cat([torch.ones(B, V, dtype=mask.dtype), mask], dim=1)
+        T = T + V
     Td = dec.shape[1]
     nh, hd = config.num_heads, config.d_kv
     nb, md = config.relative_attention_num_buckets, config.relative_attention_max_distance
@@ -415,7 +490,6 @@ def t5_reference(ref, config, inputs, prefix):
     enc_bias = W["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"][
         t5_bucket(rel, True, nb, md)].permute(2, 0, 1)[None]
     enc_visible = (mask[:, None, None, :] == 1)
-    x = W["shared.weight"][ids]
     for i in range(config.num_layers):
         p = f"encoder.block.{i}.layer."
         h = rms(x, p + "0.layer_norm.weight")
@@ -519,7 +593,9 @@ def run_case(case, out_root):
     saved = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
     with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
         adapter_config = json.load(f)
-    is_prompt = adapter_config["peft_type"] == "PREFIX_TUNING"
+    is_prefix = adapter_config["peft_type"] == "PREFIX_TUNING"
+    is_prompt = adapter_config["peft_type"] in ("PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING")
+    projected = adapter_config.get("prefix_projection") or adapter_config["peft_type"] == "P_TUNING"
 
     # Eval forward of the PEFT model with per-layer intermediates (forward hooks on the tuner layers).
     records = {}
@@ -535,7 +611,7 @@ def run_case(case, out_root):
                     records[f"layer.{path}.base_output"] = module.get_base_layer()(x).detach().clone()
                 records[f"layer.{path}.output"] = output.detach().clone()
         handles.append(module.register_forward_hook(hook))
-    if is_prompt:
+    if is_prefix:
         # the past key values PEFT builds (get_prompt), per attention layer that receives them
         B = inputs["input_ids"].shape[0]
         with torch.no_grad():
@@ -553,7 +629,8 @@ def run_case(case, out_root):
         h.remove()
     loss = (peft_output ** 2).sum()
     loss.backward()
-    assert rel_diff(peft_output, base_output) > 1e-3, "the adapter does not change the output"
+    # (prompt tuning on BERT adds positions: compare the input's own positions, the last ones)
+    assert rel_diff(peft_output[:, -base_output.shape[1]:], base_output) > 1e-3, "the adapter does not change the output"
 
     # Gradients of the trained model's own parameters (for prefix_projection: the MLP, saved separately).
     own_grads = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
@@ -585,7 +662,7 @@ def run_case(case, out_root):
     # Where the saved tensor is the trained parameter itself, both routes must agree. With prefix_projection the saved
     # tensor is the MLP's output: the MLP and its gradients go to extra entries.
     extra_files = {}
-    if is_prompt and adapter_config.get("prefix_projection"):
+    if projected:
         enc = model.prompt_encoder["default"]
         # (kept out of grads.safetensors, which holds exactly the gradients of the saved tensors)
         extra = {k: v.detach().clone().contiguous() for k, v in enc.state_dict().items()}
@@ -593,10 +670,10 @@ def run_case(case, out_root):
             extra["grad." + k] = own_grads["prompt_encoder.default." + k]
         extra_files["prompt_encoder.safetensors"] = extra
         enc.zero_grad()
-        projected = enc(torch.arange(adapter_config["num_virtual_tokens"])[None])[0]
-        assert rel_diff(projected, saved["prompt_embeddings"]) < 1e-7
+        table = enc(torch.arange(enc.embedding.num_embeddings)[None])[0]
+        assert rel_diff(table, saved["prompt_embeddings"]) < 1e-7
         # chain rule: the MLP's gradients are the saved tensor's gradient pulled back through the projection
-        projected.backward(grads["grad.prompt_embeddings"])
+        table.backward(grads["grad.prompt_embeddings"])
         for k, prm in enc.named_parameters():
             assert rel_diff(prm.grad, extra["grad." + k]) < 1e-5, k
     elif is_prompt:
@@ -612,7 +689,7 @@ def run_case(case, out_root):
 
     # Merge check (non-prompt methods): merge_and_unload reproduces the adapted output.
     merge_diff = None
-    if not is_prompt:
+    if not is_prompt and not (adapter_config["peft_type"] == "BEFT" and kind == "t5"):
         merged = PeftModel.from_pretrained(fresh_base(kind, config, base_state), adapter_dir).merge_and_unload().eval()
         with torch.no_grad():
             merge_diff = rel_diff(run_model(merged, kind, inputs), peft_output)
@@ -638,15 +715,17 @@ def run_case(case, out_root):
         xr = loaded_inputs["x"].double().requires_grad_(True)
         ref_out = mlp_reference(ref, xr)
     else:
-        prefix = None
-        if is_prompt:
+        prefix = prompt = None
+        if adapter_config["peft_type"] in ("PROMPT_TUNING", "P_TUNING"):
+            prompt = ref.leaves["prompt_embeddings"][: adapter_config["num_virtual_tokens"]]
+        if is_prefix:
             layers = config.num_hidden_layers if kind == "bert" else config.num_decoder_layers
             prefix = prefix_layout(ref, adapter_config["num_layers"], adapter_config["num_transformer_submodules"] == 2)
             assert len(prefix) == layers
             for i, (pk, pv) in enumerate(prefix):
                 assert rel_diff(records[f"prefix.{i}.key"][0], pk) < 1e-7
                 assert rel_diff(records[f"prefix.{i}.value"][0], pv) < 1e-7
-        ref_out = (bert_reference if kind == "bert" else t5_reference)(ref, config, loaded_inputs, prefix)
+        ref_out = (bert_reference if kind == "bert" else t5_reference)(ref, config, loaded_inputs, prefix, prompt)
     checks = {"reference_output_rel_diff": rel_diff(peft_output, ref_out)}
     ref_loss = (ref_out ** 2).sum()
     ref_loss.backward()
@@ -671,7 +750,13 @@ def run_case(case, out_root):
             if f"layer.{path}.input" not in records:
                 continue
             xin = records[f"layer.{path}.input"].double()
-            layer_worst = max(layer_worst, rel_diff(records[f"layer.{path}.output"], ref.lin(path, xin)))
+            if adapter_config["peft_type"] == "LN_TUNING":
+                expected = (layer_norm(ref.W, xin, path, config.layer_norm_eps) if kind == "bert" else
+                            xin * torch.rsqrt(xin.pow(2).mean(-1, keepdim=True) + config.layer_norm_epsilon)
+                            * ref.W[path + ".weight"])
+            else:
+                expected = ref.lin(path, xin)
+            layer_worst = max(layer_worst, rel_diff(records[f"layer.{path}.output"], expected))
         checks["reference_layer_rel_diff_max"] = layer_worst
         assert layer_worst < REF_TOL, (name, layer_worst)
 
@@ -823,7 +908,7 @@ def main(out_root):
     print("wrote", out_root)
 
 
-METHODS_README = """# Golden vectors for (IA)^3, LoRA/DoRA variants and prefix tuning
+METHODS_README = """# Golden vectors for (IA)^3, LoRA/DoRA variants, BEFT, LN tuning and prompt learning
 
 Reference results of the real Hugging Face PEFT library on tiny models built from code (random weights, no
 downloads). Each sub-folder is one case; its own README lists every file, key and shape; `cases.json` is the index.
@@ -1039,6 +1124,34 @@ T5 (`PeftModelForSeq2SeqLM.forward`; transformers `models/t5/modeling_t5.py`, `c
 
 The gradient of `prompt_embeddings` is the sum over the batch of the gradients of the prefix keys/values, scattered
 back to the slices above.
+
+### BEFT (`tuners/beft/layer.py` `BeftLayer.update_layer`, `Linear.forward`, `Linear.merge`)
+
+Saved: `<path>.beft_bias` [1, out] per targeted Linear (init 0; `init_weights=False` gives N(0,1)); here 0.5 N(0,1).
+`y = x W^T + b + beft_bias` (broadcast over rows). Merge: `b += beft_bias`; a base without a bias cannot merge (T5's
+linears have none: `beft_t5` is not merged). Default targets: BERT `value`, T5 `v`. PEFT's BEFT config has no
+`exclude_modules` key.
+
+### LN tuning (`tuners/ln_tuning/layer.py` `LNTuningLayer`)
+
+The targeted norm is kept as `base_layer` and a deep copy is trained as `ln_tuning_layers`; the forward runs the copy.
+Saved: `<path>.ln_tuning_layers.weight` (and `.bias` for LayerNorm) [H]; here the copies were moved by 0.3 N(0,1).
+BERT: `LayerNorm(x) = (x - mean) / sqrt(var + eps) * weight + bias` with the copy's weight and bias; T5:
+`x * rsqrt(mean(x^2) + eps) * weight`. Merge swaps the copy in as the base layer. Default targets: T5 `layer_norm`,
+`final_layer_norm`; BERT has none (the case names `LayerNorm`). `layer.<path>.*` records are the norms' inputs and
+outputs.
+
+### Prompt tuning and P-tuning (`tuners/prompt_tuning/model.py` `PromptEmbedding`, `tuners/p_tuning/model.py` `PromptEncoder`; `peft_model.py` `get_prompt`, `PeftModelForFeatureExtraction.forward`, `PeftModelForSeq2SeqLM.forward`)
+
+Saved: a single key **`prompt_embeddings`** [n P, H], n = `num_transformer_submodules` (2 for SEQ_2_SEQ_LM). Prompt
+tuning: the `nn.Embedding` weight (RANDOM init N(0,1)). P-tuning: the MLP head's output `mlp_head(embedding(arange(n
+P)))` with `mlp_head` = Linear(H, E), ReLU, Linear(E, E), ReLU, Linear(E, H); the encoder and its gradients are in
+`prompt_encoder.safetensors`.
+- BERT (FEATURE_EXTRACTION): `inputs_embeds = cat(prompt_embeddings[:P] (same rows for every sample),
+  word_embeddings(input_ids))`: the output has P + T positions, position ids 0 ... P+T-1, attention mask
+  `cat(ones(B, P), mask)`, token types dropped (type 0 everywhere).
+- T5 (SEQ_2_SEQ_LM): the first P rows are prepended to the ENCODER input embeddings and the encoder mask is extended
+  with ones (relative positions over P + Ts); the decoder is unchanged. Rows P ... 2P-1 are never read: zero gradient.
 """
 
 

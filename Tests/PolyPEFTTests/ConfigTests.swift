@@ -43,7 +43,7 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual(config.json.pythonStyleString(indent: 2, sortKeys: true), String(decoding: data, as: UTF8.self), name)
             seen.insert(type)
         }
-        XCTAssertEqual(seen, ["IA3", "LORA", "PREFIX_TUNING"])
+        XCTAssertEqual(seen, ["IA3", "LORA", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "BEFT", "LN_TUNING"])
     }
 
     func testDefaultConfigsWriteTheBytesPEFTWrites() throws {
@@ -51,7 +51,9 @@ final class ConfigTests: XCTestCase {
         var prefix = PrefixTuningConfig()
         prefix.numVirtualTokens = 3
         let configs: [any PeftConfig] = [LoraConfig(targetModules: .names(["fc1"])), IA3Config(targetModules: .names(["fc1"])),
-                                         PolyConfig(targetModules: .names(["fc1"])), prefix]
+                                         PolyConfig(targetModules: .names(["fc1"])), prefix,
+                                         PromptTuningConfig(numVirtualTokens: 3), PromptEncoderConfig(numVirtualTokens: 3),
+                                         BeftConfig(targetModules: .names(["fc1"])), LNTuningConfig(targetModules: .names(["fc1"]))]
         for config in configs {
             let expected = try String(contentsOf: dir.appendingPathComponent("\(config.peftType).json"), encoding: .utf8)
             XCTAssertEqual(config.json.pythonStyleString(indent: 2, sortKeys: true), expected, config.peftType)
@@ -125,11 +127,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(d.warnings.isEmpty)
         XCTAssertThrowsError(try LoraConfig(json: ["init_lora_weights": "pissa"]))
         XCTAssertEqual(try LoraConfig(json: ["init_lora_weights": "gaussian"]).initLoraWeights, .gaussian)
-        XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "PROMPT_TUNING"])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"PROMPT_TUNING\" is not supported (supported: \"IA3\", \"LORA\", \"POLY\", \"PREFIX_TUNING\")")
+        let supported = #"(supported: "BEFT", "IA3", "LN_TUNING", "LORA", "POLY", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING")"#
+        XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "LOHA"])) {
+            XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"LOHA\" is not supported \(supported)")
         }
         XCTAssertThrowsError(try PeftMethods.config(json: ["r": 8])) {
-            XCTAssertEqual("\($0)", "adapter_config.json: missing 'peft_type' (supported: \"IA3\", \"LORA\", \"POLY\", \"PREFIX_TUNING\")")
+            XCTAssertEqual("\($0)", "adapter_config.json: missing 'peft_type' \(supported)")
         }
         XCTAssertTrue(try PeftMethods.config(json: ["peft_type": "IA3"]) is IA3Config)
     }

@@ -177,7 +177,7 @@ final class PrefixTuningTests: XCTestCase {
         XCTAssertThrowsError(try PrefixTuningConfig(json: ["peft_type": "PREFIX_TUNING", "num_virtual_tokens": .int(1 << 60),
                                                            "num_layers": 2, "token_dim": 8])) {
             XCTAssertEqual("\($0)", "adapter_config.json: num_virtual_tokens x 2 x num_layers x token_dim = 1152921504606846976 x 2 x 2 x 8 "
-                + "exceeds 268435456 elements (the prefix table would not fit in memory)")
+                + "exceeds 268435456 elements (the table would not fit in memory)")
         }
         XCTAssertThrowsError(try PeftModel(wrapping: try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false),
                                            config: PrefixTuningConfig(numVirtualTokens: 10), using: &rng)) {

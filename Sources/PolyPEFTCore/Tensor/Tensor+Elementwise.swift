@@ -2,16 +2,23 @@
 extension Tensor {
     // MARK: Kernels
 
-    /// Applies `f` to every element; the result is contiguous with the same shape.
+    /// Elements from which the contiguous loops of `map` and `zipMap` (residual adds, dropout masks, scalings) split
+    /// among the threads, one contiguous part per thread.
+    package static let splitThreshold = 1 << 17
+
+    /// Applies `f` to every element; the result is contiguous with the same shape. With `split`, `f` runs on several
+    /// threads at once over contiguous tensors of `splitThreshold` elements or more (so it must be a pure function).
     @inline(__always)
-    public func map(_ f: (Float) -> Float) -> Tensor {
+    public func map(split: Bool = false, _ f: (Float) -> Float) -> Tensor {
         var out = Tensor.uninitializedScalars(count)        // both loops below write every element
         out.withUnsafeMutableBufferPointer { o in
             storage.withUnsafeBufferPointer { s in
                 let src = s.baseAddress!, dst = o.baseAddress!
                 if isContiguous {
                     let base = src + offset
-                    for i in 0..<o.count { dst[i] = f(base[i]) }
+                    Parallel.forEachPart(count: o.count, work: split ? o.count : 0, threshold: Tensor.splitThreshold) { part in
+                        for i in part { dst[i] = f(base[i]) }
+                    }
                 } else {
                     stridedPairLoop(shape: shape, stridesA: strides, offsetA: offset, stridesB: strides, offsetB: offset) { n, pa, sa, _, _, po in
                         var p = pa
@@ -23,9 +30,10 @@ extension Tensor {
         return Tensor(out, shape: shape)
     }
 
-    /// Combines `a` and `b` elementwise after broadcasting them to a common shape.
+    /// Combines `a` and `b` elementwise after broadcasting them to a common shape (`split` as in `map`).
     @inline(__always)
-    public static func zipMap(_ a: Tensor, _ b: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+    public static func zipMap(_ a: Tensor, _ b: Tensor, _ op: String, split: Bool = false,
+                              _ f: (Float, Float) -> Float) throws -> Tensor {
         let shape = a.shape == b.shape ? a.shape : try broadcastShapes(a.shape, b.shape, op)
         let ea = a.shape == shape ? a : try a.expanded(to: shape)
         let eb = b.shape == shape ? b : try b.expanded(to: shape)
@@ -34,7 +42,9 @@ extension Tensor {
             let x = sa.baseAddress!, y = sb.baseAddress!, dst = o.baseAddress!
             if ea.isContiguous && eb.isContiguous {
                 let xa = x + ea.offset, yb = y + eb.offset
-                for i in 0..<o.count { dst[i] = f(xa[i], yb[i]) }
+                Parallel.forEachPart(count: o.count, work: split ? o.count : 0, threshold: Tensor.splitThreshold) { part in
+                    for i in part { dst[i] = f(xa[i], yb[i]) }
+                }
                 return
             }
             stridedPairLoop(shape: shape, stridesA: ea.strides, offsetA: ea.offset,
@@ -48,26 +58,26 @@ extension Tensor {
 
     // MARK: Binary operators (broadcasting)
 
-    public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "add") { $0 + $1 } }
-    public static func - (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "sub") { $0 - $1 } }
-    public static func * (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "mul") { $0 * $1 } }
-    public static func / (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "div") { $0 / $1 } }
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "add", split: true) { $0 + $1 } }
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "sub", split: true) { $0 - $1 } }
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "mul", split: true) { $0 * $1 } }
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor { try zipMap(a, b, "div", split: true) { $0 / $1 } }
 
     /// Elementwise maximum / minimum of two tensors (broadcasting).
-    public static func maximum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zipMap(a, b, "maximum") { Swift.max($0, $1) } }
-    public static func minimum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zipMap(a, b, "minimum") { Swift.min($0, $1) } }
+    public static func maximum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zipMap(a, b, "maximum", split: true) { Swift.max($0, $1) } }
+    public static func minimum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zipMap(a, b, "minimum", split: true) { Swift.min($0, $1) } }
 
     // MARK: Scalar forms
 
-    public static func + (a: Tensor, s: Float) -> Tensor { a.map { $0 + s } }
-    public static func + (s: Float, a: Tensor) -> Tensor { a.map { s + $0 } }
-    public static func - (a: Tensor, s: Float) -> Tensor { a.map { $0 - s } }
-    public static func - (s: Float, a: Tensor) -> Tensor { a.map { s - $0 } }
-    public static func * (a: Tensor, s: Float) -> Tensor { a.map { $0 * s } }
-    public static func * (s: Float, a: Tensor) -> Tensor { a.map { s * $0 } }
-    public static func / (a: Tensor, s: Float) -> Tensor { a.map { $0 / s } }
-    public static func / (s: Float, a: Tensor) -> Tensor { a.map { s / $0 } }
-    public static prefix func - (a: Tensor) -> Tensor { a.map { -$0 } }
+    public static func + (a: Tensor, s: Float) -> Tensor { a.map(split: true) { $0 + s } }
+    public static func + (s: Float, a: Tensor) -> Tensor { a.map(split: true) { s + $0 } }
+    public static func - (a: Tensor, s: Float) -> Tensor { a.map(split: true) { $0 - s } }
+    public static func - (s: Float, a: Tensor) -> Tensor { a.map(split: true) { s - $0 } }
+    public static func * (a: Tensor, s: Float) -> Tensor { a.map(split: true) { $0 * s } }
+    public static func * (s: Float, a: Tensor) -> Tensor { a.map(split: true) { s * $0 } }
+    public static func / (a: Tensor, s: Float) -> Tensor { a.map(split: true) { $0 / s } }
+    public static func / (s: Float, a: Tensor) -> Tensor { a.map(split: true) { s / $0 } }
+    public static prefix func - (a: Tensor) -> Tensor { a.map(split: true) { -$0 } }
 
     // MARK: Unary maths
 

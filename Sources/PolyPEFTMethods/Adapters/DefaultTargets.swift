@@ -17,6 +17,15 @@ public enum DefaultTargets {
         "bert": ["output.dense"], "t5": ["wo"],
     ]
 
+    /// `TRANSFORMERS_MODELS_TO_BEFT_TARGET_MODULES_MAPPING`.
+    public static let beft: [String: [String]] = [
+        "bert": ["value"], "t5": ["v"], "mt5": ["v"],
+    ]
+    /// `TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING` (BERT has none: its norms must be named).
+    public static let lnTuning: [String: [String]] = [
+        "t5": ["layer_norm", "final_layer_norm"], "mt5": ["layer_norm", "final_layer_norm"],
+    ]
+
     /// The model type of `model`, when it names one.
     static func modelType(of model: Module) -> String? { (model as? any PretrainedModel)?.modelType }
 }

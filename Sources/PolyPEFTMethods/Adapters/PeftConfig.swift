@@ -125,6 +125,10 @@ public enum PeftMethods {
         PolyConfig.self,
         IA3Config.self,
         PrefixTuningConfig.self,
+        PromptTuningConfig.self,
+        PromptEncoderConfig.self,
+        BeftConfig.self,
+        LNTuningConfig.self,
     ]
 
     /// The supported `peft_type` strings, sorted.

@@ -64,7 +64,7 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
         self.heads = heads
         headDim = h / heads
         keySlices = (0..<g.layers).map { (2 * n * $0) % (2 * l) }
-        keepsTokenTypes = config.taskType.map { PrefixTuningConfig.taskTypesKeepingTokenTypes.contains($0) } ?? false
+        keepsTokenTypes = config.keepsTokenTypes
         let zero = config.initWeights == "zero", width = 2 * l * h
         if config.prefixProjection && !config.inferenceMode {
             let e = config.encoderHiddenSize ?? h

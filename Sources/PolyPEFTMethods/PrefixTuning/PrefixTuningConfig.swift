@@ -16,15 +16,11 @@ import PolyPEFTModels
 /// The method (`PrefixEncoder`) prepends `P = num_virtual_tokens` learned key and value positions to the
 /// self-attention of every layer the model offers (`KeyValuePrefixHost`): BERT's encoder layers, T5's decoder
 /// self-attention.
-public struct PrefixTuningConfig: PeftConfig, Equatable, Codable {
+public struct PrefixTuningConfig: PromptLearningConfig, Equatable, Codable {
     public static let peftType = "PREFIX_TUNING"
 
     public var common = PeftCommonConfig()
-    public var numVirtualTokens: Int?
-    public var tokenDim: Int?
-    public var numLayers: Int?
-    public var numAttentionHeads: Int?
-    public var numTransformerSubmodules: Int?
+    public var sizes = PromptLearningSizes()
     public var encoderHiddenSize: Int?
     /// Train the table through an MLP (`embedding [P, H]`, `Linear(H, E)`, tanh, `Linear(E, 2 L H)`); the file holds
     /// only the projected table either way.
@@ -34,67 +30,37 @@ public struct PrefixTuningConfig: PeftConfig, Equatable, Codable {
     public var unknownKeys: [String: JSONValue] = [:]
 
     public static var fields: [ConfigField<PrefixTuningConfig>] {
-        [.optionalInt("num_virtual_tokens", \.numVirtualTokens), .optionalInt("token_dim", \.tokenDim),
-         .optionalInt("num_layers", \.numLayers), .optionalInt("num_attention_heads", \.numAttentionHeads),
-         .optionalInt("num_transformer_submodules", \.numTransformerSubmodules),
-         .optionalInt("encoder_hidden_size", \.encoderHiddenSize), .bool("prefix_projection", \.prefixProjection),
-         .optionalString("init_weights", \.initWeights)]
+        withSizes([.optionalInt("encoder_hidden_size", \.encoderHiddenSize), .bool("prefix_projection", \.prefixProjection),
+                   .optionalString("init_weights", \.initWeights)])
     }
-
-    /// Prompt learning: no target or exclude lists; saved modules keyed `base_model.<path>.<name>`.
-    public static let isPromptLearning = true
 
     public init() {}
 
     public init(numVirtualTokens: Int, taskType: String? = nil, prefixProjection: Bool = false, encoderHiddenSize: Int? = nil) {
-        self.numVirtualTokens = numVirtualTokens
+        sizes.numVirtualTokens = numVirtualTokens
         self.prefixProjection = prefixProjection
         self.encoderHiddenSize = encoderHiddenSize
         common.taskType = taskType
     }
 
-    /// Task types whose PEFT wrapper keeps `token_type_ids` under prefix tuning (the others drop them).
-    static let taskTypesKeepingTokenTypes: Set<String> = ["SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"]
-
     public func validate(context: String = "PrefixTuningConfig") throws {
-        guard let p = numVirtualTokens else { throw ConfigError("\(context): num_virtual_tokens must be set") }
-        for (name, v) in [("num_virtual_tokens", p), ("token_dim", tokenDim), ("num_layers", numLayers),
-                          ("num_attention_heads", numAttentionHeads), ("encoder_hidden_size", encoderHiddenSize)] {
-            if let v, v < 1 { throw ConfigError("\(context): \(name) must be a positive integer, got \(v)") }
-        }
-        if let n = numTransformerSubmodules, n != 1 && n != 2 {
-            throw ConfigError("\(context): num_transformer_submodules must be 1 or 2, got \(n)")
-        }
+        try sizes.validate(context: context)
+        if let e = encoderHiddenSize, e < 1 { throw ConfigError("\(context): encoder_hidden_size must be a positive integer, got \(e)") }
         if let d = tokenDim, let h = numAttentionHeads, d % h != 0 {
             throw ConfigError("\(context): token_dim \(d) is not a multiple of num_attention_heads \(h)")
         }
         if let w = initWeights, w != "zero" { throw ConfigError("\(context): init_weights must be \"zero\" or null, got \"\(w)\"") }
-        // The table [P, 2 L H] (and the projection's [E, H], [2 L H, E]) are allocated from these numbers: checked for
-        // overflow and capped before anything is built.
-        let sizes: [(String, [Int?])] = [("num_virtual_tokens x 2 x num_layers x token_dim", [p, 2, numLayers, tokenDim]),
-                                        ("encoder_hidden_size x 2 x num_layers x token_dim", [encoderHiddenSize, 2, numLayers, tokenDim])]
-        for (what, factors) in sizes where factors.allSatisfy({ $0 != nil }) {
-            var n = 1, overflow = false
-            for f in factors { (n, overflow) = overflow ? (n, true) : n.multipliedReportingOverflow(by: f!) }
-            guard !overflow, n <= Self.maxElements else {
-                throw ConfigError("\(context): \(what) = \(factors.map { String($0!) }.joined(separator: " x ")) exceeds "
-                    + "\(Self.maxElements) elements (the prefix table would not fit in memory)")
-            }
-        }
+        // The table [P, 2 L H] and the projection's [E, H], [2 L H, E].
+        try PromptLearningSizes.checkSize("num_virtual_tokens x 2 x num_layers x token_dim", [numVirtualTokens, 2, numLayers, tokenDim], context: context)
+        try PromptLearningSizes.checkSize("encoder_hidden_size x 2 x num_layers x token_dim", [encoderHiddenSize, 2, numLayers, tokenDim], context: context)
     }
-
-    /// The largest prefix table (or projection matrix) accepted: 2^28 floats, 1 GiB.
-    public static let maxElements = 1 << 28
 
     /// Fills the sizes PEFT takes from the model's config (see the type's documentation).
     public func resolved(for model: Module) throws -> PrefixTuningConfig {
         let g = try PrefixEncoder.host(of: model).prefixGeometry
         var c = self
-        c.tokenDim = c.tokenDim ?? g.tokenDim
-        c.numLayers = c.numLayers ?? g.hiddenLayers
-        c.numAttentionHeads = c.numAttentionHeads ?? g.heads
+        c.sizes = sizes.resolved(tokenDim: g.tokenDim, geometry: g, taskType: taskType)
         c.encoderHiddenSize = c.encoderHiddenSize ?? c.tokenDim
-        c.numTransformerSubmodules = c.numTransformerSubmodules ?? (c.taskType == "SEQ_2_SEQ_LM" ? 2 : 1)
         return c
     }
 

@@ -135,6 +135,12 @@ extension Layer {
     public func callAsFunction(_ x: Variable, _ ctx: Context) throws -> Variable { try forward(x, ctx) }
 }
 
+/// A layer that can make an independent copy of itself: the same configuration, new parameters holding copies of
+/// its values (PyTorch's `deepcopy` of a module; LN tuning trains such a copy of each norm).
+public protocol CopyableLayer: Layer {
+    func copied() -> Self
+}
+
 
 /// The first `limit` names joined by commas, `", ..."` when there are more (error messages listing known names).
 public func namesPreview(_ names: [String], limit: Int = 8) -> String {

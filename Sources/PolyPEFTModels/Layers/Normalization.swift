@@ -21,6 +21,15 @@ public final class LayerNorm: Module, Layer {
     }
 }
 
+extension LayerNorm: CopyableLayer {
+    public func copied() -> LayerNorm {
+        let c = LayerNorm(weight.value.shape[0], eps: eps, bias: bias != nil)
+        c.weight.value = weight.value.contiguous()
+        if let b = bias { c.bias?.value = b.value.contiguous() }
+        return c
+    }
+}
+
 /// T5's layer norm: RMS scaling with a weight, no mean subtraction and no bias.
 public final class RMSNorm: Module, Layer {
     public let weight: Parameter   // [D]
@@ -35,5 +44,13 @@ public final class RMSNorm: Module, Layer {
 
     public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
         try x.rmsNorm(weight: ctx[weight], eps: eps)
+    }
+}
+
+extension RMSNorm: CopyableLayer {
+    public func copied() -> RMSNorm {
+        let c = RMSNorm(weight.value.shape[0], eps: eps)
+        c.weight.value = weight.value.contiguous()
+        return c
     }
 }

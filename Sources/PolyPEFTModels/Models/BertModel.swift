@@ -127,6 +127,10 @@ extension BertModel: KeyValuePrefixHost, VirtualTokenHost {
     public var prefixGeometry: PrefixGeometry { config.prefixGeometry }
 
     public var embeddingDim: Int { config.hiddenSize }
+
+    public var inputEmbeddingTable: Tensor {
+        get throws { try child("embeddings", as: BertEmbeddings.self).child("word_embeddings", as: Embedding.self).weight.value }
+    }
 }
 
 /// HF `BertForSequenceClassification`: children `bert` (with pooler), `dropout`, `classifier` (`[num_labels, H]`).
@@ -170,6 +174,8 @@ extension BertForSequenceClassification: KeyValuePrefixHost, VirtualTokenHost {
     public var prefixGeometry: PrefixGeometry { config.prefixGeometry }
 
     public var embeddingDim: Int { config.hiddenSize }
+
+    public var inputEmbeddingTable: Tensor { get throws { try bert.inputEmbeddingTable } }
 
     public var keyValuePrefix: (any KeyValuePrefixSource)? {
         get { encoder?.keyValuePrefix }

@@ -133,4 +133,6 @@ extension T5ForConditionalGeneration: KeyValuePrefixHost, VirtualTokenHost {
     }
 
     public var embeddingDim: Int { config.dModel }
+
+    public var inputEmbeddingTable: Tensor { get throws { try child("shared", as: Embedding.self).weight.value } }
 }

@@ -22,6 +22,8 @@ public protocol VirtualTokenSource: AnyObject {
 public protocol VirtualTokenHost: AnyObject {
     /// The width of the input embeddings (`H`).
     var embeddingDim: Int { get }
+    /// The input (word) embedding table `[vocab, H]`, from which prompt tuning can start its virtual tokens.
+    var inputEmbeddingTable: Tensor { get throws }
     /// The installed source, or nil.
     var virtualTokens: (any VirtualTokenSource)? { get set }
 }
