@@ -75,11 +75,17 @@ struct OptionSpec {
         OptionSpec(name, "<x>", help, .positive(allowZero: false), default: "\(d)", note: nil)
     }
 
-    /// One of `choices`; the placeholder lists them (`<poly|mhr|lora>`).
+    /// One of `choices`; the placeholder lists them (`<poly|mhr|lora>`), or, when they would widen the help's option
+    /// column past `maxPlaceholder` characters, the help does (`<name>` ... `One of: a, b, c.`).
     static func choice(_ name: String, _ choices: [String], _ help: String, default d: String) -> OptionSpec {
         precondition(choices.contains(d), "OptionSpec: default '\(d)' of '--\(name)' is not one of its choices")
-        return OptionSpec(name, "<" + choices.joined(separator: "|") + ">", help, .choice(choices), default: d, note: nil)
+        let listed = "<" + choices.joined(separator: "|") + ">"
+        if listed.count <= maxPlaceholder { return OptionSpec(name, listed, help, .choice(choices), default: d, note: nil) }
+        return OptionSpec(name, "<\(name)>", help + " One of: " + choices.joined(separator: ", ") + ".", .choice(choices), default: d, note: nil)
     }
+
+    /// The longest placeholder listing choices.
+    static let maxPlaceholder = 32
 
     static func intList(_ name: String, _ value: String, _ help: String, default d: [Int]) -> OptionSpec {
         OptionSpec(name, value, help, .intList, default: d.map(String.init).joined(separator: ","), note: nil)

@@ -71,7 +71,9 @@ enum InspectCommand: Subcommand {
         }
         console.print("Adapter: \(dir.path)")
         console.print("Type: \(config.summary)")
-        console.print("Targets: \(config.targetModules?.summary ?? "(model default)")")
+        let targets = type(of: config).isPromptLearning ? "none (prompt learning feeds the model's inputs and attention)"
+            : config.targetModules?.summary ?? "(model default)"
+        console.print("Targets: \(targets)")
         console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count) tensors")
         for w in config.warnings { console.print("note: \(w)") }
         for (layer, w) in layers {

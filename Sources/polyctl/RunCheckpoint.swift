@@ -19,6 +19,8 @@ enum RunCheckpoint {
     static let directoryName = "checkpoint"
     static let stateFileName = "trainer_state.json"
     static let optimizerFileName = "optimizer.safetensors"
+    /// The trained parameters, written only for methods whose adapter file holds a function of them (P-tuning).
+    static let parametersFileName = "adapter_parameters.safetensors"
 
     /// Writes what does not change during a run: its settings, and the base model unless already there (a resumed
     /// run keeps its own; a new run starts in a folder `RunFolder` emptied of any old run).
@@ -31,15 +33,21 @@ enum RunCheckpoint {
     /// any moment leaves the previous checkpoint or this one), then the adapter at the top level for `eval`.
     static func save(to dir: URL, peft: PeftModel, trainer: Trainer) throws {
         let adapter = try Safetensors.encode(peft.adapterTensors(), metadata: ["format": "pt"])
-        let config = Data(peft.config.json.pythonStyleString(indent: 2, sortKeys: true).utf8)
+        // Written as PEFT's save_pretrained writes it (inference_mode true): a method whose file holds a function of
+        // its parameters (P-tuning's MLP output) then loads that table directly for eval and infer.
+        var saved = peft.config
+        saved.inferenceMode = true
+        let config = Data(saved.json.pythonStyleString(indent: 2, sortKeys: true).utf8)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try AtomicDirectory.replace(dir.appendingPathComponent(directoryName), with: [
+        var files = [
             PeftAdapterFolder.weightsFileName: adapter,
             PeftAdapterFolder.configFileName: config,
             stateFileName: try enc.encode(trainer.state),
             optimizerFileName: try Safetensors.encode(trainer.optimizerTensors()),
-        ])
+        ]
+        if peft.savesDerivedTensors { files[parametersFileName] = try Safetensors.encode(peft.adapterParameterTensors()) }
+        try AtomicDirectory.replace(dir.appendingPathComponent(directoryName), with: files)
         try AtomicFile.write(adapter, to: dir.appendingPathComponent(PeftAdapterFolder.weightsFileName))
         try AtomicFile.write(config, to: dir.appendingPathComponent(PeftAdapterFolder.configFileName))
     }
@@ -49,9 +57,19 @@ enum RunCheckpoint {
     /// NaN or infinite weights are refused unless `allowNonFinite` (then named in warnings on `console`).
     static func restore(from dir: URL, peft: PeftModel, trainer: Trainer, allowNonFinite: Bool, console: Console) throws -> Bool {
         guard let ck = AtomicDirectory.resolve(dir.appendingPathComponent(directoryName)) else { return false }
-        let weights = ck.appendingPathComponent(PeftAdapterFolder.weightsFileName)
-        try peft.loadAdapterTensors(try Safetensors.read(weights), source: weights.path, allowNonFinite: allowNonFinite)
-        if allowNonFinite { RunModel.warnNonFinite(try peft.adapterTensors(), source: weights.path, console) }
+        // The trained parameters themselves when the adapter file holds a function of them, else the adapter file.
+        let parameters = ck.appendingPathComponent(parametersFileName)
+        if peft.savesDerivedTensors {
+            guard FileManager.default.fileExists(atPath: parameters.path) else {
+                throw CLIError.runtime("\(ck.path): \(parametersFileName) is missing (this method's adapter file cannot resume training)")
+            }
+            try peft.loadAdapterParameters(try Safetensors.read(parameters), source: parameters.path, allowNonFinite: allowNonFinite)
+            if allowNonFinite { RunModel.warnNonFinite(peft.adapterParameterTensors(), source: parameters.path, console) }
+        } else {
+            let weights = ck.appendingPathComponent(PeftAdapterFolder.weightsFileName)
+            try peft.loadAdapterTensors(try Safetensors.read(weights), source: weights.path, allowNonFinite: allowNonFinite)
+            if allowNonFinite { RunModel.warnNonFinite(try peft.adapterTensors(), source: weights.path, console) }
+        }
         let stateURL = ck.appendingPathComponent(stateFileName)
         let state: Trainer.State = try RunSpec.decodeStrictly(stateURL, what: "the trainer state")
         let optimizer = try Safetensors.read(ck.appendingPathComponent(optimizerFileName))

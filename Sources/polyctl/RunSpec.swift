@@ -3,10 +3,17 @@ import PolyPEFT
 
 /// The adapters `polyctl train` trains, spelled as `--method` takes them and as `polypeft_run.json` stores them.
 enum RunMethod: String, Codable, CaseIterable {
-    case poly, mhr, lora, ia3, dora
+    case poly, mhr, lora, ia3, dora, beft
+    case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
 
     /// Poly and MHR route skills per task; the others are one adapter shared by every task.
     var isRouted: Bool { self == .poly || self == .mhr }
+
+    /// Methods that learn virtual tokens or key/value prefixes (`--virtual-tokens`).
+    var isPromptLearning: Bool { self == .promptTuning || self == .pTuning || self == .prefixTuning }
+
+    /// Methods that need a transformer (norms to tune, or token inputs): text runs only.
+    var needsText: Bool { isPromptLearning || self == .lnTuning }
 
     /// The name output uses.
     var label: String {
@@ -16,6 +23,11 @@ enum RunMethod: String, Codable, CaseIterable {
         case .lora: "LoRA"
         case .ia3: "IA3"
         case .dora: "DoRA"
+        case .beft: "BEFT"
+        case .lnTuning: "LN tuning"
+        case .promptTuning: "prompt tuning"
+        case .pTuning: "P-tuning"
+        case .prefixTuning: "prefix tuning"
         }
     }
 }
@@ -42,6 +54,8 @@ struct RunSpec: Codable, Equatable {
     var training: TrainingConfiguration
     /// IA3: the targets whose input is scaled (PEFT's `feedforward_modules`); nil for the other methods.
     var feedforward: [String]? = nil
+    /// Prompt learning: the virtual tokens (or prefix positions); nil for the other methods.
+    var virtualTokens: Int? = nil
     /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
     var text: TextRunSpec? = nil
 
@@ -69,6 +83,16 @@ struct RunSpec: Codable, Equatable {
             config = c
         case .ia3:
             config = IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
+        case .beft:
+            config = BeftConfig(targetModules: targets)
+        case .lnTuning:
+            config = LNTuningConfig(targetModules: targets)
+        case .promptTuning:
+            config = PromptTuningConfig(numVirtualTokens: virtualTokens ?? 1)
+        case .pTuning:
+            config = PromptEncoderConfig(numVirtualTokens: virtualTokens ?? 1)
+        case .prefixTuning:
+            config = PrefixTuningConfig(numVirtualTokens: virtualTokens ?? 1)
         }
         switch text?.kind {
         case .classification?:
@@ -87,7 +111,7 @@ struct RunSpec: Codable, Equatable {
     func check(against config: any PeftConfig, in dir: URL) throws {
         let expected = adapterConfig().json, found = config.json
         for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
-                    "task_type"] {
+                    "task_type", "num_virtual_tokens"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -159,7 +183,13 @@ struct RunSpec: Codable, Equatable {
         where !(value >= 0 && value.isFinite) {
             throw CLIError.runtime("\(file): \(key) is \(value), not a number >= 0")
         }
-        try text?.validate(file: file, taskCount: taskNames.count)
+        if let v = virtualTokens, !RunSpec.optionRange("virtual-tokens").contains(v) {
+            throw CLIError.runtime("\(file): virtualTokens is \(v), not in \(RunSpec.optionRange("virtual-tokens"))")
+        }
+        if method.isPromptLearning != (virtualTokens != nil) {
+            throw CLIError.runtime("\(file): virtualTokens must be given for \(method.rawValue) runs only")
+        }
+        try text?.validate(file: file, taskCount: taskNames.count, adaptsModules: !method.isPromptLearning)
     }
 
     /// The range of `polyctl train`'s integer option `name`, as its option table declares it.

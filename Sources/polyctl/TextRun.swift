@@ -36,7 +36,7 @@ struct TextRunSpec: Codable, Equatable {
     /// The label an output stands for.
     func label(ofOutput o: Int) -> String { heads.map { $0.outputNames[o].label } ?? labelNames[o] }
 
-    func validate(file: String, taskCount: Int) throws {
+    func validate(file: String, taskCount: Int, adaptsModules: Bool) throws {
         guard (1...Tokenizer.maxPaddedLength).contains(maxLength) else {
             throw CLIError.runtime("\(file): text.maxLength is \(maxLength), not in 1...\(Tokenizer.maxPaddedLength)")
         }
@@ -50,17 +50,26 @@ struct TextRunSpec: Codable, Equatable {
                 throw CLIError.runtime("\(file): text.maxTargetLength must be in 1...\(Tokenizer.maxPaddedLength) for a generation run")
             }
         }
-        guard !targets.isEmpty else { throw CLIError.runtime("\(file): text.targets is empty") }
+        guard targets.isEmpty != adaptsModules else {
+            throw CLIError.runtime("\(file): text.targets " + (adaptsModules ? "is empty" : "must be empty for a prompt-learning run"))
+        }
         do { try heads?.validate(taskCount: taskCount, source: "\(file): text.heads") } catch let e as PolyPEFTError {
             throw CLIError.runtime(e.message)
         }
     }
 
     /// The modules adapted when `--targets` is not given: the built-in tiny model's attention and feed-forward
-    /// layers; PEFT's defaults (BERT: `query`, `value`; T5: `q`, `v`; IA3 its own) on a user's model.
-    static func defaultTargets(_ kind: TextRunKind, builtIn: Bool, ia3: Bool) -> [String] {
+    /// layers; PEFT's defaults (BERT: `query`, `value`; T5: `q`, `v`; IA3 and BEFT their own) on a user's model; LN
+    /// tuning: every norm (BERT's `LayerNorm`s, T5's PEFT default); none for prompt learning.
+    static func defaultTargets(_ kind: TextRunKind, builtIn: Bool, method: RunMethod) -> [String] {
         let type = kind == .classification ? "bert" : "t5"
-        if ia3 { return DefaultTargets.ia3[type]! }
+        switch method {
+        case .ia3: return DefaultTargets.ia3[type]!
+        case .beft: return DefaultTargets.beft[type]!
+        case .lnTuning: return DefaultTargets.lnTuning[type] ?? ["LayerNorm"]
+        case .promptTuning, .pTuning, .prefixTuning: return []
+        case .poly, .mhr, .lora, .dora: break
+        }
         if builtIn { return kind == .classification ? ["query", "value", "intermediate.dense", "output.dense"] : ["q", "k", "v", "o", "wi", "wo"] }
         return DefaultTargets.lora[type]!
     }

@@ -7,14 +7,15 @@ import PolyPEFT
 /// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR / LoRA / IA3 / DoRA adapters on multitask data (built-in by default)."
-    static let usage = "train [--method " + RunMethod.allCases.map(\.rawValue).joined(separator: "|") + "] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
+    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, LN tuning, prompt, P- and prefix tuning) on multitask data (built-in by default)."
+    static let usage = "train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
     /// Options that configure some methods only, and those methods: given with another method, a usage error.
     static let methodOptions: [(option: String, methods: [RunMethod])] = [
         ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
+        ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
@@ -34,11 +35,12 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one LoRA, IA3 or DoRA shared by all tasks.", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT; on text: LN tuning, prompt tuning, P-tuning, prefix tuning).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
             .int("rank", only("rank", "LoRA rank (of each skill)"), range: 1...4096, default: 2),
+            .int("virtual-tokens", only("virtual-tokens", "Virtual tokens (prefix positions) learned"), range: 1...4096, default: 3),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
             .choice("feedforward", feedforwardChoices.map(\.name),
                     only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
@@ -110,6 +112,13 @@ enum TrainCommand: Subcommand {
         if isText && args.isGiven("feedforward") {
             throw CLIError.usage("'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward "
                 + "modules from PEFT's defaults (BERT: output.dense, T5: wo)", hint: args.hint)
+        }
+        if method.needsText && !isText {
+            throw CLIError.usage("'--method \(method.rawValue)' needs a transformer: add '--text', '--text-to-text' or "
+                + "'--model <dir> --data <file>'", hint: args.hint)
+        }
+        if method.isPromptLearning && args.isGiven("targets") {
+            throw CLIError.usage("'--targets' does not apply to \(method.rawValue), which adapts the model's inputs, not its modules", hint: args.hint)
         }
         if let targets = args.string("targets"), Self.list(targets).isEmpty {
             throw CLIError.usage("'--targets' needs module names separated by commas, got '\(targets)'", hint: args.hint)
@@ -214,6 +223,10 @@ enum TrainCommand: Subcommand {
         case .ia3:
             let ff = s.feedforward ?? []
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
+        case .beft, .lnTuning:
+            return "a shared \(s.method.label) (\((s.text?.targets ?? RunSpec.targets).joined(separator: ", ")))"
+        case .promptTuning, .pTuning, .prefixTuning:
+            return "a shared \(s.method.label) (\(s.virtualTokens ?? 0) virtual tokens)"
         }
     }
 
@@ -243,6 +256,7 @@ enum TrainCommand: Subcommand {
         var spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
                            rank: args.int("rank"), dataPath: dataPath, dataSeed: UInt64(seed), hiddenDim: 64, taskNames: [],
                            training: training, feedforward: nil)
+        spec.virtualTokens = method.isPromptLearning ? args.int("virtual-tokens") : nil
         if isText { return try planText(args, spec) }
         // Task names come from the data; for a file they are known only after reading it.
         if let dataPath = args.string("data") {
@@ -289,15 +303,20 @@ enum TrainCommand: Subcommand {
             spec.hiddenDim = try T5Config(json: SyntheticTextToTextTasks.modelConfig).dModel
         }
         // T5's positions are relative: no limit but the tokenizer's truncation (else 512, T5's training length).
-        let limit = maxPositions ?? Tokenizer.maxPaddedLength
+        // Virtual tokens and prefix positions take absolute positions (BERT) before the text's.
+        let virtual = kind == .classification ? spec.virtualTokens ?? 0 : 0
+        let limit = maxPositions.map { $0 - virtual } ?? Tokenizer.maxPaddedLength
+        guard limit > 0 else {
+            throw CLIError.runtime("--virtual-tokens \(virtual) leaves no room in the model's \(maxPositions!) positions")
+        }
         let maxLength = args.optionalInt("max-length") ?? Swift.min(tokenizer.truncation?.maxLength ?? maxPositions ?? 512, limit)
         guard maxLength <= limit else {
-            throw CLIError.runtime("--max-length \(maxLength) is more than the model's \(limit) positions (max_position_embeddings)")
+            throw CLIError.runtime("--max-length \(maxLength) is more than the model's \(limit) positions (max_position_embeddings"
+                + (virtual > 0 ? " \(maxPositions!) less \(virtual) virtual tokens)" : ")"))
         }
         let truncate = args.choice("long-texts") == "truncate"
-        let isIA3 = spec.method == .ia3
-        let targets = args.string("targets").map(list) ?? TextRunSpec.defaultTargets(kind, builtIn: modelPath == nil, ia3: isIA3)
-        if isIA3 { spec.feedforward = DefaultTargets.ia3Feedforward[kind == .classification ? "bert" : "t5"]!.filter(targets.contains) }
+        let targets = args.string("targets").map(list) ?? TextRunSpec.defaultTargets(kind, builtIn: modelPath == nil, method: spec.method)
+        if spec.method == .ia3 { spec.feedforward = DefaultTargets.ia3Feedforward[kind == .classification ? "bert" : "t5"]!.filter(targets.contains) }
         var text = TextRunSpec(kind: kind, modelPath: modelPath, targets: targets, maxLength: maxLength,
                                maxTargetLength: kind == .generation ? args.int("max-target-length") : nil, truncate: truncate,
                                labelNames: [], heads: nil, trainPooler: trainPooler)
@@ -308,6 +327,10 @@ enum TrainCommand: Subcommand {
                 data = try TextRunData.read(dataPath, text, tokenizer: tokenizer, taskNames: nil, labelNames: nil)
             } else {
                 data = try SyntheticTextTasks(seed: spec.dataSeed, samplesPerTask: TextRunData.builtInSamples).train
+            }
+            if virtual > 0, let positions = maxPositions, let longest = data.samples.map(\.ids.count).max(), longest + virtual > positions {
+                throw CLIError.runtime("--virtual-tokens \(virtual) and texts of up to \(longest) tokens need \(longest + virtual) positions; "
+                    + "the model has \(positions) (use --virtual-tokens \(Swift.max(positions - longest, 0)) or fewer)")
             }
             spec.taskNames = data.taskNames
             text.labelNames = data.labelNames

@@ -101,6 +101,40 @@ final class TextRunTests: CLITestCase {
         }
     }
 
+    /// Every PEFT method polyctl offers besides Poly / MHR / LoRA trains on the built-in text tasks (BERT and T5),
+    /// writes a PEFT folder of its type that `eval` reopens; the prompt-learning ones resume bit for bit (P-tuning
+    /// from the checkpoint's trained MLP, since its adapter file holds only the MLP's output).
+    func testOtherPEFTMethodsOnText() throws {
+        for (method, kind, type) in [("beft", "--text", "BEFT"), ("ln-tuning", "--text-to-text", "LN_TUNING"),
+                                     ("prompt-tuning", "--text", "PROMPT_TUNING"), ("p-tuning", "--text-to-text", "P_TUNING"),
+                                     ("prefix-tuning", "--text", "PREFIX_TUNING")] {
+            let a = root.appendingPathComponent(method + "a").path
+            let options = ["train", "--quiet", "--method", method, kind, "--steps", "16", "--eval-every", "8", "--no-baseline"]
+            let t = run(options + ["--output", a])
+            XCTAssertEqual(t.code, 0, "\(method): \(t.err)")
+            let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: a + "/adapter_config.json")))
+            XCTAssertEqual(config["peft_type"], .string(type), method)
+            XCTAssertEqual(config["inference_mode"], true, "\(method): written as PEFT's save_pretrained writes it")
+            if type.hasSuffix("TUNING") && type != "LN_TUNING" { XCTAssertEqual(config["num_virtual_tokens"], 3, method) }
+            let e = run(["eval", "--adapter", a])
+            XCTAssertEqual(e.code, 0, "\(method): \(e.err)")
+            guard method == "p-tuning" || method == "prompt-tuning" else { continue }
+            XCTAssertEqual(FileManager.default.fileExists(atPath: a + "/checkpoint/adapter_parameters.safetensors"), method == "p-tuning")
+            let b = root.appendingPathComponent(method + "b").path
+            XCTAssertEqual(run(options + ["--output", b, "--stop-after", "5"]).code, 130)
+            let r = run(["train", "--resume", b, "--quiet", "--no-baseline"])
+            XCTAssertEqual(r.code, 0, r.err)
+            let wa = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
+            let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
+            XCTAssertEqual(wa, wb, "\(method): resumed bit for bit")
+        }
+        let numeric = run(["train", "--method", "beft", "--output", root.appendingPathComponent("beft-mlp").path] + tiny)
+        XCTAssertEqual(numeric.code, 0, "BEFT on the built-in numeric network: \(numeric.err)")
+        let tooMany = run(["train", "--text", "--method", "prompt-tuning", "--virtual-tokens", "8", "--output", root.appendingPathComponent("x").path])
+        XCTAssertEqual(tooMany.code, 1)
+        XCTAssertEqual(tooMany.err, "error: --virtual-tokens 8 and texts of up to 13 tokens need 21 positions; the model has 16 (use --virtual-tokens 3 or fewer)\n")
+    }
+
     /// A BERT folder (without a pooler, so the fresh pooler trains and is saved) and a JSONL file: per-task heads,
     /// long texts refused or truncated, labels and tasks the run never saw.
     func testModelFolderRun() throws {
@@ -178,6 +212,10 @@ final class TextRunTests: CLITestCase {
             (["--group-by-length"], "'--group-by-length' applies to text runs ('--text', '--text-to-text' or '--model <dir>')"),
             (["--text", "--method", "ia3", "--feedforward", "fc1"], "'--feedforward' applies to the built-in numeric network; text runs take IA3's feed-forward modules from PEFT's defaults (BERT: output.dense, T5: wo)"),
             (["--text", "--targets", " , "], "'--targets' needs module names separated by commas, got ' , '"),
+            (["--method", "ln-tuning"], "'--method ln-tuning' needs a transformer: add '--text', '--text-to-text' or '--model <dir> --data <file>'"),
+            (["--method", "prompt-tuning"], "'--method prompt-tuning' needs a transformer: add '--text', '--text-to-text' or '--model <dir> --data <file>'"),
+            (["--text", "--method", "p-tuning", "--targets", "query"], "'--targets' does not apply to p-tuning, which adapts the model's inputs, not its modules"),
+            (["--text", "--virtual-tokens", "2"], "'--virtual-tokens' applies to prompt-tuning, p-tuning and prefix-tuning, not poly"),
         ] {
             let r = run(["train"] + args)
             XCTAssertEqual(r.code, 64, "\(args)")

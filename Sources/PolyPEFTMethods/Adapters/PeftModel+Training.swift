@@ -23,3 +23,38 @@ extension PeftModel {
         })
     }
 }
+
+/// The training form of an adapter, for checkpoints: what trains, as it trains.
+extension PeftModel {
+    /// True when the adapter file does not hold the trained parameters themselves: a method that saves a function of
+    /// them (P-tuning's MLP output, prefix tuning with a projection) cannot resume training from its adapter file.
+    public var savesDerivedTensors: Bool {
+        guard let saved = try? adapterTensors() else { return true }
+        return Set(adapterParameters().map(\.key)) != Set(saved.keys)
+    }
+
+    /// The trained parameters by key (`adapterParameters()`), for a checkpoint to resume from.
+    public func adapterParameterTensors() -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (key, p) in adapterParameters() { out[key] = p.value }
+        return out
+    }
+
+    /// Sets the trained parameters from `adapterParameterTensors()`'s keys: every key present with its shape, no
+    /// other key, no NaN or infinity unless `allowNonFinite` (errors name `source` and the key).
+    public func loadAdapterParameters(_ tensors: [String: Tensor], source: String, allowNonFinite: Bool = false) throws {
+        let expected = adapterParameters()
+        let keys = Set(expected.map(\.key))
+        if let extra = tensors.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw ConfigError("\(source): unexpected tensor '\(extra)' (the model has no such adapter parameter)")
+        }
+        for (key, p) in expected {
+            guard let t = tensors[key] else { throw ConfigError("\(source): missing tensor '\(key)'") }
+            guard t.shape == p.value.shape else {
+                throw ConfigError("\(source): tensor '\(key)' has shape \(fmt(t.shape)), the model expects \(fmt(p.value.shape))")
+            }
+            if !allowNonFinite { try NonFiniteWeightsError.check(t, key: key, source: source) }
+        }
+        for (key, p) in expected { p.value = tensors[key]!.contiguous() }
+    }
+}
