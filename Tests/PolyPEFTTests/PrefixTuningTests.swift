@@ -205,7 +205,7 @@ final class PrefixTuningTests: XCTestCase {
         let pp = try PeftModel(wrapping: projected, config: PrefixTuningConfig(numVirtualTokens: 2, prefixProjection: true,
                                                                                encoderHiddenSize: 3), using: &rng)
         XCTAssertThrowsError(try pp.loadAdapterTensors(try pp.adapterTensors())) {
-            XCTAssertTrue("\($0)".hasPrefix("prefix tuning: a saved prompt_embeddings table cannot be loaded into a prefix_projection"), "\($0)")
+            XCTAssertTrue("\($0)".hasPrefix("prefix tuning: a saved prompt_embeddings table cannot be loaded into the encoder that computes it in training"), "\($0)")
         }
         // A T5 decoder cache filled without the prefix is not silently reused.
         let t5p = try T5ForConditionalGeneration(config: Self.t5Config(), seed: 2)

@@ -197,7 +197,7 @@ final class PromptAndSelectiveMethodTests: XCTestCase {
         var h = try params[0].value.matmul(params[1].value.T) + params[2].value
         h = (try h.relu().matmul(params[3].value.T) + params[4].value).relu()
         let expected = try h.matmul(params[5].value.T) + params[6].value
-        assertClose(try source.table(ctx).value, expected, rtol: 1e-5, atol: 1e-6, "mlp_head(embedding)")
+        assertClose(try source.table.value(ctx).value, expected, rtol: 1e-5, atol: 1e-6, "mlp_head(embedding)")
         XCTAssertEqual(Set(try peft.adapterTensors().keys), ["prompt_embeddings"])
         try paramGradCheck(params) {
             try bert.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, Context(mode: .eval)).sequence
@@ -215,7 +215,7 @@ final class PromptAndSelectiveMethodTests: XCTestCase {
         let other = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false, seed: 16)
         let trainingPeft = try PeftModel(wrapping: other, config: training, using: &rng)
         XCTAssertThrowsError(try trainingPeft.loadAdapterTensors(try PeftAdapterFolder.read(from: url).tensors)) {
-            XCTAssertTrue("\($0)".contains("unexpected tensor 'prompt_embeddings'") || "\($0)".contains("cannot be loaded"), "\($0)")
+            XCTAssertTrue("\($0)".hasPrefix("P-tuning: a saved prompt_embeddings table cannot be loaded"), "\($0)")
         }
         XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "P_TUNING", "num_virtual_tokens": 2, "encoder_reparameterization_type": "LSTM"])) {
             XCTAssertEqual("\($0)", "adapter_config.json: encoder_reparameterization_type = \"LSTM\" is not supported by PolyPEFT")

@@ -30,12 +30,8 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
     public let keySlices: [Int]
     public let keepsTokenTypes: Bool
 
-    /// The trained tensors: the table itself, or the projection's embedding and MLP.
-    enum Form {
-        case direct(table: Parameter)                                   // [P, 2 L H]
-        case projected(embedding: Parameter, transform: Sequential)    // [P, H]; H -> E -> 2 L H
-    }
-    let form: Form
+    /// The trained table (`[P, 2 L H]`), directly or through the projection (`transform`).
+    let table: PromptTable
 
     /// Builds the encoder for `config` (sizes resolved) and installs it in `model`'s key/value prefix slot.
     public init(config: PrefixTuningConfig, model: Module, using rng: inout some RandomNumberGenerator) throws {
@@ -73,10 +69,12 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
                 out.weight.value = Tensor.zeros([width, e])
                 out.bias?.value = Tensor.zeros([width])
             }
-            form = .projected(embedding: Parameter(Tensor.normal([p, h], using: &rng)),
-                              transform: Sequential([Linear(h, e, using: &rng), Activation(.tanh), out]))
+            table = PromptTable(form: .encoded(embedding: Parameter(Tensor.normal([p, h], using: &rng)),
+                                               head: Sequential([Linear(h, e, using: &rng), Activation(.tanh), out]),
+                                               headName: "transform"), method: "prefix tuning")
         } else {
-            form = .direct(table: Parameter(zero ? Tensor.zeros([p, width]) : Tensor.normal([p, width], using: &rng)))
+            table = PromptTable(form: .direct(table: Parameter(zero ? Tensor.zeros([p, width]) : Tensor.normal([p, width], using: &rng))),
+                                method: "prefix tuning")
         }
         host.keyValuePrefix = self
         guard host.keyValuePrefix === self else {
@@ -94,44 +92,18 @@ public final class PrefixEncoder: Adapter, KeyValuePrefixSource {
         return host
     }
 
-    /// Direct form: `prompt_embeddings`; projected: PEFT's names inside its prompt encoder (`embedding.weight`,
-    /// `transform.0.weight`, ...).
-    public func adapterParameters() -> [(name: String, parameter: Parameter)] {
-        switch form {
-        case .direct(let table): return [("prompt_embeddings", table)]
-        case .projected(let embedding, let transform): return [("embedding.weight", embedding)] + transform.namedParameters(prefix: "transform")
-        }
-    }
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] { table.parameters }
 
     /// Saved without PEFT's `base_model.model.` prefix.
     public var savedKeyPrefix: String { "" }
 
-    public func savedTensors() throws -> [(name: String, tensor: Tensor)] {
-        [("prompt_embeddings", try table(Context(mode: .eval, recordsGradients: false)).value)]
-    }
+    public func savedTensors() throws -> [(name: String, tensor: Tensor)] { try table.saved() }
 
-    /// Takes `prompt_embeddings` as the table. A projected encoder (a config with `prefix_projection` and
-    /// `inference_mode: false`) cannot take it: the MLP cannot be recovered from its output, and PEFT refuses too.
-    public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
-        guard let t = tensors["prompt_embeddings"] else { return }
-        guard case .direct(let table) = form else {
-            throw ConfigError("prefix tuning: a saved prompt_embeddings table cannot be loaded into a prefix_projection "
-                + "encoder in training mode (inference_mode false); load it with inference_mode true to use or train the table")
-        }
-        table.value = t.contiguous()
-    }
-
-    /// The table `[P, 2 L H]` as an input of this forward.
-    func table(_ ctx: Context) throws -> Variable {
-        switch form {
-        case .direct(let table): return ctx[table]
-        case .projected(let embedding, let transform): return try transform.forward(ctx[embedding], ctx)
-        }
-    }
+    public func loadSavedTensors(_ tensors: [String: Tensor]) throws { try table.load(tensors) }
 
     public func prefixes(batch: Int, _ ctx: Context) throws -> [KeyValuePrefix]? {
         guard ctx.adaptersEnabled else { return nil }
-        let slices = try table(ctx).reshaped([virtualTokens, 2 * layers, heads, headDim]).permuted([1, 2, 0, 3])   // [2L, heads, P, hd]
+        let slices = try table.value(ctx).reshaped([virtualTokens, 2 * layers, heads, headDim]).permuted([1, 2, 0, 3])   // [2L, heads, P, hd]
         return try keySlices.enumerated().map { i, k in
             let key = try slices.sliced(axis: 0, start: k, end: k + 1)                 // [1, heads, P, hd]
             let value = try slices.sliced(axis: 0, start: k + 1, end: k + 2)

@@ -21,17 +21,13 @@ public final class PromptEmbedding: Adapter, VirtualTokenSource {
     public let virtualTokens: Int
     public let keepsTokenTypes: Bool
 
-    /// The trained tensors.
-    public enum Form {
-        case direct(table: Parameter)                                         // [n P, H]
-        case encoded(embedding: Parameter, head: Sequential, headName: String) // [n P, H] -> head -> [n P, H]
-    }
-    let form: Form
+    /// The trained table `[n P, H]`, directly or through P-tuning's MLP head.
+    let table: PromptTable
 
     /// A source of `virtualTokens` tokens from `form`, installed in `host`'s virtual-token slot.
-    init(virtualTokens: Int, form: Form, keepsTokenTypes: Bool, host: any VirtualTokenHost) throws {
+    init(virtualTokens: Int, table: PromptTable, keepsTokenTypes: Bool, host: any VirtualTokenHost) throws {
         self.virtualTokens = virtualTokens
-        self.form = form
+        self.table = table
         self.keepsTokenTypes = keepsTokenTypes
         guard host.virtualTokens == nil else {
             throw ConfigError("prompt tuning: the model already has a virtual-token source installed")
@@ -85,43 +81,18 @@ public final class PromptEmbedding: Adapter, VirtualTokenSource {
         return try table.indexSelect(axis: 0, rows).contiguous()
     }
 
-    /// Direct form: `prompt_embeddings`; encoded: PEFT's names inside its prompt encoder (`embedding.weight`,
-    /// `mlp_head.0.weight`, ...).
-    public func adapterParameters() -> [(name: String, parameter: Parameter)] {
-        switch form {
-        case .direct(let table): return [("prompt_embeddings", table)]
-        case .encoded(let embedding, let head, let name): return [("embedding.weight", embedding)] + head.namedParameters(prefix: name)
-        }
-    }
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] { table.parameters }
 
     /// Saved without PEFT's `base_model.model.` prefix.
     public var savedKeyPrefix: String { "" }
 
-    public func savedTensors() throws -> [(name: String, tensor: Tensor)] {
-        [("prompt_embeddings", try table(Context(mode: .eval, recordsGradients: false)).value)]
-    }
+    public func savedTensors() throws -> [(name: String, tensor: Tensor)] { try table.saved() }
 
-    /// Takes `prompt_embeddings` as the table; an encoded form cannot take it (PEFT refuses too).
-    public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
-        guard let t = tensors["prompt_embeddings"] else { return }
-        guard case .direct(let table) = form else {
-            throw ConfigError("P-tuning: a saved prompt_embeddings table cannot be loaded into the MLP prompt encoder in "
-                + "training mode (inference_mode false); load it with inference_mode true to use or train the table")
-        }
-        table.value = t.contiguous()
-    }
-
-    /// The whole table `[n P, H]` as an input of this forward.
-    func table(_ ctx: Context) throws -> Variable {
-        switch form {
-        case .direct(let table): return ctx[table]
-        case .encoded(let embedding, let head, _): return try head.forward(ctx[embedding], ctx)
-        }
-    }
+    public func loadSavedTensors(_ tensors: [String: Tensor]) throws { try table.load(tensors) }
 
     public func virtualTokens(batch: Int, _ ctx: Context) throws -> Variable? {
         guard ctx.adaptersEnabled else { return nil }
-        let prompts = try table(ctx).sliced(axis: 0, start: 0, end: virtualTokens)            // [P, H]
+        let prompts = try table.value(ctx).sliced(axis: 0, start: 0, end: virtualTokens)            // [P, H]
         ctx.recorder?.record("prompt.tokens", prompts.value)
         return try prompts.unsqueezed(0)                                                     // [1, P, H]
     }

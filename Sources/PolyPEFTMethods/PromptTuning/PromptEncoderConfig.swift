@@ -71,7 +71,7 @@ public struct PromptEncoderConfig: PromptLearningConfig, Equatable, Codable {
         let c = try resolved(for: model)
         let host = try PromptEmbedding.host(of: model)
         let (p, total, h) = try PromptEmbedding.checkedSizes(c.sizes, host: host, model: model)
-        let form: PromptEmbedding.Form
+        let form: PromptTable.Form
         if c.inferenceMode {
             form = .direct(table: Parameter(Tensor.normal([total, h], using: &rng)))
         } else {
@@ -81,7 +81,7 @@ public struct PromptEncoderConfig: PromptLearningConfig, Equatable, Codable {
                                   Linear(e, h, using: &rng)])
             form = .encoded(embedding: embedding, head: mlp, headName: "mlp_head")
         }
-        let source = try PromptEmbedding(virtualTokens: p, form: form, keepsTokenTypes: c.keepsTokenTypes, host: host)
+        let source = try PromptEmbedding(virtualTokens: p, table: PromptTable(form: form, method: "P-tuning"), keepsTokenTypes: c.keepsTokenTypes, host: host)
         return PeftAttachment(adapters: [("", source)])
     }
 

@@ -84,7 +84,7 @@ public struct PromptTuningConfig: PromptLearningConfig, Equatable, Codable {
             table = try PromptEmbedding.embeddings(of: (0..<total).map { _ in Int.random(in: 0..<vocab, using: &rng) },
                                                     count: total, host: host)
         }
-        let source = try PromptEmbedding(virtualTokens: p, form: .direct(table: Parameter(table)),
+        let source = try PromptEmbedding(virtualTokens: p, table: PromptTable(form: .direct(table: Parameter(table)), method: "prompt tuning"),
                                          keepsTokenTypes: c.keepsTokenTypes, host: host)
         return PeftAttachment(adapters: [("", source)])
     }

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Trains every `polyctl train --method` on the built-in data and prints the EXPERIMENTS.md method table.
+
+    swift build -c release --product polyctl
+    python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text]
+
+Each run is `polyctl train --method M [--text | --text-to-text] --seed S --no-baseline --json` with every other option
+at its default; the table gives the mean (and spread over seeds) of the test score, the adapter's saved parameters
+(`polyctl inspect`; text classification runs include the trained classifier head) and the wall time per step.
+Standard library only; no torch.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+
+POLYCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "polyctl")
+NUMERIC = ["poly", "mhr", "lora", "dora", "ia3", "beft"]
+TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning"]
+
+
+def run(method, kind, seed, root):
+    out = os.path.join(root, f"{kind}-{method}-{seed}")
+    args = [POLYCTL, "train", "--method", method, "--seed", str(seed), "--no-baseline", "--json", "--output", out]
+    if kind != "numeric":
+        args.append("--" + kind)
+    start = time.time()
+    p = subprocess.run(args, capture_output=True, text=True)
+    elapsed = time.time() - start
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {p.stderr}")
+    summary = json.loads(p.stdout.strip().split("\n")[-1])
+    inspect = subprocess.run([POLYCTL, "inspect", out], capture_output=True, text=True).stdout
+    params = int(re.search(r"Adapter parameters: ([\d,]+)", inspect).group(1).replace(",", ""))
+    return summary, params, elapsed / summary["steps"] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--kinds", default="numeric,text,text-to-text")
+    a = ap.parse_args()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"CPU: {cpu}; seeds 0..{a.seeds - 1}\n")
+    with tempfile.TemporaryDirectory() as root:
+        for kind in a.kinds.split(","):
+            score = {"numeric": ("test MSE", "test_loss", 1), "text": ("test accuracy", "test_accuracy", 100),
+                     "text-to-text": ("test exact match", "test_accuracy", 100)}[kind]
+            print(f"### {kind}\n")
+            print(f"| method | {score[0]} (mean ± sd) | saved parameters | ms / step |")
+            print("| --- | --- | --- | --- |")
+            for m in NUMERIC if kind == "numeric" else TEXT:
+                results = [run(m, kind, s, root) for s in range(a.seeds)]
+                vals = [r[0][score[1]] * score[2] for r in results]
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                fmt = "{:.4f}" if kind == "numeric" else "{:.1f}%"
+                print(f"| {m} | {fmt.format(statistics.mean(vals))} ± {fmt.format(sd).rstrip('%')} | {results[0][1]:,} | "
+                      f"{statistics.mean(r[2] for r in results):.2f} |", flush=True)
+            print()
+
+
+if __name__ == "__main__":
+    main()
