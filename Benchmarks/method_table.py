@@ -49,7 +49,7 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         for kind in a.kinds.split(","):
             score = {"numeric": ("test MSE", "test_loss", 1), "text": ("test accuracy", "test_accuracy", 100),
-                     "text-to-text": ("test exact match", "test_accuracy", 100)}[kind]
+                     "text-to-text": ("test exact match", "test_exact_match", 100)}[kind]
             print(f"### {kind}\n")
             print(f"| method | {score[0]} (mean ± sd) | saved parameters | ms / step |")
             print("| --- | --- | --- | --- |")
