@@ -3,7 +3,7 @@ import PolyPEFT
 
 /// The adapters `polyctl train` trains, spelled as `--method` takes them and as `polypeft_run.json` stores them.
 enum RunMethod: String, Codable, CaseIterable {
-    case poly, mhr, lora, ia3, dora, beft
+    case poly, mhr, lora, ia3, dora, beft, bitfit
     case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
 
     /// Poly and MHR route skills per task; the others are one adapter shared by every task.
@@ -24,6 +24,7 @@ enum RunMethod: String, Codable, CaseIterable {
         case .ia3: "IA3"
         case .dora: "DoRA"
         case .beft: "BEFT"
+        case .bitfit: "BitFit"
         case .lnTuning: "LN tuning"
         case .promptTuning: "prompt tuning"
         case .pTuning: "P-tuning"
@@ -85,6 +86,9 @@ struct RunSpec: Codable, Equatable {
             config = IA3Config(targetModules: targets, feedforwardModules: .names(feedforward ?? []))
         case .beft:
             config = BeftConfig(targetModules: targets)
+        case .bitfit:
+            // No targets: every bias of the model.
+            config = BitFitConfig(targetModules: text?.targets.isEmpty == true ? nil : targets)
         case .lnTuning:
             config = LNTuningConfig(targetModules: targets)
         case .promptTuning:
@@ -189,7 +193,8 @@ struct RunSpec: Codable, Equatable {
         if method.isPromptLearning != (virtualTokens != nil) {
             throw CLIError.runtime("\(file): virtualTokens must be given for \(method.rawValue) runs only")
         }
-        try text?.validate(file: file, taskCount: taskNames.count, adaptsModules: !method.isPromptLearning)
+        try text?.validate(file: file, taskCount: taskNames.count,
+                           targets: method.isPromptLearning ? .none : method == .bitfit ? .optional : .required)
     }
 
     /// The range of `polyctl train`'s integer option `name`, as its option table declares it.

@@ -36,7 +36,10 @@ struct TextRunSpec: Codable, Equatable {
     /// The label an output stands for.
     func label(ofOutput o: Int) -> String { heads.map { $0.outputNames[o].label } ?? labelNames[o] }
 
-    func validate(file: String, taskCount: Int, adaptsModules: Bool) throws {
+    /// Whether a method's text run names target modules.
+    enum TargetsRule { case required, optional, none }
+
+    func validate(file: String, taskCount: Int, targets rule: TargetsRule) throws {
         guard (1...Tokenizer.maxPaddedLength).contains(maxLength) else {
             throw CLIError.runtime("\(file): text.maxLength is \(maxLength), not in 1...\(Tokenizer.maxPaddedLength)")
         }
@@ -50,9 +53,8 @@ struct TextRunSpec: Codable, Equatable {
                 throw CLIError.runtime("\(file): text.maxTargetLength must be in 1...\(Tokenizer.maxPaddedLength) for a generation run")
             }
         }
-        guard targets.isEmpty != adaptsModules else {
-            throw CLIError.runtime("\(file): text.targets " + (adaptsModules ? "is empty" : "must be empty for a prompt-learning run"))
-        }
+        if rule == .required && targets.isEmpty { throw CLIError.runtime("\(file): text.targets is empty") }
+        if rule == .none && !targets.isEmpty { throw CLIError.runtime("\(file): text.targets must be empty for a prompt-learning run") }
         do { try heads?.validate(taskCount: taskCount, source: "\(file): text.heads") } catch let e as PolyPEFTError {
             throw CLIError.runtime(e.message)
         }
@@ -67,7 +69,7 @@ struct TextRunSpec: Codable, Equatable {
         case .ia3: return DefaultTargets.ia3[type]!
         case .beft: return DefaultTargets.beft[type]!
         case .lnTuning: return DefaultTargets.lnTuning[type] ?? ["LayerNorm"]
-        case .promptTuning, .pTuning, .prefixTuning: return []
+        case .promptTuning, .pTuning, .prefixTuning, .bitfit: return []      // BitFit: every bias
         case .poly, .mhr, .lora, .dora: break
         }
         if builtIn { return kind == .classification ? ["query", "value", "intermediate.dense", "output.dense"] : ["q", "k", "v", "o", "wi", "wo"] }

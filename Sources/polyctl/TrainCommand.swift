@@ -7,7 +7,7 @@ import PolyPEFT
 /// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, LN tuning, prompt, P- and prefix tuning) on multitask data (built-in by default)."
+    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, LN tuning, prompt, P- and prefix tuning) on multitask data (built-in by default)."
     static let usage = "train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
@@ -35,7 +35,7 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT; on text: LN tuning, prompt tuning, P-tuning, prefix tuning).", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit; on text: LN tuning, prompt tuning, P-tuning, prefix tuning).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
@@ -223,8 +223,9 @@ enum TrainCommand: Subcommand {
         case .ia3:
             let ff = s.feedforward ?? []
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
-        case .beft, .lnTuning:
-            return "a shared \(s.method.label) (\((s.text?.targets ?? RunSpec.targets).joined(separator: ", ")))"
+        case .beft, .lnTuning, .bitfit:
+            let targets = s.text?.targets ?? RunSpec.targets
+            return "a shared \(s.method.label) (\(targets.isEmpty ? "every bias" : targets.joined(separator: ", ")))"
         case .promptTuning, .pTuning, .prefixTuning:
             return "a shared \(s.method.label) (\(s.virtualTokens ?? 0) virtual tokens)"
         }

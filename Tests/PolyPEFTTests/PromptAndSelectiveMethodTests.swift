@@ -222,3 +222,52 @@ final class PromptAndSelectiveMethodTests: XCTestCase {
         }
     }
 }
+
+/// BitFit: the base's biases train and are saved under PEFT's trainable-bias keys.
+final class BitFitTests: XCTestCase {
+    func testBitFitTrainsTheChosenBiasesAndSavesThemAsPEFTDoes() throws {
+        var rng = Xoshiro256(seed: 20)
+        let bert = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 21)
+        var config = BitFitConfig()
+        config.taskType = "SEQ_CLS"
+        let peft = try PeftModel(wrapping: bert, config: config, using: &rng)
+        let keys = peft.adapterParameters().map(\.key)
+        XCTAssertTrue(keys.contains("base_model.model.bert.embeddings.LayerNorm.bias"))
+        XCTAssertTrue(keys.contains("base_model.model.bert.encoder.layer.1.output.dense.bias"))
+        XCTAssertTrue(keys.contains("base_model.model.classifier.bias"), "the head, as a saved module")
+        XCTAssertEqual(keys.filter { $0.hasSuffix(".bias") }.count, keys.count - 1, "biases and the head's weight only")
+        XCTAssertEqual(Set(keys).count, keys.count, "the head's bias once")
+        let weights = bert.namedParameters().filter { $0.name.hasSuffix("weight") && !$0.name.hasPrefix("classifier") }
+        XCTAssertTrue(weights.allSatisfy { !$0.parameter.requiresGrad }, "weights stay frozen")
+
+        // Training moves the biases only; the file reloads into a fresh model.
+        let ids = TokenBatchFixture.ids, mask = TokenBatchFixture.mask
+        let before = bert.namedParameters().map { ($0.name, $0.parameter.value) }
+        let opt = Adam.adamW([ParameterGroup(name: "a", parameters: peft.trainableAdapterParameters().map { ($0.key, $0.parameter) }, learningRate: 1e-2)])
+        for _ in 0..<3 {
+            peft.zeroGrad()
+            try Loss.crossEntropy(try bert.forward(inputIDs: ids, attentionMask: mask, Context()), targets: [0, 2]).backward()
+            opt.step()
+        }
+        for ((name, old), (_, p)) in zip(before, bert.namedParameters()) {
+            XCTAssertEqual(p.value == old, !(name.hasSuffix("bias") || name.hasPrefix("classifier")), name)
+        }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bitfit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try peft.save(to: url)
+        let fresh = try BertForSequenceClassification(config: BertModelTests.tinyConfig(), seed: 21)
+        _ = try PeftModel.load(from: url, into: fresh)
+        assertClose(try fresh.forward(inputIDs: ids, attentionMask: mask, Context.inference()).value,
+                    try bert.forward(inputIDs: ids, attentionMask: mask, Context.inference()).value, rtol: 0, atol: 0)
+
+        // A named subset; a subset that matches nothing.
+        let mlp = try MLP([.linear(name: "fc1", inFeatures: 3, outFeatures: 4, bias: true), .activation(.relu),
+                           .linear(name: "fc2", inFeatures: 4, outFeatures: 2, bias: true)], using: &rng)
+        let sub = try PeftModel(wrapping: mlp, config: BitFitConfig(targetModules: .names(["fc2"])), using: &rng)
+        XCTAssertEqual(sub.adapterParameters().map(\.key), ["base_model.model.fc2.bias"])
+        let other = try MLP([.linear(name: "fc1", inFeatures: 3, outFeatures: 4, bias: true)], using: &rng)
+        XCTAssertThrowsError(try PeftModel(wrapping: other, config: BitFitConfig(targetModules: .names(["fc9"])), using: &rng)) {
+            XCTAssertEqual("\($0)", "BitFit: target modules [\"fc9\"] matched no module with a bias")
+        }
+    }
+}

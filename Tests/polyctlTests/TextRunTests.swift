@@ -105,7 +105,7 @@ final class TextRunTests: CLITestCase {
     /// writes a PEFT folder of its type that `eval` reopens; the prompt-learning ones resume bit for bit (P-tuning
     /// from the checkpoint's trained MLP, since its adapter file holds only the MLP's output).
     func testOtherPEFTMethodsOnText() throws {
-        for (method, kind, type) in [("beft", "--text", "BEFT"), ("ln-tuning", "--text-to-text", "LN_TUNING"),
+        for (method, kind, type) in [("beft", "--text", "BEFT"), ("bitfit", "--text", "POLYPEFT_BITFIT"), ("ln-tuning", "--text-to-text", "LN_TUNING"),
                                      ("prompt-tuning", "--text", "PROMPT_TUNING"), ("p-tuning", "--text-to-text", "P_TUNING"),
                                      ("prefix-tuning", "--text", "PREFIX_TUNING")] {
             let a = root.appendingPathComponent(method + "a").path

@@ -129,6 +129,7 @@ public enum PeftMethods {
         PromptEncoderConfig.self,
         BeftConfig.self,
         LNTuningConfig.self,
+        BitFitConfig.self,
     ]
 
     /// The supported `peft_type` strings, sorted.
