@@ -153,11 +153,21 @@ def run_model(model, kind, inputs, x=None):
 # Making adapters non-trivial (the state a trained adapter would be in)
 # ----------------------------------------------------------------------------------------------------------------
 
-def perturb_ia3(model):
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".ia3_l." in name:
-                p.copy_(1.0 + 0.5 * torch.randn_like(p))
+def perturb_named(marker, change):
+    """A perturbation that sets every parameter whose name contains `marker` to change(p), in parameter order."""
+    def perturb(model):
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if marker in name:
+                    p.copy_(change(p))
+    return perturb
+
+
+# IA3 vectors start at 1, BEFT biases at 0 and the LN-tuning copies at the base norms (each the base model): give
+# them trained-looking values.
+perturb_ia3 = perturb_named(".ia3_l.", lambda p: 1.0 + 0.5 * torch.randn_like(p))
+perturb_beft = perturb_named(".beft_bias.", lambda p: 0.5 * torch.randn_like(p))
+perturb_ln_tuning = perturb_named(".ln_tuning_layers.", lambda p: p + 0.3 * torch.randn_like(p))
 
 
 def perturb_lora(model, perturb_biases=()):
@@ -175,20 +185,6 @@ def perturb_nothing(model):
     pass
 
 
-def perturb_beft(model):
-    # BEFT biases start at zero (the base): give them trained-looking values.
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".beft_bias." in name:
-                p.copy_(0.5 * torch.randn_like(p))
-
-
-def perturb_ln_tuning(model):
-    # The tuned copies start equal to the base norms: move them.
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".ln_tuning_layers." in name:
-                p.add_(0.3 * torch.randn_like(p))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ enum RunCheckpoint {
     /// Writes the adapter and the resume state as one directory, `DIR/checkpoint` (`AtomicDirectory`: a kill at
     /// any moment leaves the previous checkpoint or this one), then the adapter at the top level for `eval`.
     static func save(to dir: URL, peft: PeftModel, trainer: Trainer) throws {
-        let adapter = try Safetensors.encode(peft.adapterTensors(), metadata: ["format": "pt"])
+        let tensors = try peft.adapterTensors()
+        let adapter = try Safetensors.encode(tensors, metadata: ["format": "pt"])
         // Written as PEFT's save_pretrained writes it (inference_mode true): a method whose file holds a function of
         // its parameters (P-tuning's MLP output) then loads that table directly for eval and infer.
         var saved = peft.config
@@ -46,7 +47,7 @@ enum RunCheckpoint {
             stateFileName: try enc.encode(trainer.state),
             optimizerFileName: try Safetensors.encode(trainer.optimizerTensors()),
         ]
-        if peft.savesDerivedTensors { files[parametersFileName] = try Safetensors.encode(peft.adapterParameterTensors()) }
+        if peft.savesDerivedTensors(tensors) { files[parametersFileName] = try Safetensors.encode(peft.adapterParameterTensors()) }
         try AtomicDirectory.replace(dir.appendingPathComponent(directoryName), with: files)
         try AtomicFile.write(adapter, to: dir.appendingPathComponent(PeftAdapterFolder.weightsFileName))
         try AtomicFile.write(config, to: dir.appendingPathComponent(PeftAdapterFolder.configFileName))
@@ -59,7 +60,7 @@ enum RunCheckpoint {
         guard let ck = AtomicDirectory.resolve(dir.appendingPathComponent(directoryName)) else { return false }
         // The trained parameters themselves when the adapter file holds a function of them, else the adapter file.
         let parameters = ck.appendingPathComponent(parametersFileName)
-        if peft.savesDerivedTensors {
+        if peft.savesDerivedTensors(try peft.adapterTensors()) {
             guard FileManager.default.fileExists(atPath: parameters.path) else {
                 throw CLIError.runtime("\(ck.path): \(parametersFileName) is missing (this method's adapter file cannot resume training)")
             }

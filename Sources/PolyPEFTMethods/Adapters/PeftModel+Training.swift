@@ -26,11 +26,11 @@ extension PeftModel {
 
 /// The training form of an adapter, for checkpoints: what trains, as it trains.
 extension PeftModel {
-    /// True when the adapter file does not hold the trained parameters themselves: a method that saves a function of
-    /// them (P-tuning's MLP output, prefix tuning with a projection) cannot resume training from its adapter file.
-    public var savesDerivedTensors: Bool {
-        guard let saved = try? adapterTensors() else { return true }
-        return Set(adapterParameters().map(\.key)) != Set(saved.keys)
+    /// True when `saved` (this model's `adapterTensors()`) does not hold the trained parameters themselves: a method
+    /// that saves a function of them (P-tuning's MLP output, prefix tuning with a projection) cannot resume training
+    /// from its adapter file.
+    public func savesDerivedTensors(_ saved: [String: Tensor]) -> Bool {
+        Set(adapterParameters().map(\.key)) != Set(saved.keys)
     }
 
     /// The trained parameters by key (`adapterParameters()`), for a checkpoint to resume from.
