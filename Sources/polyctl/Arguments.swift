@@ -75,6 +75,11 @@ struct OptionSpec {
         OptionSpec(name, "<x>", help, .positive(allowZero: false), default: "\(d)", note: nil)
     }
 
+    /// A positive number (`<x>`) without a fixed default (the command computes it; help shows `note`).
+    static func positive(_ name: String, _ help: String, note: String) -> OptionSpec {
+        OptionSpec(name, "<x>", help, .positive(allowZero: false), default: nil, note: note)
+    }
+
     /// One of `choices`; the placeholder lists them (`<poly|mhr|lora>`), or, when they would widen the help's option
     /// column past `maxPlaceholder` characters, the help does (`<name>` ... `One of: a, b, c.`).
     static func choice(_ name: String, _ choices: [String], _ help: String, default d: String) -> OptionSpec {

@@ -71,8 +71,14 @@ enum InspectCommand: Subcommand {
         }
         console.print("Adapter: \(dir.path)")
         console.print("Type: \(config.summary)")
-        let targets = type(of: config).isPromptLearning ? "none (prompt learning feeds the model's inputs and attention)"
-            : config.targetModules?.summary ?? "(model default)"
+        let targets: String
+        if let bn = config as? BnConfig {
+            targets = "none (bottleneck adapters after the sublayers: \(bn.locations.map(\.rawValue).joined(separator: ", ")))"
+        } else if type(of: config).isPromptLearning {
+            targets = "none (prompt learning feeds the model's inputs and attention)"
+        } else {
+            targets = config.targetModules?.summary ?? (config is BitFitConfig ? "every bias" : "(model default)")
+        }
         console.print("Targets: \(targets)")
         console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count) tensors")
         for w in config.warnings { console.print("note: \(w)") }

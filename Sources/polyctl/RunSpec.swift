@@ -3,8 +3,9 @@ import PolyPEFT
 
 /// The adapters `polyctl train` trains, spelled as `--method` takes them and as `polypeft_run.json` stores them.
 enum RunMethod: String, Codable, CaseIterable {
-    case poly, mhr, lora, ia3, dora, beft, bitfit
+    case poly, mhr, lora, ia3, dora, beft, bitfit, ssf
     case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
+    case seqBn = "seq-bn", doubleSeqBn = "double-seq-bn", parBn = "par-bn", compacter, compacterPP = "compacter-pp"
 
     /// Poly and MHR route skills per task; the others are one adapter shared by every task.
     var isRouted: Bool { self == .poly || self == .mhr }
@@ -12,8 +13,26 @@ enum RunMethod: String, Codable, CaseIterable {
     /// Methods that learn virtual tokens or key/value prefixes (`--virtual-tokens`).
     var isPromptLearning: Bool { self == .promptTuning || self == .pTuning || self == .prefixTuning }
 
-    /// Methods that need a transformer (norms to tune, or token inputs): text runs only.
-    var needsText: Bool { isPromptLearning || self == .lnTuning }
+    /// Bottleneck adapters (the adapters library's presets, `BnConfig`): placed after sublayers, not on targets.
+    var isBottleneck: Bool { bottleneckPreset != nil }
+
+    /// The adapters library's preset of a bottleneck method, at its own reduction factor.
+    var bottleneckPreset: BnConfig? {
+        switch self {
+        case .seqBn: .seqBn()
+        case .doubleSeqBn: .doubleSeqBn()
+        case .parBn: .parBn()
+        case .compacter: .compacter()
+        case .compacterPP: .compacterPlusPlus()
+        default: nil
+        }
+    }
+
+    /// Methods that adapt the model's inputs or the joins after its sublayers, not named modules (no `--targets`).
+    var placesItself: Bool { isPromptLearning || isBottleneck }
+
+    /// Methods that need a transformer (norms to tune, token inputs, sublayers to follow): text runs only.
+    var needsText: Bool { isPromptLearning || isBottleneck || self == .lnTuning }
 
     /// The name output uses.
     var label: String {
@@ -25,10 +44,16 @@ enum RunMethod: String, Codable, CaseIterable {
         case .dora: "DoRA"
         case .beft: "BEFT"
         case .bitfit: "BitFit"
+        case .ssf: "SSF"
         case .lnTuning: "LN tuning"
         case .promptTuning: "prompt tuning"
         case .pTuning: "P-tuning"
         case .prefixTuning: "prefix tuning"
+        case .seqBn: "sequential bottleneck adapter (Pfeiffer)"
+        case .doubleSeqBn: "double bottleneck adapter (Houlsby)"
+        case .parBn: "parallel bottleneck adapter"
+        case .compacter: "Compacter"
+        case .compacterPP: "Compacter++"
         }
     }
 }
@@ -57,6 +82,8 @@ struct RunSpec: Codable, Equatable {
     var feedforward: [String]? = nil
     /// Prompt learning: the virtual tokens (or prefix positions); nil for the other methods.
     var virtualTokens: Int? = nil
+    /// Bottleneck adapters: the reduction factor (hidden size / bottleneck width); nil for the other methods.
+    var reductionFactor: Double? = nil
     /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
     var text: TextRunSpec? = nil
 
@@ -91,12 +118,18 @@ struct RunSpec: Codable, Equatable {
             config = BitFitConfig(targetModules: text?.targets.isEmpty == true ? nil : targets)
         case .lnTuning:
             config = LNTuningConfig(targetModules: targets)
+        case .ssf:
+            config = SSFConfig(targetModules: targets)
         case .promptTuning:
             config = PromptTuningConfig(numVirtualTokens: virtualTokens ?? 1)
         case .pTuning:
             config = PromptEncoderConfig(numVirtualTokens: virtualTokens ?? 1)
         case .prefixTuning:
             config = PrefixTuningConfig(numVirtualTokens: virtualTokens ?? 1)
+        case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP:
+            var c = method.bottleneckPreset!
+            c.reductionFactor = .uniform(reductionFactor ?? 16)
+            config = c
         }
         switch text?.kind {
         case .classification?:
@@ -115,7 +148,8 @@ struct RunSpec: Codable, Equatable {
     func check(against config: any PeftConfig, in dir: URL) throws {
         let expected = adapterConfig().json, found = config.json
         for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
-                    "task_type", "num_virtual_tokens"] {
+                    "task_type", "num_virtual_tokens",
+                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -193,8 +227,14 @@ struct RunSpec: Codable, Equatable {
         if method.isPromptLearning != (virtualTokens != nil) {
             throw CLIError.runtime("\(file): virtualTokens must be given for \(method.rawValue) runs only")
         }
+        if let f = reductionFactor, !(f.isFinite && f > 0) {
+            throw CLIError.runtime("\(file): reductionFactor is \(f), not a positive number")
+        }
+        if method.isBottleneck != (reductionFactor != nil) {
+            throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck runs only")
+        }
         try text?.validate(file: file, taskCount: taskNames.count,
-                           targets: method.isPromptLearning ? .none : method == .bitfit ? .optional : .required)
+                           targets: method.placesItself ? .none : method == .bitfit ? .optional : .required)
     }
 
     /// The range of `polyctl train`'s integer option `name`, as its option table declares it.

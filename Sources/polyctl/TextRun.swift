@@ -54,7 +54,9 @@ struct TextRunSpec: Codable, Equatable {
             }
         }
         if rule == .required && targets.isEmpty { throw CLIError.runtime("\(file): text.targets is empty") }
-        if rule == .none && !targets.isEmpty { throw CLIError.runtime("\(file): text.targets must be empty for a prompt-learning run") }
+        if rule == .none && !targets.isEmpty {
+            throw CLIError.runtime("\(file): text.targets must be empty for a prompt-learning or bottleneck run")
+        }
         do { try heads?.validate(taskCount: taskCount, source: "\(file): text.heads") } catch let e as PolyPEFTError {
             throw CLIError.runtime(e.message)
         }
@@ -68,8 +70,10 @@ struct TextRunSpec: Codable, Equatable {
         switch method {
         case .ia3: return DefaultTargets.ia3[type]!
         case .beft: return DefaultTargets.beft[type]!
+        case .ssf: return DefaultTargets.ssf[type]!
         case .lnTuning: return DefaultTargets.lnTuning[type] ?? ["LayerNorm"]
         case .promptTuning, .pTuning, .prefixTuning, .bitfit: return []      // BitFit: every bias
+        case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP: return []
         case .poly, .mhr, .lora, .dora: break
         }
         if builtIn { return kind == .classification ? ["query", "value", "intermediate.dense", "output.dense"] : ["q", "k", "v", "o", "wi", "wo"] }

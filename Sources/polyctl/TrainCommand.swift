@@ -7,7 +7,7 @@ import PolyPEFT
 /// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, LN tuning, prompt, P- and prefix tuning) on multitask data (built-in by default)."
+    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default)."
     static let usage = "train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
@@ -16,6 +16,7 @@ enum TrainCommand: Subcommand {
         ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
         ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
+        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
@@ -35,12 +36,14 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit; on text: LN tuning, prompt tuning, P-tuning, prefix tuning).", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
             .int("rank", only("rank", "LoRA rank (of each skill)"), range: 1...4096, default: 2),
             .int("virtual-tokens", only("virtual-tokens", "Virtual tokens (prefix positions) learned"), range: 1...4096, default: 3),
+            .positive("reduction-factor", only("reduction-factor", "Hidden size / bottleneck width"),
+                      note: "the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8"),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
             .choice("feedforward", feedforwardChoices.map(\.name),
                     only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
@@ -117,8 +120,9 @@ enum TrainCommand: Subcommand {
             throw CLIError.usage("'--method \(method.rawValue)' needs a transformer: add '--text', '--text-to-text' or "
                 + "'--model <dir> --data <file>'", hint: args.hint)
         }
-        if method.isPromptLearning && args.isGiven("targets") {
-            throw CLIError.usage("'--targets' does not apply to \(method.rawValue), which adapts the model's inputs, not its modules", hint: args.hint)
+        if method.placesItself && args.isGiven("targets") {
+            let what = method.isBottleneck ? "places adapters after the model's sublayers" : "adapts the model's inputs"
+            throw CLIError.usage("'--targets' does not apply to \(method.rawValue), which \(what), not its modules", hint: args.hint)
         }
         if let targets = args.string("targets"), Self.list(targets).isEmpty {
             throw CLIError.usage("'--targets' needs module names separated by commas, got '\(targets)'", hint: args.hint)
@@ -223,11 +227,15 @@ enum TrainCommand: Subcommand {
         case .ia3:
             let ff = s.feedforward ?? []
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
-        case .beft, .lnTuning, .bitfit:
+        case .beft, .lnTuning, .bitfit, .ssf:
             let targets = s.text?.targets ?? RunSpec.targets
             return "a shared \(s.method.label) (\(targets.isEmpty ? "every bias" : targets.joined(separator: ", ")))"
         case .promptTuning, .pTuning, .prefixTuning:
             return "a shared \(s.method.label) (\(s.virtualTokens ?? 0) virtual tokens)"
+        case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP:
+            let f = s.reductionFactor ?? 0
+            let width = s.hiddenDim > 0 ? ", bottleneck \(Swift.max(1, Int((Double(s.hiddenDim) / f).rounded(.down))))" : ""
+            return "a shared \(s.method.label) (reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))\(width))"
         }
     }
 
@@ -302,6 +310,11 @@ enum TrainCommand: Subcommand {
         } else {
             (tokenizer, maxPositions, trainPooler) = (try SyntheticTextToTextTasks.makeTokenizer(), nil, false)
             spec.hiddenDim = try T5Config(json: SyntheticTextToTextTasks.modelConfig).dModel
+        }
+        if let preset = spec.method.bottleneckPreset, case .uniform(let own) = preset.reductionFactor {
+            // The preset's factor, unless it would leave a bottleneck narrower than 8 (the built-in models are 32 wide).
+            spec.reductionFactor = args.isGiven("reduction-factor") ? args.double("reduction-factor")
+                : Swift.min(own, Swift.max(1, Double(spec.hiddenDim / 8)))
         }
         // T5's positions are relative: no limit but the tokenizer's truncation (else 512, T5's training length).
         // Virtual tokens and prefix positions take absolute positions (BERT) before the text's.

@@ -58,7 +58,7 @@ final class GoldenConformanceTests: XCTestCase {
         let forward: (Context, _ inputGrad: Bool) throws -> (output: Variable, input: Variable?)
     }
 
-    func makeSubject(_ c: JSONValue, _ dir: URL) throws -> Subject {
+    static func makeSubject(_ c: JSONValue, _ dir: URL) throws -> Subject {
         let kind = c["model_kind"]?.stringValue ?? "mlp"
         let inputs = try SafetensorsFile(contentsOf: dir.appendingPathComponent("inputs.safetensors"))
         let baseWeights = try Safetensors.read(dir.appendingPathComponent("base_model.safetensors"))
@@ -107,7 +107,7 @@ final class GoldenConformanceTests: XCTestCase {
 
     func runCase(_ c: JSONValue, in dir: URL) throws {
         let name = dir.lastPathComponent
-        let subject = try makeSubject(c, dir)
+        let subject = try Self.makeSubject(c, dir)
         let peftType = c["peft_type"]?.stringValue ?? "POLY"
         let peft = try PeftModel.load(from: dir.appendingPathComponent("adapter"), into: subject.model)
         XCTAssertEqual(peft.config.peftType, peftType, "\(name): peft_type")

@@ -107,7 +107,9 @@ final class TextRunTests: CLITestCase {
     func testOtherPEFTMethodsOnText() throws {
         for (method, kind, type) in [("beft", "--text", "BEFT"), ("bitfit", "--text", "POLYPEFT_BITFIT"), ("ln-tuning", "--text-to-text", "LN_TUNING"),
                                      ("prompt-tuning", "--text", "PROMPT_TUNING"), ("p-tuning", "--text-to-text", "P_TUNING"),
-                                     ("prefix-tuning", "--text", "PREFIX_TUNING")] {
+                                     ("prefix-tuning", "--text", "PREFIX_TUNING"), ("seq-bn", "--text", "POLYPEFT_BOTTLENECK"),
+                                     ("par-bn", "--text-to-text", "POLYPEFT_BOTTLENECK"), ("compacter", "--text", "POLYPEFT_BOTTLENECK"),
+                                     ("ssf", "--text-to-text", "POLYPEFT_SSF")] {
             let a = root.appendingPathComponent(method + "a").path
             let options = ["train", "--quiet", "--method", method, kind, "--steps", "16", "--eval-every", "8", "--no-baseline"]
             let t = run(options + ["--output", a])
@@ -116,10 +118,15 @@ final class TextRunTests: CLITestCase {
             XCTAssertEqual(config["peft_type"], .string(type), method)
             XCTAssertEqual(config["inference_mode"], true, "\(method): written as PEFT's save_pretrained writes it")
             if type.hasSuffix("TUNING") && type != "LN_TUNING" { XCTAssertEqual(config["num_virtual_tokens"], 3, method) }
+            if type == "POLYPEFT_BOTTLENECK" {
+                // the preset's factor capped at hidden / 8: the built-in models are 32 wide
+                XCTAssertEqual(config["reduction_factor"], method == "par-bn" ? 2 : 4, method)
+                XCTAssertEqual(config["phm_layer"], .bool(method == "compacter"), method)
+            }
             let e = run(["eval", "--adapter", a])
             XCTAssertEqual(e.code, 0, "\(method): \(e.err)")
-            guard method == "p-tuning" || method == "prompt-tuning" else { continue }
-            XCTAssertEqual(FileManager.default.fileExists(atPath: a + "/checkpoint/adapter_parameters.safetensors"), method == "p-tuning")
+            guard ["p-tuning", "prompt-tuning", "compacter"].contains(method) else { continue }
+            XCTAssertEqual(FileManager.default.fileExists(atPath: a + "/checkpoint/adapter_parameters.safetensors"), method == "p-tuning", method)
             let b = root.appendingPathComponent(method + "b").path
             XCTAssertEqual(run(options + ["--output", b, "--stop-after", "5"]).code, 130)
             let r = run(["train", "--resume", b, "--quiet", "--no-baseline"])
@@ -128,8 +135,10 @@ final class TextRunTests: CLITestCase {
             let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
             XCTAssertEqual(wa, wb, "\(method): resumed bit for bit")
         }
-        let numeric = run(["train", "--method", "beft", "--output", root.appendingPathComponent("beft-mlp").path] + tiny)
-        XCTAssertEqual(numeric.code, 0, "BEFT on the built-in numeric network: \(numeric.err)")
+        for method in ["beft", "ssf"] {
+            let numeric = run(["train", "--method", method, "--output", root.appendingPathComponent(method + "-mlp").path] + tiny)
+            XCTAssertEqual(numeric.code, 0, "\(method) on the built-in numeric network: \(numeric.err)")
+        }
         let tooMany = run(["train", "--text", "--method", "prompt-tuning", "--virtual-tokens", "8", "--output", root.appendingPathComponent("x").path])
         XCTAssertEqual(tooMany.code, 1)
         XCTAssertEqual(tooMany.err, "error: --virtual-tokens 8 and texts of up to 13 tokens need 21 positions; the model has 16 (use --virtual-tokens 3 or fewer)\n")

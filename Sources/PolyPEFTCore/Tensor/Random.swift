@@ -118,6 +118,26 @@ extension Tensor {
         return uniform(shape, low: -bound, high: bound, using: &rng)
     }
 
+    /// Draws from N(0, std^2) truncated to [-bound, bound] (PyTorch's `trunc_normal_(mean=0, std, a=-bound, b=bound)`
+    /// in distribution; a draw outside the bounds is drawn again). `bound` must be above 0.
+    public static func truncatedNormal(_ shape: [Int], std: Float, bound: Float,
+                                       using rng: inout some RandomNumberGenerator) -> Tensor {
+        precondition(bound > 0 && std > 0, "truncatedNormal: std and bound must be above 0")
+        let n = elementCount(shape)
+        var data = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            var x: Float
+            repeat { x = normal([1], std: std, using: &rng).scalars[0] } while Swift.abs(x) > bound
+            data[i] = x
+        }
+        return Tensor(data, shape: shape)
+    }
+
+    /// PyTorch's `xavier_normal_` on a matrix `[rows, cols]`: N(0, 2 / (rows + cols)).
+    public static func xavierNormal(_ rows: Int, _ cols: Int, using rng: inout some RandomNumberGenerator) -> Tensor {
+        normal([rows, cols], std: (2 / Float(Swift.max(rows + cols, 1))).squareRoot(), using: &rng)
+    }
+
     /// A dropout mask of `shape`: each element `1 / (1 - p)` where a uniform draw is at least `p`, else 0 (one draw
     /// per element, in order). For the context's concrete generator, so the loop compiles without generic dispatch
     /// wherever it is called from.

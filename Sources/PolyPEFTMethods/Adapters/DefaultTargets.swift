@@ -26,6 +26,14 @@ public enum DefaultTargets {
         "t5": ["layer_norm", "final_layer_norm"], "mt5": ["layer_norm", "final_layer_norm"],
     ]
 
+    /// PolyPEFT's SSF defaults (PEFT has no SSF): after every linear layer and norm of a block, as the SSF paper
+    /// places its scale and shift (BERT's `dense` matches the attention output, intermediate and output layers).
+    public static let ssf: [String: [String]] = [
+        "bert": ["query", "key", "value", "dense", "LayerNorm"],
+        "t5": ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo", "layer_norm", "final_layer_norm"],
+        "mt5": ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo", "layer_norm", "final_layer_norm"],
+    ]
+
     /// The model type of `model`, when it names one.
     static func modelType(of model: Module) -> String? { (model as? any PretrainedModel)?.modelType }
 }

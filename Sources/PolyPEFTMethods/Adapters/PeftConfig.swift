@@ -130,6 +130,8 @@ public enum PeftMethods {
         BeftConfig.self,
         LNTuningConfig.self,
         BitFitConfig.self,
+        BnConfig.self,
+        SSFConfig.self,
     ]
 
     /// The supported `peft_type` strings, sorted.

@@ -49,13 +49,10 @@ public struct BertConfig: Sendable, Equatable {
         guard mt == "bert" else { throw ModelError("bert config: model_type is '\(mt)', not bert") }
         let pet = try c.string("position_embedding_type", default: "absolute")
         guard pet == "absolute" else { throw ModelError("bert config: position_embedding_type '\(pet)' is not supported (absolute)") }
-        let act: Activation.Kind
-        switch try c.string("hidden_act", default: "gelu") {
-        case "gelu": act = .gelu
-        case "gelu_new", "gelu_pytorch_tanh": act = .geluTanh
-        case "relu": act = .relu
-        case "tanh": act = .tanh
-        case let other: throw ModelError("bert config: hidden_act '\(other)' is not supported (gelu, gelu_new, relu, tanh)")
+        let actName = try c.string("hidden_act", default: "gelu")
+        guard let act = Activation.kind(huggingFaceName: actName) else {
+            let known = Activation.huggingFaceNames.map(\.name).joined(separator: ", ")
+            throw ModelError("bert config: hidden_act '\(actName)' is not supported (\(known))")
         }
         let labels = try c.int("num_labels", default: nil) ?? json["id2label"]?.objectValue?.count ?? 2
         let hidden = try c.probability("hidden_dropout_prob", default: 0.1)

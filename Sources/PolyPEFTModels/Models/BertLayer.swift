@@ -52,9 +52,11 @@ public final class BertSelfAttention: Module {
 /// the join in a residual slot (`ResidualSlotHost`: `attention.output` at `mh_adapter`, `output` at `output_adapter`).
 public final class BertResidualOutput: Module, ResidualSlotHost {
     public let location: SublayerLocation
+    public let hiddenSize: Int
 
     public init(inFeatures: Int, config: BertConfig, location: SublayerLocation, using rng: inout some RandomNumberGenerator) {
         self.location = location
+        hiddenSize = config.hiddenSize
         super.init()
         addChild("dense", bertLinear(inFeatures, config.hiddenSize, config, using: &rng))
         addChild("LayerNorm", LayerNorm(config.hiddenSize, eps: config.layerNormEps))

@@ -32,6 +32,8 @@ public protocol ResidualJoin: Module {
 /// (`encoder.layer.0.output.adapters.…`), as in the adapters library.
 public protocol ResidualSlotHost: Module {
     var location: SublayerLocation { get }
+    /// The width of the residual stream at the slot (`y`, `h` and the output are `[..., hiddenSize]`).
+    var hiddenSize: Int { get }
 }
 
 extension ResidualSlotHost {

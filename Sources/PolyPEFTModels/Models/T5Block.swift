@@ -7,11 +7,13 @@ import PolyPEFTIO
 public final class T5LayerAttention: Module, ResidualSlotHost {
     public let attentionName: String
     public let location: SublayerLocation
+    public let hiddenSize: Int
 
     public init(config: T5Config, cross: Bool, isDecoder: Bool, hasRelativeAttentionBias: Bool,
                 using rng: inout some RandomNumberGenerator) {
         attentionName = cross ? "EncDecAttention" : "SelfAttention"
         location = cross ? .crossAttention : .attention
+        hiddenSize = config.dModel
         super.init()
         addChild(attentionName, T5Attention(config: config, isDecoder: isDecoder,
                                             hasRelativeAttentionBias: hasRelativeAttentionBias, using: &rng))

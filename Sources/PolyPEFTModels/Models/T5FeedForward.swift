@@ -10,8 +10,10 @@ import PolyPEFTIO
 /// ```
 public final class T5LayerFF: Module, ResidualSlotHost {
     public var location: SublayerLocation { .feedForward }
+    public let hiddenSize: Int
 
     public init(config: T5Config, using rng: inout some RandomNumberGenerator) {
+        hiddenSize = config.dModel
         super.init()
         addChild("DenseReluDense", T5DenseActDense(config: config, using: &rng))
         addChild("layer_norm", RMSNorm(config.dModel, eps: config.layerNormEpsilon))

@@ -1,0 +1,225 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+
+/// A bottleneck adapter in a residual slot (`ResidualSlotHost`), as the adapters library's `Adapter` and
+/// `ParallelAdapter` compute it. `y` is the sublayer's output after its dropout, `h` the residual input, `LN` the
+/// host's norm (BERT's `LayerNorm`; none in T5, where `LN(s)` reads `s`):
+///
+/// ```
+/// f(x) = dropout(up(act(down(ln_before?(x)))) * scaling) * gate      gate = mean_t sigmoid(gate(x)) if use_gating
+///
+/// sequential:  r = y                                  residual_before_ln true
+///              x = original_ln_before ? LN(y + h) : y    (r = y + h before the norm for "post_add")
+///              r = x                                  residual_before_ln false
+///              o = ln_after(f(x) + r)                 adapter_residual_before_ln true
+///              o = ln_after?(f(x)) + r                otherwise
+/// parallel:    o = ln_after?(f(h)) + y
+/// output:      original_ln_after ? LN(o + h) : o
+/// ```
+/// Shapes: `y`, `h`, `o`: [B, T, H]; `down`: [H] -> [m], `up`: [m] -> [H] (`Linear`, or `PHMLayer` for Compacter);
+/// `scaling`: a constant, a learned [1] or a learned [H]; `gate`: [H] -> [1], the mean taken over T ([B, 1, 1]).
+///
+/// Children and saved names follow the adapters library's (without its adapter-name level): `adapter_down.0`
+/// (`adapter_down.1` after `adapter_norm_before`), `adapter_up`, `adapter_norm_after`, `gate`, `scaling`. The maths
+/// is not linear in the weights, so the adapter does not merge (`merge()` throws).
+public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
+    public let path: String
+    /// The host's path (`path` without the slot's name): what intermediates are recorded under.
+    public let hostPath: String
+    /// The adapters library's index of the layer (a decoder's layers counted after the encoder's).
+    public let layerIndex: Int
+    /// Where the host sits (`mh_adapter`, `output_adapter`, `cross_adapter`).
+    public let location: SublayerLocation
+    public let config: BnConfig
+    let normBefore: LayerNorm?
+    let down: any Layer
+    let activation: Activation
+    let up: any Layer
+    let normAfter: LayerNorm?
+    let gate: Linear?
+    let learnedScaling: Parameter?
+    let dropout: Dropout
+
+    /// An adapter for a stream `hidden` wide with a bottleneck `bottleneck` wide, in the slot of the host at
+    /// `hostPath`.
+    /// `sharedRule` holds the PHM rule matrices when `shared_phm_rule` (one set for the whole model).
+    public init(config: BnConfig, hidden: Int, bottleneck: Int, hostPath: String, layerIndex: Int, location: SublayerLocation,
+                sharedRule: PHMSharedRule?, using rng: inout some RandomNumberGenerator) throws {
+        guard let kind = config.activation else { throw ConfigError("non_linearity '\(config.nonLinearity)' is not supported") }
+        self.config = config
+        self.hostPath = hostPath
+        self.layerIndex = layerIndex
+        path = hostPath.isEmpty ? "adapters" : hostPath + ".adapters"
+        self.location = location
+        normBefore = config.lnBefore ? LayerNorm(hidden) : nil
+        activation = Activation(kind)
+        if config.phmLayer {
+            down = try PHMLayer(inFeatures: hidden, outFeatures: bottleneck, config: config, sharedRule: sharedRule,
+                                name: "\(path).adapter_down", using: &rng)
+            up = try PHMLayer(inFeatures: bottleneck, outFeatures: hidden, config: config, sharedRule: sharedRule,
+                              name: "\(path).adapter_up", using: &rng)
+        } else {
+            down = Self.initialized(Linear(hidden, bottleneck, using: &rng), config.initWeights, isUp: false, using: &rng)
+            up = Self.initialized(Linear(bottleneck, hidden, using: &rng), config.initWeights, isUp: true, using: &rng)
+        }
+        normAfter = config.lnAfter ? LayerNorm(hidden) : nil
+        if config.useGating {
+            let g = Linear(hidden, 1, using: &rng)
+            if config.initWeights != .houlsby { Self.bertInit(g, using: &rng) }
+            gate = g
+        } else {
+            gate = nil
+        }
+        switch config.scaling {
+        case .constant: learnedScaling = nil
+        case .learned: learnedScaling = Parameter(Tensor.ones([1]))
+        case .channel: learnedScaling = Parameter(Tensor.ones([hidden]))
+        }
+        dropout = Dropout(Float(config.dropout))
+        super.init()
+        if let s = learnedScaling { addParameter("scaling", s) }
+        if let n = normBefore { addChild("adapter_norm_before", n) }
+        let downModule = addChild("adapter_down", Module())
+        downModule.addChild(normBefore == nil ? "0" : "1", down)
+        addChild("adapter_up", up)
+        if let n = normAfter { addChild("adapter_norm_after", n) }
+        if let g = gate { addChild("gate", g) }
+    }
+
+    /// `init_weights` on a projection: `bert` N(0, 0.02); `mam_adapter` Kaiming-uniform down and zero up;
+    /// `houlsby` N(0, 0.01) truncated to +-0.02; biases 0.
+    static func initialized(_ l: Linear, _ how: BnConfig.Initialization, isUp: Bool, using rng: inout some RandomNumberGenerator) -> Linear {
+        switch how {
+        case .bert: bertInit(l, using: &rng)
+        case .mamAdapter:
+            l.weight.value = isUp ? Tensor.zeros(l.weight.value.shape)
+                : Tensor.kaimingUniform(l.weight.value.shape, fanIn: l.inFeatures, using: &rng)
+        case .houlsby:
+            l.weight.value = Tensor.truncatedNormal(l.weight.value.shape, std: 0.01, bound: 0.02, using: &rng)
+        }
+        l.bias?.value = Tensor.zeros([l.outFeatures])
+        return l
+    }
+
+    static func bertInit(_ l: Linear, using rng: inout some RandomNumberGenerator) {
+        l.weight.value = Tensor.normal(l.weight.value.shape, std: 0.02, using: &rng)
+        l.bias?.value = Tensor.zeros([l.outFeatures])
+    }
+
+    /// f(x): [B, T, H] -> [B, T, H] (the bottleneck, scaled, dropped out and gated).
+    func bottleneck(_ x: Variable, _ ctx: Context) throws -> Variable {
+        var a = x
+        if let n = normBefore { a = try n.forward(a, ctx) }
+        a = try activation.forward(try down.forward(a, ctx), ctx)           // [B, T, m]
+        var u = try up.forward(a, ctx)                                      // [B, T, H]
+        switch config.scaling {
+        case .constant(let s): if s != 1 { u = u * Float(s) }
+        case .learned, .channel: u = try u * ctx[learnedScaling!]
+        }
+        u = try dropout.forward(u, ctx)
+        if let g = gate {
+            let scores = try g.forward(x, ctx).sigmoid()                   // [B, T, 1]
+            let mean = x.shape.count >= 3 ? try scores.mean(axes: [1], keepDims: true) : scores   // [B, 1, 1]
+            ctx.recorder?.record("gate.\(layerIndex).\(location.rawValue)", try mean.value.reshaped([-1]))
+            u = try u * mean
+        }
+        return u
+    }
+
+    public func join(_ y: Variable, residual h: Variable, norm: (any Layer)?, _ ctx: Context) throws -> Variable {
+        var out: Variable
+        if config.isParallel {
+            var a = try bottleneck(h, ctx)
+            if let n = normAfter { a = try n.forward(a, ctx) }
+            out = try a + y
+        } else {
+            var residual = y
+            var x = y
+            if config.originalLNBefore {
+                let s = try y + h
+                if config.residualBeforeLN == .postAdd { residual = s }
+                x = try norm?.forward(s, ctx) ?? s
+            }
+            if config.residualBeforeLN == .adapterInput { residual = x }
+            out = try bottleneck(x, ctx)
+            if config.adapterResidualBeforeLN { out = try out + residual }
+            if let n = normAfter { out = try n.forward(out, ctx) }
+            if !config.adapterResidualBeforeLN { out = try out + residual }
+        }
+        if config.originalLNAfter {
+            let s = try out + h
+            out = try norm?.forward(s, ctx) ?? s
+        }
+        if let r = ctx.recorder {
+            r.record("slot.\(hostPath).hidden_states", y.value)
+            r.record("slot.\(hostPath).residual_input", h.value)
+            r.record("slot.\(hostPath).output", out.value)
+        }
+        return out
+    }
+
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] { namedParameters() }
+
+    /// The bottleneck is not linear in its weights: no merge.
+    public func merge() throws {
+        throw ConfigError("\(path): a bottleneck adapter cannot be merged into the base weights (it is not linear)")
+    }
+}
+
+extension BottleneckAdapter {
+    /// Fills every residual slot of `model` the config selects, skipping `leave_out` layers: one adapter per slot,
+    /// plus the shared PHM rule (`shared_parameters`) when the config has one.
+    static func attach(_ config: BnConfig, to model: Module, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
+        let hosts = model.namedModules().compactMap { m in (m.module as? any ResidualSlotHost).map { (m.path, $0) } }
+        guard !hosts.isEmpty else {
+            throw ConfigError("bottleneck adapters need a model with residual slots (BERT, T5); \(type(of: model)) has none")
+        }
+        let indexed = try layerIndices(hosts.map(\.0))
+        let wanted = Set(config.locations)
+        let sharedRule = config.phmLayer && config.sharedPhmRule ? PHMSharedRule(config: config, using: &rng) : nil
+        var built: [(host: any ResidualSlotHost, adapter: BottleneckAdapter)] = []
+        for ((path, host), index) in zip(hosts, indexed) where wanted.contains(host.location) && !config.leaveOut.contains(index) {
+            guard try host.residualJoin == nil else {
+                throw ConfigError("\(path): its residual slot is already filled (one bottleneck method per model)")
+            }
+            let hidden = host.hiddenSize
+            let m = try config.bottleneckSize(hidden: hidden, layer: index)
+            if config.phmLayer {
+                for (what, n) in [("hidden size", hidden), ("bottleneck size", m)] where n % config.phmDim != 0 {
+                    throw ConfigError("\(path): the \(what) \(n) is not divisible by phm_dim \(config.phmDim)")
+                }
+            }
+            var seeded = config.initWeightsSeed.map { Xoshiro256(seed: UInt64(truncatingIfNeeded: $0)) }
+            let adapter = seeded == nil
+                ? try BottleneckAdapter(config: config, hidden: hidden, bottleneck: m, hostPath: path, layerIndex: index,
+                                        location: host.location, sharedRule: sharedRule, using: &rng)
+                : try BottleneckAdapter(config: config, hidden: hidden, bottleneck: m, hostPath: path, layerIndex: index,
+                                        location: host.location, sharedRule: sharedRule, using: &seeded!)
+            built.append((host, adapter))
+        }
+        guard !built.isEmpty else {
+            throw ConfigError("bottleneck adapters: no slot of the model is selected (locations "
+                + config.locations.map(\.rawValue).joined(separator: ", ") + ", leave_out \(config.leaveOut))")
+        }
+        for (host, adapter) in built { try host.install(adapter) }
+        var adapters: [(path: String, adapter: any Adapter)] = built.map { ($0.adapter.path, $0.adapter) }
+        if let s = sharedRule { adapters.append((s.path, s)) }
+        return PeftAttachment(adapters: adapters)
+    }
+
+    /// The adapters library's layer index of each slot path: the number after the first `layer` or `block`
+    /// component, with a decoder's layers counted after the encoder's.
+    static func layerIndices(_ paths: [String]) throws -> [Int] {
+        func parse(_ path: String) throws -> (decoder: Bool, index: Int) {
+            let parts = path.split(separator: ".").map(String.init)
+            for i in parts.indices.dropLast() where parts[i] == "layer" || parts[i] == "block" {
+                if let n = Int(parts[i + 1]) { return (parts[..<i].contains("decoder"), n) }
+            }
+            throw ConfigError("\(path): no layer index in the path of this residual slot")
+        }
+        let parsed = try paths.map(parse)
+        let encoderLayers = (parsed.filter { !$0.decoder }.map(\.index).max() ?? -1) + 1
+        return parsed.map { $0.decoder ? $0.index + encoderLayers : $0.index }
+    }
+}

@@ -1,0 +1,131 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+
+/// A parameterised hypercomplex multiplication layer (Compacter's projection; the adapters library's `PHMLayer`):
+/// a `Linear` whose weight is a sum of Kronecker products of small rule matrices and per-layer blocks.
+///
+/// ```
+/// n = phm_dim, R = in / n, S = out / n
+/// rule: [n, n, n]    = phm_rule, or bmm(phm_rule_left [n, n, 1], phm_rule_right [n, 1, n]); shared by every PHM layer
+///                      of the model (`PHMSharedRule`) when shared_phm_rule
+/// W:    [n, R, S]    = W, or bmm(W_left [n, R, k], W_right [n, k, S]) (k = phm_rank; factorized_phm_W)
+/// H:    [in, out]    H[p R + r, q S + s] = sum_i rule[i, p, q] W[i, r, s]     (sum_i kron(rule_i, W_i))
+/// y = x H + b        x: [..., in], b: [out] (phm_bias)
+/// ```
+/// H is formed from the factors in every forward: one [n^2, n] x [n, R S] matmul and a permutation, so gradients
+/// reach the factors through the autograd graph.
+///
+/// Initialisation as the adapters library 1.3.0 does it: each block of W (or of W_left and W_right) Xavier-normal
+/// (the library's `init_W` takes the Xavier-normal branch for every `hypercomplex_nonlinearity`, since its first test
+/// is the string's truth value), b zero, a per-layer rule N(0, 0.01^2) or U(-0.01, 0.01) (`phm_c_init`).
+public final class PHMLayer: Module, Layer {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let phmDim: Int
+    let wFull: Parameter?
+    let wLeft: Parameter?
+    let wRight: Parameter?
+    let bias: Parameter?
+    let rule: PHMRule
+
+    public init(inFeatures: Int, outFeatures: Int, config: BnConfig, sharedRule: PHMSharedRule?, name: String,
+                using rng: inout some RandomNumberGenerator) throws {
+        let n = config.phmDim
+        guard n > 0, inFeatures % n == 0, outFeatures % n == 0 else {
+            throw ConfigError("\(name): in_features \(inFeatures) and out_features \(outFeatures) must be divisible by phm_dim \(n)")
+        }
+        let r = inFeatures / n, s = outFeatures / n
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        phmDim = n
+        func blocks(_ rows: Int, _ cols: Int) -> Parameter {
+            Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
+        }
+        if config.factorizedPhmW {
+            wLeft = blocks(r, config.phmRank)
+            wRight = blocks(config.phmRank, s)
+            wFull = nil
+        } else {
+            wFull = blocks(r, s)
+            wLeft = nil
+            wRight = nil
+        }
+        bias = config.phmBias ? Parameter(Tensor.zeros([outFeatures])) : nil
+        if config.sharedPhmRule {
+            guard let shared = sharedRule else { throw ConfigError("\(name): shared_phm_rule needs the model's shared rule") }
+            rule = shared.rule
+        } else {
+            rule = PHMRule(config: config, range: 0.01, using: &rng)
+        }
+        super.init()
+        if let w = wFull { addParameter("W", w) }
+        if let l = wLeft, let rt = wRight {
+            addParameter("W_left", l)
+            addParameter("W_right", rt)
+        }
+        if let b = bias { addParameter("b", b) }
+        if !config.sharedPhmRule { for (key, p) in rule.parameters { addParameter(key, p) } }
+    }
+
+    /// H: [in, out] from the current factors.
+    func weight(_ ctx: Context) throws -> Variable {
+        let n = phmDim, r = inFeatures / n, s = outFeatures / n
+        let w: Variable                                                      // [n, R, S]
+        if let full = wFull { w = ctx[full] } else { w = try ctx[wLeft!].matmul(ctx[wRight!]) }
+        let c = try rule.matrix(ctx)                                         // [n, n, n]
+        let products = try c.reshaped([n, n * n]).transposed()               // [n^2, n]: rows (p, q)
+            .matmul(try w.reshaped([n, r * s]))                              // [n^2, R S]: sum over i
+        return try products.reshaped([n, n, r, s]).permuted([0, 2, 1, 3])    // [p, r, q, s]
+            .reshaped([n * r, n * s])                                        // [in, out]
+    }
+
+    /// x: [..., in] -> [..., out]
+    public func forward(_ x: Variable, _ ctx: Context) throws -> Variable {
+        let h = try weight(ctx)
+        let lead = Array(x.shape.dropLast())
+        var y = try x.reshaped([-1, inFeatures]).matmul(h)                   // [M, out]
+        if let b = bias { y = try y + ctx[b] }
+        return try y.reshaped(lead + [outFeatures])
+    }
+}
+
+/// The PHM rule matrices `[n, n, n]`: one tensor (`phm_rule`) or the product of two factors (`phm_rule_left`
+/// `[n, n, 1]`, `phm_rule_right` `[n, 1, n]`, `factorized_phm_rule`).
+public struct PHMRule {
+    /// By saved name.
+    public let parameters: [(name: String, parameter: Parameter)]
+
+    /// A rule initialised N(0, range^2) (`phm_c_init` normal) or U(-range, range) (uniform).
+    init(config: BnConfig, range: Double, using rng: inout some RandomNumberGenerator) {
+        let n = config.phmDim
+        func draw(_ shape: [Int]) -> Parameter {
+            let t = config.phmCInit == .normal ? Tensor.normal(shape, std: Float(range), using: &rng)
+                : Tensor.uniform(shape, low: -Float(range), high: Float(range), using: &rng)
+            return Parameter(t, requiresGrad: config.learnPhm)
+        }
+        parameters = config.factorizedPhmRule
+            ? [("phm_rule_left", draw([n, n, 1])), ("phm_rule_right", draw([n, 1, n]))]
+            : [("phm_rule", draw([n, n, n]))]
+    }
+
+    /// rule: [n, n, n]
+    func matrix(_ ctx: Context) throws -> Variable {
+        parameters.count == 1 ? ctx[parameters[0].parameter]
+            : try ctx[parameters[0].parameter].matmul(ctx[parameters[1].parameter])
+    }
+}
+
+/// The rule matrices every PHM layer of a model shares (`shared_phm_rule`, the default), saved once under
+/// `shared_parameters.` (the adapters library's `shared_parameters.<adapter>.phm_rule`). Initialised N(0,
+/// phm_init_range^2), or U(-1, 1) for `phm_c_init` uniform, as the library does for the shared rule.
+public final class PHMSharedRule: Adapter {
+    public let path = "shared_parameters"
+    public let rule: PHMRule
+
+    init(config: BnConfig, using rng: inout some RandomNumberGenerator) {
+        rule = PHMRule(config: config, range: config.phmCInit == .normal ? config.phmInitRange : 1, using: &rng)
+    }
+
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] { rule.parameters }
+}
