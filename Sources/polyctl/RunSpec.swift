@@ -3,7 +3,7 @@ import PolyPEFT
 
 /// The adapters `polyctl train` trains, spelled as `--method` takes them and as `polypeft_run.json` stores them.
 enum RunMethod: String, Codable, CaseIterable {
-    case poly, mhr, lora, ia3, dora, beft, bitfit, ssf
+    case poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse
     case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
     case seqBn = "seq-bn", doubleSeqBn = "double-seq-bn", parBn = "par-bn", compacter, compacterPP = "compacter-pp"
 
@@ -45,6 +45,7 @@ enum RunMethod: String, Codable, CaseIterable {
         case .beft: "BEFT"
         case .bitfit: "BitFit"
         case .ssf: "SSF"
+        case .sparse: "sparse fine-tuning"
         case .lnTuning: "LN tuning"
         case .promptTuning: "prompt tuning"
         case .pTuning: "P-tuning"
@@ -84,6 +85,8 @@ struct RunSpec: Codable, Equatable {
     var virtualTokens: Int? = nil
     /// Bottleneck adapters: the reduction factor (hidden size / bottleneck width); nil for the other methods.
     var reductionFactor: Double? = nil
+    /// Sparse fine-tuning: the fraction of the targeted weights that trains; nil for the other methods.
+    var density: Double? = nil
     /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
     var text: TextRunSpec? = nil
 
@@ -120,6 +123,8 @@ struct RunSpec: Codable, Equatable {
             config = LNTuningConfig(targetModules: targets)
         case .ssf:
             config = SSFConfig(targetModules: targets)
+        case .sparse:
+            config = SparseConfig(targetModules: targets, density: density ?? 0.05)
         case .promptTuning:
             config = PromptTuningConfig(numVirtualTokens: virtualTokens ?? 1)
         case .pTuning:
@@ -149,7 +154,7 @@ struct RunSpec: Codable, Equatable {
         let expected = adapterConfig().json, found = config.json
         for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
                     "task_type", "num_virtual_tokens",
-                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter"] {
+                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -229,6 +234,12 @@ struct RunSpec: Codable, Equatable {
         }
         if let f = reductionFactor, !(f.isFinite && f > 0) {
             throw CLIError.runtime("\(file): reductionFactor is \(f), not a positive number")
+        }
+        if let d = density, !(d.isFinite && d > 0 && d <= 1) {
+            throw CLIError.runtime("\(file): density is \(d), not in (0, 1]")
+        }
+        if (method == .sparse) != (density != nil) {
+            throw CLIError.runtime("\(file): density must be given for sparse runs only")
         }
         if method.isBottleneck != (reductionFactor != nil) {
             throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck runs only")

@@ -71,6 +71,7 @@ struct TextRunSpec: Codable, Equatable {
         case .ia3: return DefaultTargets.ia3[type]!
         case .beft: return DefaultTargets.beft[type]!
         case .ssf: return DefaultTargets.ssf[type]!
+        case .sparse: break
         case .lnTuning: return DefaultTargets.lnTuning[type] ?? ["LayerNorm"]
         case .promptTuning, .pTuning, .prefixTuning, .bitfit: return []      // BitFit: every bias
         case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP: return []

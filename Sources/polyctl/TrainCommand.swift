@@ -7,7 +7,7 @@ import PolyPEFT
 /// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default)."
+    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default)."
     static let usage = "train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
@@ -16,7 +16,7 @@ enum TrainCommand: Subcommand {
         ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
         ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
-        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)),
+        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)), ("density", [.sparse]),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
@@ -36,12 +36,13 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter).", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
             .int("rank", only("rank", "LoRA rank (of each skill)"), range: 1...4096, default: 2),
             .int("virtual-tokens", only("virtual-tokens", "Virtual tokens (prefix positions) learned"), range: 1...4096, default: 3),
+            .positive("density", only("density", "Fraction of the targeted weights that trains (largest |w|)"), default: 0.05),
             .positive("reduction-factor", only("reduction-factor", "Hidden size / bottleneck width"),
                       note: "the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8"),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
@@ -227,6 +228,9 @@ enum TrainCommand: Subcommand {
         case .ia3:
             let ff = s.feedforward ?? []
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
+        case .sparse:
+            let targets = s.text?.targets ?? RunSpec.targets
+            return "a shared \(s.method.label) (density \(formatFixed(s.density ?? 0, digits: 4)) of \(targets.joined(separator: ", ")), by magnitude)"
         case .beft, .lnTuning, .bitfit, .ssf:
             let targets = s.text?.targets ?? RunSpec.targets
             return "a shared \(s.method.label) (\(targets.isEmpty ? "every bias" : targets.joined(separator: ", ")))"
@@ -266,6 +270,7 @@ enum TrainCommand: Subcommand {
                            rank: args.int("rank"), dataPath: dataPath, dataSeed: UInt64(seed), hiddenDim: 64, taskNames: [],
                            training: training, feedforward: nil)
         spec.virtualTokens = method.isPromptLearning ? args.int("virtual-tokens") : nil
+        spec.density = method == .sparse ? args.double("density") : nil
         if isText { return try planText(args, spec) }
         // Task names come from the data; for a file they are known only after reading it.
         if let dataPath = args.string("data") {

@@ -135,7 +135,7 @@ final class TextRunTests: CLITestCase {
             let wb = try Safetensors.read(URL(fileURLWithPath: b + "/adapter_model.safetensors"))
             XCTAssertEqual(wa, wb, "\(method): resumed bit for bit")
         }
-        for method in ["beft", "ssf"] {
+        for method in ["beft", "ssf", "sparse"] {
             let numeric = run(["train", "--method", method, "--output", root.appendingPathComponent(method + "-mlp").path] + tiny)
             XCTAssertEqual(numeric.code, 0, "\(method) on the built-in numeric network: \(numeric.err)")
         }

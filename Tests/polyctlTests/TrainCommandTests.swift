@@ -197,7 +197,7 @@ final class TrainCommandTests: CLITestCase {
     func testUsageAndRuntimeErrors() {
         let cases: [([String], Int32, String)] = [
             (["train", "--bogus"], 64, "error: unknown option '--bogus'\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, got 'x'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, got 'x'\nhint: see 'polyctl train --help'\n"),
             (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "1e-50"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e-50'\nhint: see 'polyctl train --help'\n"),
@@ -284,16 +284,17 @@ final class TrainCommandTests: CLITestCase {
         let r = run(["train", "--help"])
         XCTAssertEqual(r.code, 0)
         XCTAssertEqual(r.out, """
-        OVERVIEW: Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default).
+        OVERVIEW: Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default).
 
         USAGE: polyctl train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
-          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp. (default: poly)
+          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp. (default: poly)
           --skills <n>                       Skills (LoRAs) per adapted layer; poly, mhr only. (default: 6)
           --splits <n>                       Routing blocks per skill (MHR heads); poly, mhr only. (default: 1 for poly, 4 for mhr)
           --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora only. (default: 2)
           --virtual-tokens <n>               Virtual tokens (prefix positions) learned; prompt-tuning, p-tuning, prefix-tuning only. (default: 3)
+          --density <x>                      Fraction of the targeted weights that trains (largest |w|); sparse only. (default: 0.05)
           --reduction-factor <x>             Hidden size / bottleneck width; seq-bn, double-seq-bn, par-bn, compacter, compacter-pp only. (default: the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8)
           --mixing <parameters|outputs>      Mix skill parameters (PEFT) or skill outputs; poly, mhr only. (default: outputs)
           --feedforward <fc2|fc1|both|none>  Targets IA3 scales at the input (PEFT's feedforward_modules), not the output; ia3 only. (default: fc2)

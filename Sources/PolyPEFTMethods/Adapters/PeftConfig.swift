@@ -52,6 +52,10 @@ public protocol PeftConfig: Sendable {
     /// Builds the method on `model` (whose base weights are loaded), returning what it attached. `defaultTargets`
     /// stands in when a layer tuner's config names no targets (PEFT's per-model defaults).
     func attach(to model: Module, defaultTargets: TargetModules?, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment
+
+    /// The config with what attaching decided written in (sparse fine-tuning's entries per layer), so that the saved
+    /// config rebuilds the same layout. Default: the config unchanged.
+    func recording(_ attachment: PeftAttachment) -> Self
 }
 
 extension PeftConfig {
@@ -63,6 +67,7 @@ extension PeftConfig {
     public static var isPromptLearning: Bool { false }
     public var summary: String { Self.peftType }
     public func resolved(for model: Module) throws -> Self { self }
+    public func recording(_ attachment: PeftAttachment) -> Self { self }
 
     /// Every key this config reads and writes: the common ones it has and its own.
     static var allFields: [ConfigField<Self>] {
@@ -132,6 +137,7 @@ public enum PeftMethods {
         BitFitConfig.self,
         BnConfig.self,
         SSFConfig.self,
+        SparseConfig.self,
     ]
 
     /// The supported `peft_type` strings, sorted.

@@ -62,6 +62,7 @@ public final class PeftModel {
             for (p, flag) in trainable { p.requiresGrad = flag }
             throw error
         }
+        self.config = config.recording(attachment)
         adapters = attachment.adapters.map { ($0.path, $0.adapter) }
         trainedBaseParameters = attachment.trainedBaseParameters
         for (_, p) in trainedBaseParameters { p.requiresGrad = true }
