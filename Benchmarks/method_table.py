@@ -2,7 +2,7 @@
 """Trains every `polyctl train --method` on the built-in data and prints the EXPERIMENTS.md method table.
 
     swift build -c release --product polyctl
-    python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text]
+    python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text] [--methods lora,ssf]
 
 Each run is `polyctl train --method M [--text | --text-to-text] --seed S --no-baseline --json` with every other option
 at its default; the table gives the mean (and spread over seeds) of the test score, the adapter's saved parameters
@@ -19,8 +19,9 @@ import tempfile
 import time
 
 POLYCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "polyctl")
-NUMERIC = ["poly", "mhr", "lora", "dora", "ia3", "beft"]
-TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning"]
+NUMERIC = ["poly", "mhr", "lora", "dora", "ia3", "beft", "bitfit", "ssf", "sparse"]
+TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning", "seq-bn", "double-seq-bn", "par-bn",
+                  "compacter", "compacter-pp"]
 
 
 def run(method, kind, seed, root):
@@ -43,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--kinds", default="numeric,text,text-to-text")
+    ap.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
     a = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"CPU: {cpu}; seeds 0..{a.seeds - 1}\n")
@@ -53,7 +55,10 @@ def main():
             print(f"### {kind}\n")
             print(f"| method | {score[0]} (mean ± sd) | saved parameters | ms / step |")
             print("| --- | --- | --- | --- |")
+            chosen = a.methods.split(",") if a.methods else None
             for m in NUMERIC if kind == "numeric" else TEXT:
+                if chosen and m not in chosen:
+                    continue
                 results = [run(m, kind, s, root) for s in range(a.seeds)]
                 vals = [r[0][score[1]] * score[2] for r in results]
                 sd = statistics.stdev(vals) if len(vals) > 1 else 0.0

@@ -43,7 +43,10 @@ import transformers
 from adapters import BnConfig, CompacterConfig, CompacterPlusPlusConfig, DoubleSeqBnConfig, ParBnConfig, SeqBnConfig
 from adapters.methods.bottleneck import BottleneckLayer
 from safetensors.torch import load_file, save_file
-from transformers import BertConfig, BertModel, T5Config, T5ForConditionalGeneration
+from transformers import BertModel, T5ForConditionalGeneration
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny_models import bert_config, randomize_norms, t5_config, transformer_inputs  # noqa: E402
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
@@ -62,48 +65,13 @@ BASE_SEED = {"bert": 1234, "t5": 5678}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Base models (as in make_method_cases.py)
+# Base models (tiny_models.py, shared with make_method_cases.py)
 # ----------------------------------------------------------------------------------------------------------------
-
-def bert_config():
-    return BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
-                      max_position_embeddings=32, type_vocab_size=2, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0, initializer_range=0.2, attn_implementation="eager")
-
-
-def t5_config():
-    return T5Config(vocab_size=50, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=4,
-                    relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
-                    feed_forward_proj="relu", tie_word_embeddings=True, decoder_start_token_id=0, eos_token_id=1,
-                    pad_token_id=0, attn_implementation="eager")
-
-
-def randomize_norms(model):
-    # Norms start as the identity map: give them random affine parameters (weights 1 + 0.5 N(0,1), biases 0.5 N(0,1)).
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name or "layer_norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.5 * torch.randn_like(p))
-
 
 def new_model(kind, config):
     if kind == "bert":
         return BertModel(config, add_pooling_layer=False)
     return T5ForConditionalGeneration(config)
-
-
-def make_inputs(kind):
-    batch, seq = (3, 6) if kind == "bert" else (2, 5)
-    input_ids = torch.randint(2, 50, (batch, seq))
-    attention_mask = torch.ones(batch, seq, dtype=torch.long)
-    attention_mask[1, 4:] = 0
-    if kind == "bert":
-        token_type_ids = torch.zeros(3, 6, dtype=torch.long)
-        token_type_ids[:, 3:] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-    decoder_input_ids = torch.randint(2, 50, (batch, 4))
-    decoder_input_ids[:, 0] = 0  # decoder_start_token_id
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
 
 
 def build_base(kind):
@@ -112,7 +80,7 @@ def build_base(kind):
     config = bert_config() if kind == "bert" else t5_config()
     model = new_model(kind, config).eval()
     randomize_norms(model)
-    inputs = make_inputs(kind)
+    inputs = transformer_inputs(kind)
     return model, config, inputs
 
 
@@ -649,7 +617,7 @@ def probe_broken(item):
     torch.manual_seed(0)
     config = bert_config() if kind == "bert" else t5_config()
     model = new_model(kind, config).eval()
-    inputs = make_inputs(kind)
+    inputs = transformer_inputs(kind)
     adapters.init(model)
     stage = "add_adapter"
     try:

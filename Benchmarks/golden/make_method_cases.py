@@ -42,7 +42,10 @@ from peft import (BeftConfig, IA3Config, LNTuningConfig, LoraConfig, PeftModel, 
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
-from transformers import BertConfig, BertModel, T5Config, T5ForConditionalGeneration
+from transformers import BertModel, T5ForConditionalGeneration
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny_models import bert_config, randomize_norms, t5_config, transformer_inputs  # noqa: E402
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
@@ -79,28 +82,6 @@ class MLP(torch.nn.Module):
         return self.fc2(self.relu(self.fc1(x)))
 
 
-def bert_config():
-    return BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
-                      max_position_embeddings=32, type_vocab_size=2, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0, initializer_range=0.2, attn_implementation="eager")
-
-
-def t5_config():
-    return T5Config(vocab_size=50, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=4,
-                    relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
-                    feed_forward_proj="relu", tie_word_embeddings=True, decoder_start_token_id=0, eos_token_id=1,
-                    pad_token_id=0, attn_implementation="eager")
-
-
-def randomize_norms(model):
-    # Norms start as the identity map, which makes sum(output^2) nearly constant (tiny gradients): give them random
-    # affine parameters (weights 1 + 0.5 N(0,1), biases 0.5 N(0,1)).
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name or "layer_norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.5 * torch.randn_like(p))
-
-
 def build_base(kind):
     if kind == "mlp":
         return MLP().eval(), None
@@ -128,17 +109,7 @@ def fresh_base(kind, config, state):
 def make_inputs(kind):
     if kind == "mlp":
         return {"x": torch.randn(4, 3, 16)}
-    batch, seq = (3, 6) if kind == "bert" else (2, 5)
-    input_ids = torch.randint(2, 50, (batch, seq))
-    attention_mask = torch.ones(batch, seq, dtype=torch.long)
-    attention_mask[1, 4:] = 0
-    if kind == "bert":
-        token_type_ids = torch.zeros(3, 6, dtype=torch.long)
-        token_type_ids[:, 3:] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-    decoder_input_ids = torch.randint(2, 50, (batch, 4))
-    decoder_input_ids[:, 0] = 0  # decoder_start_token_id
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
+    return transformer_inputs(kind)
 
 
 def run_model(model, kind, inputs, x=None):

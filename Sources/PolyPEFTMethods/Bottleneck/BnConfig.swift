@@ -139,16 +139,17 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
 
     /// `CompacterConfig` (Mahabadi et al. 2021): `doubleSeqBn` with PHM projections, GELU, factor 32.
     public static func compacter(reductionFactor: Double = 32, phmDim: Int = 4) -> BnConfig {
-        var c = doubleSeqBn(reductionFactor: reductionFactor)
-        c.phmLayer = true
-        c.nonLinearity = "gelu"
-        c.phmDim = phmDim
-        return c
+        doubleSeqBn(reductionFactor: reductionFactor).withPHM(phmDim: phmDim)
     }
 
     /// `CompacterPlusPlusConfig`: `seqBn` with PHM projections, GELU, factor 32.
     public static func compacterPlusPlus(reductionFactor: Double = 32, phmDim: Int = 4) -> BnConfig {
-        var c = seqBn(reductionFactor: reductionFactor)
+        seqBn(reductionFactor: reductionFactor).withPHM(phmDim: phmDim)
+    }
+
+    /// The config with Compacter's PHM projections and GELU.
+    func withPHM(phmDim: Int) -> BnConfig {
+        var c = self
         c.phmLayer = true
         c.nonLinearity = "gelu"
         c.phmDim = phmDim
