@@ -87,6 +87,11 @@ struct RunSpec: Codable, Equatable {
     var reductionFactor: Double? = nil
     /// Sparse fine-tuning: the fraction of the targeted weights that trains; nil for the other methods.
     var density: Double? = nil
+    /// Sparse fine-tuning: how the entries are chosen; nil for the other methods.
+    var selection: SparseConfig.Selection? = nil
+    /// Sparse fine-tuning by Fisher information: the entries per layer chosen at the start (so a resumed run attaches
+    /// the same layout); nil before the choice and for the other methods.
+    var budgetPattern: [String: Int]? = nil
     /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
     var text: TextRunSpec? = nil
 
@@ -124,7 +129,9 @@ struct RunSpec: Codable, Equatable {
         case .ssf:
             config = SSFConfig(targetModules: targets)
         case .sparse:
-            config = SparseConfig(targetModules: targets, density: density ?? 0.05)
+            var c = SparseConfig(targetModules: targets, density: density ?? 0.05, selection: selection ?? .magnitude)
+            c.budgetPattern = budgetPattern ?? [:]
+            config = c
         case .promptTuning:
             config = PromptTuningConfig(numVirtualTokens: virtualTokens ?? 1)
         case .pTuning:
@@ -154,7 +161,7 @@ struct RunSpec: Codable, Equatable {
         let expected = adapterConfig().json, found = config.json
         for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
                     "task_type", "num_virtual_tokens",
-                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density"] {
+                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density", "selection"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -240,6 +247,11 @@ struct RunSpec: Codable, Equatable {
         }
         if (method == .sparse) != (density != nil) {
             throw CLIError.runtime("\(file): density must be given for sparse runs only")
+        }
+        if method != .sparse && selection != nil { throw CLIError.runtime("\(file): selection is for sparse runs only") }
+        if let p = budgetPattern {
+            guard selection == .fisher else { throw CLIError.runtime("\(file): budgetPattern is for sparse runs by Fisher information only") }
+            if let bad = p.first(where: { $0.value < 0 }) { throw CLIError.runtime("\(file): budgetPattern gives '\(bad.key)' \(bad.value) entries") }
         }
         if method.isBottleneck != (reductionFactor != nil) {
             throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck runs only")

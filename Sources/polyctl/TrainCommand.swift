@@ -16,10 +16,12 @@ enum TrainCommand: Subcommand {
         ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
         ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
-        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)), ("density", [.sparse]),
+        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)), ("density", [.sparse]), ("selection", [.sparse]),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
+    /// Training batches the Fisher information of `--selection fisher` is summed over.
+    static let fisherBatches = 8
     /// The batch size of text runs when `--batch-size` is not given.
     static let textBatchSize = 32
     /// `--feedforward`'s values and the IA3 feed-forward modules each stands for.
@@ -42,7 +44,10 @@ enum TrainCommand: Subcommand {
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
             .int("rank", only("rank", "LoRA rank (of each skill)"), range: 1...4096, default: 2),
             .int("virtual-tokens", only("virtual-tokens", "Virtual tokens (prefix positions) learned"), range: 1...4096, default: 3),
-            .positive("density", only("density", "Fraction of the targeted weights that trains (largest |w|)"), default: 0.05),
+            .positive("density", only("density", "Fraction of the targeted weights that trains"), default: 0.05),
+            .choice("selection", SparseConfig.Selection.allCases.map(\.rawValue),
+                    only("selection", "Train the largest |w|, or the largest Fisher information over \(fisherBatches) training batches (FishMask)"),
+                    default: SparseConfig.Selection.magnitude.rawValue),
             .positive("reduction-factor", only("reduction-factor", "Hidden size / bottleneck width"),
                       note: "the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8"),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
@@ -146,13 +151,16 @@ enum TrainCommand: Subcommand {
         let interrupt = InterruptFlag()
         interrupt.install()
         defer { interrupt.stop() }
-        let spec = try newSpec ?? RunSpec.read(from: dir)
+        var spec = try newSpec ?? RunSpec.read(from: dir)
         if !json && !args.flag("quiet") && spec.text?.modelPath == nil && spec.text != nil
             && AtomicDirectory.resolve(dir.appendingPathComponent(TextBase.folderName)) == nil {
             console.print("Pre-training the built-in tiny \(spec.text!.kind == .classification ? "BERT" : "T5") (saved as \(dir.path)/\(TextBase.folderName))")
         }
         let work = try spec.workload(dir: dir)
         let peft = work.peft
+        if spec.selection == .fisher && spec.budgetPattern == nil {
+            spec.budgetPattern = try selectByFisher(peft, work.objective, training: spec.training)
+        }
         let trainer = try Trainer(objective: work.objective, parameters: peft.trainableParameters(), configuration: spec.training)
         let restored = resuming ? try RunCheckpoint.restore(from: dir, peft: peft, trainer: trainer,
                                                             allowNonFinite: args.flag("allow-non-finite"), console: console) : false
@@ -219,6 +227,21 @@ enum TrainCommand: Subcommand {
         if let signal = interrupt.signal { throw CLIError.interrupted(signal: signal) }
     }
 
+    /// Chooses sparse fine-tuning's entries by Fisher information over the first `fisherBatches` batches of a seeded
+    /// pass over the training set, before the optimizer exists; returns the entries per layer (saved in the run spec,
+    /// so `--resume` attaches the same layout).
+    static func selectByFisher(_ peft: PeftModel, _ objective: any Objective, training: TrainingConfiguration) throws -> [String: Int] {
+        var rng = Xoshiro256(seed: training.seed ^ 0x5EED_F15E)
+        var order = Array(0..<objective.count)
+        order.shuffle(using: &rng)
+        let size = Swift.max(1, Swift.min(training.batchSize, objective.count))
+        let batches = Swift.max(1, Swift.min(fisherBatches, objective.count / size))
+        try peft.selectSparseMask(fisherBatches: batches) { b in
+            try objective.loss(batch: Array(order[(b * size)..<((b + 1) * size)]), Context(mode: .eval))
+        }
+        return (peft.config as? SparseConfig)?.budgetPattern ?? [:]
+    }
+
     static func describe(_ s: RunSpec) -> String {
         switch s.method {
         case .poly, .mhr:
@@ -230,7 +253,7 @@ enum TrainCommand: Subcommand {
             return "a shared IA3 (feed-forward: \(ff.isEmpty ? "none" : ff.joined(separator: ", ")))"
         case .sparse:
             let targets = s.text?.targets ?? RunSpec.targets
-            return "a shared \(s.method.label) (density \(formatFixed(s.density ?? 0, digits: 4)) of \(targets.joined(separator: ", ")), by magnitude)"
+            return "a shared \(s.method.label) (density \(formatFixed(s.density ?? 0, digits: 4)) of \(targets.joined(separator: ", ")), by \((s.selection ?? .magnitude) == .fisher ? "Fisher information" : "magnitude"))"
         case .beft, .lnTuning, .bitfit, .ssf:
             let targets = s.text?.targets ?? RunSpec.targets
             return "a shared \(s.method.label) (\(targets.isEmpty ? "every bias" : targets.joined(separator: ", ")))"
@@ -271,6 +294,7 @@ enum TrainCommand: Subcommand {
                            training: training, feedforward: nil)
         spec.virtualTokens = method.isPromptLearning ? args.int("virtual-tokens") : nil
         spec.density = method == .sparse ? args.double("density") : nil
+        spec.selection = method == .sparse ? SparseConfig.Selection(rawValue: args.choice("selection")) : nil
         if isText { return try planText(args, spec) }
         // Task names come from the data; for a file they are known only after reading it.
         if let dataPath = args.string("data") {

@@ -139,6 +139,21 @@ final class TextRunTests: CLITestCase {
             let numeric = run(["train", "--method", method, "--output", root.appendingPathComponent(method + "-mlp").path] + tiny)
             XCTAssertEqual(numeric.code, 0, "\(method) on the built-in numeric network: \(numeric.err)")
         }
+        // Sparse fine-tuning by Fisher information: the choice is saved in the run, so a resumed run is the same run.
+        let fisher = ["train", "--method", "sparse", "--selection", "fisher", "--density", "0.1"] + tiny
+        let fa = root.appendingPathComponent("fisher-a").path, fb = root.appendingPathComponent("fisher-b").path
+        XCTAssertEqual(run(fisher + ["--output", fa]).code, 0)
+        let spec = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: fa + "/polypeft_run.json")))
+        XCTAssertEqual(spec["selection"], "fisher")
+        XCTAssertNotNil(spec["budgetPattern"]?.objectValue)
+        let saved = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: fa + "/adapter_config.json")))
+        XCTAssertEqual(saved["selection"], "fisher")
+        XCTAssertEqual(saved["budget_pattern"], spec["budgetPattern"])
+        XCTAssertEqual(run(fisher + ["--output", fb, "--stop-after", "3"]).code, 130)
+        XCTAssertEqual(run(["train", "--resume", fb, "--quiet"]).code, 0)
+        XCTAssertEqual(try Safetensors.read(URL(fileURLWithPath: fa + "/adapter_model.safetensors")),
+                       try Safetensors.read(URL(fileURLWithPath: fb + "/adapter_model.safetensors")), "Fisher run resumed bit for bit")
+        XCTAssertEqual(run(["train", "--method", "lora", "--selection", "fisher"] + tiny).code, 64)
         let tooMany = run(["train", "--text", "--method", "prompt-tuning", "--virtual-tokens", "8", "--output", root.appendingPathComponent("x").path])
         XCTAssertEqual(tooMany.code, 1)
         XCTAssertEqual(tooMany.err, "error: --virtual-tokens 8 and texts of up to 13 tokens need 21 positions; the model has 16 (use --virtual-tokens 3 or fewer)\n")

@@ -28,9 +28,10 @@ extension PeftModel {
 extension PeftModel {
     /// True when `saved` (this model's `adapterTensors()`) does not hold the trained parameters themselves: a method
     /// that saves a function of them (P-tuning's MLP output, prefix tuning with a projection) cannot resume training
-    /// from its adapter file.
+    /// from its adapter file. A file that holds every parameter and more (sparse fine-tuning's indices beside its
+    /// values) resumes from the file itself.
     public func savesDerivedTensors(_ saved: [String: Tensor]) -> Bool {
-        Set(adapterParameters().map(\.key)) != Set(saved.keys)
+        !Set(adapterParameters().map(\.key)).isSubset(of: Set(saved.keys))
     }
 
     /// The trained parameters by key (`adapterParameters()`), for a checkpoint to resume from.

@@ -23,7 +23,7 @@ public struct SparseConfig: LayerTunerConfig, Equatable, Codable {
     public static let peftType = "POLYPEFT_SPARSE"
 
     /// How the trained entries are chosen.
-    public enum Selection: String, CaseIterable, Sendable {
+    public enum Selection: String, CaseIterable, Sendable, Codable {
         case magnitude, fisher
     }
 
