@@ -3,6 +3,7 @@
 
     swift build -c release --product polyctl
     python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text] [--methods lora,ssf]
+    python3 Benchmarks/method_table.py --matched [--seeds 3]      # numeric tasks at one parameter budget
 
 Each run is `polyctl train --method M [--text | --text-to-text] --seed S --no-baseline --json` with every other option
 at its default; the table gives the mean (and spread over seeds) of the test score, the adapter's saved parameters
@@ -24,9 +25,22 @@ TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning", "se
                   "compacter", "compacter-pp"]
 
 
-def run(method, kind, seed, root):
-    out = os.path.join(root, f"{kind}-{method}-{seed}")
-    args = [POLYCTL, "train", "--method", method, "--seed", str(seed), "--no-baseline", "--json", "--output", out]
+# --matched: the numeric tasks at one budget, about LoRA rank 2's 336 trained scalars on fc1 (32 -> 64) and fc2 (64 -> 8);
+# methods of a fixed size (IA3, BEFT, BitFit, SSF) at their own, below it.
+MATCHED = [
+    ("lora r2", "lora", ["--rank", "2"]),
+    ("dora r2", "dora", ["--rank", "2"]),
+    ("poly 2 skills r1", "poly", ["--skills", "2", "--rank", "1"]),
+    ("mhr 2 skills r1, 4 splits", "mhr", ["--skills", "2", "--rank", "1"]),
+    ("sparse 0.13, magnitude", "sparse", ["--density", "0.13"]),
+    ("sparse 0.13, fisher", "sparse", ["--density", "0.13", "--selection", "fisher"]),
+    ("ia3", "ia3", []), ("beft", "beft", []), ("bitfit", "bitfit", []), ("ssf", "ssf", []),
+]
+
+
+def run(method, kind, seed, root, extra=()):
+    out = os.path.join(root, f"{kind}-{method}-{seed}-{len(os.listdir(root))}")
+    args = [POLYCTL, "train", "--method", method, "--seed", str(seed), "--no-baseline", "--json", "--output", out, *extra]
     if kind != "numeric":
         args.append("--" + kind)
     start = time.time()
@@ -40,15 +54,31 @@ def run(method, kind, seed, root):
     return summary, params, elapsed / summary["steps"] * 1000
 
 
+def matched(seeds, root):
+    print("### numeric, matched budget\n")
+    print("| method | test MSE (mean ± sd) | trained parameters | ms / step |")
+    print("| --- | --- | --- | --- |")
+    for label, method, extra in MATCHED:
+        results = [run(method, "numeric", s, root, extra) for s in range(seeds)]
+        vals = [r[0]["test_loss"] for r in results]
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        print(f"| {label} | {statistics.mean(vals):.4f} ± {sd:.4f} | {results[0][0]['trainable_parameters']:,} | "
+              f"{statistics.mean(r[2] for r in results):.2f} |", flush=True)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--kinds", default="numeric,text,text-to-text")
     ap.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
+    ap.add_argument("--matched", action="store_true", help="the numeric tasks at one parameter budget instead")
     a = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"CPU: {cpu}; seeds 0..{a.seeds - 1}\n")
     with tempfile.TemporaryDirectory() as root:
+        if a.matched:
+            return matched(a.seeds, root)
         for kind in a.kinds.split(","):
             score = {"numeric": ("test MSE", "test_loss", 1), "text": ("test accuracy", "test_accuracy", 100),
                      "text-to-text": ("test exact match", "test_exact_match", 100)}[kind]

@@ -40,6 +40,7 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual((validation[0]["tasks"] as! [String: Any]).keys.sorted(), ["a\"b", "plain"])
         XCTAssertEqual(objects.last?["event"] as? String, "summary")
         XCTAssertEqual(objects.last?["output"] as? String, dir)
+        XCTAssertGreaterThan(objects.last?["trainable_parameters"] as? Int ?? 0, 0)
         let e = Console(passthrough: false)
         XCTAssertEqual(PolyCtl.run(["eval", "--adapter", dir, "--data", data.path, "--json"], console: e), 0, e.stderr)
         let eval = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
