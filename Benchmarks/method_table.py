@@ -3,7 +3,7 @@
 
     swift build -c release --product polyctl
     python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text] [--methods lora,ssf]
-    python3 Benchmarks/method_table.py --matched [--seeds 3]      # numeric tasks at one parameter budget
+    python3 Benchmarks/method_table.py --matched --kinds numeric,text [--seeds 3]   # at one parameter budget
 
 Each run is `polyctl train --method M [--text | --text-to-text] --seed S --no-baseline --json` with every other option
 at its default; the table gives the mean (and spread over seeds) of the test score, the adapter's saved parameters
@@ -37,6 +37,19 @@ MATCHED = [
     ("ia3", "ia3", []), ("beft", "beft", []), ("bitfit", "bitfit", []), ("ssf", "ssf", []),
 ]
 
+# --matched --kinds text: the built-in text tasks at about LoRA rank 2's 1,536 adapter scalars on the built-in BERT's
+# query, value, intermediate.dense and output.dense (every text run also trains the classifier head's 132).
+MATCHED_TEXT = [
+    ("lora r2", "lora", ["--rank", "2"]),
+    ("poly 2 skills r1", "poly", ["--skills", "2", "--rank", "1"]),
+    ("sparse 0.125, fisher", "sparse", ["--density", "0.125", "--selection", "fisher"]),
+    ("seq-bn, factor 2.7", "seq-bn", ["--reduction-factor", "2.7"]),
+    ("double-seq-bn, factor 6", "double-seq-bn", ["--reduction-factor", "6"]),
+    ("par-bn, factor 2.7", "par-bn", ["--reduction-factor", "2.7"]),
+    ("compacter, factor 2", "compacter", ["--reduction-factor", "2"]),
+    ("ia3", "ia3", []), ("ssf", "ssf", []), ("ln-tuning", "ln-tuning", []), ("prefix-tuning", "prefix-tuning", []),
+]
+
 
 def run(method, kind, seed, root, extra=()):
     out = os.path.join(root, f"{kind}-{method}-{seed}-{len(os.listdir(root))}")
@@ -54,16 +67,18 @@ def run(method, kind, seed, root, extra=()):
     return summary, params, elapsed / summary["steps"] * 1000
 
 
-def matched(seeds, root):
-    print("### numeric, matched budget\n")
-    print("| method | test MSE (mean ± sd) | trained parameters | ms / step |")
+def matched(seeds, root, kind):
+    text = kind == "text"
+    print(f"### {kind}, matched budget\n")
+    print(f"| method | {'test accuracy' if text else 'test MSE'} (mean ± sd) | trained parameters | ms / step |")
     print("| --- | --- | --- | --- |")
-    for label, method, extra in MATCHED:
-        results = [run(method, "numeric", s, root, extra) for s in range(seeds)]
-        vals = [r[0]["test_loss"] for r in results]
+    for label, method, extra in MATCHED_TEXT if text else MATCHED:
+        results = [run(method, kind, s, root, extra) for s in range(seeds)]
+        vals = [r[0]["test_accuracy"] * 100 if text else r[0]["test_loss"] for r in results]
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        print(f"| {label} | {statistics.mean(vals):.4f} ± {sd:.4f} | {results[0][0]['trainable_parameters']:,} | "
-              f"{statistics.mean(r[2] for r in results):.2f} |", flush=True)
+        fmt = "{:.1f}%" if text else "{:.4f}"
+        print(f"| {label} | {fmt.format(statistics.mean(vals))} ± {fmt.format(sd).rstrip('%')} | "
+              f"{results[0][0]['trainable_parameters']:,} | {statistics.mean(r[2] for r in results):.2f} |", flush=True)
     print()
 
 
@@ -78,7 +93,10 @@ def main():
     print(f"CPU: {cpu}; seeds 0..{a.seeds - 1}\n")
     with tempfile.TemporaryDirectory() as root:
         if a.matched:
-            return matched(a.seeds, root)
+            for kind in a.kinds.split(","):
+                if kind in ("numeric", "text"):
+                    matched(a.seeds, root, kind)
+            return
         for kind in a.kinds.split(","):
             score = {"numeric": ("test MSE", "test_loss", 1), "text": ("test accuracy", "test_accuracy", 100),
                      "text-to-text": ("test exact match", "test_exact_match", 100)}[kind]
