@@ -261,7 +261,8 @@ enum TrainCommand: Subcommand {
             return "a shared \(s.method.label) (\(s.virtualTokens ?? 0) virtual tokens)"
         case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP:
             let f = s.reductionFactor ?? 0
-            let width = s.hiddenDim > 0 ? ", bottleneck \(Swift.max(1, Int((Double(s.hiddenDim) / f).rounded(.down))))" : ""
+            let width = (try? (s.adapterConfig() as? BnConfig)?.bottleneckSize(hidden: s.hiddenDim, layer: 0)).flatMap { $0 }
+                .map { ", bottleneck \($0)" } ?? ""
             return "a shared \(s.method.label) (reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))\(width))"
         }
     }

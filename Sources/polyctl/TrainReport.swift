@@ -18,12 +18,6 @@ struct TrainReport {
         try peft.routing().map { ($0.path, InspectCommand.matrix($0.weights)) }
     }
 
-    /// The scalars that train (each parameter once, whether it is an adapter's, a trained base bias or a saved
-    /// head's): what `print_trainable_parameters()` counts as trainable.
-    static func trainableCount(_ peft: PeftModel) -> Int {
-        peft.adapterParameters().map(\.parameter).uniqueObjects { $0 }.filter(\.requiresGrad).reduce(0) { $0 + $1.count }
-    }
-
     func emit(_ console: Console, json: Bool) throws {
         let test = try workload.evaluateTest()
         let allocs = try TrainReport.allocations(workload.peft)
@@ -34,7 +28,7 @@ struct TrainReport {
         if json {
             var fields: [(String, JSONField)] = [("event", .string("summary")), ("steps", .int(trainer.step)),
                                                  ("test_loss", .shortest(Double(test.loss))), ("output", .string(dir.path)),
-                                                 ("trainable_parameters", .int(TrainReport.trainableCount(workload.peft)))]
+                                                 ("trainable_parameters", .int(workload.peft.trainableParameterCount))]
             if let accuracy = test.accuracy {
                 let key = "test_" + test.accuracyName.replacingOccurrences(of: " ", with: "_")
                 fields.append((key, .shortest(Double(accuracy))))

@@ -180,9 +180,14 @@ public final class PeftModel {
     }
 
     /// The model's parameters and those of adapters that live outside its tree (prefix tuning's table) count.
-    public func parameterSummary() -> String {
-        let all = model.namedParameters().map(\.parameter) + adapterParameters().map(\.parameter)
-        return Module.parameterSummary(all.uniqueObjects { $0 })
+    public func parameterSummary() -> String { Module.parameterSummary(countedParameters) }
+
+    /// The scalars that train, as `parameterSummary()` counts them.
+    public var trainableParameterCount: Int { Module.parameterCounts(countedParameters).trainable }
+
+    /// The model's parameters and the adapters', each once.
+    private var countedParameters: [Parameter] {
+        (model.namedParameters().map(\.parameter) + adapterParameters().map(\.parameter)).uniqueObjects { $0 }
     }
 }
 

@@ -164,13 +164,8 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
             ConfigField("reduction_factor", read: { r, c in
                 guard let v = r.present("reduction_factor"), v != .null else { return }
                 if let x = v.doubleValue { c.reductionFactor = .uniform(x); return }
-                guard let o = v.objectValue else { throw r.fail("reduction_factor", "a number or an object of numbers", v) }
-                var m: [String: Double] = [:]
-                for (k, x) in o {
-                    guard let d = x.doubleValue else { throw r.fail("reduction_factor", "a number for key '\(k)'", x) }
-                    m[k] = d
-                }
-                c.reductionFactor = .perLayer(m)
+                guard v.objectValue != nil else { throw r.fail("reduction_factor", "a number or an object of numbers", v) }
+                c.reductionFactor = .perLayer(try r.numberMap("reduction_factor"))
             }, write: { c in
                 switch c.reductionFactor {
                 case .uniform(let x): return .number(x)
@@ -183,8 +178,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
             .bool("ln_before", \.lnBefore),
             .bool("ln_after", \.lnAfter),
             .choice("init_weights", \.initWeights),
-            ConfigField("init_weights_seed", read: { r, c in c.initWeightsSeed = try r.int("init_weights_seed", default: nil) },
-                        write: { c in c.initWeightsSeed.map { .int($0) } ?? .null }),
+            .optionalInt("init_weights_seed", \.initWeightsSeed),
             .bool("is_parallel", \.isParallel),
             ConfigField("scaling", read: { r, c in
                 guard let v = r.present("scaling"), v != .null else { return }
@@ -315,11 +309,12 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
     }
 
     /// The bottleneck width at layer `index` of a stream `hidden` wide: `max(1, floor(hidden / factor))`, as the
-    /// adapters library computes `int(hidden_size // reduction_factor)`.
+    /// adapters library computes `int(hidden_size // reduction_factor)`. A factor below 1 widens; a projection of more
+    /// than `PromptLearningSizes.maxElements` scalars is an error.
     public func bottleneckSize(hidden: Int, layer index: Int) throws -> Int {
         let f = try reductionFactor.factor(layer: index)
         let q = (Double(hidden) / f).rounded(.down)
-        guard q <= Double(PromptLearningSizes.maxElements) else {
+        guard q * Double(Swift.max(hidden, 1)) <= Double(PromptLearningSizes.maxElements) else {
             throw ConfigError("reduction_factor \(f) gives a bottleneck of \(q) for width \(hidden): too large")
         }
         return max(1, Int(q))

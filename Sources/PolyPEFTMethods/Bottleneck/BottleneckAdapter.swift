@@ -183,20 +183,17 @@ extension BottleneckAdapter {
             guard try host.residualJoin == nil else {
                 throw ConfigError("\(path): its residual slot is already filled (one bottleneck method per model)")
             }
-            let hidden = host.hiddenSize
-            let m = try config.bottleneckSize(hidden: hidden, layer: index)
-            if config.phmLayer {
-                for (what, n) in [("hidden size", hidden), ("bottleneck size", m)] where n % config.phmDim != 0 {
-                    throw ConfigError("\(path): the \(what) \(n) is not divisible by phm_dim \(config.phmDim)")
-                }
+            let m = try config.bottleneckSize(hidden: host.hiddenSize, layer: index)
+            func make(using g: inout some RandomNumberGenerator) throws -> BottleneckAdapter {
+                try BottleneckAdapter(config: config, hidden: host.hiddenSize, bottleneck: m, hostPath: path, layerIndex: index,
+                                      location: host.location, sharedRule: sharedRule, using: &g)
             }
-            var seeded = config.initWeightsSeed.map { Xoshiro256(seed: UInt64(truncatingIfNeeded: $0)) }
-            let adapter = seeded == nil
-                ? try BottleneckAdapter(config: config, hidden: hidden, bottleneck: m, hostPath: path, layerIndex: index,
-                                        location: host.location, sharedRule: sharedRule, using: &rng)
-                : try BottleneckAdapter(config: config, hidden: hidden, bottleneck: m, hostPath: path, layerIndex: index,
-                                        location: host.location, sharedRule: sharedRule, using: &seeded!)
-            built.append((host, adapter))
+            // init_weights_seed: every adapter starts from the same draws, as the library reseeds per module.
+            if var seeded = config.initWeightsSeed.map({ Xoshiro256(seed: UInt64(truncatingIfNeeded: $0)) }) {
+                built.append((host, try make(using: &seeded)))
+            } else {
+                built.append((host, try make(using: &rng)))
+            }
         }
         guard !built.isEmpty else {
             throw ConfigError("bottleneck adapters: no slot of the model is selected (locations "

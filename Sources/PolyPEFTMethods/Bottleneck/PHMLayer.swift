@@ -32,8 +32,9 @@ public final class PHMLayer: Module, Layer {
     public init(inFeatures: Int, outFeatures: Int, config: BnConfig, sharedRule: PHMSharedRule?, name: String,
                 using rng: inout some RandomNumberGenerator) throws {
         let n = config.phmDim
-        guard n > 0, inFeatures % n == 0, outFeatures % n == 0 else {
-            throw ConfigError("\(name): in_features \(inFeatures) and out_features \(outFeatures) must be divisible by phm_dim \(n)")
+        guard n > 0 else { throw ConfigError("\(name): phm_dim must be at least 1, got \(n)") }
+        for (what, size) in [("in_features", inFeatures), ("out_features", outFeatures)] where size % n != 0 {
+            throw ConfigError("\(name): \(what) \(size) is not divisible by phm_dim \(n)")
         }
         let r = inFeatures / n, s = outFeatures / n
         self.inFeatures = inFeatures

@@ -45,9 +45,7 @@ extension PeftModel {
             for (l, e) in zip(layers, kept) { try? l.setEntries(e) }
             throw error
         }
-        sparse.budgetPattern = Dictionary(uniqueKeysWithValues: adapters.compactMap { a in
-            (a.layer as? SparseLinear).map { (a.path, $0.entries.count) }
-        })
+        sparse.budgetPattern = SparseConfig.budgetPattern(of: layers)
         sparse.selection = .fisher
         config = sparse
     }

@@ -37,18 +37,16 @@ public struct SparseConfig: LayerTunerConfig, Equatable, Codable {
     public static var fields: [ConfigField<SparseConfig>] {
         [
             .double("density", \.density),
-            ConfigField("budget", read: { r, c in c.budget = try r.int("budget", default: nil) },
-                        write: { c in c.budget.map { .int($0) } ?? .null }),
+            .optionalInt("budget", \.budget),
             .choice("selection", \.selection),
             ConfigField("budget_pattern", read: { r, c in
-                guard let v = r.present("budget_pattern"), v != .null else { return }
-                guard let o = v.objectValue else { throw r.fail("budget_pattern", "an object of layer paths to counts", v) }
-                var m: [String: Int] = [:]
-                for (k, x) in o {
-                    guard let n = x.intValue, n >= 0 else { throw r.fail("budget_pattern", "a count of at least 0 for '\(k)'", x) }
-                    m[k] = n
+                guard r.present("budget_pattern") != .null else { return }
+                c.budgetPattern = try r.numberMap("budget_pattern").mapValues { v in
+                    guard v == v.rounded(), Swift.abs(v) < 1e15 else {
+                        throw ConfigError("\(r.context): budget_pattern values must be integers, got \(v)")
+                    }
+                    return Int(v)
                 }
-                c.budgetPattern = m
             }, write: { c in .object(c.budgetPattern.mapValues { .int($0) }) }),
         ]
     }
@@ -67,6 +65,9 @@ public struct SparseConfig: LayerTunerConfig, Equatable, Codable {
             throw ConfigError("\(context): density must be in (0, 1], got \(density)")
         }
         if let b = budget, b < 1 { throw ConfigError("\(context): budget must be at least 1, got \(b)") }
+        if let (path, k) = budgetPattern.sorted(by: { $0.key < $1.key }).first(where: { $0.value < 0 }) {
+            throw ConfigError("\(context): budget_pattern['\(path)'] must be at least 0, got \(k)")
+        }
     }
 
     /// The number of entries that train among `total` targeted weights.
@@ -94,7 +95,7 @@ public struct SparseConfig: LayerTunerConfig, Equatable, Codable {
                 guard k <= l.linear.weight.count else {
                     throw ConfigError("budget_pattern gives '\(l.path)' \(k) entries; its weight has \(l.linear.weight.count)")
                 }
-                try l.setEntries(try SparseSelection.top(k, of: l.linear.weight.value.abs()))
+                try SparseSelection.assign(scores: [l.linear.weight.value.abs()], to: [l], count: k)
             }
             if let stray = Set(budgetPattern.keys).subtracting(layers.map(\.path)).sorted().first {
                 throw ConfigError("budget_pattern names '\(stray)', which is not a targeted layer")
@@ -106,10 +107,13 @@ public struct SparseConfig: LayerTunerConfig, Equatable, Codable {
     /// The entries each layer got, as `budget_pattern`.
     public func recording(_ attachment: PeftAttachment) -> SparseConfig {
         var c = self
-        c.budgetPattern = Dictionary(uniqueKeysWithValues: attachment.adapters.compactMap { a in
-            (a.adapter as? SparseLinear).map { (a.path, $0.entries.count) }
-        })
+        c.budgetPattern = Self.budgetPattern(of: attachment.adapters.compactMap { $0.adapter as? SparseLinear })
         return c
+    }
+
+    /// Each layer's number of entries, by path.
+    static func budgetPattern(of layers: [SparseLinear]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: layers.map { ($0.path, $0.entries.count) })
     }
 
     public var summary: String {

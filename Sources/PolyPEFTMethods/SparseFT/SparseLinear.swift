@@ -114,14 +114,6 @@ public final class SparseLinear: Module, AdapterLayer, FeatureLayer {
 
 /// Choosing the entries that train: the top `count` scores over several weights together.
 public enum SparseSelection {
-    /// The flat positions of the `k` largest scores of `scores` (ties: the lower position), sorted.
-    public static func top(_ k: Int, of scores: Tensor) throws -> [Int] {
-        let s = scores.contiguous().scalars
-        if let bad = s.firstIndex(where: { !$0.isFinite }) { throw ConfigError("sparse selection: score \(bad) is not finite") }
-        let order = s.indices.sorted { s[$0] != s[$1] ? s[$0] > s[$1] : $0 < $1 }
-        return Array(order.prefix(k)).sorted()
-    }
-
     /// Gives `layers` the `count` entries with the largest `scores` (one tensor per layer, its weight's shape) among
     /// all of them.
     public static func assign(scores: [Tensor], to layers: [SparseLinear], count: Int) throws {

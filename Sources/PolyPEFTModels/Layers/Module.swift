@@ -114,13 +114,19 @@ open class Module {
     /// `trainable params: 12,288 || all params: 1,062,912 || trainable%: 1.1561`.
     public func parameterSummary() -> String { Module.parameterSummary(uniqueNamedParameters().map(\.parameter)) }
 
-    /// The `print_trainable_parameters()` line for `parameters` (each counted once by the caller).
-    public static func parameterSummary(_ parameters: [Parameter]) -> String {
+    /// The scalars of `parameters` that train and in all (each parameter counted once by the caller).
+    public static func parameterCounts(_ parameters: [Parameter]) -> (trainable: Int, all: Int) {
         var all = 0, trainable = 0
         for p in parameters {
             all += p.count
             if p.requiresGrad { trainable += p.count }
         }
+        return (trainable, all)
+    }
+
+    /// The `print_trainable_parameters()` line for `parameters` (each counted once by the caller).
+    public static func parameterSummary(_ parameters: [Parameter]) -> String {
+        let (trainable, all) = parameterCounts(parameters)
         let pct = all == 0 ? 0 : 100 * Double(trainable) / Double(all)
         return "trainable params: \(groupThousands(trainable)) || all params: \(groupThousands(all)) || trainable%: \(formatFixed(pct, digits: 4))"
     }
