@@ -577,6 +577,23 @@ def run_case(case, out_root):
             _, out_r = forward(reloaded, kind, inputs)
         checks["reload_with_shared_parameters_copied_rel_diff"] = rel_diff(out_r, output)
         assert checks["reload_with_shared_parameters_copied_rel_diff"] < RELOAD_TOL, (name, checks)
+        # The folder as PolyPEFT writes it (AdapterHubFolderTests): the library's, plus the shared parameters under
+        # their state-dict keys. load_adapter reads them (its loader filters only what it reports as missing).
+        with tempfile.TemporaryDirectory() as tmp:
+            complete = os.path.join(tmp, "adapter")
+            shutil.copytree(adapter_dir, complete)
+            state = load_file(os.path.join(complete, "adapter.safetensors"))
+            state.update({n: params[n] for n in unsaved})
+            save_file(state, os.path.join(complete, "adapter.safetensors"))
+            again = fresh_base(kind, config, base_state)
+            adapters.init(again)
+            torch.manual_seed(case["seed"] + 3000)
+            again.load_adapter(complete, use_safetensors=True, set_active=True, **kwargs)
+            again.eval()
+            with torch.no_grad():
+                _, out_c = forward(again, kind, inputs)
+        checks["reload_with_shared_parameters_in_file_rel_diff"] = rel_diff(out_c, output)
+        assert checks["reload_with_shared_parameters_in_file_rel_diff"] < RELOAD_TOL, (name, checks)
     else:
         assert reload_diff < RELOAD_TOL, (name, "reload", reload_diff)
 
@@ -900,7 +917,10 @@ The formulas above are what the library computes; the script's float64 re-implem
   `bert.shared_parameters...`). `load_adapter` of such a folder then runs with a freshly initialized rule (different
   outputs; checked). Affected: `compacter_bert`, `compacter_pp_t5` (`phm_rule`), `compacter_rank_bert`
   (`phm_rule_left`, `phm_rule_right`); they are in `adapter_parameters.safetensors` and listed under
-  `parameters_not_in_adapter_file` in `cases.json`. The folders are left as the library writes them.
+  `parameters_not_in_adapter_file` in `cases.json`. The folders are left as the library writes them. PolyPEFT
+  writes the shared parameters into the file under those state-dict keys; `load_adapter` reads them (it loads every
+  key of the file that names a module, and filters only the keys it reports as missing), and the folder with them
+  added reproduces `output` (checked: `reload_with_shared_parameters_in_file_rel_diff`).
 - **`ln_before` cannot be saved as safetensors**: the aliased LayerNorm (above) makes `save_adapter(...,
   use_safetensors=True)` raise `RuntimeError: Some tensors share memory ...`. For `bn_options_bert` and
   `bn_parallel_options_t5` the script saves in the library's default format (`pytorch_adapter.bin`, `torch.save` of

@@ -2,27 +2,53 @@ import Foundation
 import PolyPEFT
 
 /// `polyctl export`: collapse each task's routed skills into a plain LoRA adapter folder that Hugging Face PEFT loads
-/// and computes exactly (in both mixing modes), or merge one task into the base weights.
+/// and computes exactly (in both mixing modes), or merge one task into the base weights; or write a bottleneck run's
+/// adapter in the adapters library's (AdapterHub's) folder format.
 enum ExportCommand: Subcommand {
     static let name = "export"
-    static let overview = "Export tasks as plain PEFT LoRA adapters (one folder per task), or a merged base model."
-    static let usage = "export --adapter <dir> --output <dir> [--task <name> ...] [--merged]"
+    static let overview = "Export tasks as plain PEFT LoRA adapters (one folder per task), a merged base model, or an adapters-library folder."
+    static let usage = "export --adapter <dir> --output <dir> [--task <name> ...] [--merged] [--adapterhub [--name <name>]]"
     static let options: [OptionSpec] = [
         .text("adapter", "<dir>", "Run folder written by 'polyctl train' (Poly or MHR)."),
         .text("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
         .text("task", "<name>", "Export only this task (default: every task)."),
         .flag("merged", "With --task: write the base weights with the task merged in (model.safetensors)."),
+        .flag("adapterhub", "Bottleneck runs: write the adapter as the adapters library saves it (adapter_config.json, adapter.safetensors)."),
+        .text("name", "<name>", "With --adapterhub: the adapter's name, a level of every key (default: polypeft)."),
     ]
 
     static func validate(_ args: ParsedArguments) throws {
         guard args.isGiven("adapter") else { throw CLIError.usage("missing '--adapter <dir>'", hint: args.hint) }
         guard args.isGiven("output") else { throw CLIError.usage("missing '--output <dir>'", hint: args.hint) }
         if args.flag("merged") && !args.isGiven("task") { throw CLIError.usage("'--merged' needs '--task <name>'", hint: args.hint) }
+        if args.flag("adapterhub") && (args.isGiven("task") || args.flag("merged")) {
+            throw CLIError.usage("'--adapterhub' writes the whole adapter: no '--task' or '--merged'", hint: args.hint)
+        }
+        if args.isGiven("name") && !args.flag("adapterhub") { throw CLIError.usage("'--name' needs '--adapterhub'", hint: args.hint) }
+        if let name = args.string("name"), name.isEmpty || name.contains(".") || name.contains("/") {
+            throw CLIError.usage("'--name \(name)': the name is a level of the library's keys (no '.', no '/')", hint: args.hint)
+        }
+    }
+
+    /// `--adapterhub`: the adapters library's folder, for the methods it shares (bottleneck adapters, Compacter).
+    static func runAdapterHub(_ run: RunModel, name: String, to dir: URL, _ console: Console, path: String) throws {
+        guard run.peft.config is any AdapterHubMethod else {
+            throw CLIError.runtime("\(path): a \(run.spec.method.label) run has no adapters-library format (bottleneck and Compacter runs have)")
+        }
+        try run.peft.saveAdapterHub(to: dir, name: name, omittingSavedModules: true)
+        console.print("Wrote \(dir.path): adapter '\(name)' in the adapters library's format (load_adapter(dir, use_safetensors=True))")
+        if !(run.peft.config.modulesToSave ?? []).isEmpty {
+            console.print("note: the trained \((run.peft.config.modulesToSave ?? []).joined(separator: " and ")) is not part of an adapters-library "
+                + "adapter folder; it stays in \(path)/\(PeftAdapterFolder.weightsFileName)")
+        }
     }
 
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let path = args.string("adapter")!, out = args.string("output")!
         let run = try RunModel.open(path)
+        if args.flag("adapterhub") {
+            return try runAdapterHub(run, name: args.string("name") ?? "polypeft", to: URL(fileURLWithPath: out), console, path: path)
+        }
         guard run.spec.method.isRouted, run.peft.config is PolyConfig else {
             throw CLIError.runtime("\(path): export collapses Poly / MHR tasks into LoRAs; a \(run.spec.method.label) run is already one PEFT adapter")
         }

@@ -4,10 +4,11 @@ import PolyPEFT
 /// `polyctl inspect DIR`: what an adapter folder holds — config, parameter counts, per-layer routing as heatmaps,
 /// skill usage and sparsity. A run folder is first opened as `eval` opens it (every tensor checked against the
 /// config and the base network); a PEFT-written folder (no base network) is checked as far as its own files go:
-/// at least one tensor, finite values, router logits that fit the config.
+/// at least one tensor, finite values, router logits that fit the config. A folder of the adapters library
+/// (`adapter.safetensors`) is read in its format.
 enum InspectCommand: Subcommand {
     static let name = "inspect"
-    static let overview = "Show an adapter's config, sizes and routing (PolyPEFT or PEFT folders)."
+    static let overview = "Show an adapter's config, sizes and routing (PolyPEFT, PEFT or adapters-library folders)."
     static let usage = "inspect <dir> [--json] [--numbers]"
     static let maxPositionals = 1
     static let options: [OptionSpec] = [
@@ -40,6 +41,9 @@ enum InspectCommand: Subcommand {
         let allowNonFinite = args.flag("allow-non-finite")
         if RunSpec.isRunFolder(dir) {
             _ = try RunModel.open(dir.path, allowNonFinite: allowNonFinite, console: console)
+        } else if AdapterHubFolder.isAdapterHubFolder(dir)
+                    && !FileManager.default.fileExists(atPath: dir.appendingPathComponent(PeftAdapterFolder.weightsFileName).path) {
+            return try runAdapterHub(dir, args, console)
         }
         let (json, tensors) = try PeftAdapterFolder.read(from: dir)
         let weights = dir.appendingPathComponent(PeftAdapterFolder.weightsFileName).path
@@ -95,6 +99,39 @@ enum InspectCommand: Subcommand {
             let usage = RoutingDiagnostics.skillUsage(m).map { formatFixed(Double($0), digits: 2) }.joined(separator: " ")
             console.print("skill usage: \(usage)   effective skills: \(formatFixed(Double(RoutingDiagnostics.effectiveSkillCount(m)), digits: 2))   sparsity: \(formatFixed(Double(RoutingDiagnostics.sparsity(m)), digits: 2))   discreteness: \(formatFixed(Double(RoutingDiagnostics.discreteness(m)), digits: 2))")
         }
+    }
+
+    /// An adapters-library folder: its metadata, the method's config and sizes (an alias the library stores twice,
+    /// such as `ln_before`'s LayerNorm, counted once).
+    static func runAdapterHub(_ dir: URL, _ args: ParsedArguments, _ console: Console) throws {
+        let folder = try AdapterHubFolder.read(from: dir)
+        let weights = dir.appendingPathComponent(AdapterHubFolder.weightsFileName).path
+        let config = try AdapterHubMethods.config(adapterHubConfig: folder.config,
+                                                  context: dir.appendingPathComponent(AdapterHubFolder.configFileName).path + " config")
+        guard !folder.tensors.isEmpty else { throw CLIError.runtime("\(weights): holds no tensors") }
+        if args.flag("allow-non-finite") {
+            RunModel.warnNonFinite(folder.tensors, source: weights, console)
+        } else {
+            for key in folder.tensors.keys.sorted() { try NonFiniteWeightsError.check(folder.tensors[key]!, key: key, source: weights) }
+        }
+        let own = folder.tensors.filter { !config.isAdapterHubAlias($0.key, name: folder.name) }
+        let total = own.values.reduce(0) { $0 + $1.count }
+        if args.flag("json") {
+            let o: [String: JSONValue] = ["format": "adapters", "adapter_config": folder.configFile, "adapter_parameters": .int(total),
+                                          "tensors": .object(folder.tensors.mapValues { .array($0.shape.map { .int($0) }) })]
+            console.print(JSONValue.object(o).pythonStyleString(indent: 2, sortKeys: true))
+            return
+        }
+        console.print("Adapter: \(dir.path) (adapters library format)")
+        let model = [folder.modelClass, folder.modelType.map { "model_type \($0)" }, folder.hiddenSize.map { "hidden \($0)" }]
+            .compactMap { $0 }.joined(separator: ", ")
+        console.print("Name: \(folder.name)   Model: \(model.isEmpty ? "(not recorded)" : model)   Version: \(folder.version ?? "(none)")")
+        console.print("Type: \(config.summary)")
+        if let bn = config as? BnConfig {
+            console.print("Targets: none (bottleneck adapters after the sublayers: \(bn.locations.map(\.rawValue).joined(separator: ", ")))")
+        }
+        console.print("Adapter parameters: \(groupThousands(total)) in \(own.count) tensors")
+        for w in config.warnings { console.print("note: \(w)") }
     }
 
     /// `[T, S, K]` averaged over splits as rows of floats.

@@ -101,6 +101,35 @@ final class TextRunTests: CLITestCase {
         }
     }
 
+    /// `export --adapterhub` of a bottleneck run: the adapters library's folder, with the run's adapter tensors under
+    /// the library's keys (`.adapters.<name>.`, Compacter's shared rule at `shared_parameters.<name>.`), readable by
+    /// `inspect`; a classifier's head is left out with a note.
+    func checkAdapterHubExport(run a: String, method: String, classifier: Bool) throws {
+        let out = root.appendingPathComponent(method + "-hub").path
+        let x = run(["export", "--adapter", a, "--output", out, "--adapterhub", "--name", "sst"])
+        XCTAssertEqual(x.code, 0, "\(method): \(x.err)")
+        XCTAssertTrue(x.out.hasPrefix("Wrote \(out): adapter 'sst' in the adapters library's format"), x.out)
+        XCTAssertEqual(x.out.contains("note: the trained classifier"), classifier, x.out)
+        let peft = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
+        let hub = try AdapterHubFolder.read(from: URL(fileURLWithPath: out))
+        XCTAssertEqual(hub.name, "sst")
+        XCTAssertEqual(hub.modelClass, classifier ? "BertForSequenceClassification" : "T5ForConditionalGeneration")
+        XCTAssertNil(hub.config["peft_type"])
+        XCTAssertEqual(hub.config["phm_layer"], .bool(method == "compacter"))
+        var expected: [String: Tensor] = [:]
+        for (k, t) in peft where k.contains(".adapters.") || k.contains("shared_parameters.") {
+            let key = String(k.dropFirst(PeftModel.keyPrefix.count))
+                .replacingOccurrences(of: ".adapters.", with: ".adapters.sst.")
+                .replacingOccurrences(of: "shared_parameters.", with: "shared_parameters.sst.")
+            expected[key] = t
+        }
+        XCTAssertFalse(expected.isEmpty)
+        XCTAssertEqual(hub.tensors, expected, method)
+        let i = run(["inspect", out])
+        XCTAssertEqual(i.code, 0, i.err)
+        XCTAssertTrue(i.out.contains("(adapters library format)") && i.out.contains("Name: sst"), i.out)
+    }
+
     /// Every PEFT method polyctl offers besides Poly / MHR / LoRA trains on the built-in text tasks (BERT and T5),
     /// writes a PEFT folder of its type that `eval` reopens; the prompt-learning ones resume bit for bit (P-tuning
     /// from the checkpoint's trained MLP, since its adapter file holds only the MLP's output).
@@ -125,6 +154,7 @@ final class TextRunTests: CLITestCase {
             }
             let e = run(["eval", "--adapter", a])
             XCTAssertEqual(e.code, 0, "\(method): \(e.err)")
+            if type == "POLYPEFT_BOTTLENECK" { try checkAdapterHubExport(run: a, method: method, classifier: kind == "--text") }
             guard ["p-tuning", "prompt-tuning", "compacter"].contains(method) else { continue }
             XCTAssertEqual(FileManager.default.fileExists(atPath: a + "/checkpoint/adapter_parameters.safetensors"), method == "p-tuning", method)
             let b = root.appendingPathComponent(method + "b").path

@@ -354,5 +354,13 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--merged", "--output", "x"]).2,
                        "error: '--merged' needs '--task <name>'\nhint: see 'polyctl export --help'\n")
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--task", "zz", "--output", "x"]).0, 1)
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--task", "task02", "--output", "x"]).2,
+                       "error: '--adapterhub' writes the whole adapter: no '--task' or '--merged'\nhint: see 'polyctl export --help'\n")
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--name", "a", "--output", "x"]).2,
+                       "error: '--name' needs '--adapterhub'\nhint: see 'polyctl export --help'\n")
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--name", "a.b", "--output", "x"]).2,
+                       "error: '--name a.b': the name is a level of the library's keys (no '.', no '/')\nhint: see 'polyctl export --help'\n")
+        XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--output", "x"]).2,
+                       "error: \(run): a Poly run has no adapters-library format (bottleneck and Compacter runs have)\n")
     }
 }

@@ -1,0 +1,67 @@
+import PolyPEFTCore
+import PolyPEFTIO
+import PolyPEFTModels
+
+/// A method that the `adapters` library (AdapterHub) also defines, exchanged in that library's folder format
+/// (`AdapterHubFolder`; `PeftModel.saveAdapterHub` and `PeftModel.loadAdapterHub`).
+///
+/// The library's `adapter_config.json` holds the method's config under `config`, told apart by its `architecture`
+/// key (absent for bottleneck adapters), and its weight keys are the model's module paths with the adapter's name as
+/// one level: `encoder.layer.0.output.adapters.<name>.adapter_down.0.weight`.
+public protocol AdapterHubMethod: PeftConfig {
+    /// The library's `architecture` values this config reads (`nil` stands for an absent or null key).
+    static var adapterHubArchitectures: [String?] { get }
+    /// Reads the library's method config (the `config` object); `context` names the source in errors.
+    init(adapterHubConfig: JSONValue, context: String) throws
+    /// The method's config as the library's `AdapterConfig.to_dict()` writes it.
+    var adapterHubConfig: JSONValue { get }
+    /// The library's keys for the tensor `tensor` of the adapter at `adapterPath`, for an adapter called `name`: the
+    /// key `named_parameters()` gives first, then any alias the library's `state_dict()` also lists for the same
+    /// tensor (which a folder may hold as a copy).
+    func adapterHubKeys(adapterPath: String, tensor: String, name: String) -> [String]
+    /// True when the library's `key` (of an adapter called `name`) is an alias of another key of the same tensor
+    /// (what `adapterHubKeys` lists after the first), so that a count of parameters skips it.
+    func isAdapterHubAlias(_ key: String, name: String) -> Bool
+}
+
+extension AdapterHubMethod {
+    /// `init(adapterHubConfig:context:)` as an existential (called on `any AdapterHubMethod.Type`).
+    static func decode(adapterHubConfig json: JSONValue, context: String) throws -> any AdapterHubMethod {
+        try Self(adapterHubConfig: json, context: context)
+    }
+
+    /// The PEFT-format JSON without what only PEFT's files have (`peft_type` and the common keys).
+    var peftJSONWithoutCommonKeys: JSONValue {
+        var o = json.objectValue ?? [:]
+        o["peft_type"] = nil
+        for key in PeftCommonConfig.allKeys { o[key] = nil }
+        return .object(o)
+    }
+}
+
+/// The methods PolyPEFT exchanges in the adapters library's format, by `architecture`.
+public enum AdapterHubMethods {
+    /// Every method with an adapters-library format.
+    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self]
+
+    /// The architectures the library has that PolyPEFT does not read in its format (yet), for the error message.
+    static let knownElsewhere = ["lora", "prefix_tuning", "prompt_tuning", "union", "mtl_lora", "reft"]
+
+    /// Decodes the library's method config by its `architecture`; an unsupported one is an error naming it.
+    public static func config(adapterHubConfig json: JSONValue, context: String) throws -> any AdapterHubMethod {
+        guard case .object(let o) = json else {
+            throw ConfigError("\(context): config must be an object, found \(json.kindName)")
+        }
+        var architecture: String?
+        if let a = o["architecture"], a != .null {
+            guard let s = a.stringValue else { throw ConfigError("\(context): architecture must be a string, found \(a.kindName)") }
+            architecture = s
+        }
+        guard let type = registered.first(where: { $0.adapterHubArchitectures.contains(architecture) }) else {
+            let supported = registered.flatMap { $0.adapterHubArchitectures }.map { $0.map { "\"\($0)\"" } ?? "none (bottleneck)" }
+            throw ConfigError("\(context): architecture \"\(architecture ?? "")\" is not read in the adapters library's format "
+                + "(supported: \(supported.joined(separator: ", ")))")
+        }
+        return try type.decode(adapterHubConfig: json, context: context)
+    }
+}

@@ -1,0 +1,35 @@
+import PolyPEFTCore
+import PolyPEFTIO
+
+/// Bottleneck adapters in the adapters library's own format: its `config` is our config without `peft_type` and
+/// the PEFT common keys (the key names are the library's already), and its weights are keyed
+/// `<slot host>.adapters.<name>.<tensor>` and `shared_parameters.<name>.<tensor>` (Compacter's shared rule).
+extension BnConfig: AdapterHubMethod {
+    /// The library writes bottleneck configs without `architecture`; `"bottleneck"` is accepted too.
+    public static var adapterHubArchitectures: [String?] { [nil, "bottleneck"] }
+
+    public init(adapterHubConfig json: JSONValue, context: String) throws {
+        var o = json.objectValue ?? [:]
+        o["architecture"] = nil
+        for key in ["peft_type"] + PeftCommonConfig.allKeys.sorted() where o[key] != nil {
+            throw ConfigError("\(context): '\(key)' is a PEFT key, not one of the adapters library's bottleneck config")
+        }
+        try self.init(json: .object(o), context: context)
+    }
+
+    public var adapterHubConfig: JSONValue { peftJSONWithoutCommonKeys }
+
+    /// `<path>.<name>.<tensor>` (the adapter's path ends in `.adapters`, or is `shared_parameters`). With `ln_before`
+    /// the library's state dict lists the adapter's first LayerNorm twice: as `adapter_norm_before` and as the first
+    /// element of `adapter_down` (`adapter_down.0`).
+    public func adapterHubKeys(adapterPath: String, tensor: String, name: String) -> [String] {
+        let key = "\(adapterPath).\(name).\(tensor)"
+        let norm = "adapter_norm_before."
+        guard lnBefore, tensor.hasPrefix(norm) else { return [key] }
+        return [key, "\(adapterPath).\(name).adapter_down.0.\(tensor.dropFirst(norm.count))"]
+    }
+
+    public func isAdapterHubAlias(_ key: String, name: String) -> Bool {
+        lnBefore && key.contains(".\(name).adapter_down.0.")
+    }
+}
