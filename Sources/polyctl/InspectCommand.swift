@@ -55,7 +55,9 @@ enum InspectCommand: Subcommand {
             for key in tensors.keys.sorted() { try NonFiniteWeightsError.check(tensors[key]!, key: key, source: weights) }
         }
         let names = (try? RunSpec.read(from: dir))?.taskNames
-        let total = tensors.values.reduce(0) { $0 + $1.count }
+        // Sparse fine-tuning saves its entries' positions beside their values: positions are not parameters.
+        let positions = tensors.filter { $0.key.hasSuffix("." + SparseLinear.indicesName) }
+        let total = tensors.filter { positions[$0.key] == nil }.values.reduce(0) { $0 + $1.count }
         var layers: [(path: String, weights: Tensor)] = []
         if let c = config as? PolyConfig {
             let suffix = ".poly_router.module_logits"
@@ -84,7 +86,8 @@ enum InspectCommand: Subcommand {
             targets = config.targetModules?.summary ?? (config is BitFitConfig ? "every bias" : "(model default)")
         }
         console.print("Targets: \(targets)")
-        console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count) tensors")
+        console.print("Adapter parameters: \(groupThousands(total)) in \(tensors.count - positions.count) tensors"
+            + (positions.isEmpty ? "" : " (and the positions of those entries in \(positions.count) index tensors)"))
         for w in config.warnings { console.print("note: \(w)") }
         for (layer, w) in layers {
             let m = matrix(w)

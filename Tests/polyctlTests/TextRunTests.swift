@@ -169,6 +169,13 @@ final class TextRunTests: CLITestCase {
             let numeric = run(["train", "--method", method, "--output", root.appendingPathComponent(method + "-mlp").path] + tiny)
             XCTAssertEqual(numeric.code, 0, "\(method) on the built-in numeric network: \(numeric.err)")
         }
+        // inspect counts a sparse adapter's values, not the positions saved beside them
+        let sparseRun = root.appendingPathComponent("sparse-mlp").path
+        let values = try Safetensors.read(URL(fileURLWithPath: sparseRun + "/adapter_model.safetensors"))
+            .filter { $0.key.hasSuffix(".sparse_values") }.values.reduce(0) { $0 + $1.count }
+        let inspected = run(["inspect", sparseRun])
+        XCTAssertTrue(inspected.out.contains("Adapter parameters: \(values) in 2 tensors (and the positions of those entries in 2 index tensors)\n"),
+                      inspected.out)
         // Sparse fine-tuning by Fisher information: the choice is saved in the run, so a resumed run is the same run.
         let fisher = ["train", "--method", "sparse", "--selection", "fisher", "--density", "0.1"] + tiny
         let fa = root.appendingPathComponent("fisher-a").path, fb = root.appendingPathComponent("fisher-b").path

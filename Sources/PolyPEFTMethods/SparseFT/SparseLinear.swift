@@ -12,6 +12,8 @@ import PolyPEFTModels
 /// Saved as `sparse_indices` `[2, k]` (rows, then columns; floats, exact below 2^24) and `sparse_values` `[k]`.
 /// The values start at 0: the layer starts as its base.
 public final class SparseLinear: Module, AdapterLayer, FeatureLayer {
+    /// The saved tensor of entry positions (not parameters: `polyctl inspect` leaves it out of the count).
+    public static let indicesName = "sparse_indices"
     public let base: any Layer
     public let linear: Linear
     public let path: String
@@ -53,13 +55,13 @@ public final class SparseLinear: Module, AdapterLayer, FeatureLayer {
     public func savedTensors() throws -> [(name: String, tensor: Tensor)] {
         let cols = linear.inFeatures
         let rows = entries.map { Float($0 / cols) }, columns = entries.map { Float($0 % cols) }
-        return [("sparse_indices", Tensor(rows + columns, shape: [2, entries.count])), ("sparse_values", values.value)]
+        return [(Self.indicesName, Tensor(rows + columns, shape: [2, entries.count])), ("sparse_values", values.value)]
     }
 
     /// Takes `sparse_indices` and `sparse_values` back (shapes already checked); indices must be whole, in range and
     /// distinct.
     public func loadSavedTensors(_ tensors: [String: Tensor]) throws {
-        guard let idx = tensors["sparse_indices"], let v = tensors["sparse_values"] else { return }
+        guard let idx = tensors[Self.indicesName], let v = tensors["sparse_values"] else { return }
         let k = idx.shape[1], flat = idx.contiguous().scalars
         var positions: [Int] = []
         positions.reserveCapacity(k)
