@@ -40,7 +40,8 @@ import torch.nn.functional as F
 import adapters
 import safetensors
 import transformers
-from adapters import BnConfig, CompacterConfig, CompacterPlusPlusConfig, DoubleSeqBnConfig, ParBnConfig, SeqBnConfig
+from adapters import (BnConfig, CompacterConfig, CompacterPlusPlusConfig, ConfigUnion, DoubleSeqBnConfig, ParBnConfig,
+                      SeqBnConfig)
 from adapters.methods.bottleneck import BottleneckLayer
 from safetensors.torch import load_file, save_file
 from transformers import BertModel, T5ForConditionalGeneration
@@ -189,6 +190,30 @@ CASES = [
                                                 factorized_phm_rule=True, phm_c_init="uniform"),
          notes="CompacterPlusPlusConfig with phm_rank 2 and a shared factorized phm rule (shared_parameters: "
                "phm_rule_left [4, 4, 1], phm_rule_right [4, 1, 4], uniform(-1, 1) init); the shared rule is NOT in "
+               "adapter/ (see README)."),
+    # ConfigUnion of bottleneck parts: one adapter name, each slot filled by the part whose location it is.
+    dict(name="union_bert", kind="bert", seed=24,
+         config=lambda: ConfigUnion(
+             BnConfig(mh_adapter=True, output_adapter=False, reduction_factor=2, non_linearity="relu", use_gating=True),
+             BnConfig(mh_adapter=False, output_adapter=True, reduction_factor=8, non_linearity="tanh", is_parallel=True,
+                      scaling=2.0, use_gating=True)),
+         notes="ConfigUnion of two bottleneck adapters: a sequential one after attention (bottleneck 8, relu) and a "
+               "parallel one beside the FFN (bottleneck 2, tanh, scaling 2), both gated: the gating scores of both "
+               "locations per layer."),
+    dict(name="union_t5", kind="t5", seed=25,
+         config=lambda: ConfigUnion(
+             BnConfig(mh_adapter=True, output_adapter=False, cross_adapter=True, reduction_factor=4,
+                      non_linearity="swish", original_ln_before=True, use_gating=True),
+             SeqBnConfig(reduction_factor=2, leave_out=[0])),
+         notes="ConfigUnion on T5: a gated sequential adapter after self- and cross-attention (bottleneck 4, swish) "
+               "and a Pfeiffer adapter after every FF layer but layer 0's (bottleneck 8; leave_out [0] in that part "
+               "only)."),
+    dict(name="union_compacter_bert", kind="bert", seed=26,
+         config=lambda: ConfigUnion(
+             CompacterPlusPlusConfig(reduction_factor=2, phm_dim=4, mh_adapter=True, output_adapter=False),
+             BnConfig(mh_adapter=False, output_adapter=True, reduction_factor=4, non_linearity="relu", ln_after=True)),
+         notes="ConfigUnion of a Compacter++ part moved after attention (PHM, shared phm_rule, bottleneck 8) and a "
+               "plain bottleneck after the FFN with its LayerNorm after (bottleneck 4); the shared rule is NOT in "
                "adapter/ (see README)."),
 ]
 
@@ -378,6 +403,21 @@ def rel_diff(a, b):
 # One case
 # ----------------------------------------------------------------------------------------------------------------
 
+def config_parts(cfg):
+    """The bottleneck configs of a saved config dict: its parts for a union, else itself."""
+    return cfg["configs"] if cfg.get("architecture") == "union" else [cfg]
+
+
+def part_for_slot(cfg, location_key, layer):
+    """The part of a (union) config that fills the slot at `location_key` of layer `layer`, as the library's
+    `ModelAdaptersConfig.match` picks it: the first bottleneck part with that location enabled and the layer not left
+    out."""
+    for part in config_parts(cfg):
+        if part.get(location_key) and layer not in (part.get("leave_out") or []):
+            return part
+    raise AssertionError(("no part for", location_key, layer))
+
+
 def bottleneck_slots(model):
     """(path, module) of every BottleneckLayer, in module order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, BottleneckLayer)]
@@ -489,7 +529,7 @@ def run_case(case, out_root):
     for path, module in slots:
         wrap(path, module)
     model.zero_grad()
-    use_gating = bool(cfg["use_gating"])
+    use_gating = any(bool(part["use_gating"]) for part in config_parts(cfg))
     out, output = forward(model, kind, inputs, **({"output_adapter_gating_scores": True} if use_gating else {}))
     for _, module in slots:
         del module.bottleneck_layer_forward
@@ -505,6 +545,10 @@ def run_case(case, out_root):
         assert set(scores) == {ADAPTER}
         for layer in sorted(scores[ADAPTER]):
             for loc in sorted(scores[ADAPTER][layer]):
+                # A slot whose adapter has no gate still gets an entry: the library stores the adapter's last
+                # output (`up`, the scaled up-projection) in its place. Not a gate; left out (see README).
+                if not part_for_slot(cfg, loc, layer)["use_gating"]:
+                    continue
                 gates[f"gate.{layer}.{loc}"] = torch.from_numpy(scores[ADAPTER][layer][loc].copy())
 
     grads = {"loss": loss.detach().reshape(1)}
@@ -526,10 +570,10 @@ def run_case(case, out_root):
             ln = None
         y = records[f"slot.{path}.hidden_states"].double()
         h = records[f"slot.{path}.residual_input"].double()
-        expected, gate = reference_slot(P, path, cfg, y, h, ln)
+        expected, gate = reference_slot(P, path, part_for_slot(cfg, module.location_key, module.layer_idx), y, h, ln)
         slot_worst = max(slot_worst, rel_diff(records[f"slot.{path}.output"], expected))
         layer = module.layer_idx
-        if use_gating:
+        if gate is not None:
             gate_worst = max(gate_worst, rel_diff(gates[f"gate.{layer}.{module.location_key}"], gate.reshape(-1)))
         adapter = module.adapters[ADAPTER]
         slot_info.append({"path": path, "module": type(module).__name__, "location_key": module.location_key,
@@ -538,7 +582,8 @@ def run_case(case, out_root):
     assert slot_worst < REF_TOL, (name, "slot reference", slot_worst)
     assert gate_worst < REF_TOL, (name, "gate reference", gate_worst)
     if use_gating:
-        assert sorted(gates) == sorted(f"gate.{s['layer_idx']}.{s['location_key']}" for s in slot_info)
+        assert sorted(gates) == sorted(f"gate.{s['layer_idx']}.{s['location_key']}" for s in slot_info
+                                       if part_for_slot(cfg, s["location_key"], s["layer_idx"])["use_gating"])
 
     # The same library model in float64: forward and gradients.
     m64 = copy.deepcopy(model).double()
@@ -910,6 +955,11 @@ The formulas above are what the library computes; the script's float64 re-implem
   decoder block i is layer L_enc + i. Here (2 + 2 blocks) decoder block 0 is layer 2, decoder block 1 is layer 3.
   `doubleseqbn_t5` (`leave_out=[1]`) therefore leaves out encoder block 1 only (its `layer.0` and `layer.1` have no
   adapter), and both decoder blocks get self-attention, cross-attention and FFN adapters.
+- **Gating scores of adapters without a gate**: with `output_adapter_gating_scores=True` every bottleneck slot of
+  the adapter stores an entry, and a slot whose adapter has no gate (a union part without `use_gating`, as in
+  `union_t5`) stores the adapter's last return value instead, its scaled up-projection `[B, T, H]`
+  (`compose_single` stores `layer_output[-1]`, which is `up` when no gate is returned). Those entries are not gates
+  and are left out of `outputs.safetensors`; PolyPEFT records gates only where there is one.
 - **Shared PHM parameters are not saved**: `save_adapter`'s key filter (`AdapterLoader.filter_func`, loading.py) keeps
   `".shared_parameters.golden."`, with a leading dot; on a bare `BertModel` / `T5ForConditionalGeneration` (the model
   is its own base model) the key is `shared_parameters.golden.phm_rule` (no leading dot), so the shared rule is

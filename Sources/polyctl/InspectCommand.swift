@@ -117,7 +117,7 @@ enum InspectCommand: Subcommand {
         } else {
             for key in folder.tensors.keys.sorted() { try NonFiniteWeightsError.check(folder.tensors[key]!, key: key, source: weights) }
         }
-        let own = folder.tensors.filter { !config.isAdapterHubAlias($0.key, name: folder.name) }
+        let own = folder.tensors.filter { !AdapterHubMethods.isAlias($0.key, name: folder.name, in: folder.tensors) }
         let total = own.values.reduce(0) { $0 + $1.count }
         if args.flag("json") {
             let o: [String: JSONValue] = ["format": "adapters", "adapter_config": folder.configFile, "adapter_parameters": .int(total),

@@ -5,7 +5,8 @@ import XCTest
 @testable import PolyPEFTModels
 @testable import PolyPEFTMethods
 
-/// Bottleneck adapters and Compacter against the adapters library (1.3.0): for every case of `golden_bottleneck/`
+/// Bottleneck adapters, Compacter and unions of them against the adapters library (1.3.0): for every case of
+/// `golden_bottleneck/`
 /// (`Benchmarks/golden/make_bottleneck_cases.py`), the library's config (`adapter/adapter_config.json`'s `config`)
 /// builds the adapter on the same base, its parameters are loaded by name, and the eval output, the base with
 /// adapters disabled, every slot's input and output, the gate values and the gradients of sum(output^2) for every
@@ -32,7 +33,7 @@ final class BottleneckGoldenTests: XCTestCase {
         let index = try JSONValue(parsing: try Data(contentsOf: Self.directory.appendingPathComponent("cases.json")))
         let adapterName = index["adapter_name"]?.stringValue ?? "golden"
         let cases = index["cases"]?.arrayValue ?? []
-        XCTAssertGreaterThanOrEqual(cases.count, 14)
+        XCTAssertGreaterThanOrEqual(cases.count, 17)
         var checked = 0
         for c in cases {
             let name = c["name"]?.stringValue ?? "?"
@@ -50,7 +51,8 @@ final class BottleneckGoldenTests: XCTestCase {
         let name = dir.lastPathComponent
         let subject = try GoldenConformanceTests.makeSubject(c, dir)
         let saved = try JSONValue(parsing: try Data(contentsOf: dir.appendingPathComponent("adapter/adapter_config.json")))
-        let config = try BnConfig(json: saved["config"] ?? .null, context: "\(name) adapter_config.json")
+        let config = try AdapterHubMethods.config(adapterHubConfig: saved["config"] ?? .null, context: "\(name) adapter_config.json")
+        let parts = (config as? ConfigUnion)?.configs.compactMap { $0 as? BnConfig } ?? [config as! BnConfig]
         var rng = Xoshiro256(seed: 0)
         let peft = try PeftModel(wrapping: subject.model, config: config, using: &rng)
         let params = try Safetensors.read(dir.appendingPathComponent("adapter_parameters.safetensors"))
@@ -74,7 +76,7 @@ final class BottleneckGoldenTests: XCTestCase {
         }
         XCTAssertGreaterThan(slots, 0, "\(name): no slot compared")
         let gates = outputs.filter { $0.key.hasPrefix("gate.") }
-        if config.useGating {
+        if parts.contains(where: \.useGating) {
             XCTAssertFalse(gates.isEmpty, "\(name): no gate values in the case")
             for (key, expected) in gates {
                 guard let actual = recorder[key] else { XCTFail("\(name): no gate recorded for \(key)"); continue }

@@ -7,7 +7,8 @@ import PolyPEFTModels
 ///
 /// The library's `adapter_config.json` holds the method's config under `config`, told apart by its `architecture`
 /// key (absent for bottleneck adapters), and its weight keys are the model's module paths with the adapter's name as
-/// one level: `encoder.layer.0.output.adapters.<name>.adapter_down.0.weight`.
+/// one level: `encoder.layer.0.output.adapters.<name>.adapter_down.0.weight`; each adapter the method attaches says
+/// its own keys (`AdapterHubAdapter`).
 public protocol AdapterHubMethod: PeftConfig {
     /// The library's `architecture` values this config reads (`nil` stands for an absent or null key).
     static var adapterHubArchitectures: [String?] { get }
@@ -15,13 +16,14 @@ public protocol AdapterHubMethod: PeftConfig {
     init(adapterHubConfig: JSONValue, context: String) throws
     /// The method's config as the library's `AdapterConfig.to_dict()` writes it.
     var adapterHubConfig: JSONValue { get }
-    /// The library's keys for the tensor `tensor` of the adapter at `adapterPath`, for an adapter called `name`: the
-    /// key `named_parameters()` gives first, then any alias the library's `state_dict()` also lists for the same
-    /// tensor (which a folder may hold as a copy).
-    func adapterHubKeys(adapterPath: String, tensor: String, name: String) -> [String]
-    /// True when the library's `key` (of an adapter called `name`) is an alias of another key of the same tensor
-    /// (what `adapterHubKeys` lists after the first), so that a count of parameters skips it.
-    func isAdapterHubAlias(_ key: String, name: String) -> Bool
+}
+
+/// An adapter whose tensors the adapters library also holds, under its own keys.
+public protocol AdapterHubAdapter: Adapter {
+    /// The library's keys for this adapter's saved tensor `tensor`, for an adapter called `name`: the key
+    /// `named_parameters()` gives first, then any alias the library's `state_dict()` also lists for the same tensor
+    /// (which a folder may hold as a copy).
+    func adapterHubKeys(tensor: String, name: String) -> [String]
 }
 
 extension AdapterHubMethod {
@@ -42,10 +44,17 @@ extension AdapterHubMethod {
 /// The methods PolyPEFT exchanges in the adapters library's format, by `architecture`.
 public enum AdapterHubMethods {
     /// Every method with an adapters-library format.
-    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self]
+    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self, ConfigUnion.self]
 
-    /// The architectures the library has that PolyPEFT does not read in its format (yet), for the error message.
-    static let knownElsewhere = ["lora", "prefix_tuning", "prompt_tuning", "union", "mtl_lora", "reft"]
+    /// True when the library's `key` in `tensors` (of an adapter called `name`) is a second name of a tensor stored
+    /// under another key too, so that a count of parameters skips it: with `ln_before` a bottleneck adapter's first
+    /// LayerNorm is `adapter_norm_before` and `adapter_down.0`.
+    public static func isAlias(_ key: String, name: String, in tensors: [String: Tensor]) -> Bool {
+        let alias = ".\(name).adapter_down.0."
+        guard let r = key.range(of: alias) else { return false }
+        let twin = key.replacingCharacters(in: r, with: ".\(name).adapter_norm_before.")
+        return tensors[twin] != nil && tensors[twin] == tensors[key]
+    }
 
     /// Decodes the library's method config by its `architecture`; an unsupported one is an error naming it.
     public static func config(adapterHubConfig json: JSONValue, context: String) throws -> any AdapterHubMethod {

@@ -18,7 +18,7 @@ extension PeftModel {
     /// `omittingSavedModules` leaves trained base parameters and `modules_to_save` (a classifier head) out instead of
     /// refusing them: the library keeps heads in their own files, in a layout of its flexible-head models.
     func adapterHubKeyTable(name: String, omittingSavedModules: Bool = false) throws -> [(ours: String, theirs: [String], tensor: Tensor)] {
-        guard let method = config as? any AdapterHubMethod else {
+        guard config is any AdapterHubMethod else {
             throw ConfigError("\(config.peftType) has no adapters-library format (it has: "
                 + AdapterHubMethods.registered.map { $0.peftType }.joined(separator: ", ") + ")")
         }
@@ -32,8 +32,11 @@ extension PeftModel {
         }
         var table: [(String, [String], Tensor)] = []
         for (path, a) in adapters {
+            guard let hub = a as? any AdapterHubAdapter else {
+                throw ConfigError("\(path): \(type(of: a)) has no keys in the adapters library's format")
+            }
             for (tensorName, t) in try a.savedTensors() {
-                table.append((a.savedKeyPrefix + tensorName, method.adapterHubKeys(adapterPath: path, tensor: tensorName, name: name), t))
+                table.append((a.savedKeyPrefix + tensorName, hub.adapterHubKeys(tensor: tensorName, name: name), t))
             }
         }
         return table

@@ -138,6 +138,7 @@ public enum PeftMethods {
         BnConfig.self,
         SSFConfig.self,
         SparseConfig.self,
+        ConfigUnion.self,
     ]
 
     /// The supported `peft_type` strings, sorted.

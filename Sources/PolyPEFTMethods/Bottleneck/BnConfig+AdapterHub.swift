@@ -19,17 +19,21 @@ extension BnConfig: AdapterHubMethod {
 
     public var adapterHubConfig: JSONValue { peftJSONWithoutCommonKeys }
 
-    /// `<path>.<name>.<tensor>` (the adapter's path ends in `.adapters`, or is `shared_parameters`). With `ln_before`
-    /// the library's state dict lists the adapter's first LayerNorm twice: as `adapter_norm_before` and as the first
-    /// element of `adapter_down` (`adapter_down.0`).
-    public func adapterHubKeys(adapterPath: String, tensor: String, name: String) -> [String] {
-        let key = "\(adapterPath).\(name).\(tensor)"
-        let norm = "adapter_norm_before."
-        guard lnBefore, tensor.hasPrefix(norm) else { return [key] }
-        return [key, "\(adapterPath).\(name).adapter_down.0.\(tensor.dropFirst(norm.count))"]
-    }
+}
 
-    public func isAdapterHubAlias(_ key: String, name: String) -> Bool {
-        lnBefore && key.contains(".\(name).adapter_down.0.")
+extension BottleneckAdapter: AdapterHubAdapter {
+    /// `<path>.<name>.<tensor>` (the path ends in `.adapters`). With `ln_before` the library's state dict lists the
+    /// adapter's first LayerNorm twice: as `adapter_norm_before` and as the first element of `adapter_down`
+    /// (`adapter_down.0`).
+    public func adapterHubKeys(tensor: String, name: String) -> [String] {
+        let key = "\(path).\(name).\(tensor)"
+        let norm = "adapter_norm_before."
+        guard config.lnBefore, tensor.hasPrefix(norm) else { return [key] }
+        return [key, "\(path).\(name).adapter_down.0.\(tensor.dropFirst(norm.count))"]
     }
+}
+
+extension PHMSharedRule: AdapterHubAdapter {
+    /// `shared_parameters.<name>.<tensor>`.
+    public func adapterHubKeys(tensor: String, name: String) -> [String] { ["\(path).\(name).\(tensor)"] }
 }

@@ -171,15 +171,10 @@ extension BottleneckAdapter {
     /// Fills every residual slot of `model` the config selects, skipping `leave_out` layers: one adapter per slot,
     /// plus the shared PHM rule (`shared_parameters`) when the config has one.
     static func attach(_ config: BnConfig, to model: Module, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
-        let hosts = model.namedModules().compactMap { m in (m.module as? any ResidualSlotHost).map { (m.path, $0) } }
-        guard !hosts.isEmpty else {
-            throw ConfigError("bottleneck adapters need a model with residual slots (BERT, T5); \(type(of: model)) has none")
-        }
-        let indexed = try layerIndices(hosts.map(\.0))
-        let wanted = Set(config.locations)
+        let selected = try slots(of: model, selectedBy: config)
         let sharedRule = config.phmLayer && config.sharedPhmRule ? PHMSharedRule(config: config, using: &rng) : nil
         var built: [(host: any ResidualSlotHost, adapter: BottleneckAdapter)] = []
-        for ((path, host), index) in zip(hosts, indexed) where wanted.contains(host.location) && !config.leaveOut.contains(index) {
+        for (path, host, index) in selected {
             guard try host.residualJoin == nil else {
                 throw ConfigError("\(path): its residual slot is already filled (one bottleneck method per model)")
             }
@@ -203,6 +198,19 @@ extension BottleneckAdapter {
         var adapters: [(path: String, adapter: any Adapter)] = built.map { ($0.adapter.path, $0.adapter) }
         if let s = sharedRule { adapters.append((s.path, s)) }
         return PeftAttachment(adapters: adapters)
+    }
+
+    /// The residual slots of `model` that `config` selects (its locations, without `leave_out` layers), in module
+    /// order, with the adapters library's layer index of each.
+    static func slots(of model: Module, selectedBy config: BnConfig) throws -> [(path: String, host: any ResidualSlotHost, layer: Int)] {
+        let hosts = model.namedModules().compactMap { m in (m.module as? any ResidualSlotHost).map { (m.path, $0) } }
+        guard !hosts.isEmpty else {
+            throw ConfigError("bottleneck adapters need a model with residual slots (BERT, T5); \(type(of: model)) has none")
+        }
+        let indexed = try layerIndices(hosts.map(\.0))
+        let wanted = Set(config.locations)
+        return zip(hosts, indexed).filter { wanted.contains($0.0.1.location) && !config.leaveOut.contains($0.1) }
+            .map { ($0.0.0, $0.0.1, $0.1) }
     }
 
     /// The adapters library's layer index of each slot path: the number after the first `layer` or `block`
