@@ -210,8 +210,8 @@ final class BottleneckTests: XCTestCase {
     /// The adapters library numbers a decoder's layers after its encoder's: on a 2 + 2 layer T5, `leave_out: [0, 2]`
     /// leaves out encoder block 0 and decoder block 0.
     func testLayerNumberingAndLeaveOut() throws {
-        XCTAssertEqual(try BottleneckAdapter.layerIndices(["encoder.layer.0.output", "bert.encoder.layer.3.attention.output"]), [0, 3])
-        XCTAssertEqual(try BottleneckAdapter.layerIndices(["encoder.block.0.layer.1", "encoder.block.1.layer.0",
+        XCTAssertEqual(try AdapterHubLayers.indices(["encoder.layer.0.output", "bert.encoder.layer.3.attention.output"]), [0, 3])
+        XCTAssertEqual(try AdapterHubLayers.indices(["encoder.block.0.layer.1", "encoder.block.1.layer.0",
                                                            "decoder.block.0.layer.2", "decoder.block.1.layer.1"]), [0, 1, 2, 3])
         var rng = Xoshiro256(seed: 2)
         let t5 = try T5ForConditionalGeneration(config: T5TestSupport.tinyConfig(), seed: 1)

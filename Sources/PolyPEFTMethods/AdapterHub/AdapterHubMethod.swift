@@ -44,7 +44,7 @@ extension AdapterHubMethod {
 /// The methods PolyPEFT exchanges in the adapters library's format, by `architecture`.
 public enum AdapterHubMethods {
     /// Every method with an adapters-library format.
-    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self, ConfigUnion.self]
+    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self, AdaptersLoRAConfig.self, ConfigUnion.self]
 
     /// True when the library's `key` in `tensors` (of an adapter called `name`) is a second name of a tensor stored
     /// under another key too, so that a count of parameters skips it: with `ln_before` a bottleneck adapter's first

@@ -138,6 +138,7 @@ public enum PeftMethods {
         BnConfig.self,
         SSFConfig.self,
         SparseConfig.self,
+        AdaptersLoRAConfig.self,
         ConfigUnion.self,
     ]
 

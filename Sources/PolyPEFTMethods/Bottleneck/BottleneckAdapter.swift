@@ -207,24 +207,9 @@ extension BottleneckAdapter {
         guard !hosts.isEmpty else {
             throw ConfigError("bottleneck adapters need a model with residual slots (BERT, T5); \(type(of: model)) has none")
         }
-        let indexed = try layerIndices(hosts.map(\.0))
+        let indexed = try AdapterHubLayers.indices(hosts.map(\.0))
         let wanted = Set(config.locations)
         return zip(hosts, indexed).filter { wanted.contains($0.0.1.location) && !config.leaveOut.contains($0.1) }
             .map { ($0.0.0, $0.0.1, $0.1) }
-    }
-
-    /// The adapters library's layer index of each slot path: the number after the first `layer` or `block`
-    /// component, with a decoder's layers counted after the encoder's.
-    static func layerIndices(_ paths: [String]) throws -> [Int] {
-        func parse(_ path: String) throws -> (decoder: Bool, index: Int) {
-            let parts = path.split(separator: ".").map(String.init)
-            for i in parts.indices.dropLast() where parts[i] == "layer" || parts[i] == "block" {
-                if let n = Int(parts[i + 1]) { return (parts[..<i].contains("decoder"), n) }
-            }
-            throw ConfigError("\(path): no layer index in the path of this residual slot")
-        }
-        let parsed = try paths.map(parse)
-        let encoderLayers = (parsed.filter { !$0.decoder }.map(\.index).max() ?? -1) + 1
-        return parsed.map { $0.decoder ? $0.index + encoderLayers : $0.index }
     }
 }

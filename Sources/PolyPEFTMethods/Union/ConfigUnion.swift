@@ -15,7 +15,7 @@ import PolyPEFTModels
 ///
 /// Parts attach in order, each through its own hook, and must not touch the same place: the union is refused, with an
 /// error naming both parts and the place, when two layer tuners (LoRA, DoRA, IA3, Poly / MHR, BEFT, SSF, sparse,
-/// LN tuning) would wrap the same module, two bottleneck configs select the same residual slot (the library's rule
+/// LN tuning, the adapters library's LoRA and (IA)^3) would wrap the same module, two bottleneck configs select the same residual slot (the library's rule
 /// for bottleneck parts without `leave_out`: they must differ in `mh_adapter` and in `output_adapter`), two
 /// Compacter parts would each own the model's shared rule, or two prompt-learning methods (prefix tuning, prompt
 /// tuning, P-tuning) would both feed the model (they share PEFT's `prompt_embeddings` key). Parts carry no task type
@@ -107,6 +107,8 @@ public struct ConfigUnion: PeftConfig {
         for (i, c) in configs.enumerated() {
             if let tuner = c as? any LayerTunerConfig {
                 for (path, _) in try tuner.targetedLayers(of: model, defaultTargets: defaultTargets) { try claim(path, "wrap", by: i) }
+            } else if let lora = c as? AdaptersLoRAConfig {
+                for t in try AdaptersLoRALinear.targets(of: model, selectedBy: lora) { try claim(t.path, "wrap", by: i) }
             } else if let bn = c as? BnConfig {
                 for slot in try BottleneckAdapter.slots(of: model, selectedBy: bn) { try claim(slot.path + ".adapters", "fill the residual slot", by: i) }
             }

@@ -59,5 +59,20 @@ public final class Recorder {
     public private(set) var values: [String: Tensor] = [:]
     public init() {}
     public func record(_ key: String, _ value: Tensor) { values[key] = value }
+    /// Adds `column` `[B]` as the last column of the value at `key` (`[B]`, then `[B, 2]`, ...), as numpy's
+    /// `column_stack` gathers the adapters library's gating scores of several modules at one layer and location.
+    /// A column whose length differs from the rows already there replaces the value.
+    public func append(_ key: String, column: Tensor) {
+        let c = column.contiguous()
+        guard let old = values[key]?.contiguous(), old.shape[0] == c.count, old.rank <= 2, c.rank == 1 else {
+            values[key] = c
+            return
+        }
+        let n = old.rank == 1 ? 1 : old.shape[1]
+        var out = [Float](); out.reserveCapacity(old.count + c.count)
+        let a = old.scalars, b = c.scalars
+        for row in 0..<c.count { out += a[(row * n)..<((row + 1) * n)]; out.append(b[row]) }
+        values[key] = Tensor(out, shape: [c.count, n + 1])
+    }
     public subscript(_ key: String) -> Tensor? { values[key] }
 }

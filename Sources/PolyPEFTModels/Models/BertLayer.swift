@@ -31,6 +31,8 @@ public final class BertSelfAttention: Module {
         func heads(_ name: String) throws -> Variable {                     // [B, heads, T, d]
             try layer(name).forward(x, ctx).reshaped([b, t, numHeads, headDim]).permuted([0, 2, 1, 3])
         }
+        // query, key, value in Hugging Face's order (what records in call order, such as gating scores, follow)
+        let query = try heads("query")
         var key = try heads("key"), value = try heads("value")              // [B, heads, P + T, d] after the prefix
         if let prefix {
             let (pk, pv) = try prefix.expanded(batch: b, heads: numHeads, headDim: headDim, layer: "bert self-attention")
@@ -42,7 +44,7 @@ public final class BertSelfAttention: Module {
         if ctx.isTraining && dropoutRate > 0 {
             drop = Tensor.dropoutMask([b, numHeads, t, tk], p: dropoutRate, using: &ctx.rng)
         }
-        let out = try Variable.attention(query: try heads("query"), key: key, value: value,
+        let out = try Variable.attention(query: query, key: key, value: value,
                                          mask: mask, scale: 1 / Float(headDim).squareRoot(), probabilityDropout: drop)
         return try out.permuted([0, 2, 1, 3]).reshaped([b, t, numHeads * headDim])
     }

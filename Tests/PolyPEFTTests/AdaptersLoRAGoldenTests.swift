@@ -1,0 +1,88 @@
+import Foundation
+import XCTest
+@testable import PolyPEFTCore
+@testable import PolyPEFTIO
+@testable import PolyPEFTModels
+@testable import PolyPEFTMethods
+
+/// The adapters library's LoRA and (IA)^3, gated and not, and a union with a bottleneck adapter, against the library
+/// (1.3.0): every case of `golden_adapters_lora/` (`Benchmarks/golden/make_adapters_lora_cases.py`) is loaded from the
+/// folder the library's `save_adapter` wrote, and the eval output, the base with adapters disabled, the gating scores
+/// (column-stacked per layer and location, as the library returns them) and the gradients of sum(output^2) for every
+/// adapter tensor must agree; the folder written back is the library's byte for byte.
+final class AdaptersLoRAGoldenTests: XCTestCase {
+    let rtol: Float = 1e-5
+
+    static var directory: URL { Bundle.module.url(forResource: "golden_adapters_lora", withExtension: nil)! }
+
+    func assertGolden(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 0
+        assertClose(actual, expected, rtol: rtol, atol: rtol * Swift.max(scale, 1e-6), what, file: file, line: line)
+    }
+
+    func testGoldenCases() throws {
+        let index = try JSONValue(parsing: try Data(contentsOf: Self.directory.appendingPathComponent("cases.json")))
+        let cases = index["cases"]?.arrayValue ?? []
+        XCTAssertGreaterThanOrEqual(cases.count, 6)
+        var gated = 0
+        for c in cases {
+            let name = c["name"]?.stringValue ?? "?"
+            do { gated += try runCase(c, in: Self.directory.appendingPathComponent(name)) } catch {
+                XCTFail("golden case \(name) could not run: \(error)")
+            }
+        }
+        XCTAssertGreaterThanOrEqual(gated, 4, "cases with gating scores")
+    }
+
+    /// Returns 1 when the case has gating scores (all compared).
+    func runCase(_ c: JSONValue, in dir: URL) throws -> Int {
+        let name = dir.lastPathComponent
+        let subject = try GoldenConformanceTests.makeSubject(c, dir)
+        let folder = dir.appendingPathComponent("adapter")
+        let library = try AdapterHubFolder.read(from: folder)
+        let peft = try PeftModel.loadAdapterHub(from: folder, into: subject.model)
+        XCTAssertEqual(peft.config is ConfigUnion, name.hasPrefix("union"), name)
+
+        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
+        let recorder = Recorder()
+        let y = try subject.forward(Context(mode: .eval, recordsGradients: false, recorder: recorder), false).output
+        assertGolden(y.value, outputs["output"]!, "\(name) output")
+        let off = Context.inference()
+        off.adaptersEnabled = false
+        assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, "\(name) base_output")
+        let gates = outputs.filter { $0.key.hasPrefix("gate.") }
+        for (key, expected) in gates {
+            guard let actual = recorder[key] else { XCTFail("\(name): no gate recorded for \(key)"); continue }
+            XCTAssertEqual(actual.shape, expected.shape, "\(name) \(key)")
+            assertGolden(actual, expected, "\(name) \(key)")
+        }
+        XCTAssertEqual(Set(recorder.values.keys.filter { $0.hasPrefix("gate.") }), Set(gates.keys), "\(name): the same gates")
+
+        // Gradients, by the library's parameter names.
+        let grads = try Safetensors.read(dir.appendingPathComponent("grads.safetensors"))
+        peft.zeroGrad()
+        let loss = try subject.forward(Context(mode: .eval), false).output.squared().sum()
+        assertGolden(try loss.value.reshaped([1]), grads["loss"]!, "\(name) loss")
+        try loss.backward()
+        let theirs = Dictionary(uniqueKeysWithValues: try peft.adapterHubKeyTable(name: library.name).map { ($0.ours, $0.theirs[0]) })
+        var compared = 0
+        for (key, p) in peft.adapterParameters() {
+            guard let their = theirs[key], let expected = grads["grad." + their] else {
+                XCTFail("\(name): no golden gradient for \(key)"); continue
+            }
+            assertGolden(p.grad ?? Tensor.zeros(p.value.shape), expected, "\(name) grad \(their)")
+            compared += 1
+        }
+        XCTAssertEqual(compared, grads.keys.filter { $0.hasPrefix("grad.") }.count, "\(name): every gradient compared")
+
+        // Written back: the library's folder, byte for byte.
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("adapters-lora-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try peft.saveAdapterHub(to: out, name: library.name)
+        for file in [AdapterHubFolder.configFileName, AdapterHubFolder.weightsFileName] {
+            XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(file)), try Data(contentsOf: folder.appendingPathComponent(file)),
+                           "\(name) \(file)")
+        }
+        return gates.isEmpty ? 0 : 1
+    }
+}
