@@ -9,16 +9,19 @@ import PolyPEFT
 enum InspectCommand: Subcommand {
     static let name = "inspect"
     static let overview = "Show an adapter's config, sizes and routing (PolyPEFT, PEFT or adapters-library folders)."
-    static let usage = "inspect <dir> [--json] [--numbers]"
+    static let usage = "inspect <dir> [--json] [--numbers] [--gates [--svg <file>]]"
     static let maxPositionals = 1
     static let options: [OptionSpec] = [
         .flag("numbers", "Print routing weights as numbers instead of shades."),
         .flag("json", "Machine-readable output."),
+        .flag("gates", "Gated runs: the mean gate of each task at every layer and location on the run's test set."),
+        .text("svg", "<file>", "With --gates: also draw them as a heatmap (SVG)."),
         .allowNonFinite,
     ]
 
     static func validate(_ args: ParsedArguments) throws {
         guard !args.positionals.isEmpty else { throw CLIError.usage("missing the adapter folder", hint: args.hint) }
+        if args.isGiven("svg") && !args.flag("gates") { throw CLIError.usage("'--svg' needs '--gates'", hint: args.hint) }
     }
 
     /// Eval-mode routing weights `[T, S, K]` from a router's logits `[T, S*K]`: the library's own router with the
@@ -39,6 +42,11 @@ enum InspectCommand: Subcommand {
     static func run(_ args: ParsedArguments, _ console: Console) throws {
         let dir = URL(fileURLWithPath: args.positionals[0])
         let allowNonFinite = args.flag("allow-non-finite")
+        if args.flag("gates") {
+            guard RunSpec.isRunFolder(dir) else { throw CLIError.runtime("\(dir.path): --gates needs a polyctl run folder (its model and test set)") }
+            let run = try RunModel.open(dir.path, allowNonFinite: allowNonFinite, console: console)
+            return try InspectGates.run(run, svg: args.string("svg"), numbers: args.flag("numbers"), json: args.flag("json"), console)
+        }
         if RunSpec.isRunFolder(dir) {
             _ = try RunModel.open(dir.path, allowNonFinite: allowNonFinite, console: console)
         } else if AdapterHubFolder.isAdapterHubFolder(dir)

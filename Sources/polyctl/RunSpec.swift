@@ -6,6 +6,7 @@ enum RunMethod: String, Codable, CaseIterable {
     case poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse
     case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
     case seqBn = "seq-bn", doubleSeqBn = "double-seq-bn", parBn = "par-bn", compacter, compacterPP = "compacter-pp"
+    case adaptersLoRA = "adapters-lora", adaptersIA3 = "adapters-ia3"
 
     /// Poly and MHR route skills per task; the others are one adapter shared by every task.
     var isRouted: Bool { self == .poly || self == .mhr }
@@ -28,11 +29,18 @@ enum RunMethod: String, Codable, CaseIterable {
         }
     }
 
-    /// Methods that adapt the model's inputs or the joins after its sublayers, not named modules (no `--targets`).
-    var placesItself: Bool { isPromptLearning || isBottleneck }
+    /// The adapters library's LoRA and (IA)^3 (`AdaptersLoRAConfig`): placed by location in a transformer's layers.
+    var isAdaptersLoRA: Bool { self == .adaptersLoRA || self == .adaptersIA3 }
+
+    /// Methods with the adapters library's learned gate (`--gating`, UniPELT's).
+    var isGateable: Bool { isBottleneck || isAdaptersLoRA }
+
+    /// Methods that adapt the model's inputs, the joins after its sublayers or its layers by location, not named
+    /// modules (no `--targets`).
+    var placesItself: Bool { isPromptLearning || isBottleneck || isAdaptersLoRA }
 
     /// Methods that need a transformer (norms to tune, token inputs, sublayers to follow): text runs only.
-    var needsText: Bool { isPromptLearning || isBottleneck || self == .lnTuning }
+    var needsText: Bool { isPromptLearning || isBottleneck || isAdaptersLoRA || self == .lnTuning }
 
     /// The name output uses.
     var label: String {
@@ -55,6 +63,8 @@ enum RunMethod: String, Codable, CaseIterable {
         case .parBn: "parallel bottleneck adapter"
         case .compacter: "Compacter"
         case .compacterPP: "Compacter++"
+        case .adaptersLoRA: "LoRA (adapters library)"
+        case .adaptersIA3: "(IA)^3 (adapters library)"
         }
     }
 }
@@ -85,6 +95,9 @@ struct RunSpec: Codable, Equatable {
     var virtualTokens: Int? = nil
     /// Bottleneck adapters: the reduction factor (hidden size / bottleneck width); nil for the other methods.
     var reductionFactor: Double? = nil
+    /// Bottleneck adapters and the adapters library's LoRA / (IA)^3: a learned gate per sample (`use_gating`); nil for
+    /// the other methods.
+    var gating: Bool? = nil
     /// Sparse fine-tuning: the fraction of the targeted weights that trains; nil for the other methods.
     var density: Double? = nil
     /// Sparse fine-tuning: how the entries are chosen; nil for the other methods.
@@ -141,6 +154,11 @@ struct RunSpec: Codable, Equatable {
         case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP:
             var c = method.bottleneckPreset!
             c.reductionFactor = .uniform(reductionFactor ?? 16)
+            c.useGating = gating ?? false
+            config = c
+        case .adaptersLoRA, .adaptersIA3:
+            var c = method == .adaptersLoRA ? AdaptersLoRAConfig.lora(r: rank, alpha: Double(rank)) : .ia3()
+            c.useGating = gating ?? false
             config = c
         }
         switch text?.kind {
@@ -161,7 +179,8 @@ struct RunSpec: Codable, Equatable {
         let expected = adapterConfig().json, found = config.json
         for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
                     "task_type", "num_virtual_tokens",
-                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density", "selection"] {
+                    "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density", "selection",
+                    "use_gating", "composition_mode"] {
             let e = expected[key], f = found[key]
             guard e != f else { continue }
             let show = { (v: JSONValue?) in v.map { $0.compactString() } ?? "absent" }
@@ -252,6 +271,9 @@ struct RunSpec: Codable, Equatable {
         if let p = budgetPattern {
             guard selection == .fisher else { throw CLIError.runtime("\(file): budgetPattern is for sparse runs by Fisher information only") }
             if let bad = p.first(where: { $0.value < 0 }) { throw CLIError.runtime("\(file): budgetPattern gives '\(bad.key)' \(bad.value) entries") }
+        }
+        if method.isGateable != (gating != nil) {
+            throw CLIError.runtime("\(file): gating must be given for bottleneck and adapters-library LoRA runs only")
         }
         if method.isBottleneck != (reductionFactor != nil) {
             throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck runs only")

@@ -13,10 +13,11 @@ enum TrainCommand: Subcommand {
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
     /// Options that configure some methods only, and those methods: given with another method, a usage error.
     static let methodOptions: [(option: String, methods: [RunMethod])] = [
-        ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora]),
+        ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora, .adaptersLoRA]),
         ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
         ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
         ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)), ("density", [.sparse]), ("selection", [.sparse]),
+        ("gating", RunMethod.allCases.filter(\.isGateable)),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
@@ -38,7 +39,7 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter).", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA and (IA)^3).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
@@ -50,6 +51,7 @@ enum TrainCommand: Subcommand {
                     default: SparseConfig.Selection.magnitude.rawValue),
             .positive("reduction-factor", only("reduction-factor", "Hidden size / bottleneck width"),
                       note: "the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8"),
+            .flag("gating", only("gating", "A learned gate per sample scales the adapter (the adapters library's use_gating, UniPELT's gates)")),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
             .choice("feedforward", feedforwardChoices.map(\.name),
                     only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
@@ -133,7 +135,7 @@ enum TrainCommand: Subcommand {
         if let targets = args.string("targets"), Self.list(targets).isEmpty {
             throw CLIError.usage("'--targets' needs module names separated by commas, got '\(targets)'", hint: args.hint)
         }
-        for (option, methods) in methodOptions where args.isGiven(option) && !methods.contains(method) {
+        for (option, methods) in methodOptions where (args.isGiven(option) || args.flag(option)) && !methods.contains(method) {
             let names = methods.map(\.rawValue)
             let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + names.last!
             throw CLIError.usage("'--\(option)' applies to \(list), not \(method.rawValue)", hint: args.hint)
@@ -263,7 +265,13 @@ enum TrainCommand: Subcommand {
             let f = s.reductionFactor ?? 0
             let width = (try? (s.adapterConfig() as? BnConfig)?.bottleneckSize(hidden: s.hiddenDim, layer: 0)).flatMap { $0 }
                 .map { ", bottleneck \($0)" } ?? ""
-            return "a shared \(s.method.label) (reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))\(width))"
+            return "a shared \(s.method.label) (reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))\(width)"
+                + "\(s.gating == true ? ", gated" : ""))"
+        case .adaptersLoRA, .adaptersIA3:
+            let where_ = (s.adapterConfig() as? AdaptersLoRAConfig).map { c in
+                c.locations.map { $0 == .selfAttention ? "attention " + c.attnMatrices.joined(separator: ", ") : $0.rawValue }
+                    .joined(separator: "; ") } ?? ""
+            return "a shared \(s.method.label) (\(s.method == .adaptersLoRA ? "rank \(s.rank), " : "")\(where_)\(s.gating == true ? ", gated" : ""))"
         }
     }
 
@@ -295,6 +303,7 @@ enum TrainCommand: Subcommand {
                            training: training, feedforward: nil)
         spec.virtualTokens = method.isPromptLearning ? args.int("virtual-tokens") : nil
         spec.density = method == .sparse ? args.double("density") : nil
+        spec.gating = method.isGateable ? args.flag("gating") : nil
         spec.selection = method == .sparse ? SparseConfig.Selection(rawValue: args.choice("selection")) : nil
         if isText { return try planText(args, spec) }
         // Task names come from the data; for a file they are known only after reading it.

@@ -147,6 +147,21 @@ final class AdaptersLoRATests: XCTestCase {
         }
     }
 
+    /// The gating scores of a forward, as the adapters library structures them: by layer, then location.
+    func testGatingScoresFromARecorder() throws {
+        let r = Recorder()
+        r.record("gate.0.output_adapter", Tensor([0.25, 0.75], shape: [2]))
+        r.append("gate.1.selfattn_lora", column: Tensor([0.1, 0.2], shape: [2]))
+        r.append("gate.1.selfattn_lora", column: Tensor([0.3, 0.6], shape: [2]))
+        r.record("slot.x.output", Tensor.zeros([1]))
+        let g = GatingScores(r)
+        XCTAssertEqual(g.places.map { "\($0.layer) \($0.location)" }, ["0 output_adapter", "1 selfattn_lora"])
+        XCTAssertEqual(g.scores[1]?["selfattn_lora"], Tensor([0.1, 0.3, 0.2, 0.6], shape: [2, 2]))
+        XCTAssertEqual(g.perSample(layer: 1, location: "selfattn_lora"), [0.2, 0.4])
+        XCTAssertEqual(g.perSample(layer: 0, location: "output_adapter"), [0.25, 0.75])
+        XCTAssertNil(g.perSample(layer: 2, location: "output_adapter"))
+    }
+
     func testMergeUnmergeAndErrors() throws {
         for preset in [AdaptersLoRAConfig.lora(r: 2, alpha: 4), AdaptersLoRAConfig.ia3()] {
             var rng = Xoshiro256(seed: 4)

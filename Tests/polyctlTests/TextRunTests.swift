@@ -112,6 +112,19 @@ final class TextRunTests: CLITestCase {
         XCTAssertEqual(x.out.contains("note: the trained classifier"), classifier, x.out)
         let peft = try Safetensors.read(URL(fileURLWithPath: a + "/adapter_model.safetensors"))
         let hub = try AdapterHubFolder.read(from: URL(fileURLWithPath: out))
+        if method.hasPrefix("adapters-") {
+            // <module>.lora_A -> <module>.loras.sst.lora_A; the classifier stays in the PEFT file
+            var expected: [String: Tensor] = [:]
+            for (k, t) in peft where !k.contains("classifier") && !k.contains("pooler") {
+                let key = String(k.dropFirst(PeftModel.keyPrefix.count))
+                let cut = key.range(of: ".lora_") ?? key.range(of: ".gate.")!
+                expected[key[..<cut.lowerBound] + ".loras.sst." + key[key.index(after: cut.lowerBound)...]] = t
+            }
+            XCTAssertEqual(hub.tensors, expected, method)
+            XCTAssertEqual(hub.config["architecture"], "lora")
+            XCTAssertEqual(run(["inspect", out]).code, 0)
+            return
+        }
         XCTAssertEqual(hub.name, "sst")
         XCTAssertEqual(hub.modelClass, classifier ? "BertForSequenceClassification" : "T5ForConditionalGeneration")
         XCTAssertNil(hub.config["peft_type"])
@@ -130,6 +143,27 @@ final class TextRunTests: CLITestCase {
         XCTAssertTrue(i.out.contains("(adapters library format)") && i.out.contains("Name: sst"), i.out)
     }
 
+    /// `inspect --gates` of a gated run: one row per task and "all", one column per layer and location, values in
+    /// (0, 1); `--svg` draws them; a run without gates is an error.
+    func checkGates(run a: String, method: String) throws {
+        let j = run(["inspect", a, "--gates", "--json"])
+        XCTAssertEqual(j.code, 0, "\(method): \(j.err)")
+        let json = try JSONValue(parsing: Data(j.out.utf8))
+        XCTAssertEqual(json["samples"], 250, method)
+        let rows = try XCTUnwrap(json["gates"]?.objectValue, method)
+        XCTAssertEqual(rows.count, 6, "5 tasks and all")
+        let columns = try XCTUnwrap(rows["all"]?.objectValue)
+        XCTAssertFalse(columns.isEmpty)
+        let location = method == "seq-bn" ? "output_adapter" : method == "adapters-lora" ? "selfattn_lora" : "intermediate_lora"
+        XCTAssertTrue(columns.keys.contains { $0.hasSuffix(" " + location) }, "\(method): \(columns.keys.sorted())")
+        for (_, v) in columns { XCTAssertTrue((0...1).contains(v.doubleValue ?? -1), "\(method): \(v)") }
+        let svg = root.appendingPathComponent(method + "-gates.svg").path
+        let t = run(["inspect", a, "--gates", "--svg", svg])
+        XCTAssertEqual(t.code, 0, t.err)
+        XCTAssertTrue(t.out.hasPrefix("Mean gates of ") && t.out.hasSuffix("Wrote \(svg)\n"), t.out)
+        XCTAssertTrue(try String(contentsOfFile: svg, encoding: .utf8).contains("<svg"))
+    }
+
     /// Every PEFT method polyctl offers besides Poly / MHR / LoRA trains on the built-in text tasks (BERT and T5),
     /// writes a PEFT folder of its type that `eval` reopens; the prompt-learning ones resume bit for bit (P-tuning
     /// from the checkpoint's trained MLP, since its adapter file holds only the MLP's output).
@@ -138,9 +172,12 @@ final class TextRunTests: CLITestCase {
                                      ("prompt-tuning", "--text", "PROMPT_TUNING"), ("p-tuning", "--text-to-text", "P_TUNING"),
                                      ("prefix-tuning", "--text", "PREFIX_TUNING"), ("seq-bn", "--text", "POLYPEFT_BOTTLENECK"),
                                      ("par-bn", "--text-to-text", "POLYPEFT_BOTTLENECK"), ("compacter", "--text", "POLYPEFT_BOTTLENECK"),
-                                     ("ssf", "--text-to-text", "POLYPEFT_SSF")] {
+                                     ("ssf", "--text-to-text", "POLYPEFT_SSF"), ("adapters-lora", "--text", "POLYPEFT_ADAPTERS_LORA"),
+                                     ("adapters-ia3", "--text-to-text", "POLYPEFT_ADAPTERS_LORA")] {
             let a = root.appendingPathComponent(method + "a").path
+            let gated = ["seq-bn", "adapters-lora", "adapters-ia3"].contains(method)
             let options = ["train", "--quiet", "--method", method, kind, "--steps", "16", "--eval-every", "8", "--no-baseline"]
+                + (gated ? ["--gating"] : [])
             let t = run(options + ["--output", a])
             XCTAssertEqual(t.code, 0, "\(method): \(t.err)")
             let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: a + "/adapter_config.json")))
@@ -154,7 +191,12 @@ final class TextRunTests: CLITestCase {
             }
             let e = run(["eval", "--adapter", a])
             XCTAssertEqual(e.code, 0, "\(method): \(e.err)")
-            if type == "POLYPEFT_BOTTLENECK" { try checkAdapterHubExport(run: a, method: method, classifier: kind == "--text") }
+            XCTAssertEqual(config["use_gating"], type == "POLYPEFT_BOTTLENECK" || type == "POLYPEFT_ADAPTERS_LORA" ? .bool(gated) : nil, method)
+            if type == "POLYPEFT_ADAPTERS_LORA" { XCTAssertEqual(config["composition_mode"], .string(method == "adapters-lora" ? "add" : "scale")) }
+            if type == "POLYPEFT_BOTTLENECK" || type == "POLYPEFT_ADAPTERS_LORA" {
+                try checkAdapterHubExport(run: a, method: method, classifier: kind == "--text")
+            }
+            if gated { try checkGates(run: a, method: method) }
             guard ["p-tuning", "prompt-tuning", "compacter"].contains(method) else { continue }
             XCTAssertEqual(FileManager.default.fileExists(atPath: a + "/checkpoint/adapter_parameters.safetensors"), method == "p-tuning", method)
             let b = root.appendingPathComponent(method + "b").path

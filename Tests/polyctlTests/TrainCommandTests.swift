@@ -197,7 +197,7 @@ final class TrainCommandTests: CLITestCase {
     func testUsageAndRuntimeErrors() {
         let cases: [([String], Int32, String)] = [
             (["train", "--bogus"], 64, "error: unknown option '--bogus'\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, got 'x'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, got 'x'\nhint: see 'polyctl train --help'\n"),
             (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "1e-50"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e-50'\nhint: see 'polyctl train --help'\n"),
@@ -205,10 +205,11 @@ final class TrainCommandTests: CLITestCase {
             (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "lora", "--mixing", "outputs"], 64, "error: '--mixing' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "dora", "--router-lr", "0.5"], 64, "error: '--router-lr' applies to poly and mhr, not dora\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "ia3", "--rank", "4"], 64, "error: '--rank' applies to poly, mhr, lora and dora, not ia3\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "ia3", "--rank", "4"], 64, "error: '--rank' applies to poly, mhr, lora, dora and adapters-lora, not ia3\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "ia3", "--splits", "2"], 64, "error: '--splits' applies to poly and mhr, not ia3\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "dora", "--feedforward", "fc1"], 64, "error: '--feedforward' applies to ia3, not dora\nhint: see 'polyctl train --help'\n"),
             (["train", "--feedforward", "none"], 64, "error: '--feedforward' applies to ia3, not poly\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "lora", "--gating"], 64, "error: '--gating' applies to seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora and adapters-ia3, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "ia3", "--feedforward", "fc3"], 64, "error: option '--feedforward' must be one of fc2, fc1, both, none, got 'fc3'\nhint: see 'polyctl train --help'\n"),
             (["train", "--resume", "/nonexistent/run"], 1, "error: /nonexistent/run is not a polyctl run folder (no polypeft_run.json)\n"),
             (["train", "--data", "/nonexistent/d.jsonl"], 1, ""),
@@ -289,14 +290,15 @@ final class TrainCommandTests: CLITestCase {
         USAGE: polyctl train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
-          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp. (default: poly)
+          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA and (IA)^3). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3. (default: poly)
           --skills <n>                       Skills (LoRAs) per adapted layer; poly, mhr only. (default: 6)
           --splits <n>                       Routing blocks per skill (MHR heads); poly, mhr only. (default: 1 for poly, 4 for mhr)
-          --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora only. (default: 2)
+          --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora, adapters-lora only. (default: 2)
           --virtual-tokens <n>               Virtual tokens (prefix positions) learned; prompt-tuning, p-tuning, prefix-tuning only. (default: 3)
           --density <x>                      Fraction of the targeted weights that trains; sparse only. (default: 0.05)
           --selection <magnitude|fisher>     Train the largest |w|, or the largest Fisher information over 8 training batches (FishMask); sparse only. (default: magnitude)
           --reduction-factor <x>             Hidden size / bottleneck width; seq-bn, double-seq-bn, par-bn, compacter, compacter-pp only. (default: the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8)
+          --gating                           A learned gate per sample scales the adapter (the adapters library's use_gating, UniPELT's gates); seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3 only.
           --mixing <parameters|outputs>      Mix skill parameters (PEFT) or skill outputs; poly, mhr only. (default: outputs)
           --feedforward <fc2|fc1|both|none>  Targets IA3 scales at the input (PEFT's feedforward_modules), not the output; ia3 only. (default: fc2)
           --steps <n>                        Optimizer steps. (default: 2000)
