@@ -97,28 +97,7 @@ def reference_module(P, path, cfg, x, W, b):
 
 def run_case(case, out_root):
     name, kind = case["name"], case["kind"]
-    d = os.path.join(out_root, name)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
-    base, config, inputs = bn.build_base(kind)
-    base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    with torch.no_grad():
-        _, base_output = bn.forward(base, kind, inputs)
-        base_output = base_output.detach().clone()
-    with open(os.path.join(d, "base_config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
-    base_file, _ = bn.untied_state(base.state_dict())
-    save_file(base_file, os.path.join(d, "base_model.safetensors"))
-    save_file(inputs, os.path.join(d, "inputs.safetensors"))
-
-    torch.manual_seed(case["seed"])
-    model = base
-    adapters.init(model)
-    model.add_adapter(ADAPTER, config=case["config"]())
-    model.train_adapter(ADAPTER)
-    bn.perturb(model, case["seed"] + 1000)
-    model.eval()
+    d, config, inputs, base_state, base_output, model, _ = bn.start_case(case, out_root)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     params = {n: p.detach().clone().contiguous() for n, p in trainable.items()}
 

@@ -450,7 +450,11 @@ def save_adapter_folder(model, kind, adapter_dir):
     return error
 
 
-def run_case(case, out_root):
+def start_case(case, out_root):
+    """A fresh case folder with the kind's base written into it (base_config.json, base_model.safetensors,
+    inputs.safetensors), and the library's adapter of the case added to that base, trained-mode parameters
+    perturbed, in eval mode. Returns (folder, config, inputs, base state, base output, model, the tied base keys
+    not written)."""
     name, kind = case["name"], case["kind"]
     d = os.path.join(out_root, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -476,7 +480,12 @@ def run_case(case, out_root):
     model.train_adapter(ADAPTER)
     perturb(model, case["seed"] + 1000)
     model.eval()
+    return d, config, inputs, base_state, base_output, model, base_tied
 
+
+def run_case(case, out_root):
+    name, kind = case["name"], case["kind"]
+    d, config, inputs, base_state, base_output, model, base_tied = start_case(case, out_root)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     golden_params = {n for n, _ in model.named_parameters() if f"adapters.{ADAPTER}." in n
                      or n.startswith(f"shared_parameters.{ADAPTER}.")}

@@ -16,8 +16,7 @@ final class AdaptersLoRAGoldenTests: XCTestCase {
     static var directory: URL { Bundle.module.url(forResource: "golden_adapters_lora", withExtension: nil)! }
 
     func assertGolden(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 0
-        assertClose(actual, expected, rtol: rtol, atol: rtol * Swift.max(scale, 1e-6), what, file: file, line: line)
+        PolyPEFTTests.assertGolden(actual, expected, rtol: rtol, what, file: file, line: line)
     }
 
     func testGoldenCases() throws {

@@ -17,8 +17,7 @@ final class BottleneckGoldenTests: XCTestCase {
     static var directory: URL { Bundle.module.url(forResource: "golden_bottleneck", withExtension: nil)! }
 
     func assertGolden(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 0
-        assertClose(actual, expected, rtol: rtol, atol: rtol * Swift.max(scale, 1e-6), what, file: file, line: line)
+        PolyPEFTTests.assertGolden(actual, expected, rtol: rtol, what, file: file, line: line)
     }
 
     /// The adapters library's parameter name as a PolyPEFT key: its adapter-name level dropped

@@ -139,3 +139,9 @@ func forEachSIMDLevel(_ body: (SIMDLevel) throws -> Void) rethrows {
         try SIMDLevel.$limit.withValue(level) { try body(level) }
     }
 }
+
+/// `actual` against a golden `expected` at relative tolerance `rtol` of the golden's largest magnitude.
+func assertGolden(_ actual: Tensor, _ expected: Tensor, rtol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 0
+    assertClose(actual, expected, rtol: rtol, atol: rtol * Swift.max(scale, 1e-6), what, file: file, line: line)
+}

@@ -88,14 +88,7 @@ public struct AdapterHubFolder: Equatable, Sendable {
     /// load as `Float`. Errors name the file and the key.
     public static func read(from directory: URL) throws -> AdapterHubFolder {
         let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw FileFormatError(path: directory.path, "adapter folder does not exist")
-        }
-        let configURL = directory.appendingPathComponent(configFileName)
-        guard fm.fileExists(atPath: configURL.path) else {
-            throw FileFormatError(path: configURL.path, "missing \(configFileName): not an adapters (AdapterHub) adapter folder")
-        }
+        let configURL = try PeftAdapterFolder.configFile(in: directory, named: configFileName, of: "an adapters (AdapterHub) adapter folder")
         let weightsURL = directory.appendingPathComponent(weightsFileName)
         guard fm.fileExists(atPath: weightsURL.path) else {
             let legacy = directory.appendingPathComponent(legacyWeightsFileName)

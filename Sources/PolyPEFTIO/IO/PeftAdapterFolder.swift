@@ -31,14 +31,7 @@ public enum PeftAdapterFolder {
     /// see `folder(for:in:)`). Float tensors of any floating dtype load as `Float`.
     public static func read(from directory: URL) throws -> (config: JSONValue, tensors: [String: Tensor]) {
         let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw FileFormatError(path: directory.path, "adapter folder does not exist")
-        }
-        let configURL = directory.appendingPathComponent(configFileName)
-        guard fm.fileExists(atPath: configURL.path) else {
-            throw FileFormatError(path: configURL.path, "missing \(configFileName): not a PEFT adapter folder")
-        }
+        let configURL = try configFile(in: directory, named: configFileName, of: "a PEFT adapter folder")
         let weightsURL = directory.appendingPathComponent(weightsFileName)
         guard fm.fileExists(atPath: weightsURL.path) else {
             let legacy = directory.appendingPathComponent(legacyWeightsFileName)
@@ -74,6 +67,20 @@ public enum PeftAdapterFolder {
         try AtomicFile.write(config.pythonStyleString(indent: 2, sortKeys: true),
                              to: folder.appendingPathComponent(configFileName))
         return folder
+    }
+
+    /// The config file `name` of the adapter folder `directory`, after checking that both exist (errors say the
+    /// folder is not `what`).
+    package static func configFile(in directory: URL, named name: String, of what: String) throws -> URL {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FileFormatError(path: directory.path, "adapter folder does not exist")
+        }
+        let url = directory.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FileFormatError(path: url.path, "missing \(name): not \(what)")
+        }
+        return url
     }
 
     /// Reads a JSON file (written by Python, so `NaN`/`Infinity` are accepted) that must hold an object, with errors

@@ -32,6 +32,17 @@ extension AdapterHubMethod {
         try Self(adapterHubConfig: json, context: context)
     }
 
+    /// `init(json:context:)` of the library's method config `json`: its `architecture` dropped, and a PEFT key
+    /// (`peft_type`, a common key) an error, as the library's config has none.
+    init(adapterHubKeys json: JSONValue, context: String) throws {
+        var o = json.objectValue ?? [:]
+        o["architecture"] = nil
+        for key in ["peft_type"] + PeftCommonConfig.allKeys.sorted() where o[key] != nil {
+            throw ConfigError("\(context): '\(key)' is a PEFT key, not one of the adapters library's config")
+        }
+        try self.init(json: .object(o), context: context)
+    }
+
     /// The PEFT-format JSON without what only PEFT's files have (`peft_type` and the common keys).
     var peftJSONWithoutCommonKeys: JSONValue {
         var o = json.objectValue ?? [:]

@@ -70,6 +70,18 @@ extension ConfigField {
     }
 
     /// A list of strings or `null`.
+    /// A list of layer indices (`leave_out`): non-negative integers; null or absent keeps the default.
+    static func layerIndices(_ key: String, _ p: WritableKeyPath<Config, [Int]>) -> ConfigField {
+        ConfigField(key, read: { r, c in
+            guard let v = r.present(key), v != .null else { return }
+            guard let a = v.arrayValue else { throw r.fail(key, "a list of layer indices", v) }
+            c[keyPath: p] = try a.map { x in
+                guard let i = x.intValue, i >= 0 else { throw r.fail(key, "non-negative layer indices", x) }
+                return i
+            }
+        }, write: { c in .array(c[keyPath: p].map { .int($0) }) })
+    }
+
     static func strings(_ key: String, _ p: WritableKeyPath<Config, [String]?>) -> ConfigField {
         ConfigField(key, read: { r, c in c[keyPath: p] = try r.strings(key) },
                     write: { $0[keyPath: p].map { .array($0.map { .string($0) }) } ?? .null })

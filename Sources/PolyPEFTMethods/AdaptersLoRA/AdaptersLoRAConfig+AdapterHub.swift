@@ -7,12 +7,7 @@ extension AdaptersLoRAConfig: AdapterHubMethod {
     public static var adapterHubArchitectures: [String?] { ["lora"] }
 
     public init(adapterHubConfig json: JSONValue, context: String) throws {
-        var o = json.objectValue ?? [:]
-        o["architecture"] = nil
-        for key in ["peft_type"] + PeftCommonConfig.allKeys.sorted() where o[key] != nil {
-            throw ConfigError("\(context): '\(key)' is a PEFT key, not one of the adapters library's LoRA config")
-        }
-        try self.init(json: .object(o), context: context)
+        try self.init(adapterHubKeys: json, context: context)
     }
 
     public var adapterHubConfig: JSONValue {

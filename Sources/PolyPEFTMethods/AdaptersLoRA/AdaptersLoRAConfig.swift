@@ -79,14 +79,7 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
             .bool("selfattn_lora", \.selfattnLora),
             .bool("intermediate_lora", \.intermediateLora),
             .bool("output_lora", \.outputLora),
-            ConfigField("leave_out", read: { r, c in
-                guard let v = r.present("leave_out"), v != .null else { return }
-                guard let a = v.arrayValue else { throw r.fail("leave_out", "a list of layer indices", v) }
-                c.leaveOut = try a.map { x in
-                    guard let i = x.intValue, i >= 0 else { throw r.fail("leave_out", "non-negative layer indices", x) }
-                    return i
-                }
-            }, write: { c in .array(c.leaveOut.map { .int($0) }) }),
+            .layerIndices("leave_out", \.leaveOut),
             .int("r", \.r),
             ConfigField("alpha", read: { r, c in
                 guard let v = r.present("alpha"), v != .null else { return }

@@ -9,12 +9,7 @@ extension BnConfig: AdapterHubMethod {
     public static var adapterHubArchitectures: [String?] { [nil, "bottleneck"] }
 
     public init(adapterHubConfig json: JSONValue, context: String) throws {
-        var o = json.objectValue ?? [:]
-        o["architecture"] = nil
-        for key in ["peft_type"] + PeftCommonConfig.allKeys.sorted() where o[key] != nil {
-            throw ConfigError("\(context): '\(key)' is a PEFT key, not one of the adapters library's bottleneck config")
-        }
-        try self.init(json: .object(o), context: context)
+        try self.init(adapterHubKeys: json, context: context)
     }
 
     public var adapterHubConfig: JSONValue { peftJSONWithoutCommonKeys }

@@ -213,14 +213,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
                 }
             }),
             .bool("adapter_residual_before_ln", \.adapterResidualBeforeLN),
-            ConfigField("leave_out", read: { r, c in
-                guard let v = r.present("leave_out"), v != .null else { return }
-                guard let a = v.arrayValue else { throw r.fail("leave_out", "a list of layer indices", v) }
-                c.leaveOut = try a.map { x in
-                    guard let i = x.intValue, i >= 0 else { throw r.fail("leave_out", "non-negative layer indices", x) }
-                    return i
-                }
-            }, write: { c in .array(c.leaveOut.map { .int($0) }) }),
+            .layerIndices("leave_out", \.leaveOut),
             .double("dropout", \.dropout),
             .bool("phm_layer", \.phmLayer),
             .int("phm_dim", \.phmDim),
