@@ -58,7 +58,7 @@ extension PeftModel {
     /// with `omittingSavedModules`.
     public func adapterHubFolder(name: String, modelName: String = "", omittingSavedModules: Bool = false) throws -> AdapterHubFolder {
         let tensors = try adapterHubTensors(name: name, omittingSavedModules: omittingSavedModules)
-        let method = config as! any AdapterHubMethod
+        guard let method = config as? any AdapterHubMethod else { throw ConfigError("\(config.peftType) has no adapters-library format") }
         let pretrained = model as? any PretrainedModel
         return AdapterHubFolder(config: method.adapterHubConfig, name: name, modelClass: pretrained?.huggingFaceClassName,
                                 modelName: modelName, modelType: pretrained?.modelType, hiddenSize: pretrained?.hiddenSize,

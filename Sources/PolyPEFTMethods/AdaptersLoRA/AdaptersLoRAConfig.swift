@@ -89,7 +89,8 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
             .double("dropout", \.dropout),
             ConfigField("attn_matrices", read: { r, c in
                 guard let v = r.present("attn_matrices"), v != .null else { return }
-                guard let a = v.arrayValue, let names = Optional(a.compactMap(\.stringValue)), names.count == a.count else {
+                let names = v.arrayValue?.compactMap(\.stringValue)
+                guard let names, names.count == v.arrayValue?.count else {
                     throw r.fail("attn_matrices", "a list of \"q\", \"k\", \"v\"", v)
                 }
                 c.attnMatrices = names
@@ -137,8 +138,6 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
         if compositionMode == .scale {
             guard r == 1 else { throw ConfigError("\(context): composition_mode \"scale\" needs r = 1, got \(r)") }
             guard dropout == 0 else { throw ConfigError("\(context): composition_mode \"scale\" has no dropout (the library refuses it), got \(dropout)") }
-        } else if initWeights == .ia3 {
-            // The library allows it (A and B start at ones); kept, as it is well defined.
         }
     }
 
