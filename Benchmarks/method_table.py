@@ -22,7 +22,7 @@ import time
 POLYCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "polyctl")
 NUMERIC = ["poly", "mhr", "lora", "dora", "ia3", "beft", "bitfit", "ssf", "sparse"]
 TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning", "seq-bn", "double-seq-bn", "par-bn",
-                  "compacter", "compacter-pp"]
+                  "compacter", "compacter-pp", "adapters-lora", "adapters-ia3"]
 
 
 # --matched: the numeric tasks at one budget, about LoRA rank 2's 336 trained scalars on fc1 (32 -> 64) and fc2 (64 -> 8);
