@@ -191,6 +191,12 @@ CASES = [
          notes="CompacterPlusPlusConfig with phm_rank 2 and a shared factorized phm rule (shared_parameters: "
                "phm_rule_left [4, 4, 1], phm_rule_right [4, 1, 4], uniform(-1, 1) init); the shared rule is NOT in "
                "adapter/ (see README)."),
+    dict(name="compacter_shared_w_bert", kind="bert", seed=27,
+         config=lambda: CompacterConfig(reduction_factor=2, phm_dim=4, shared_W_phm=True),
+         notes="CompacterConfig with shared_W_phm: every PHM layer's W is the model's (shared_parameters: W_down_left "
+               "[4, 4, 1], W_down_right [4, 1, 2], W_up_left [4, 2, 1], W_up_right [4, 1, 4], factorized as the library "
+               "requires) besides the shared phm_rule; the layers keep their own b. The shared parameters are NOT in "
+               "adapter/ (see README)."),
     # ConfigUnion of bottleneck parts: one adapter name, each slot filled by the part whose location it is.
     dict(name="union_bert", kind="bert", seed=24,
          config=lambda: ConfigUnion(
@@ -300,8 +306,13 @@ def layer_norm(x, w, b, eps):
 def phm_linear(P, prefix, cfg, x):
     """PHM layer `prefix` (e.g. `...adapters.golden.adapter_down.0.`): H [in, out] = sum_i kron(rule_i, W_i),
     y = x H + b."""
-    assert not cfg["shared_W_phm"]
-    if cfg["factorized_phm_W"]:
+    if cfg["shared_W_phm"]:
+        # the model's W for this position (down or up), shared by every layer; the library runs the factorized form only
+        assert cfg["factorized_phm_W"]
+        pos = "down" if ".adapter_down." in prefix else "up"
+        shared = f"shared_parameters.{ADAPTER}.W_{pos}_"
+        W = P[shared + "left"] @ P[shared + "right"]
+    elif cfg["factorized_phm_W"]:
         W = P[prefix + "W_left"] @ P[prefix + "W_right"]  # [n, in/n, rank] @ [n, rank, out/n]
     else:
         W = P[prefix + "W"]
@@ -992,8 +1003,8 @@ The formulas above are what the library computes; the script's float64 re-implem
 | --- | --- | --- | --- | --- |
 {{BROKEN}}
 
-  `shared_W_phm=True` with a factorized W and a numeric reduction factor works in the library but has no case here
-  (its shared `W_down_left/right`, `W_up_left/right` would also be missing from `save_adapter`'s output).
+  `shared_W_phm=True` works in the library with a factorized W and a numeric reduction factor (`compacter_shared_w_bert`);
+  its shared `W_down_left/right`, `W_up_left/right` are missing from `save_adapter`'s output like the shared rule.
 - **Gating or scaling directly under `ln_after` is (almost) dead**: when nothing is added between the gate and the
   adapter LayerNorm (parallel adapters always; sequential ones with `adapter_residual_before_ln=False`),
   `LN_after(g * v)` with g a per-sample scalar depends on g only through the LayerNorm eps (1e-5): the gate's effect

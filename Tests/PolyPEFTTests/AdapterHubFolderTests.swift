@@ -27,7 +27,7 @@ final class AdapterHubFolderTests: XCTestCase {
 
     func testLibraryFoldersLoadAndReproduceItsOutput() throws {
         let cases = try Self.cases()
-        XCTAssertGreaterThanOrEqual(cases.count, 17)
+        XCTAssertGreaterThanOrEqual(cases.count, 18)
         var withShared = 0
         for (name, c, dir) in cases {
             let folder = dir.appendingPathComponent("adapter")
@@ -54,7 +54,7 @@ final class AdapterHubFolderTests: XCTestCase {
             let scale = expected.scalars.map { Swift.abs($0) }.max() ?? 1
             assertClose(y, expected, rtol: 1e-5, atol: 1e-5 * scale, "\(name): output of the library's folder")
         }
-        XCTAssertGreaterThanOrEqual(withShared, 4, "cases whose library folder lacks the shared Compacter rule")
+        XCTAssertGreaterThanOrEqual(withShared, 5, "cases whose library folder lacks the shared Compacter rule")
     }
 
     func testWrittenFolderIsTheLibrarysAndRoundTrips() throws {
@@ -153,8 +153,8 @@ final class AdapterHubFolderTests: XCTestCase {
                           ["adapter_config.json config", "reduction_factor"])
         try expectFailure("peft key", { $0.config = .object(($0.config.objectValue ?? [:]).merging(["peft_type": "LORA"]) { $1 }) },
                           ["'peft_type' is a PEFT key"])
-        try expectFailure("unsupported", { $0.config = .object(($0.config.objectValue ?? [:]).merging(["shared_W_phm": true]) { $1 }) },
-                          ["shared_W_phm"])
+        try expectFailure("unsupported", { $0.config = .object(($0.config.objectValue ?? [:]).merging(["stochastic_depth": 0.5]) { $1 }) },
+                          ["stochastic_depth"])
 
         // Files: the pickle format, a PEFT folder, a config that is not the library's.
         let pickle = root.appendingPathComponent("pickle")

@@ -32,7 +32,7 @@ final class BottleneckGoldenTests: XCTestCase {
         let index = try JSONValue(parsing: try Data(contentsOf: Self.directory.appendingPathComponent("cases.json")))
         let adapterName = index["adapter_name"]?.stringValue ?? "golden"
         let cases = index["cases"]?.arrayValue ?? []
-        XCTAssertGreaterThanOrEqual(cases.count, 17)
+        XCTAssertGreaterThanOrEqual(cases.count, 18)
         var checked = 0
         for c in cases {
             let name = c["name"]?.stringValue ?? "?"

@@ -80,7 +80,12 @@ final class BottleneckTests: XCTestCase {
         XCTAssertTrue(error { $0["scaling"] = "huge" }.contains("scaling"))
         XCTAssertTrue(error { $0["residual_before_ln"] = "pre_add" }.contains("residual_before_ln"))
         XCTAssertTrue(error { $0["inv_adapter"] = "nice" }.contains("inv_adapter"))
-        XCTAssertTrue(error { $0["shared_W_phm"] = true }.contains("shared_W_phm"))
+        XCTAssertTrue(error { $0["phm_layer"] = true; $0["shared_W_phm"] = true; $0["factorized_phm_W"] = false }
+            .contains("shared_W_phm needs factorized_phm_W true"))
+        XCTAssertTrue(error { $0["phm_layer"] = true; $0["shared_W_phm"] = true; $0["reduction_factor"] = .object(["default": 2]) }
+            .contains("shared_W_phm needs one whole reduction_factor"))
+        XCTAssertTrue(error { $0["phm_layer"] = true; $0["shared_W_phm"] = true; $0["reduction_factor"] = 2.5 }
+            .contains("shared_W_phm needs one whole reduction_factor"))
         XCTAssertTrue(error { $0["stochastic_depth"] = 0.1 }.contains("stochastic_depth"))
         XCTAssertTrue(error { $0["dropout"] = 1.5 }.contains("dropout"))
         XCTAssertTrue(error { $0["leave_out"] = .array([-1]) }.contains("leave_out"))
@@ -141,12 +146,14 @@ final class BottleneckTests: XCTestCase {
         compacter.sharedPhmRule = false
         compacter.factorizedPhmRule = true
         compacter.factorizedPhmW = false
+        var sharedW = BnConfig.compacter(reductionFactor: 2, phmDim: 2)
+        sharedW.sharedWPhm = true
         var cross = BnConfig.doubleSeqBn(reductionFactor: 2)
         cross.crossAdapter = true
         let cases: [(String, BnConfig, Bool)] = [
             ("seqBn bert", seqSmooth, false), ("options bert", options, false),
             ("post_add bert", postAdd, false), ("parallel bert", parallel, false), ("parallel ln_after bert", parallelNorm, false),
-            ("compacter bert", compacter, false),
+            ("compacter bert", compacter, false), ("compacter shared W bert", sharedW, false),
             ("compacter++ t5", .compacterPlusPlus(reductionFactor: 2, phmDim: 2), true), ("cross t5", cross, true),
             ("parallel t5", parallel, true),
         ]
@@ -240,7 +247,7 @@ final class BottleneckTests: XCTestCase {
             c.factorizedPhmW = factorized
             c.phmRank = rank
             var rng = Xoshiro256(seed: 9)
-            let layer = try PHMLayer(inFeatures: 6, outFeatures: 9, config: c, sharedRule: nil, name: "phm", using: &rng)
+            let layer = try PHMLayer(inFeatures: 6, outFeatures: 9, config: c, sharedRule: nil, position: .down, name: "phm", using: &rng)
             for (_, p) in layer.namedParameters() { p.value = randomTensor(p.value.shape, seed: UInt64(p.count)) }
             let ctx = Context(mode: .eval)
             let h = try layer.weight(ctx).value

@@ -15,12 +15,12 @@ import PolyPEFTModels
 /// init_weights "bert" | "mam_adapter" | "houlsby", init_weights_seed null
 /// is_parallel false, scaling 1.0 | "learned" | "channel", use_gating false, dropout 0.0, leave_out []
 /// phm_layer false (Compacter), phm_dim 4, phm_rank 1, phm_bias true, factorized_phm_W true, shared_phm_rule true,
-/// factorized_phm_rule false, learn_phm true, phm_c_init "normal", phm_init_range 0.0001,
+/// factorized_phm_rule false, shared_W_phm false, learn_phm true, phm_c_init "normal", phm_init_range 0.0001,
 /// hypercomplex_nonlinearity "glorot-uniform"
 /// ```
 /// The presets are `seqBn()` (Pfeiffer), `doubleSeqBn()` (Houlsby), `parBn()` (He et al.), `compacter()` and
 /// `compacterPlusPlus()`. `BottleneckAdapter` has the maths. Not supported, each refused with an error naming the key:
-/// invertible adapters (`inv_adapter`), `stochastic_depth` above 0 and `shared_W_phm`.
+/// invertible adapters (`inv_adapter`) and `stochastic_depth` above 0.
 ///
 /// Layers are numbered as the adapters library numbers them: an encoder-decoder's decoder layers follow its encoder's
 /// (`leave_out: [2]` on a 2 + 2 layer T5 leaves out decoder block 0), and `reduction_factor` maps use those numbers.
@@ -93,6 +93,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
     public var phmLayer = false
     public var phmDim = 4
     public var factorizedPhmW = true
+    public var sharedWPhm = false
     public var sharedPhmRule = true
     public var factorizedPhmRule = false
     public var phmCInit = RuleInitialization.normal
@@ -218,6 +219,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
             .bool("phm_layer", \.phmLayer),
             .int("phm_dim", \.phmDim),
             .bool("factorized_phm_W", \.factorizedPhmW),
+            .bool("shared_W_phm", \.sharedWPhm),
             .bool("shared_phm_rule", \.sharedPhmRule),
             .bool("factorized_phm_rule", \.factorizedPhmRule),
             .choice("phm_c_init", \.phmCInit),
@@ -231,7 +233,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
 
     /// Keys of the adapters library's config that select what PolyPEFT does not implement.
     public static var fixedKeys: [String: [JSONValue]] {
-        ["inv_adapter": [.null], "shared_W_phm": [.bool(false)], "stochastic_depth": [.double(0), .int(0)]]
+        ["inv_adapter": [.null], "stochastic_depth": [.double(0), .int(0)]]
     }
 
     public static var inertKeys: [String: JSONValue] {
@@ -294,6 +296,16 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
             guard Self.hypercomplexNonlinearities.contains(hypercomplexNonlinearity) else {
                 throw ConfigError("\(context): hypercomplex_nonlinearity must be one of \(Self.hypercomplexNonlinearities.joined(separator: ", ")), "
                     + "got \"\(hypercomplexNonlinearity)\"")
+            }
+            if sharedWPhm {
+                guard factorizedPhmW else {
+                    throw ConfigError("\(context): shared_W_phm needs factorized_phm_W true (the adapters library fails on an "
+                        + "unfactorized shared W)")
+                }
+                guard case .uniform(let f) = reductionFactor, f == f.rounded() else {
+                    throw ConfigError("\(context): shared_W_phm needs one whole reduction_factor for every layer (the model's W has "
+                        + "one shape; the adapters library computes hidden // reduction_factor)")
+                }
             }
             guard phmInitRange.isFinite, phmInitRange >= 0 else {
                 throw ConfigError("\(context): phm_init_range must be finite and not negative, got \(phmInitRange)")

@@ -43,7 +43,8 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
 
     /// An adapter for a stream `hidden` wide with a bottleneck `bottleneck` wide, in the slot of the host at
     /// `hostPath`.
-    /// `sharedRule` holds the PHM rule matrices when `shared_phm_rule` (one set for the whole model).
+    /// `sharedRule` holds the PHM rule matrices when `shared_phm_rule` and W when `shared_W_phm` (one set for the
+    /// whole model).
     public init(config: BnConfig, hidden: Int, bottleneck: Int, hostPath: String, layerIndex: Int, location: SublayerLocation,
                 sharedRule: PHMSharedRule?, using rng: inout some RandomNumberGenerator) throws {
         guard let kind = config.activation else { throw ConfigError("non_linearity '\(config.nonLinearity)' is not supported") }
@@ -55,9 +56,9 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
         normBefore = config.lnBefore ? LayerNorm(hidden) : nil
         activation = Activation(kind)
         if config.phmLayer {
-            down = try PHMLayer(inFeatures: hidden, outFeatures: bottleneck, config: config, sharedRule: sharedRule,
+            down = try PHMLayer(inFeatures: hidden, outFeatures: bottleneck, config: config, sharedRule: sharedRule, position: .down,
                                 name: "\(path).adapter_down", using: &rng)
-            up = try PHMLayer(inFeatures: bottleneck, outFeatures: hidden, config: config, sharedRule: sharedRule,
+            up = try PHMLayer(inFeatures: bottleneck, outFeatures: hidden, config: config, sharedRule: sharedRule, position: .up,
                               name: "\(path).adapter_up", using: &rng)
         } else {
             down = Self.initialized(Linear(hidden, bottleneck, using: &rng), config.initWeights, isUp: false, using: &rng)
@@ -172,7 +173,11 @@ extension BottleneckAdapter {
     /// plus the shared PHM rule (`shared_parameters`) when the config has one.
     static func attach(_ config: BnConfig, to model: Module, using rng: inout some RandomNumberGenerator) throws -> PeftAttachment {
         let selected = try slots(of: model, selectedBy: config)
-        let sharedRule = config.phmLayer && config.sharedPhmRule ? PHMSharedRule(config: config, using: &rng) : nil
+        var sharedRule: PHMSharedRule?
+        if config.phmLayer && (config.sharedPhmRule || config.sharedWPhm), let first = selected.first {
+            sharedRule = PHMSharedRule(config: config, hidden: first.host.hiddenSize,
+                                       bottleneck: try config.bottleneckSize(hidden: first.host.hiddenSize, layer: first.layer), using: &rng)
+        }
         var built: [(host: any ResidualSlotHost, adapter: BottleneckAdapter)] = []
         for (path, host, index) in selected {
             guard try host.residualJoin == nil else {

@@ -29,8 +29,9 @@ public final class PHMLayer: Module, Layer {
     let bias: Parameter?
     let rule: PHMRule
 
-    public init(inFeatures: Int, outFeatures: Int, config: BnConfig, sharedRule: PHMSharedRule?, name: String,
-                using rng: inout some RandomNumberGenerator) throws {
+    /// `position`: `.down` or `.up`, which of the model's shared W this layer reads under `shared_W_phm`.
+    public init(inFeatures: Int, outFeatures: Int, config: BnConfig, sharedRule: PHMSharedRule?, position: PHMSharedRule.Position,
+                name: String, using rng: inout some RandomNumberGenerator) throws {
         let n = config.phmDim
         guard n > 0 else { throw ConfigError("\(name): phm_dim must be at least 1, got \(n)") }
         for (what, size) in [("in_features", inFeatures), ("out_features", outFeatures)] where size % n != 0 {
@@ -43,7 +44,16 @@ public final class PHMLayer: Module, Layer {
         func blocks(_ rows: Int, _ cols: Int) -> Parameter {
             Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
         }
-        if config.factorizedPhmW {
+        if config.sharedWPhm {
+            guard let shared = sharedRule, let w = shared.w[position] else {
+                throw ConfigError("\(name): shared_W_phm needs the model's shared W")
+            }
+            guard w.left.value.shape == [n, r, config.phmRank], w.right.value.shape == [n, config.phmRank, s] else {
+                throw ConfigError("\(name): the shared W \(fmt(w.left.value.shape)) x \(fmt(w.right.value.shape)) does not fit a "
+                    + "\(inFeatures) -> \(outFeatures) layer (shared_W_phm needs one bottleneck width in every layer)")
+            }
+            (wLeft, wRight, wFull) = (w.left, w.right, nil)
+        } else if config.factorizedPhmW {
             wLeft = blocks(r, config.phmRank)
             wRight = blocks(config.phmRank, s)
             wFull = nil
@@ -54,14 +64,14 @@ public final class PHMLayer: Module, Layer {
         }
         bias = config.phmBias ? Parameter(Tensor.zeros([outFeatures])) : nil
         if config.sharedPhmRule {
-            guard let shared = sharedRule else { throw ConfigError("\(name): shared_phm_rule needs the model's shared rule") }
-            rule = shared.rule
+            guard let shared = sharedRule?.rule else { throw ConfigError("\(name): shared_phm_rule needs the model's shared rule") }
+            rule = shared
         } else {
             rule = PHMRule(config: config, range: 0.01, using: &rng)
         }
         super.init()
         if let w = wFull { addParameter("W", w) }
-        if let l = wLeft, let rt = wRight {
+        if !config.sharedWPhm, let l = wLeft, let rt = wRight {
             addParameter("W_left", l)
             addParameter("W_right", rt)
         }
@@ -117,16 +127,42 @@ public struct PHMRule {
     }
 }
 
-/// The rule matrices every PHM layer of a model shares (`shared_phm_rule`, the default), saved once under
-/// `shared_parameters.` (the adapters library's `shared_parameters.<adapter>.phm_rule`). Initialised N(0,
-/// phm_init_range^2), or U(-1, 1) for `phm_c_init` uniform, as the library does for the shared rule.
+/// What every PHM layer of a model shares, saved once under `shared_parameters.` (the adapters library's
+/// `shared_parameters.<adapter>.*`): the rule matrices (`shared_phm_rule`, the default; initialised N(0,
+/// phm_init_range^2), or U(-1, 1) for `phm_c_init` uniform, as the library does for the shared rule) and, with
+/// `shared_W_phm`, the factors of W for the down and the up projection (`W_down_left` `[n, H/n, k]`, `W_down_right`
+/// `[n, k, m/n]`, `W_up_left` `[n, m/n, k]`, `W_up_right` `[n, k, H/n]`; H the hidden size, m the bottleneck width;
+/// Xavier-normal blocks).
 public final class PHMSharedRule: Adapter {
-    public let path = "shared_parameters"
-    public let rule: PHMRule
+    /// Which projection of a bottleneck a PHM layer is.
+    public enum Position: String, Sendable { case down, up }
 
-    init(config: BnConfig, using rng: inout some RandomNumberGenerator) {
-        rule = PHMRule(config: config, range: config.phmCInit == .normal ? config.phmInitRange : 1, using: &rng)
+    public let path = "shared_parameters"
+    /// The shared rule (nil unless `shared_phm_rule`).
+    public let rule: PHMRule?
+    /// The shared W factors by position (empty unless `shared_W_phm`).
+    public let w: [Position: (left: Parameter, right: Parameter)]
+
+    init(config: BnConfig, hidden: Int, bottleneck: Int, using rng: inout some RandomNumberGenerator) {
+        let n = config.phmDim, k = config.phmRank
+        func blocks(_ rows: Int, _ cols: Int) -> Parameter {
+            Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
+        }
+        if config.sharedWPhm {
+            let (h, m) = (hidden / n, bottleneck / n)
+            w = [.down: (blocks(h, k), blocks(k, m)), .up: (blocks(m, k), blocks(k, h))]
+        } else {
+            w = [:]
+        }
+        rule = config.sharedPhmRule
+            ? PHMRule(config: config, range: config.phmCInit == .normal ? config.phmInitRange : 1, using: &rng) : nil
     }
 
-    public func adapterParameters() -> [(name: String, parameter: Parameter)] { rule.parameters }
+    public func adapterParameters() -> [(name: String, parameter: Parameter)] {
+        var out: [(name: String, parameter: Parameter)] = []
+        for p in [Position.down, .up] {
+            if let f = w[p] { out += [("W_\(p.rawValue)_left", f.left), ("W_\(p.rawValue)_right", f.right)] }
+        }
+        return out + (rule?.parameters ?? [])
+    }
 }
