@@ -2,8 +2,9 @@ import Foundation
 import PolyPEFT
 
 /// `polyctl export`: collapse each task's routed skills into a plain LoRA adapter folder that Hugging Face PEFT loads
-/// and computes exactly (in both mixing modes), or merge one task into the base weights; or write a bottleneck run's
-/// adapter in the adapters library's (AdapterHub's) folder format.
+/// and computes exactly (in both mixing modes), or merge one task into the base weights; or write the adapter of a
+/// run of a method the adapters library shares (bottleneck adapters, Compacter, its LoRA and (IA)^3) in that
+/// library's (AdapterHub's) folder format.
 enum ExportCommand: Subcommand {
     static let name = "export"
     static let overview = "Export tasks as plain PEFT LoRA adapters (one folder per task), a merged base model, or an adapters-library folder."
@@ -13,7 +14,7 @@ enum ExportCommand: Subcommand {
         .text("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
         .text("task", "<name>", "Export only this task (default: every task)."),
         .flag("merged", "With --task: write the base weights with the task merged in (model.safetensors)."),
-        .flag("adapterhub", "Bottleneck runs: write the adapter as the adapters library saves it (adapter_config.json, adapter.safetensors)."),
+        .flag("adapterhub", "Bottleneck, Compacter and adapters-lora / adapters-ia3 runs: write the adapter as the adapters library saves it (adapter_config.json, adapter.safetensors)."),
         .text("name", "<name>", "With --adapterhub: the adapter's name, a level of every key (default: polypeft)."),
     ]
 
@@ -30,10 +31,10 @@ enum ExportCommand: Subcommand {
         }
     }
 
-    /// `--adapterhub`: the adapters library's folder, for the methods it shares (bottleneck adapters, Compacter).
+    /// `--adapterhub`: the adapters library's folder, for the methods it shares.
     static func runAdapterHub(_ run: RunModel, name: String, to dir: URL, _ console: Console, path: String) throws {
         guard run.peft.config is any AdapterHubMethod else {
-            throw CLIError.runtime("\(path): a \(run.spec.method.label) run has no adapters-library format (bottleneck and Compacter runs have)")
+            throw CLIError.runtime("\(path): a \(run.spec.method.label) run has no adapters-library format (bottleneck, Compacter, adapters-lora and adapters-ia3 runs have)")
         }
         try run.peft.saveAdapterHub(to: dir, name: name, omittingSavedModules: true)
         console.print("Wrote \(dir.path): adapter '\(name)' in the adapters library's format (load_adapter(dir, use_safetensors=True))")

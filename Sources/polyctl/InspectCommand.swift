@@ -56,12 +56,8 @@ enum InspectCommand: Subcommand {
         let (json, tensors) = try PeftAdapterFolder.read(from: dir)
         let weights = dir.appendingPathComponent(PeftAdapterFolder.weightsFileName).path
         let config = try PeftMethods.config(json: json, context: dir.appendingPathComponent(PeftAdapterFolder.configFileName).path)
-        guard !tensors.isEmpty else { throw CLIError.runtime("\(weights): holds no tensors") }
-        if allowNonFinite {
-            if !RunSpec.isRunFolder(dir) { RunModel.warnNonFinite(tensors, source: weights, console) }
-        } else {
-            for key in tensors.keys.sorted() { try NonFiniteWeightsError.check(tensors[key]!, key: key, source: weights) }
-        }
+        // (a run folder's tensors were checked, or warned about, when it was opened above)
+        try checkTensors(tensors, source: weights, allowNonFinite: allowNonFinite, warn: !RunSpec.isRunFolder(dir), console)
         let names = (try? RunSpec.read(from: dir))?.taskNames
         // Sparse fine-tuning saves its entries' positions beside their values: positions are not parameters.
         let positions = tensors.filter { $0.key.hasSuffix("." + SparseLinear.indicesName) }
@@ -112,6 +108,17 @@ enum InspectCommand: Subcommand {
         }
     }
 
+    /// An adapter file's tensors: at least one, and no NaN or infinity (the error names the tensor and element) unless
+    /// `allowNonFinite`, which warns about them instead when `warn`.
+    static func checkTensors(_ tensors: [String: Tensor], source: String, allowNonFinite: Bool, warn: Bool, _ console: Console) throws {
+        guard !tensors.isEmpty else { throw CLIError.runtime("\(source): holds no tensors") }
+        if allowNonFinite {
+            if warn { RunModel.warnNonFinite(tensors, source: source, console) }
+        } else {
+            for key in tensors.keys.sorted() { try NonFiniteWeightsError.check(tensors[key]!, key: key, source: source) }
+        }
+    }
+
     /// An adapters-library folder: its metadata, the method's config and sizes (an alias the library stores twice,
     /// such as `ln_before`'s LayerNorm, counted once).
     static func runAdapterHub(_ dir: URL, _ args: ParsedArguments, _ console: Console) throws {
@@ -119,12 +126,7 @@ enum InspectCommand: Subcommand {
         let weights = dir.appendingPathComponent(AdapterHubFolder.weightsFileName).path
         let config = try AdapterHubMethods.config(adapterHubConfig: folder.config,
                                                   context: dir.appendingPathComponent(AdapterHubFolder.configFileName).path + " config")
-        guard !folder.tensors.isEmpty else { throw CLIError.runtime("\(weights): holds no tensors") }
-        if args.flag("allow-non-finite") {
-            RunModel.warnNonFinite(folder.tensors, source: weights, console)
-        } else {
-            for key in folder.tensors.keys.sorted() { try NonFiniteWeightsError.check(folder.tensors[key]!, key: key, source: weights) }
-        }
+        try checkTensors(folder.tensors, source: weights, allowNonFinite: args.flag("allow-non-finite"), warn: true, console)
         let own = folder.tensors.filter { !AdapterHubMethods.isAlias($0.key, name: folder.name, in: folder.tensors) }
         let total = own.values.reduce(0) { $0 + $1.count }
         if args.flag("json") {

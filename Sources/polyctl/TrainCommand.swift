@@ -268,10 +268,10 @@ enum TrainCommand: Subcommand {
             return "a shared \(s.method.label) (reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))\(width)"
                 + "\(s.gating == true ? ", gated" : ""))"
         case .adaptersLoRA, .adaptersIA3:
-            let where_ = (s.adapterConfig() as? AdaptersLoRAConfig).map { c in
+            let places = (s.adapterConfig() as? AdaptersLoRAConfig).map { c in
                 c.locations.map { $0 == .selfAttention ? "attention " + c.attnMatrices.joined(separator: ", ") : $0.rawValue }
                     .joined(separator: "; ") } ?? ""
-            return "a shared \(s.method.label) (\(s.method == .adaptersLoRA ? "rank \(s.rank), " : "")\(where_)\(s.gating == true ? ", gated" : ""))"
+            return "a shared \(s.method.label) (\(s.method == .adaptersLoRA ? "rank \(s.rank), " : "")\(places)\(s.gating == true ? ", gated" : ""))"
         }
     }
 

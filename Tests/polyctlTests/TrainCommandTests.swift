@@ -363,6 +363,6 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--name", "a.b", "--output", "x"]).2,
                        "error: '--name a.b': the name is a level of the library's keys (no '.', no '/')\nhint: see 'polyctl export --help'\n")
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--output", "x"]).2,
-                       "error: \(run): a Poly run has no adapters-library format (bottleneck and Compacter runs have)\n")
+                       "error: \(run): a Poly run has no adapters-library format (bottleneck, Compacter, adapters-lora and adapters-ia3 runs have)\n")
     }
 }

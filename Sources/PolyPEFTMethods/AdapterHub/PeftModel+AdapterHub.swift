@@ -8,10 +8,10 @@ import PolyPEFTModels
 /// trained here loads with `model.load_adapter(dir, use_safetensors=True)`.
 ///
 /// Keys: ours are PEFT-style (`base_model.model.<path>.<tensor>`), the library's are the module path with the
-/// adapter's name as one level (`AdapterHubMethod.adapterHubKeys`). The library saves from whichever model class held
+/// adapter's name as one level (`AdapterHubAdapter.adapterHubKeys`). The library saves from whichever model class held
 /// the adapter, so a key may carry the class's base-model prefix (`bert.`, `transformer.`) or lack one ours has
-/// (a BERT classifier's `bert.`); one common leading prefix of the file's keys is dropped, or ours added, when that
-/// makes every key match.
+/// (a BERT classifier's `bert.`); a key that matches only without its first component, or only with one of ours
+/// added, is taken that way (`aligningPrefix`).
 extension PeftModel {
     /// Our saved key and the library's keys (first the canonical one, then aliases) of every tensor the adapter file
     /// holds, in order.
@@ -57,8 +57,8 @@ extension PeftModel {
     /// complete (the library loads them). Trained base parameters and `modules_to_save` are an error, or left out
     /// with `omittingSavedModules`.
     public func adapterHubFolder(name: String, modelName: String = "", omittingSavedModules: Bool = false) throws -> AdapterHubFolder {
-        let tensors = try adapterHubTensors(name: name, omittingSavedModules: omittingSavedModules)
         guard let method = config as? any AdapterHubMethod else { throw ConfigError("\(config.peftType) has no adapters-library format") }
+        let tensors = try adapterHubTensors(name: name, omittingSavedModules: omittingSavedModules)
         let pretrained = model as? any PretrainedModel
         return AdapterHubFolder(config: method.adapterHubConfig, name: name, modelClass: pretrained?.huggingFaceClassName,
                                 modelName: modelName, modelType: pretrained?.modelType, hiddenSize: pretrained?.hiddenSize,
@@ -128,7 +128,8 @@ extension PeftModel {
             if !allowNonFinite { try NonFiniteWeightsError.check(t, key: first, source: source) }
             ours[key] = t
         }
-        try loadAdapterTensors(ours, source: source, allowNonFinite: allowNonFinite)
+        // Shapes and values are checked above, under the library's keys.
+        try loadAdapterTensors(ours, source: source, allowNonFinite: true)
     }
 
     /// `tensors` with keys matched to `known` up to one leading path component: a key that is not known as it stands

@@ -69,7 +69,6 @@ extension ConfigField {
                     write: { $0[keyPath: p].map { .string($0) } ?? .null })
     }
 
-    /// A list of strings or `null`.
     /// A list of layer indices (`leave_out`): non-negative integers; null or absent keeps the default.
     static func layerIndices(_ key: String, _ p: WritableKeyPath<Config, [Int]>) -> ConfigField {
         ConfigField(key, read: { r, c in
@@ -82,6 +81,7 @@ extension ConfigField {
         }, write: { c in .array(c[keyPath: p].map { .int($0) }) })
     }
 
+    /// A list of strings or `null`.
     static func strings(_ key: String, _ p: WritableKeyPath<Config, [String]?>) -> ConfigField {
         ConfigField(key, read: { r, c in c[keyPath: p] = try r.strings(key) },
                     write: { $0[keyPath: p].map { .array($0.map { .string($0) }) } ?? .null })

@@ -41,9 +41,7 @@ public final class PHMLayer: Module, Layer {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         phmDim = n
-        func blocks(_ rows: Int, _ cols: Int) -> Parameter {
-            Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
-        }
+        func blocks(_ rows: Int, _ cols: Int) -> Parameter { Self.xavierBlocks(n, rows, cols, using: &rng) }
         if config.sharedWPhm {
             guard let shared = sharedRule, let w = shared.w[position] else {
                 throw ConfigError("\(name): shared_W_phm needs the model's shared W")
@@ -77,6 +75,11 @@ public final class PHMLayer: Module, Layer {
         }
         if let b = bias { addParameter("b", b) }
         if !config.sharedPhmRule { for (key, p) in rule.parameters { addParameter(key, p) } }
+    }
+
+    /// `n` Xavier-normal blocks `[n, rows, cols]`: the library's `init_W` for W and its factors.
+    static func xavierBlocks(_ n: Int, _ rows: Int, _ cols: Int, using rng: inout some RandomNumberGenerator) -> Parameter {
+        Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
     }
 
     /// H: [in, out] from the current factors.
@@ -145,9 +148,7 @@ public final class PHMSharedRule: Adapter {
 
     init(config: BnConfig, hidden: Int, bottleneck: Int, using rng: inout some RandomNumberGenerator) {
         let n = config.phmDim, k = config.phmRank
-        func blocks(_ rows: Int, _ cols: Int) -> Parameter {
-            Parameter(Tensor((0..<n).flatMap { _ in Tensor.xavierNormal(rows, cols, using: &rng).scalars }, shape: [n, rows, cols]))
-        }
+        func blocks(_ rows: Int, _ cols: Int) -> Parameter { PHMLayer.xavierBlocks(n, rows, cols, using: &rng) }
         if config.sharedWPhm {
             let (h, m) = (hidden / n, bottleneck / n)
             w = [.down: (blocks(h, k), blocks(k, m)), .up: (blocks(m, k), blocks(k, h))]
