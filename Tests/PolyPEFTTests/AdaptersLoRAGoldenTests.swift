@@ -35,53 +35,6 @@ final class AdaptersLoRAGoldenTests: XCTestCase {
 
     /// Returns 1 when the case has gating scores (all compared).
     func runCase(_ c: JSONValue, in dir: URL) throws -> Int {
-        let name = dir.lastPathComponent
-        let subject = try GoldenConformanceTests.makeSubject(c, dir)
-        let folder = dir.appendingPathComponent("adapter")
-        let library = try AdapterHubFolder.read(from: folder)
-        let peft = try PeftModel.loadAdapterHub(from: folder, into: subject.model)
-        XCTAssertEqual(peft.config is ConfigUnion, name.hasPrefix("union"), name)
-
-        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
-        let recorder = Recorder()
-        let y = try subject.forward(Context(mode: .eval, recordsGradients: false, recorder: recorder), false).output
-        assertGolden(y.value, outputs["output"]!, "\(name) output")
-        let off = Context.inference()
-        off.adaptersEnabled = false
-        assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, "\(name) base_output")
-        let gates = outputs.filter { $0.key.hasPrefix("gate.") }
-        for (key, expected) in gates {
-            guard let actual = recorder[key] else { XCTFail("\(name): no gate recorded for \(key)"); continue }
-            XCTAssertEqual(actual.shape, expected.shape, "\(name) \(key)")
-            assertGolden(actual, expected, "\(name) \(key)")
-        }
-        XCTAssertEqual(Set(recorder.values.keys.filter { $0.hasPrefix("gate.") }), Set(gates.keys), "\(name): the same gates")
-
-        // Gradients, by the library's parameter names.
-        let grads = try Safetensors.read(dir.appendingPathComponent("grads.safetensors"))
-        peft.zeroGrad()
-        let loss = try subject.forward(Context(mode: .eval), false).output.squared().sum()
-        assertGolden(try loss.value.reshaped([1]), grads["loss"]!, "\(name) loss")
-        try loss.backward()
-        let theirs = Dictionary(uniqueKeysWithValues: try peft.adapterHubKeyTable(name: library.name).map { ($0.ours, $0.theirs[0]) })
-        var compared = 0
-        for (key, p) in peft.adapterParameters() {
-            guard let their = theirs[key], let expected = grads["grad." + their] else {
-                XCTFail("\(name): no golden gradient for \(key)"); continue
-            }
-            assertGolden(p.grad ?? Tensor.zeros(p.value.shape), expected, "\(name) grad \(their)")
-            compared += 1
-        }
-        XCTAssertEqual(compared, grads.keys.filter { $0.hasPrefix("grad.") }.count, "\(name): every gradient compared")
-
-        // Written back: the library's folder, byte for byte.
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("adapters-lora-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: out) }
-        try peft.saveAdapterHub(to: out, name: library.name)
-        for file in [AdapterHubFolder.configFileName, AdapterHubFolder.weightsFileName] {
-            XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(file)), try Data(contentsOf: folder.appendingPathComponent(file)),
-                           "\(name) \(file)")
-        }
-        return gates.isEmpty ? 0 : 1
+        try AdapterHubGolden.runCase(c, in: dir, rtol: rtol, written: dir.appendingPathComponent("adapter"))
     }
 }

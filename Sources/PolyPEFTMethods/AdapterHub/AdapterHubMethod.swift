@@ -24,6 +24,13 @@ public protocol AdapterHubAdapter: Adapter {
     /// `named_parameters()` gives first, then any alias the library's `state_dict()` also lists for the same tensor
     /// (which a folder may hold as a copy).
     func adapterHubKeys(tensor: String, name: String) -> [String]
+    /// Further names of the same tensor that a folder may hold (as copies) and that are read but not written.
+    /// Default: none.
+    func adapterHubAliases(tensor: String, name: String) -> [String]
+}
+
+extension AdapterHubAdapter {
+    public func adapterHubAliases(tensor: String, name: String) -> [String] { [] }
 }
 
 extension AdapterHubMethod {
@@ -55,12 +62,13 @@ extension AdapterHubMethod {
 /// The methods PolyPEFT exchanges in the adapters library's format, by `architecture`.
 public enum AdapterHubMethods {
     /// Every method with an adapters-library format.
-    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self, AdaptersLoRAConfig.self, ConfigUnion.self]
+    public static let registered: [any AdapterHubMethod.Type] = [BnConfig.self, AdaptersLoRAConfig.self, AdaptersPrefixConfig.self, ConfigUnion.self]
 
     /// True when the library's `key` in `tensors` (of an adapter called `name`) is a second name of a tensor stored
     /// under another key too, so that a count of parameters skips it: with `ln_before` a bottleneck adapter's first
-    /// LayerNorm is `adapter_norm_before` and `adapter_down.0`.
+    /// LayerNorm is `adapter_norm_before` and `adapter_down.0`; the adapters library's prefix-tuning pool is held under every attention layer's `prefix_tuning.pool` too.
     public static func isAlias(_ key: String, name: String, in tensors: [String: Tensor]) -> Bool {
+        if key.contains(".prefix_tuning.pool.prefix_tunings.\(name).") { return true }
         let alias = ".\(name).adapter_down.0."
         guard let r = key.range(of: alias) else { return false }
         let twin = key.replacingCharacters(in: r, with: ".\(name).adapter_norm_before.")

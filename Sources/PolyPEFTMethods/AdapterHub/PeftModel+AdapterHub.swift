@@ -14,10 +14,11 @@ import PolyPEFTModels
 /// added, is taken that way (`aligningPrefix`).
 extension PeftModel {
     /// Our saved key and the library's keys (first the canonical one, then aliases) of every tensor the adapter file
-    /// holds, in order.
+    /// holds, in order; the first `written` of them are what we write.
     /// `omittingSavedModules` leaves trained base parameters and `modules_to_save` (a classifier head) out instead of
     /// refusing them: the library keeps heads in their own files, in a layout of its flexible-head models.
-    func adapterHubKeyTable(name: String, omittingSavedModules: Bool = false) throws -> [(ours: String, theirs: [String], tensor: Tensor)] {
+    func adapterHubKeyTable(name: String, omittingSavedModules: Bool = false) throws
+        -> [(ours: String, theirs: [String], written: Int, tensor: Tensor)] {
         guard config is any AdapterHubMethod else {
             throw ConfigError("\(config.peftType) has no adapters-library format (it has: "
                 + AdapterHubMethods.registered.map { $0.peftType }.joined(separator: ", ") + ")")
@@ -30,23 +31,27 @@ extension PeftModel {
         guard !name.isEmpty, !name.contains("."), !name.contains("/") else {
             throw ConfigError("adapter name \"\(name)\" cannot be a level of the library's keys (no '.', no '/', not empty)")
         }
-        var table: [(String, [String], Tensor)] = []
+        var table: [(String, [String], Int, Tensor)] = []
         for (path, a) in adapters {
             guard let hub = a as? any AdapterHubAdapter else {
                 throw ConfigError("\(path): \(type(of: a)) has no keys in the adapters library's format")
             }
             for (tensorName, t) in try a.savedTensors() {
-                table.append((a.savedKeyPrefix + tensorName, hub.adapterHubKeys(tensor: tensorName, name: name), t))
+                let keys = hub.adapterHubKeys(tensor: tensorName, name: name)
+                table.append((a.savedKeyPrefix + tensorName, keys + hub.adapterHubAliases(tensor: tensorName, name: name), keys.count, t))
             }
         }
         return table
     }
 
-    /// The adapter's tensors under the adapters library's keys for an adapter called `name` (aliases included, as
-    /// the library's `state_dict()` lists them).
+    /// The adapter's tensors under the adapters library's keys for an adapter called `name` (the aliases a
+    /// bottleneck's `ln_before` has included, as the library's `state_dict()` lists them; the prefix pool's copies
+    /// under every attention layer left out).
     public func adapterHubTensors(name: String, omittingSavedModules: Bool = false) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for (_, theirs, t) in try adapterHubKeyTable(name: name, omittingSavedModules: omittingSavedModules) { for k in theirs { out[k] = t } }
+        for (_, theirs, written, t) in try adapterHubKeyTable(name: name, omittingSavedModules: omittingSavedModules) {
+            for k in theirs.prefix(written) { out[k] = t }
+        }
         return out
     }
 
@@ -109,7 +114,7 @@ extension PeftModel {
             throw ConfigError("\(source): unexpected tensor '\(extra)': the model has no such parameter of adapter '\(name)'\(example)")
         }
         var ours: [String: Tensor] = [:]
-        for (key, theirs, expected) in table {
+        for (key, theirs, _, expected) in table {
             let present = theirs.filter { tensors[$0] != nil }
             guard let first = present.first, let t = tensors[first] else {
                 if theirs[0].hasPrefix("shared_parameters.") {

@@ -139,6 +139,7 @@ public enum PeftMethods {
         SSFConfig.self,
         SparseConfig.self,
         AdaptersLoRAConfig.self,
+        AdaptersPrefixConfig.self,
         ConfigUnion.self,
     ]
 

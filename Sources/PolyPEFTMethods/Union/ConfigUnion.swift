@@ -109,6 +109,10 @@ public struct ConfigUnion: PeftConfig {
                 for (path, _) in try tuner.targetedLayers(of: model, defaultTargets: defaultTargets) { try claim(path, "wrap", by: i) }
             } else if let lora = c as? AdaptersLoRAConfig {
                 for t in try AdaptersLoRALinear.targets(of: model, selectedBy: lora) { try claim(t.path, "wrap", by: i) }
+            } else if let prefix = c as? AdaptersPrefixConfig {
+                for place in try AdaptersPrefixSlot.places(in: model, selectedBy: prefix).chosen {
+                    try claim(place.path + ".prefix_tuning", "fill the attention prefix slot", by: i)
+                }
             } else if let bn = c as? BnConfig {
                 for slot in try BottleneckAdapter.slots(of: model, selectedBy: bn) { try claim(slot.path + ".adapters", "fill the residual slot", by: i) }
             }

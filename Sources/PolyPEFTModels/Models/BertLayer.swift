@@ -6,12 +6,13 @@ func bertLinear(_ inF: Int, _ outF: Int, _ config: BertConfig, using rng: inout 
     try! Linear(weight: Tensor.normal([outF, inF], std: config.initializerRange, using: &rng), bias: Tensor.zeros([outF]))
 }
 
-/// HF `BertSelfAttention`: children `query`, `key`, `value` (looked up by name at every call, so adapters run).
+/// HF `BertSelfAttention`: children `query`, `key`, `value` (looked up by name at every call, so adapters run), and a
+/// prefix slot (`AttentionPrefixHost`, the adapters library's prefix tuning).
 ///
 /// ```
 /// ctx = softmax(q k^T / sqrt(d) + mask) v        // per head; [B, T, H]
 /// ```
-public final class BertSelfAttention: Module {
+public final class BertSelfAttention: Module, AttentionPrefixHost {
     public let numHeads: Int
     public let headDim: Int
     public let dropoutRate: Float
@@ -24,8 +25,12 @@ public final class BertSelfAttention: Module {
         for name in ["query", "key", "value"] { addChild(name, bertLinear(config.hiddenSize, config.hiddenSize, config, using: &rng)) }
     }
 
+    public var inputSize: Int { numHeads * headDim }
+    public var keyValueHeads: Int { numHeads }
+    public var keyValueHeadDim: Int { headDim }
+
     /// x: [B, T, H], mask: additive [B, 1, 1, P + T], prefix: keys/values of P positions before the sequence's
-    /// -> [B, T, H]
+    /// (PEFT's prefix tuning); the slot's prefix (`AttentionPrefixHost`) goes before those -> [B, T, H]
     public func forward(_ x: Variable, mask: Tensor?, prefix: KeyValuePrefix? = nil, _ ctx: Context) throws -> Variable {
         let (b, t) = (x.shape[0], x.shape[1])
         func heads(_ name: String) throws -> Variable {                     // [B, heads, T, d]
@@ -39,13 +44,16 @@ public final class BertSelfAttention: Module {
             key = try Variable.concatenate([pk, key], axis: 2)
             value = try Variable.concatenate([pv, value], axis: 2)
         }
+        let slotted = try prefixed(key: key, value: value, mask: mask, input: x, name: "bert self-attention", ctx)
+        key = slotted.key
+        value = slotted.value
         let tk = key.shape[2]
         var drop: Tensor? = nil
         if ctx.isTraining && dropoutRate > 0 {
             drop = Tensor.dropoutMask([b, numHeads, t, tk], p: dropoutRate, using: &ctx.rng)
         }
         let out = try Variable.attention(query: query, key: key, value: value,
-                                         mask: mask, scale: 1 / Float(headDim).squareRoot(), probabilityDropout: drop)
+                                         mask: slotted.mask, scale: 1 / Float(headDim).squareRoot(), probabilityDropout: drop)
         return try out.permuted([0, 2, 1, 3]).reshaped([b, t, numHeads * headDim])
     }
 }

@@ -16,14 +16,16 @@ public final class KeyValueCache {
 
 /// T5's multi-head attention (HF `T5Attention`): children `q`, `k`, `v`, `o` (bias-free `Linear`s, looked up by name
 /// at every call so injected adapters run) and, in the first layer of each stack, `relative_attention_bias`
-/// (`Embedding [num_buckets, H]`). No `1/sqrt(d)` scaling.
-public final class T5Attention: Module {
+/// (`Embedding [num_buckets, H]`), and a prefix slot (`AttentionPrefixHost`). No `1/sqrt(d)` scaling.
+public final class T5Attention: Module, AttentionPrefixHost {
     public let numHeads: Int
     public let dKV: Int
     public let isDecoder: Bool
     public let hasRelativeAttentionBias: Bool
     public let maxDistance: Int
     public let dropoutRate: Float
+    /// The width of the input (`d_model`).
+    public let inputSize: Int
 
     public init(config: T5Config, isDecoder: Bool, hasRelativeAttentionBias: Bool, using rng: inout some RandomNumberGenerator) {
         numHeads = config.numHeads
@@ -32,6 +34,7 @@ public final class T5Attention: Module {
         self.hasRelativeAttentionBias = hasRelativeAttentionBias
         maxDistance = config.relativeAttentionMaxDistance
         dropoutRate = config.dropoutRate
+        inputSize = config.dModel
         super.init()
         // HF's T5 initialisation: q ~ N(0, (d_model d_kv)^-1/2), k, v ~ N(0, d_model^-1/2), o ~ N(0, (H d_kv)^-1/2).
         let d = config.dModel, inner = config.innerDim
@@ -49,6 +52,9 @@ public final class T5Attention: Module {
         }
     }
 
+    public var keyValueHeads: Int { numHeads }
+    public var keyValueHeadDim: Int { dKV }
+
     /// The relative position bias `[1, H, Tq, Tk]` for queries at positions `offset..<offset+Tq`.
     public func positionBias(queryLength: Int, keyLength: Int, offset: Int, _ ctx: Context) throws -> Variable {
         let e = try child("relative_attention_bias", as: Embedding.self)
@@ -64,7 +70,12 @@ public final class T5Attention: Module {
     /// Self-attention (`keyValueStates == nil`) or cross-attention over `keyValueStates` (`[B, Tk, d_model]`).
     ///
     /// - `positionBias`: the bias computed by the stack's first layer (`[1, H, Tq, Tk]`), nil to compute it here
-    ///   (only layers with `relative_attention_bias`) or to use none (cross-attention).
+    ///   (only layers with `relative_attention_bias`) or to use none (cross-attention). A bias whose key length is
+    ///   not this layer's (the slot's prefix differs between layers, through the adapters library's `leave_out`) is
+    ///   recomputed as that library does: a layer without `relative_attention_bias` then has none.
+    /// - The slot's prefix (`AttentionPrefixHost`) goes before the keys after the cache is updated (the cache holds
+    ///   the layer's own keys); the relative bias sees its `P` positions before the sequence's: queries at
+    ///   `Tk - Tq ..< Tk` of the layer's own keys, keys `0 ..< P + Tk`, as the adapters library computes it.
     /// - `mask`: additive `[B or 1, 1, Tq or 1, Tk]` (0 or `-Float.greatestFiniteMagnitude`).
     /// - `cache`: self-attention appends this step's keys/values; cross-attention computes them once.
     /// - Returns: the output `[B, Tq, d_model]` and the position bias used (for the later layers).
@@ -94,16 +105,19 @@ public final class T5Attention: Module {
                 cache.value = v
             }
         }
+        let slotted = try prefixed(key: k, value: v, mask: mask, input: x, name: "t5 attention", ctx)
+        (k, v) = (slotted.key, slotted.value)
         let tk = k.shape[2]
         var bias = positionBias
+        if let given = bias, given.shape[3] != tk { bias = nil }
         if bias == nil && hasRelativeAttentionBias {
-            bias = try self.positionBias(queryLength: tq, keyLength: tk, offset: tk - tq, ctx)
+            bias = try self.positionBias(queryLength: tq, keyLength: tk, offset: tk - tq - slotted.length, ctx)
         }
         var dropMask: Tensor? = nil
         if ctx.isTraining && dropoutRate > 0 {
             dropMask = Tensor.dropoutMask([b, numHeads, tq, tk], p: dropoutRate, using: &ctx.rng)
         }
-        let attended = try Variable.attention(query: q, key: k, value: v, bias: bias, mask: mask, scale: 1,
+        let attended = try Variable.attention(query: q, key: k, value: v, bias: bias, mask: slotted.mask, scale: 1,
                                               probabilityDropout: dropMask)          // [B, H, Tq, D]
         let merged = try attended.permuted([0, 2, 1, 3]).reshaped([b, tq, numHeads * dKV])
         return (try layer("o").forward(merged, ctx), bias)
