@@ -88,7 +88,7 @@ final class AdaptersLoRATests: XCTestCase {
             let bScal = layer.loraB.value.scalars, aScal = layer.loraA?.value.scalars ?? []
             var gates = [Float](repeating: 0, count: 2)
             if gated {
-                let gw = layer.gate!.weight.value.scalars, gb = layer.gate!.bias!.value.scalars[0]
+                let gw = layer.gate!.linear!.weight.value.scalars, gb = layer.gate!.linear!.bias!.value.scalars[0]
                 for s in 0..<2 {
                     var acc: Float = 0
                     for t in 0..<4 {

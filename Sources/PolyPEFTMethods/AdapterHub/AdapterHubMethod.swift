@@ -47,6 +47,9 @@ extension AdapterHubMethod {
         for key in ["peft_type"] + PeftCommonConfig.allKeys.sorted() where o[key] != nil {
             throw ConfigError("\(context): '\(key)' is a PEFT key, not one of the adapters library's config")
         }
+        if let key = o.keys.sorted().first(where: { $0.hasPrefix("polypeft_") }) {
+            throw ConfigError("\(context): '\(key)' is PolyPEFT's key, not one of the adapters library's config")
+        }
         try self.init(json: .object(o), context: context)
     }
 
@@ -91,5 +94,18 @@ public enum AdapterHubMethods {
                 + "(supported: \(supported.joined(separator: ", ")))")
         }
         return try type.decode(adapterHubConfig: json, context: context)
+    }
+}
+
+extension JSONValue {
+    /// The first PolyPEFT extension key (`polypeft_...`) in this config or its parts, or nil.
+    var polyPEFTKey: String? {
+        switch self {
+        case .object(let o):
+            if let k = o.keys.sorted().first(where: { $0.hasPrefix("polypeft_") }) { return k }
+            return o.keys.sorted().lazy.compactMap { o[$0]!.polyPEFTKey }.first
+        case .array(let a): return a.lazy.compactMap(\.polyPEFTKey).first
+        default: return nil
+        }
     }
 }

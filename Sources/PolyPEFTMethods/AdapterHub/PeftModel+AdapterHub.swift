@@ -63,6 +63,10 @@ extension PeftModel {
     /// with `omittingSavedModules`.
     public func adapterHubFolder(name: String, modelName: String = "", omittingSavedModules: Bool = false) throws -> AdapterHubFolder {
         guard let method = config as? any AdapterHubMethod else { throw ConfigError("\(config.peftType) has no adapters-library format") }
+        if let key = method.adapterHubConfig.polyPEFTKey {
+            throw ConfigError("the adapters library has no '\(key)' (task-routed gates are PolyPEFT's): this adapter has no "
+                + "adapters-library format; save it as a PEFT folder")
+        }
         let tensors = try adapterHubTensors(name: name, omittingSavedModules: omittingSavedModules)
         let pretrained = model as? any PretrainedModel
         return AdapterHubFolder(config: method.adapterHubConfig, name: name, modelClass: pretrained?.huggingFaceClassName,

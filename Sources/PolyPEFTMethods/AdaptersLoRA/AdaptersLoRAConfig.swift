@@ -20,7 +20,7 @@ import PolyPEFTModels
 /// ```
 /// `AdaptersLoRALinear` has the maths. The presets are `lora()` and `ia3()` (the library's `IA3Config`: `k`, `v` and
 /// the intermediate layer, scale, `r` 1, init "ia3").
-public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
+public struct AdaptersLoRAConfig: GateableConfig, Equatable, Codable {
     public static let peftType = "POLYPEFT_ADAPTERS_LORA"
 
     /// `composition_mode`.
@@ -50,6 +50,8 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
     public var initWeights = Initialization.lora
     public var initWeightsSeed: Int?
     public var useGating = false
+    /// Tasks of task-routed gates (PolyPEFT's `polypeft_task_gates`, `MethodGate`), nil for the library's input gates.
+    public var taskGates: Int?
 
     /// The library's `LoRAConfig` defaults.
     public init() {}
@@ -99,6 +101,7 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
             .choice("init_weights", \.initWeights),
             .optionalInt("init_weights_seed", \.initWeightsSeed),
             .bool("use_gating", \.useGating),
+            .taskGates,
         ]
     }
 
@@ -126,6 +129,7 @@ public struct AdaptersLoRAConfig: PeftConfig, Equatable, Codable {
     }
 
     public func validate(context: String = "AdaptersLoRAConfig") throws {
+        try validateTaskGates(context: context)
         guard (1...4096).contains(r) else { throw ConfigError("\(context): r must be in 1...4096, got \(r)") }
         guard alpha.isFinite else { throw ConfigError("\(context): alpha must be finite, got \(alpha)") }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else { throw ConfigError("\(context): dropout must be in [0, 1), got \(dropout)") }

@@ -27,7 +27,7 @@ public final class AdaptersLoRALinear: Module, AdapterLayer, FeatureLayer {
     public let outFeatures: Int
     let loraA: Parameter?
     let loraB: Parameter
-    let gate: Linear?
+    let gate: MethodGate?
     private var mergedFactor: Tensor?
 
     public var mergedUpdate: String? { mergedFactor == nil ? nil : "the \(config.compositionMode == .add ? "LoRA" : "(IA)^3") update" }
@@ -62,13 +62,11 @@ public final class AdaptersLoRALinear: Module, AdapterLayer, FeatureLayer {
             loraA = nil
             loraB = Parameter(initial([f.outFeatures, 1], isB: true, using: &rng))
         }
-        if config.useGating {
+        gate = config.makeGate {
             let g = Linear(f.inFeatures, 1, using: &rng)
             g.weight.value = Tensor.normal([1, f.inFeatures], std: 0.02, using: &rng)
             g.bias?.value = Tensor.uniform([1], low: -bound, high: bound, using: &rng)
-            gate = g
-        } else {
-            gate = nil
+            return g
         }
         super.init()
         addChild("base_layer", f)
@@ -80,10 +78,13 @@ public final class AdaptersLoRALinear: Module, AdapterLayer, FeatureLayer {
     /// The per-sample gate `[B, 1, 1]` (`[B, 1]` for a 2-D input), recorded as the library's gating score.
     func gateValue(_ x: Variable, _ ctx: Context) throws -> Variable? {
         guard let g = gate else { return nil }
-        let scores = try g.forward(x, ctx).sigmoid()                                   // [B, T, 1]
-        let mean = x.shape.count >= 3 ? try scores.mean(axes: [1], keepDims: true) : scores
-        ctx.recorder?.append("gate.\(layerIndex).\(location.gatingKey)", column: try mean.value.reshaped([-1]))
-        return mean
+        let v = try g.value(x, place: path, ctx)                                        // [B, 1]
+        ctx.recorder?.append("gate.\(layerIndex).\(location.gatingKey)", column: try v.value.reshaped([-1]))
+        return x.shape.count >= 3 ? try v.unsqueezed(1) : v
+    }
+
+    public func parameterRole(_ name: String) -> ParameterRole {
+        name == "gate.task_logits" ? .router : .adapter
     }
 
     public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {

@@ -19,7 +19,7 @@ import PolyPEFTModels
 /// init_weights_seed null          every location's generator starts from this seed
 /// ```
 /// `AdaptersPrefixPool` has the maths of the generator, `AdaptersPrefixSlot` the gate.
-public struct AdaptersPrefixConfig: PeftConfig, Equatable, Codable {
+public struct AdaptersPrefixConfig: GateableConfig, Equatable, Codable {
     public static let peftType = "POLYPEFT_ADAPTERS_PREFIX"
 
     /// Which attentions take a prefix, as the library's location keys name them (`self_prefix`, ...).
@@ -40,6 +40,8 @@ public struct AdaptersPrefixConfig: PeftConfig, Equatable, Codable {
     public var nonLinearity = "tanh"
     public var dropout = 0.0
     public var useGating = false
+    /// Tasks of task-routed gates (PolyPEFT's `polypeft_task_gates`, `MethodGate`), nil for the library's input gates.
+    public var taskGates: Int?
     public var sharedGating = true
     public var initWeightsSeed: Int?
 
@@ -63,6 +65,7 @@ public struct AdaptersPrefixConfig: PeftConfig, Equatable, Codable {
             .string("non_linearity", \.nonLinearity),
             .double("dropout", \.dropout),
             .bool("use_gating", \.useGating),
+            .taskGates,
             .bool("shared_gating", \.sharedGating),
             .optionalInt("init_weights_seed", \.initWeightsSeed),
         ]
@@ -84,6 +87,7 @@ public struct AdaptersPrefixConfig: PeftConfig, Equatable, Codable {
     }
 
     public func validate(context: String = "AdaptersPrefixConfig") throws {
+        try validateTaskGates(context: context)
         guard (1...4096).contains(prefixLength) else {
             throw ConfigError("\(context): prefix_length must be in 1...4096, got \(prefixLength)")
         }

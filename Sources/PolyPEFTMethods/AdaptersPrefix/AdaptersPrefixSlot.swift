@@ -20,7 +20,7 @@ public final class AdaptersPrefixSlot: Module, AttentionPrefix, Adapter {
     public let hostPath: String
     public let layerIndex: Int
     public let location: AdaptersPrefixConfig.Location
-    let gate: Linear?
+    let gate: MethodGate?
     private(set) var pool: AdaptersPrefixPool?
     private(set) var position = 0
 
@@ -30,13 +30,11 @@ public final class AdaptersPrefixSlot: Module, AttentionPrefix, Adapter {
         path = hostPath + "." + (type(of: host)).prefixSlotName
         self.layerIndex = layerIndex
         self.location = location
-        if config.useGating {
+        gate = config.makeGate({
             let g = Linear(host.inputSize, config.gateOutputs, using: &rng)
             g.weight.value = Tensor.normal([config.gateOutputs, host.inputSize], std: 0.02, using: &rng)
-            gate = g
-        } else {
-            gate = nil
-        }
+            return g
+        }, outputs: config.gateOutputs)
         super.init()
         if let gate { addChild("gate", gate) }
     }
@@ -51,7 +49,11 @@ public final class AdaptersPrefixSlot: Module, AttentionPrefix, Adapter {
     }
 
     public func adapterParameters() -> [(name: String, parameter: Parameter)] {
-        gate.map { [("gate.weight", $0.weight), ("gate.bias", $0.bias!)] } ?? []
+        namedParameters()
+    }
+
+    public func parameterRole(_ name: String) -> ParameterRole {
+        name == "gate.task_logits" ? .router : .adapter
     }
 
     public func prefix(for x: Variable, _ ctx: Context) throws -> KeyValuePrefix? {
@@ -61,9 +63,9 @@ public final class AdaptersPrefixSlot: Module, AttentionPrefix, Adapter {
         let b = x.shape[0]
         var p = try generator.keyValue(position: position, batch: b, ctx)
         guard let gate else { return p }
-        let g = try gate.forward(x, ctx).sigmoid().mean(axes: [1])                        // g: [B, outputs]
-        ctx.recorder?.record("gate.\(layerIndex).\(location.key)", gate.outFeatures == 1 ? try g.value.reshaped([b]) : g.value)
-        let n = gate.outFeatures
+        let g = try gate.value(x, place: path, ctx)                                       // g: [B, outputs]
+        ctx.recorder?.record("gate.\(layerIndex).\(location.key)", gate.outputs == 1 ? try g.value.reshaped([b]) : g.value)
+        let n = gate.outputs
         let forKey = try g.sliced(axis: 1, start: 0, end: 1).reshaped([b, 1, 1, 1])
         let forValue = try g.sliced(axis: 1, start: n - 1, end: n).reshaped([b, 1, 1, 1])
         p.key = try p.key * forKey

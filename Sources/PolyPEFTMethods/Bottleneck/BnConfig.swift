@@ -24,7 +24,7 @@ import PolyPEFTModels
 ///
 /// Layers are numbered as the adapters library numbers them: an encoder-decoder's decoder layers follow its encoder's
 /// (`leave_out: [2]` on a 2 + 2 layer T5 leaves out decoder block 0), and `reduction_factor` maps use those numbers.
-public struct BnConfig: PeftConfig, Equatable, Codable {
+public struct BnConfig: GateableConfig, Equatable, Codable {
     public static let peftType = "POLYPEFT_BOTTLENECK"
 
     /// `reduction_factor`: one factor, or factors by layer index with a default.
@@ -86,6 +86,8 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
     public var isParallel = false
     public var scaling = Scaling.constant(1)
     public var useGating = false
+    /// Tasks of task-routed gates (PolyPEFT's `polypeft_task_gates`, `MethodGate`), nil for the library's input gates.
+    public var taskGates: Int?
     public var residualBeforeLN = ResidualSource.sublayerOutput
     public var adapterResidualBeforeLN = false
     public var leaveOut: [Int] = []
@@ -198,6 +200,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
                 }
             }),
             .bool("use_gating", \.useGating),
+            .taskGates,
             ConfigField("residual_before_ln", read: { r, c in
                 guard let v = r.present("residual_before_ln"), v != .null else { return }
                 switch v {
@@ -257,6 +260,7 @@ public struct BnConfig: PeftConfig, Equatable, Codable {
 
     /// Checks values the adapters library rejects, and combinations it fails on.
     public func validate(context: String = "BnConfig") throws {
+        try validateTaskGates(context: context)
         guard activation != nil else {
             let known = Activation.huggingFaceNames.map(\.name).joined(separator: ", ")
             throw ConfigError("\(context): non_linearity '\(nonLinearity)' is not supported (\(known))")

@@ -37,7 +37,7 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
     let activation: Activation
     let up: any Layer
     let normAfter: LayerNorm?
-    let gate: Linear?
+    let gate: MethodGate?
     let learnedScaling: Parameter?
     let dropout: Dropout
 
@@ -65,12 +65,10 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
             up = Self.initialized(Linear(bottleneck, hidden, using: &rng), config.initWeights, isUp: true, using: &rng)
         }
         normAfter = config.lnAfter ? LayerNorm(hidden) : nil
-        if config.useGating {
+        gate = config.makeGate {
             let g = Linear(hidden, 1, using: &rng)
             if config.initWeights != .houlsby { Self.bertInit(g, using: &rng) }
-            gate = g
-        } else {
-            gate = nil
+            return g
         }
         switch config.scaling {
         case .constant: learnedScaling = nil
@@ -120,10 +118,9 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
         }
         u = try dropout.forward(u, ctx)
         if let g = gate {
-            let scores = try g.forward(x, ctx).sigmoid()                   // [B, T, 1]
-            let mean = x.shape.count >= 3 ? try scores.mean(axes: [1], keepDims: true) : scores   // [B, 1, 1]
-            ctx.recorder?.record("gate.\(layerIndex).\(location.rawValue)", try mean.value.reshaped([-1]))
-            u = try u * mean
+            let v = try g.value(x, place: path, ctx)                        // [B, 1]
+            ctx.recorder?.record("gate.\(layerIndex).\(location.rawValue)", try v.value.reshaped([-1]))
+            u = try u * (x.shape.count >= 3 ? try v.unsqueezed(1) : v)      // [B, 1, 1]
         }
         return u
     }
@@ -161,6 +158,10 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
     }
 
     public func adapterParameters() -> [(name: String, parameter: Parameter)] { namedParameters() }
+
+    public func parameterRole(_ name: String) -> ParameterRole {
+        name == "gate.task_logits" ? .router : .adapter
+    }
 
     /// The bottleneck is not linear in its weights: no merge.
     public func merge() throws {

@@ -28,3 +28,28 @@ extension ConfigUnion {
         return ConfigUnion([p, a, l])
     }
 }
+
+extension ConfigUnion {
+    /// A task-routed union (PolyPEFT's; no peer has it): every part gated, each gate a table of task logits instead of
+    /// a function of the input (`MethodGate`, `polypeft_task_gates`), so that a multitask model learns which method
+    /// each task uses, per layer and location. Parts that cannot be gated (not a bottleneck adapter, the adapters
+    /// library's LoRA / (IA)^3 or prefix tuning) are an error naming them.
+    public static func taskRouted(_ parts: [any PeftConfig], tasks: Int) throws -> ConfigUnion {
+        ConfigUnion(try parts.enumerated().map { i, part in
+            guard var g = part as? any GateableConfig else {
+                throw ConfigError("configs[\(i)] (\(part.peftType)) has no gate to route by task (gated methods: "
+                    + "\(BnConfig.peftType), \(AdaptersLoRAConfig.peftType), \(AdaptersPrefixConfig.peftType))")
+            }
+            g.useGating = true
+            g.taskGates = tasks
+            return g
+        })
+    }
+
+    /// Tasks of the parts' task-routed gates, when every gated part has them.
+    public var taskGates: Int? {
+        let gated = configs.compactMap { $0 as? any GateableConfig }.filter(\.useGating)
+        guard let n = gated.first?.taskGates, gated.allSatisfy({ $0.taskGates == n }) else { return nil }
+        return n
+    }
+}
