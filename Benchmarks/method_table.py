@@ -4,6 +4,7 @@
     swift build -c release --product polyctl
     python3 Benchmarks/method_table.py [--seeds 3] [--kinds numeric,text,text-to-text] [--methods lora,ssf]
     python3 Benchmarks/method_table.py --matched --kinds numeric,text [--seeds 3]   # at one parameter budget
+    python3 Benchmarks/method_table.py --unions --kinds text,text-to-text [--seeds 3]   # fixed and task-routed unions
 
 Each run is `polyctl train --method M [--text | --text-to-text] --seed S --no-baseline --json` with every other option
 at its default; the table gives the mean (and spread over seeds) of the test score, the adapter's saved parameters
@@ -22,7 +23,19 @@ import time
 POLYCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "polyctl")
 NUMERIC = ["poly", "mhr", "lora", "dora", "ia3", "beft", "bitfit", "ssf", "sparse"]
 TEXT = NUMERIC + ["ln-tuning", "prompt-tuning", "p-tuning", "prefix-tuning", "seq-bn", "double-seq-bn", "par-bn",
-                  "compacter", "compacter-pp", "adapters-lora", "adapters-ia3"]
+                  "compacter", "compacter-pp", "adapters-lora", "adapters-ia3", "adapters-prefix", "mam", "unipelt"]
+
+# --unions: the adapters library's prefix tuning and its unions, with gates by the input (the library's) and by the task
+# (PolyPEFT's task-routed gates), beside the sequential adapter alone.
+UNIONS = [
+    ("seq-bn", "seq-bn", []),
+    ("adapters-prefix", "adapters-prefix", []),
+    ("mam", "mam", []),
+    ("mam, gated", "mam", ["--gating"]),
+    ("mam, task gates", "mam", ["--task-gates"]),
+    ("unipelt", "unipelt", []),
+    ("unipelt, task gates", "unipelt", ["--task-gates"]),
+]
 
 
 # --matched: the numeric tasks at one budget, about LoRA rank 2's 336 trained scalars on fc1 (32 -> 64) and fc2 (64 -> 8);
@@ -82,16 +95,36 @@ def matched(seeds, root, kind):
     print()
 
 
+def unions(seeds, root, kinds):
+    """One table: each union row on every kind (score mean ± sd, saved parameters, ms / step)."""
+    keys = {"text": ("test_accuracy", 100), "text-to-text": ("test_exact_match", 100)}
+    print("| method | " + " | ".join(f"{k} (mean ± sd) | saved | ms / step" for k in kinds) + " |")
+    print("| --- |" + " --- | --- | --- |" * len(kinds))
+    for label, method, extra in UNIONS:
+        cells = []
+        for kind in kinds:
+            results = [run(method, kind, s, root, extra) for s in range(seeds)]
+            vals = [r[0][keys[kind][0]] * keys[kind][1] for r in results]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.mean(vals):.1f}% ± {sd:.1f} | {results[0][1]:,} | {statistics.mean(r[2] for r in results):.2f}")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--kinds", default="numeric,text,text-to-text")
     ap.add_argument("--methods", default="", help="comma-separated subset of the methods (default: all)")
     ap.add_argument("--matched", action="store_true", help="the numeric tasks at one parameter budget instead")
+    ap.add_argument("--unions", action="store_true", help="the adapters library's unions, fixed and task-routed, instead")
     a = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"CPU: {cpu}; seeds 0..{a.seeds - 1}\n")
     with tempfile.TemporaryDirectory() as root:
+        if a.unions:
+            unions(a.seeds, root, [k for k in a.kinds.split(",") if k in ("text", "text-to-text")])
+            return
         if a.matched:
             for kind in a.kinds.split(","):
                 if kind in ("numeric", "text"):

@@ -14,7 +14,7 @@ enum ExportCommand: Subcommand {
         .text("output", "<dir>", "Where to write: <dir>/<task>/ per task, or <dir> itself with one --task."),
         .text("task", "<name>", "Export only this task (default: every task)."),
         .flag("merged", "With --task: write the base weights with the task merged in (model.safetensors)."),
-        .flag("adapterhub", "Bottleneck, Compacter and adapters-lora / adapters-ia3 runs: write the adapter as the adapters library saves it (adapter_config.json, adapter.safetensors)."),
+        .flag("adapterhub", "Bottleneck, Compacter, adapters-lora / -ia3 / -prefix, mam and unipelt runs: write the adapter as the adapters library saves it (adapter_config.json, adapter.safetensors)."),
         .text("name", "<name>", "With --adapterhub: the adapter's name, a level of every key (default: polypeft)."),
     ]
 
@@ -34,7 +34,7 @@ enum ExportCommand: Subcommand {
     /// `--adapterhub`: the adapters library's folder, for the methods it shares.
     static func runAdapterHub(_ run: RunModel, name: String, to dir: URL, _ console: Console, path: String) throws {
         guard run.peft.config is any AdapterHubMethod else {
-            throw CLIError.runtime("\(path): a \(run.spec.method.label) run has no adapters-library format (bottleneck, Compacter, adapters-lora and adapters-ia3 runs have)")
+            throw CLIError.runtime("\(path): a \(run.spec.method.label) run has no adapters-library format (bottleneck, Compacter, adapters-lora, adapters-ia3, adapters-prefix, mam and unipelt runs have, without --task-gates)")
         }
         try run.peft.saveAdapterHub(to: dir, name: name, omittingSavedModules: true)
         console.print("Wrote \(dir.path): adapter '\(name)' in the adapters library's format (load_adapter(dir, use_safetensors=True))")

@@ -1,8 +1,8 @@
 import Foundation
 import PolyPEFT
 
-/// `polyctl inspect RUN --gates`: the learned gates of a gated run (bottleneck adapters or the adapters library's
-/// LoRA / (IA)^3 with `--gating`) on the run's test set: the mean gate of each task at every layer and location (the
+/// `polyctl inspect RUN --gates`: the learned gates of a gated run (bottleneck adapters, the adapters library's
+/// LoRA / (IA)^3, prefix tuning or MAM with `--gating` or `--task-gates`; UniPELT) on the run's test set: the mean gate of each task at every layer and location (the
 /// adapters library's gating scores, `GatingScores`, averaged over the samples and the modules of a location), as a
 /// table and, with `--svg FILE`, a heatmap.
 enum InspectGates {
@@ -13,8 +13,8 @@ enum InspectGates {
         guard let text = run.spec.text, let base = run.text else {
             throw CLIError.runtime("\(run.dir.path): --gates needs a text run (gated methods adapt transformers)")
         }
-        guard run.spec.gating == true else {
-            throw CLIError.runtime("\(run.dir.path): a \(run.spec.method.label) run\(run.spec.method.isGateable ? " without --gating" : "") has no gates")
+        guard run.spec.isGated else {
+            throw CLIError.runtime("\(run.dir.path): a \(run.spec.method.label) run\(run.spec.method.takesTaskGates ? " without --gating" : "") has no gates")
         }
         let count: Int, taskOf: (Int) -> Int, loss: ([Int], Context) throws -> Variable
         switch text.kind {

@@ -6,13 +6,23 @@ enum RunMethod: String, Codable, CaseIterable {
     case poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse
     case lnTuning = "ln-tuning", promptTuning = "prompt-tuning", pTuning = "p-tuning", prefixTuning = "prefix-tuning"
     case seqBn = "seq-bn", doubleSeqBn = "double-seq-bn", parBn = "par-bn", compacter, compacterPP = "compacter-pp"
-    case adaptersLoRA = "adapters-lora", adaptersIA3 = "adapters-ia3"
+    case adaptersLoRA = "adapters-lora", adaptersIA3 = "adapters-ia3", adaptersPrefix = "adapters-prefix"
+    case mam, unipelt
 
     /// Poly and MHR route skills per task; the others are one adapter shared by every task.
     var isRouted: Bool { self == .poly || self == .mhr }
 
-    /// Methods that learn virtual tokens or key/value prefixes (`--virtual-tokens`).
+    /// PEFT's methods that learn virtual tokens or key/value prefixes (they take positions of a BERT).
     var isPromptLearning: Bool { self == .promptTuning || self == .pTuning || self == .prefixTuning }
+
+    /// The adapters library's prefix tuning, alone or in its unions (MAM, UniPELT): prefixes on every attention.
+    var hasAdaptersPrefix: Bool { self == .adaptersPrefix || isUnion }
+
+    /// The adapters library's unions (`ConfigUnion.mam()`, `.uniPELT()`).
+    var isUnion: Bool { self == .mam || self == .unipelt }
+
+    /// Methods whose prefix length or virtual tokens `--virtual-tokens` sets.
+    var takesVirtualTokens: Bool { isPromptLearning || hasAdaptersPrefix }
 
     /// Bottleneck adapters (the adapters library's presets, `BnConfig`): placed after sublayers, not on targets.
     var isBottleneck: Bool { bottleneckPreset != nil }
@@ -29,18 +39,31 @@ enum RunMethod: String, Codable, CaseIterable {
         }
     }
 
+    /// The bottleneck adapter of a method, alone or as a union's part (MAM's parallel adapter, UniPELT's sequential
+    /// one): what `--reduction-factor` sets.
+    var bottleneckPart: BnConfig? {
+        switch self {
+        case .mam: .parBn()
+        case .unipelt: .seqBn()
+        default: bottleneckPreset
+        }
+    }
+
     /// The adapters library's LoRA and (IA)^3 (`AdaptersLoRAConfig`): placed by location in a transformer's layers.
     var isAdaptersLoRA: Bool { self == .adaptersLoRA || self == .adaptersIA3 }
 
-    /// Methods with the adapters library's learned gate (`--gating`, UniPELT's).
-    var isGateable: Bool { isBottleneck || isAdaptersLoRA }
+    /// Methods with the adapters library's learned gate as an option (`--gating`); UniPELT is always gated.
+    var isGateable: Bool { isBottleneck || isAdaptersLoRA || self == .adaptersPrefix || self == .mam }
+
+    /// Methods whose gates can read a task table instead (`--task-gates`, PolyPEFT's task-routed gates).
+    var takesTaskGates: Bool { isGateable || self == .unipelt }
 
     /// Methods that adapt the model's inputs, the joins after its sublayers or its layers by location, not named
     /// modules (no `--targets`).
-    var placesItself: Bool { isPromptLearning || isBottleneck || isAdaptersLoRA }
+    var placesItself: Bool { isPromptLearning || isBottleneck || isAdaptersLoRA || hasAdaptersPrefix }
 
     /// Methods that need a transformer (norms to tune, token inputs, sublayers to follow): text runs only.
-    var needsText: Bool { isPromptLearning || isBottleneck || isAdaptersLoRA || self == .lnTuning }
+    var needsText: Bool { placesItself || self == .lnTuning }
 
     /// The name output uses.
     var label: String {
@@ -65,6 +88,9 @@ enum RunMethod: String, Codable, CaseIterable {
         case .compacterPP: "Compacter++"
         case .adaptersLoRA: "LoRA (adapters library)"
         case .adaptersIA3: "(IA)^3 (adapters library)"
+        case .adaptersPrefix: "prefix tuning (adapters library)"
+        case .mam: "Mix-and-Match adapter (MAM)"
+        case .unipelt: "UniPELT"
         }
     }
 }
@@ -95,9 +121,12 @@ struct RunSpec: Codable, Equatable {
     var virtualTokens: Int? = nil
     /// Bottleneck adapters: the reduction factor (hidden size / bottleneck width); nil for the other methods.
     var reductionFactor: Double? = nil
-    /// Bottleneck adapters and the adapters library's LoRA / (IA)^3: a learned gate per sample (`use_gating`); nil for
-    /// the other methods.
+    /// Bottleneck adapters, the adapters library's LoRA / (IA)^3, prefix tuning and MAM: a learned gate per sample
+    /// (`use_gating`); nil for the other methods.
     var gating: Bool? = nil
+    /// Gated methods and UniPELT: gates read a table of task logits (`polypeft_task_gates`) instead of the input;
+    /// nil for the other methods.
+    var taskGates: Bool? = nil
     /// Sparse fine-tuning: the fraction of the targeted weights that trains; nil for the other methods.
     var density: Double? = nil
     /// Sparse fine-tuning: how the entries are chosen; nil for the other methods.
@@ -107,6 +136,9 @@ struct RunSpec: Codable, Equatable {
     var budgetPattern: [String: Int]? = nil
     /// Text runs: the model, its tokenizer settings and labels; nil for numeric runs.
     var text: TextRunSpec? = nil
+
+    /// Whether the run's adapter has gates (`--gating`, `--task-gates`, or UniPELT's own).
+    var isGated: Bool { gating == true || method == .unipelt }
 
     /// The layers a numeric run adapts.
     static let targets = ["fc1", "fc2"]
@@ -160,6 +192,28 @@ struct RunSpec: Codable, Equatable {
             var c = method == .adaptersLoRA ? AdaptersLoRAConfig.lora(r: rank, alpha: Double(rank)) : .ia3()
             c.useGating = gating ?? false
             config = c
+        case .adaptersPrefix:
+            var c = AdaptersPrefixConfig(prefixLength: virtualTokens ?? 1)
+            c.useGating = gating ?? false
+            config = c
+        case .mam, .unipelt:
+            var adapter = method.bottleneckPart!
+            adapter.reductionFactor = .uniform(reductionFactor ?? 16)
+            var union = method == .mam
+                ? ConfigUnion.mam(prefixTuning: AdaptersPrefixConfig(prefixLength: virtualTokens ?? 1, bottleneckSize: 800), adapter: adapter)
+                : ConfigUnion.uniPELT(prefixTuning: AdaptersPrefixConfig(prefixLength: virtualTokens ?? 1), adapter: adapter,
+                                      lora: AdaptersLoRAConfig.lora(r: rank, alpha: 2))
+            if gating == true {
+                union.configs = union.configs.map { part in
+                    guard var g = part as? any GateableConfig else { return part }
+                    g.useGating = true
+                    return g
+                }
+            }
+            config = union
+        }
+        if taskGates == true {
+            config = Self.routingGates(of: config, byTask: taskNames.count)
         }
         switch text?.kind {
         case .classification?:
@@ -173,11 +227,22 @@ struct RunSpec: Codable, Equatable {
         return config
     }
 
+    /// `config` with its gates (a union's parts' gates) reading a table of `tasks` task logits.
+    static func routingGates(of config: any PeftConfig, byTask tasks: Int) -> any PeftConfig {
+        if var union = config as? ConfigUnion {
+            union.configs = union.configs.map { routingGates(of: $0, byTask: tasks) }
+            return union
+        }
+        guard var g = config as? any GateableConfig, g.useGating else { return config }
+        g.taskGates = tasks
+        return g
+    }
+
     /// The adapter config's keys that this run's settings determine must say what `polypeft_run.json` says (a
     /// folder edited by hand, or mixed from two runs, is an error naming the key, not a silently different model).
     func check(against config: any PeftConfig, in dir: URL) throws {
         let expected = adapterConfig().json, found = config.json
-        for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "use_dora", "feedforward_modules",
+        for key in ["peft_type", "r", "n_tasks", "n_skills", "n_splits", "polypeft_mixing", "polypeft_task_gates", "use_dora", "feedforward_modules",
                     "task_type", "num_virtual_tokens",
                     "reduction_factor", "is_parallel", "phm_layer", "mh_adapter", "output_adapter", "density", "selection",
                     "use_gating", "composition_mode"] {
@@ -255,7 +320,7 @@ struct RunSpec: Codable, Equatable {
         if let v = virtualTokens, !RunSpec.optionRange("virtual-tokens").contains(v) {
             throw CLIError.runtime("\(file): virtualTokens is \(v), not in \(RunSpec.optionRange("virtual-tokens"))")
         }
-        if method.isPromptLearning != (virtualTokens != nil) {
+        if method.takesVirtualTokens != (virtualTokens != nil) {
             throw CLIError.runtime("\(file): virtualTokens must be given for \(method.rawValue) runs only")
         }
         if let f = reductionFactor, !(f.isFinite && f > 0) {
@@ -273,10 +338,13 @@ struct RunSpec: Codable, Equatable {
             if let bad = p.first(where: { $0.value < 0 }) { throw CLIError.runtime("\(file): budgetPattern gives '\(bad.key)' \(bad.value) entries") }
         }
         if method.isGateable != (gating != nil) {
-            throw CLIError.runtime("\(file): gating must be given for bottleneck and adapters-library LoRA runs only")
+            throw CLIError.runtime("\(file): gating must be given for bottleneck, adapters-library and MAM runs only")
         }
-        if method.isBottleneck != (reductionFactor != nil) {
-            throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck runs only")
+        if !method.takesTaskGates && taskGates != nil {
+            throw CLIError.runtime("\(file): taskGates is for runs of gated methods only")
+        }
+        if (method.bottleneckPart != nil) != (reductionFactor != nil) {
+            throw CLIError.runtime("\(file): reductionFactor must be given for bottleneck, MAM and UniPELT runs only")
         }
         try text?.validate(file: file, taskCount: taskNames.count,
                            targets: method.placesItself ? .none : method == .bitfit ? .optional : .required)

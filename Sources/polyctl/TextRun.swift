@@ -74,7 +74,7 @@ struct TextRunSpec: Codable, Equatable {
         case .sparse: break
         case .lnTuning: return DefaultTargets.lnTuning[type] ?? ["LayerNorm"]
         case .promptTuning, .pTuning, .prefixTuning, .bitfit: return []      // BitFit: every bias
-        case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP, .adaptersLoRA, .adaptersIA3: return []
+        case .seqBn, .doubleSeqBn, .parBn, .compacter, .compacterPP, .adaptersLoRA, .adaptersIA3, .adaptersPrefix, .mam, .unipelt: return []
         case .poly, .mhr, .lora, .dora: break
         }
         if builtIn { return kind == .classification ? ["query", "value", "intermediate.dense", "output.dense"] : ["q", "k", "v", "o", "wi", "wo"] }

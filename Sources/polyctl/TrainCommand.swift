@@ -7,17 +7,17 @@ import PolyPEFT
 /// classifier on multitask text and report per-task accuracy.
 enum TrainCommand: Subcommand {
     static let name = "train"
-    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default)."
+    static let overview = "Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter, MAM, UniPELT) on multitask data (built-in by default)."
     static let usage = "train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]"
     /// Routing blocks per skill when `--splits` is not given, by method.
     static let defaultSplits: [(method: RunMethod, splits: Int)] = [(.poly, 1), (.mhr, 4)]
     /// Options that configure some methods only, and those methods: given with another method, a usage error.
     static let methodOptions: [(option: String, methods: [RunMethod])] = [
-        ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora, .adaptersLoRA]),
-        ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr]), ("feedforward", [.ia3]),
-        ("virtual-tokens", [.promptTuning, .pTuning, .prefixTuning]),
-        ("reduction-factor", RunMethod.allCases.filter(\.isBottleneck)), ("density", [.sparse]), ("selection", [.sparse]),
-        ("gating", RunMethod.allCases.filter(\.isGateable)),
+        ("skills", [.poly, .mhr]), ("splits", [.poly, .mhr]), ("rank", [.poly, .mhr, .lora, .dora, .adaptersLoRA, .unipelt]),
+        ("mixing", [.poly, .mhr]), ("router-lr", [.poly, .mhr] + RunMethod.allCases.filter(\.takesTaskGates)), ("feedforward", [.ia3]),
+        ("virtual-tokens", RunMethod.allCases.filter(\.takesVirtualTokens)),
+        ("reduction-factor", RunMethod.allCases.filter { $0.bottleneckPart != nil }), ("density", [.sparse]), ("selection", [.sparse]),
+        ("gating", RunMethod.allCases.filter(\.isGateable)), ("task-gates", RunMethod.allCases.filter(\.takesTaskGates)),
     ]
     /// Options of text runs only (`--text` or `--model`).
     static let textOptions = ["targets", "max-length", "max-target-length", "long-texts", "heads", "group-by-length"]
@@ -39,7 +39,7 @@ enum TrainCommand: Subcommand {
         let training = TrainingConfiguration()
         return [
             .choice("method", RunMethod.allCases.map(\.rawValue),
-                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA and (IA)^3).", default: RunMethod.poly.rawValue),
+                    "Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA, (IA)^3 and prefix tuning, and its unions MAM and UniPELT).", default: RunMethod.poly.rawValue),
             .int("skills", only("skills", "Skills (LoRAs) per adapted layer"), range: 1...4096, default: 6),
             .int("splits", only("splits", "Routing blocks per skill (MHR heads)"), range: 1...4096,
                  note: defaultSplits.map { "\($0.splits) for \($0.method.rawValue)" }.joined(separator: ", ")),
@@ -52,6 +52,7 @@ enum TrainCommand: Subcommand {
             .positive("reduction-factor", only("reduction-factor", "Hidden size / bottleneck width"),
                       note: "the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8"),
             .flag("gating", only("gating", "A learned gate per sample scales the adapter (the adapters library's use_gating, UniPELT's gates)")),
+            .flag("task-gates", only("task-gates", "Gates read a learned table of task logits instead of the input: each task learns which method it uses (implies --gating)")),
             .mixing(default: .outputs, only("mixing", "Mix skill parameters (PEFT) or skill outputs")),
             .choice("feedforward", feedforwardChoices.map(\.name),
                     only("feedforward", "Targets IA3 scales at the input (PEFT's feedforward_modules), not the output"),
@@ -129,7 +130,8 @@ enum TrainCommand: Subcommand {
                 + "'--model <dir> --data <file>'", hint: args.hint)
         }
         if method.placesItself && args.isGiven("targets") {
-            let what = method.isBottleneck ? "places adapters after the model's sublayers" : "adapts the model's inputs"
+            let what = method.isBottleneck ? "places adapters after the model's sublayers"
+                : method.isPromptLearning ? "adapts the model's inputs" : "places itself by location in the model's layers"
             throw CLIError.usage("'--targets' does not apply to \(method.rawValue), which \(what), not its modules", hint: args.hint)
         }
         if let targets = args.string("targets"), Self.list(targets).isEmpty {
@@ -271,8 +273,20 @@ enum TrainCommand: Subcommand {
             let places = (s.adapterConfig() as? AdaptersLoRAConfig).map { c in
                 c.locations.map { $0 == .selfAttention ? "attention " + c.attnMatrices.joined(separator: ", ") : $0.rawValue }
                     .joined(separator: "; ") } ?? ""
-            return "a shared \(s.method.label) (\(s.method == .adaptersLoRA ? "rank \(s.rank), " : "")\(places)\(s.gating == true ? ", gated" : ""))"
+            return "a shared \(s.method.label) (\(s.method == .adaptersLoRA ? "rank \(s.rank), " : "")\(places)\(gates(s)))"
+        case .adaptersPrefix:
+            return "a shared \(s.method.label) (prefix length \(s.virtualTokens ?? 0)\(gates(s)))"
+        case .mam, .unipelt:
+            let f = s.reductionFactor ?? 0
+            let parts = s.method == .mam ? "prefix length \(s.virtualTokens ?? 0), parallel adapter" : "prefix length \(s.virtualTokens ?? 0), sequential adapter"
+            return "a shared \(s.method.label) (\(parts) with reduction factor \(formatFixed(f, digits: f == f.rounded() ? 0 : 2))"
+                + "\(s.method == .unipelt ? ", LoRA rank \(s.rank)" : "")\(gates(s)))"
         }
+    }
+
+    /// How a run's gates read: by task, by the input, or none.
+    static func gates(_ s: RunSpec) -> String {
+        s.taskGates == true ? ", gated by task" : s.isGated ? ", gated" : ""
     }
 
     /// The run folder and whether the run in it is continued (`--resume`).
@@ -301,9 +315,11 @@ enum TrainCommand: Subcommand {
         var spec = RunSpec(method: method, mixing: args.mixing, skills: args.int("skills"), splits: splits,
                            rank: args.int("rank"), dataPath: dataPath, dataSeed: UInt64(seed), hiddenDim: 64, taskNames: [],
                            training: training, feedforward: nil)
-        spec.virtualTokens = method.isPromptLearning ? args.int("virtual-tokens") : nil
+        spec.virtualTokens = method.takesVirtualTokens ? args.int("virtual-tokens") : nil
         spec.density = method == .sparse ? args.double("density") : nil
-        spec.gating = method.isGateable ? args.flag("gating") : nil
+        spec.taskGates = method.takesTaskGates ? args.flag("task-gates") : nil
+        spec.gating = method.isGateable ? args.flag("gating") || args.flag("task-gates") : nil
+        if method == .unipelt && !args.isGiven("rank") { spec.rank = 8 }      // UniPELTConfig's LoRA: r 8, alpha 2
         spec.selection = method == .sparse ? SparseConfig.Selection(rawValue: args.choice("selection")) : nil
         if isText { return try planText(args, spec) }
         // Task names come from the data; for a file they are known only after reading it.
@@ -350,14 +366,14 @@ enum TrainCommand: Subcommand {
             (tokenizer, maxPositions, trainPooler) = (try SyntheticTextToTextTasks.makeTokenizer(), nil, false)
             spec.hiddenDim = try T5Config(json: SyntheticTextToTextTasks.modelConfig).dModel
         }
-        if let preset = spec.method.bottleneckPreset, case .uniform(let own) = preset.reductionFactor {
+        if let preset = spec.method.bottleneckPart, case .uniform(let own) = preset.reductionFactor {
             // The preset's factor, unless it would leave a bottleneck narrower than 8 (the built-in models are 32 wide).
             spec.reductionFactor = args.isGiven("reduction-factor") ? args.double("reduction-factor")
                 : Swift.min(own, Swift.max(1, Double(spec.hiddenDim / 8)))
         }
         // T5's positions are relative: no limit but the tokenizer's truncation (else 512, T5's training length).
         // Virtual tokens and prefix positions take absolute positions (BERT) before the text's.
-        let virtual = kind == .classification ? spec.virtualTokens ?? 0 : 0
+        let virtual = kind == .classification && spec.method.isPromptLearning ? spec.virtualTokens ?? 0 : 0
         let limit = maxPositions.map { $0 - virtual } ?? Tokenizer.maxPaddedLength
         guard limit > 0 else {
             throw CLIError.runtime("--virtual-tokens \(virtual) leaves no room in the model's \(maxPositions!) positions")

@@ -143,6 +143,49 @@ final class TextRunTests: CLITestCase {
         XCTAssertTrue(i.out.contains("(adapters library format)") && i.out.contains("Name: sst"), i.out)
     }
 
+    /// The adapters library's prefix tuning and its unions train on the built-in text (BERT) and text-to-text (T5)
+    /// tasks, reopen in `eval`, show their gates, and export to the library's format; with `--task-gates` the gates
+    /// read a task table (PolyPEFT's, so no adapters-library export).
+    func testUnionsAndTaskGates() throws {
+        for (method, kind, extra) in [("unipelt", "--text", ["--task-gates"]), ("mam", "--text-to-text", ["--gating"]),
+                                      ("adapters-prefix", "--text", [])] {
+            let a = root.appendingPathComponent(method + "-u").path
+            let t = run(["train", "--quiet", "--method", method, kind, "--steps", "12", "--eval-every", "6", "--no-baseline",
+                         "--output", a] + extra)
+            XCTAssertEqual(t.code, 0, "\(method): \(t.err)")
+            let config = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: a + "/adapter_config.json")))
+            let parts = config["configs"]?.arrayValue ?? [config]
+            XCTAssertEqual(parts.count, method == "unipelt" ? 3 : method == "mam" ? 2 : 1, method)
+            XCTAssertEqual(parts[0]["peft_type"], "POLYPEFT_ADAPTERS_PREFIX", method)
+            XCTAssertEqual(parts[0]["prefix_length"], 3, "\(method): --virtual-tokens' default")
+            XCTAssertEqual(parts[0]["polypeft_task_gates"], extra == ["--task-gates"] ? 5 : nil, method)
+            XCTAssertEqual(run(["eval", "--adapter", a]).code, 0, method)
+            let out = root.appendingPathComponent(method + "-u-hub").path
+            let x = run(["export", "--adapter", a, "--output", out, "--adapterhub"])
+            if extra == ["--task-gates"] {
+                XCTAssertEqual(x.code, 1)
+                XCTAssertTrue(x.err.contains("the adapters library has no 'polypeft_task_gates'"), x.err)
+            } else {
+                XCTAssertEqual(x.code, 0, "\(method): \(x.err)")
+                let hub = try AdapterHubFolder.read(from: URL(fileURLWithPath: out))
+                XCTAssertEqual(hub.config["architecture"], .string(method == "adapters-prefix" ? "prefix_tuning" : "union"), method)
+                XCTAssertTrue(hub.tensors.keys.contains { $0.hasPrefix((kind == "--text" ? "bert." : "") + "prefix_tuning.prefix_tunings.") },
+                              "\(method): \(hub.tensors.keys.sorted().prefix(4))")
+            }
+            guard !extra.isEmpty else {
+                XCTAssertEqual(run(["inspect", a, "--gates"]).err, "error: \(a): a prefix tuning (adapters library) run without --gating has no gates\n")
+                continue
+            }
+            let j = run(["inspect", a, "--gates", "--json"])
+            XCTAssertEqual(j.code, 0, "\(method): \(j.err)")
+            let columns = try XCTUnwrap(try JSONValue(parsing: Data(j.out.utf8))["gates"]?["all"]?.objectValue, method)
+            XCTAssertTrue(columns.keys.contains { $0.hasSuffix(kind == "--text" ? " self_prefix" : " cross_prefix") }, "\(method): \(columns.keys.sorted())")
+        }
+        let bad = run(["train", "--method", "lora", "--task-gates"] + tiny)
+        XCTAssertEqual(bad.code, 64)
+        XCTAssertTrue(bad.err.hasPrefix("error: '--task-gates' applies to seq-bn, "), bad.err)
+    }
+
     /// `inspect --gates` of a gated run: one row per task and "all", one column per layer and location, values in
     /// (0, 1); `--svg` draws them; a run without gates is an error.
     func checkGates(run a: String, method: String) throws {

@@ -197,19 +197,19 @@ final class TrainCommandTests: CLITestCase {
     func testUsageAndRuntimeErrors() {
         let cases: [([String], Int32, String)] = [
             (["train", "--bogus"], 64, "error: unknown option '--bogus'\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, got 'x'\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "x"], 64, "error: option '--method' must be one of poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam, unipelt, got 'x'\nhint: see 'polyctl train --help'\n"),
             (["train", "--steps", "0"], 64, "error: option '--steps' must be in 1...10000000, got 0\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "-1"], 64, "error: option '--lr' expects a positive number, got '-1'\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "1e-50"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e-50'\nhint: see 'polyctl train --help'\n"),
             (["train", "--lr", "1e39"], 64, "error: option '--lr' is out of the 32-bit float range, got '1e39'\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "lora", "--skills", "3"], 64, "error: '--skills' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "lora", "--mixing", "outputs"], 64, "error: '--mixing' applies to poly and mhr, not lora\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "dora", "--router-lr", "0.5"], 64, "error: '--router-lr' applies to poly and mhr, not dora\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "ia3", "--rank", "4"], 64, "error: '--rank' applies to poly, mhr, lora, dora and adapters-lora, not ia3\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "dora", "--router-lr", "0.5"], 64, "error: '--router-lr' applies to poly, mhr, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam and unipelt, not dora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "ia3", "--rank", "4"], 64, "error: '--rank' applies to poly, mhr, lora, dora, adapters-lora and unipelt, not ia3\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "ia3", "--splits", "2"], 64, "error: '--splits' applies to poly and mhr, not ia3\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "dora", "--feedforward", "fc1"], 64, "error: '--feedforward' applies to ia3, not dora\nhint: see 'polyctl train --help'\n"),
             (["train", "--feedforward", "none"], 64, "error: '--feedforward' applies to ia3, not poly\nhint: see 'polyctl train --help'\n"),
-            (["train", "--method", "lora", "--gating"], 64, "error: '--gating' applies to seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora and adapters-ia3, not lora\nhint: see 'polyctl train --help'\n"),
+            (["train", "--method", "lora", "--gating"], 64, "error: '--gating' applies to seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix and mam, not lora\nhint: see 'polyctl train --help'\n"),
             (["train", "--method", "ia3", "--feedforward", "fc3"], 64, "error: option '--feedforward' must be one of fc2, fc1, both, none, got 'fc3'\nhint: see 'polyctl train --help'\n"),
             (["train", "--resume", "/nonexistent/run"], 1, "error: /nonexistent/run is not a polyctl run folder (no polypeft_run.json)\n"),
             (["train", "--data", "/nonexistent/d.jsonl"], 1, ""),
@@ -285,26 +285,27 @@ final class TrainCommandTests: CLITestCase {
         let r = run(["train", "--help"])
         XCTAssertEqual(r.code, 0)
         XCTAssertEqual(r.out, """
-        OVERVIEW: Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter) on multitask data (built-in by default).
+        OVERVIEW: Train Poly / MHR or another PEFT method (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse fine-tuning, LN tuning, prompt, P- and prefix tuning, bottleneck adapters, Compacter, MAM, UniPELT) on multitask data (built-in by default).
 
         USAGE: polyctl train [--method <method>] [--text | --text-to-text | --model <dir> --data <file>] [--steps <n>] [--output <dir>] [options]
 
         OPTIONS:
-          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA and (IA)^3). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3. (default: poly)
+          --method <method>                  Adapter: Poly, MHR (Poly with splits), or one adapter shared by all tasks (LoRA, IA3, DoRA, BEFT, BitFit, SSF, sparse; on text: LN tuning, prompt tuning, P-tuning, prefix tuning, bottleneck adapters, Compacter, the adapters library's LoRA, (IA)^3 and prefix tuning, and its unions MAM and UniPELT). One of: poly, mhr, lora, ia3, dora, beft, bitfit, ssf, sparse, ln-tuning, prompt-tuning, p-tuning, prefix-tuning, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam, unipelt. (default: poly)
           --skills <n>                       Skills (LoRAs) per adapted layer; poly, mhr only. (default: 6)
           --splits <n>                       Routing blocks per skill (MHR heads); poly, mhr only. (default: 1 for poly, 4 for mhr)
-          --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora, adapters-lora only. (default: 2)
-          --virtual-tokens <n>               Virtual tokens (prefix positions) learned; prompt-tuning, p-tuning, prefix-tuning only. (default: 3)
+          --rank <n>                         LoRA rank (of each skill); poly, mhr, lora, dora, adapters-lora, unipelt only. (default: 2)
+          --virtual-tokens <n>               Virtual tokens (prefix positions) learned; prompt-tuning, p-tuning, prefix-tuning, adapters-prefix, mam, unipelt only. (default: 3)
           --density <x>                      Fraction of the targeted weights that trains; sparse only. (default: 0.05)
           --selection <magnitude|fisher>     Train the largest |w|, or the largest Fisher information over 8 training batches (FishMask); sparse only. (default: magnitude)
-          --reduction-factor <x>             Hidden size / bottleneck width; seq-bn, double-seq-bn, par-bn, compacter, compacter-pp only. (default: the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8)
-          --gating                           A learned gate per sample scales the adapter (the adapters library's use_gating, UniPELT's gates); seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3 only.
+          --reduction-factor <x>             Hidden size / bottleneck width; seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, mam, unipelt only. (default: the adapters library's (16; 2 for par-bn; 32 for compacter, compacter-pp), at most hidden size / 8)
+          --gating                           A learned gate per sample scales the adapter (the adapters library's use_gating, UniPELT's gates); seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam only.
+          --task-gates                       Gates read a learned table of task logits instead of the input: each task learns which method it uses (implies --gating); seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam, unipelt only.
           --mixing <parameters|outputs>      Mix skill parameters (PEFT) or skill outputs; poly, mhr only. (default: outputs)
           --feedforward <fc2|fc1|both|none>  Targets IA3 scales at the input (PEFT's feedforward_modules), not the output; ia3 only. (default: fc2)
           --steps <n>                        Optimizer steps. (default: 2000)
           --batch-size <n>                   Samples per step. (default: 256; 32 for text runs)
           --lr <x>                           Learning rate of the adapter (the skills of poly, mhr). (default: 0.01)
-          --router-lr <x>                    Learning rate of the router logits; poly, mhr only. (default: 0.1)
+          --router-lr <x>                    Learning rate of the router logits; poly, mhr, seq-bn, double-seq-bn, par-bn, compacter, compacter-pp, adapters-lora, adapters-ia3, adapters-prefix, mam, unipelt only. (default: 0.1)
           --eval-every <n>                   Validation interval in steps (0: only at the end). (default: 250)
           --seed <n>                         Seed of the data, the initialisation and the batch order. (default: 0)
           --data <file>                      Your multitask data (.jsonl or .csv) instead of the built-in tasks; with --model, text (.jsonl).
@@ -363,6 +364,6 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--name", "a.b", "--output", "x"]).2,
                        "error: '--name a.b': the name is a level of the library's keys (no '.', no '/')\nhint: see 'polyctl export --help'\n")
         XCTAssertEqual(polyctl(["export", "--adapter", run, "--adapterhub", "--output", "x"]).2,
-                       "error: \(run): a Poly run has no adapters-library format (bottleneck, Compacter, adapters-lora and adapters-ia3 runs have)\n")
+                       "error: \(run): a Poly run has no adapters-library format (bottleneck, Compacter, adapters-lora, adapters-ia3, adapters-prefix, mam and unipelt runs have, without --task-gates)\n")
     }
 }
