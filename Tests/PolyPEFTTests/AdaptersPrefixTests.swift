@@ -137,4 +137,29 @@ final class AdaptersPrefixTests: XCTestCase {
         let again = try fresh.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, Context(mode: .eval, taskIDs: tasks)).sequence.value
         XCTAssertEqual(again, y)
     }
+
+    /// Poly in a union with a task-routed bottleneck adapter: both route by the same tasks (a different number is
+    /// refused), the router logits and the gate tables train at the router's rate, and the PEFT folder round-trips.
+    func testUnionWithPoly() throws {
+        let poly = PolyConfig(r: 2, targetModules: .names(["query", "value"]), nTasks: 3, nSkills: 2)
+        XCTAssertTrue(message { try ConfigUnion([poly, try ConfigUnion.taskRouted([BnConfig.seqBn(reductionFactor: 4)], tasks: 4).configs[0]]).validate() }
+            .contains("configs[0] routes by 3 tasks and configs[1] by 4"))
+        let union = ConfigUnion([poly] + (try ConfigUnion.taskRouted([BnConfig.seqBn(reductionFactor: 4)], tasks: 3)).configs)
+        let (model, peft) = try bert(union)
+        XCTAssertEqual(peft.taskCount, 3)
+        let routers = peft.trainableParameters()[.router].map(\.name)
+        XCTAssertTrue(routers.contains { $0.hasSuffix("module_logits") } && routers.contains { $0.hasSuffix("gate.task_logits") }, "\(routers)")
+        let ctx = Context(mode: .eval, taskIDs: [1, 2])
+        let y = try model.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, ctx).sequence
+        try y.squared().sum().backward()
+        XCTAssertTrue(peft.trainableParameters().entries.allSatisfy { ($0.parameter.grad?.scalars.contains { $0 != 0 }) ?? false },
+                      "every parameter gets a gradient")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("poly-union-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try peft.save(to: dir)
+        let fresh = try BertModel(config: BertModelTests.tinyConfig(), addPoolingLayer: false, seed: 3)
+        _ = try PeftModel.load(from: dir, into: fresh)
+        XCTAssertEqual(try fresh.forward(inputIDs: ids, attentionMask: mask, tokenTypeIDs: types, Context(mode: .eval, taskIDs: [1, 2])).sequence.value,
+                       y.value)
+    }
 }

@@ -113,9 +113,14 @@ public struct TaskTable: Equatable, Sendable {
 }
 
 extension PeftModel {
-    /// Number of tasks of a Poly adapter (0 for other adapters).
-    public var taskCount: Int {
+    /// Number of tasks the adapter routes by: a Poly adapter's, task-routed gates' (`polypeft_task_gates`), or a
+    /// union's parts' (they agree); 0 for other adapters.
+    public var taskCount: Int { Self.taskCount(of: config) }
+
+    static func taskCount(of config: any PeftConfig) -> Int {
         if let c = config as? PolyConfig { return c.nTasks }
+        if let u = config as? ConfigUnion { return u.configs.map(taskCount(of:)).max() ?? 0 }
+        if let g = config as? any GateableConfig, g.useGating, let n = g.taskGates { return n }
         return 0
     }
 

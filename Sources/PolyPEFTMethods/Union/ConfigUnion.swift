@@ -65,6 +65,11 @@ public struct ConfigUnion: PeftConfig {
             throw ConfigError("\(context): configs[\(prompts[0])] and configs[\(prompts[1])] are both prompt-learning methods "
                 + "(\(configs[prompts[0]].peftType), \(configs[prompts[1]].peftType)); a model takes one")
         }
+        let routed = configs.indices.filter { PeftModel.taskCount(of: configs[$0]) > 0 }
+        if let first = routed.first, let other = routed.first(where: { PeftModel.taskCount(of: configs[$0]) != PeftModel.taskCount(of: configs[first]) }) {
+            throw ConfigError("\(context): configs[\(first)] routes by \(PeftModel.taskCount(of: configs[first])) tasks and configs[\(other)] by "
+                + "\(PeftModel.taskCount(of: configs[other])); a union's task tables must have one number of tasks")
+        }
         let rules = configs.indices.filter { (configs[$0] as? BnConfig).map { $0.phmLayer && $0.sharedPhmRule } ?? false }
         if rules.count > 1 {
             throw ConfigError("\(context): configs[\(rules[0])] and configs[\(rules[1])] are both Compacter parts with a shared "
