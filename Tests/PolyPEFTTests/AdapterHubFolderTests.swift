@@ -147,8 +147,8 @@ final class AdapterHubFolderTests: XCTestCase {
         try expectFailure("nan", { $0.tensors[key] = $0.tensors[key]!.map { _ in .nan } }, [key, "holds nan"])
         try expectFailure("model type", { $0.modelType = "t5" }, ["adapter_config.json", "model_type is \"t5\""])
         try expectFailure("hidden", { $0.hiddenSize = 32 }, ["adapter_config.json", "hidden_size is 32, the model's is 16"])
-        try expectFailure("prefix", { $0.config = ["architecture": "prefix_tuning", "prefix_length": 8] },
-                          ["architecture \"prefix_tuning\" is not read"])
+        try expectFailure("prompt", { $0.config = ["architecture": "prompt_tuning", "prompt_length": 8] },
+                          ["architecture \"prompt_tuning\" is not read"])
         try expectFailure("bad value", { $0.config = .object(($0.config.objectValue ?? [:]).merging(["reduction_factor": -1]) { $1 }) },
                           ["adapter_config.json config", "reduction_factor"])
         try expectFailure("peft key", { $0.config = .object(($0.config.objectValue ?? [:]).merging(["peft_type": "LORA"]) { $1 }) },

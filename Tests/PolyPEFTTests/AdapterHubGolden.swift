@@ -7,6 +7,22 @@ import XCTest
 
 /// The checks every golden case made from the adapters library goes through (LoRA, prefix tuning, their unions).
 enum AdapterHubGolden {
+    /// Compares the eval output with `outputs.safetensors`' `output` and the output with adapters disabled with its
+    /// `base_output`; returns the file's tensors and the eval forward's recorder (gates, slots).
+    static func checkOutputs(_ subject: GoldenConformanceTests.Subject, in dir: URL, rtol: Float,
+                             file: StaticString = #filePath, line: UInt = #line) throws -> (outputs: [String: Tensor], recorder: Recorder) {
+        let name = dir.lastPathComponent
+        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
+        let recorder = Recorder()
+        let y = try subject.forward(Context(mode: .eval, recordsGradients: false, recorder: recorder), false).output
+        PolyPEFTTests.assertGolden(y.value, outputs["output"]!, rtol: rtol, "\(name) output", file: file, line: line)
+        let off = Context.inference()
+        off.adaptersEnabled = false
+        PolyPEFTTests.assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, rtol: rtol,
+                                   "\(name) base_output", file: file, line: line)
+        return (outputs, recorder)
+    }
+
     /// Runs one case folder of a golden suite made from the adapters library: loads `adapter/` (the library's
     /// folder), compares the eval output, the base output with adapters disabled, every gating score and every
     /// gradient of sum(output^2), then writes the adapter back and compares it byte for byte with `written`.
@@ -22,13 +38,7 @@ enum AdapterHubGolden {
         let peft = try PeftModel.loadAdapterHub(from: folder, into: subject.model)
         XCTAssertEqual(peft.config is ConfigUnion, c["config"]?["architecture"]?.stringValue == "union", name)
 
-        let outputs = try Safetensors.read(dir.appendingPathComponent("outputs.safetensors"))
-        let recorder = Recorder()
-        let y = try subject.forward(Context(mode: .eval, recordsGradients: false, recorder: recorder), false).output
-        assertGolden(y.value, outputs["output"]!, "\(name) output")
-        let off = Context.inference()
-        off.adaptersEnabled = false
-        assertGolden(try subject.forward(off, false).output.value, outputs["base_output"]!, "\(name) base_output")
+        let (outputs, recorder) = try checkOutputs(subject, in: dir, rtol: rtol)
         let gates = outputs.filter { $0.key.hasPrefix("gate.") }
         for (key, expected) in gates {
             guard let actual = recorder[key] else { XCTFail("\(name): no gate recorded for \(key)"); continue }

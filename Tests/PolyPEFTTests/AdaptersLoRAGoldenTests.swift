@@ -15,10 +15,6 @@ final class AdaptersLoRAGoldenTests: XCTestCase {
 
     static var directory: URL { Bundle.module.url(forResource: "golden_adapters_lora", withExtension: nil)! }
 
-    func assertGolden(_ actual: Tensor, _ expected: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        PolyPEFTTests.assertGolden(actual, expected, rtol: rtol, what, file: file, line: line)
-    }
-
     func testGoldenCases() throws {
         let index = try JSONValue(parsing: try Data(contentsOf: Self.directory.appendingPathComponent("cases.json")))
         let cases = index["cases"]?.arrayValue ?? []

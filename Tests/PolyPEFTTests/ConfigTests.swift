@@ -127,7 +127,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(d.warnings.isEmpty)
         XCTAssertThrowsError(try LoraConfig(json: ["init_lora_weights": "pissa"]))
         XCTAssertEqual(try LoraConfig(json: ["init_lora_weights": "gaussian"]).initLoraWeights, .gaussian)
-        let supported = #"(supported: "BEFT", "IA3", "LN_TUNING", "LORA", "POLY", "POLYPEFT_ADAPTERS_LORA", "POLYPEFT_BITFIT", "POLYPEFT_BOTTLENECK", "POLYPEFT_SPARSE", "POLYPEFT_SSF", "POLYPEFT_UNION", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING")"#
+        let supported = #"(supported: "BEFT", "IA3", "LN_TUNING", "LORA", "POLY", "POLYPEFT_ADAPTERS_LORA", "POLYPEFT_ADAPTERS_PREFIX", "POLYPEFT_BITFIT", "POLYPEFT_BOTTLENECK", "POLYPEFT_SPARSE", "POLYPEFT_SSF", "POLYPEFT_UNION", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING")"#
         XCTAssertThrowsError(try PeftMethods.config(json: ["peft_type": "LOHA"])) {
             XCTAssertEqual("\($0)", "adapter_config.json: peft_type \"LOHA\" is not supported \(supported)")
         }

@@ -361,7 +361,7 @@ final class TextRunTests: CLITestCase {
             (["--method", "ln-tuning"], "'--method ln-tuning' needs a transformer: add '--text', '--text-to-text' or '--model <dir> --data <file>'"),
             (["--method", "prompt-tuning"], "'--method prompt-tuning' needs a transformer: add '--text', '--text-to-text' or '--model <dir> --data <file>'"),
             (["--text", "--method", "p-tuning", "--targets", "query"], "'--targets' does not apply to p-tuning, which adapts the model's inputs, not its modules"),
-            (["--text", "--virtual-tokens", "2"], "'--virtual-tokens' applies to prompt-tuning, p-tuning and prefix-tuning, not poly"),
+            (["--text", "--virtual-tokens", "2"], "'--virtual-tokens' applies to prompt-tuning, p-tuning, prefix-tuning, adapters-prefix, mam and unipelt, not poly"),
         ] {
             let r = run(["train"] + args)
             XCTAssertEqual(r.code, 64, "\(args)")
