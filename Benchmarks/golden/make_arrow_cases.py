@@ -41,10 +41,9 @@ import transformers
 from peft import ArrowConfig, LoraConfig, create_arrow_model, get_peft_model
 from peft.tuners.lora.arrow import ArrowLoraLinearLayer
 from safetensors.torch import load_file, save_file
-from transformers import BertModel, T5ForConditionalGeneration
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_models import bert_config, randomize_norms, t5_config, transformer_inputs  # noqa: E402
+from tiny_models import BASE_SEED, build_base, compact_json, fresh_base, new_model  # noqa: E402,F401
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
@@ -60,33 +59,16 @@ GKS_TOL = 1e-6
 TOPK_GAP = 1e-4
 # the Arrow model must change the output at least this much (relative to the largest magnitude of base_output)
 MIN_EFFECT = 1e-3
-BASE_SEED = {"bert": 1234, "t5": 5678}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Base models (tiny_models.py, shared with make_method_cases.py and make_bottleneck_cases.py)
 # ----------------------------------------------------------------------------------------------------------------
 
-def new_model(kind, config):
-    if kind == "bert":
-        return BertModel(config, add_pooling_layer=False)
-    return T5ForConditionalGeneration(config)
 
 
-def build_base(kind):
-    """The same base model and inputs for every case of a kind (seeded per kind): identical base files."""
-    torch.manual_seed(BASE_SEED[kind])
-    config = bert_config() if kind == "bert" else t5_config()
-    model = new_model(kind, config).eval()
-    randomize_norms(model)
-    inputs = transformer_inputs(kind)
-    return model, config, inputs
 
 
-def fresh_base(kind, config, state):
-    model = new_model(kind, config)
-    model.load_state_dict(state)
-    return model.eval()
 
 
 def run_model(model, kind, inputs):
@@ -466,11 +448,6 @@ def run_case(case, out_root, tmp_root):
 # Index and README
 # ----------------------------------------------------------------------------------------------------------------
 
-def compact_json(obj):
-    """json.dumps(indent=2, sort_keys=True) with lists of numbers (shapes) kept on one line."""
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    return re.sub(r"\[\s*(-?[0-9.eE+-]+(?:,\s*-?[0-9.eE+-]+)*)\s*\]",
-                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
 def fmt(v):

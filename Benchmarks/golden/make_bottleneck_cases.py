@@ -44,10 +44,10 @@ from adapters import (BnConfig, CompacterConfig, CompacterPlusPlusConfig, Config
                       SeqBnConfig)
 from adapters.methods.bottleneck import BottleneckLayer
 from safetensors.torch import load_file, save_file
-from transformers import BertModel, T5ForConditionalGeneration
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_models import bert_config, randomize_norms, t5_config, transformer_inputs  # noqa: E402
+from tiny_models import (BASE_SEED, bert_config, build_base, compact_json, fresh_base, new_model,  # noqa: E402,F401
+                         t5_config, transformer_inputs)
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
@@ -62,33 +62,16 @@ F64_TOL = 2e-5
 RELOAD_TOL = 1e-6
 # the adapter must change the output at least this much (relative to the largest magnitude of base_output)
 MIN_EFFECT = 1e-3
-BASE_SEED = {"bert": 1234, "t5": 5678}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Base models (tiny_models.py, shared with make_method_cases.py)
 # ----------------------------------------------------------------------------------------------------------------
 
-def new_model(kind, config):
-    if kind == "bert":
-        return BertModel(config, add_pooling_layer=False)
-    return T5ForConditionalGeneration(config)
 
 
-def build_base(kind):
-    """The same base model and inputs for every case of a kind (seeded per kind): identical base files."""
-    torch.manual_seed(BASE_SEED[kind])
-    config = bert_config() if kind == "bert" else t5_config()
-    model = new_model(kind, config).eval()
-    randomize_norms(model)
-    inputs = transformer_inputs(kind)
-    return model, config, inputs
 
 
-def fresh_base(kind, config, state):
-    model = new_model(kind, config)
-    model.load_state_dict(state)
-    return model.eval()
 
 
 def forward(model, kind, inputs, **kwargs):
@@ -762,11 +745,6 @@ def write_readme(out_root, entries, broken, versions, total_bytes):
         f.write(text)
 
 
-def compact_json(obj):
-    """json.dumps(indent=2, sort_keys=True) with lists of numbers (shapes) kept on one line."""
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    return re.sub(r"\[\s*(-?[0-9.eE+-]+(?:,\s*-?[0-9.eE+-]+)*)\s*\]",
-                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
 def main(out_root):

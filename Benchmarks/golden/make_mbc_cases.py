@@ -51,7 +51,7 @@ from sklearn.decomposition import TruncatedSVD
 from transformers import BertModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_models import bert_config, randomize_norms  # noqa: E402
+from tiny_models import bert_config, compact_json, randomize_norms  # noqa: E402
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
@@ -447,11 +447,6 @@ def run_case(case, out_root, tmp_root):
 # Index and README
 # ----------------------------------------------------------------------------------------------------------------
 
-def compact_json(obj):
-    """json.dumps(indent=2, sort_keys=True) with lists of numbers (shapes) kept on one line."""
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    return re.sub(r"\[\s*(-?[0-9.eE+-]+(?:,\s*-?[0-9.eE+-]+)*)\s*\]",
-                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
 def fmt(v):

@@ -1,10 +1,18 @@
-"""The tiny Hugging Face models and inputs the golden generators share (random weights, built from code).
+"""The tiny Hugging Face models and inputs the golden generators share (random weights, built from code), and their
+JSON writer.
 
-`make_method_cases.py` (PEFT) and `make_bottleneck_cases.py` (adapters) import these, so the base models of both
-golden sets are built one way. Needs torch and transformers only.
+`make_method_cases.py` (PEFT), `make_bottleneck_cases.py` and its followers (adapters), `make_arrow_cases.py` and
+`make_mbc_cases.py` import these, so the base models of every golden set are built one way. Needs torch and
+transformers only.
 """
+import json
+import re
+
 import torch
-from transformers import BertConfig, T5Config
+from transformers import BertConfig, BertModel, T5Config, T5ForConditionalGeneration
+
+# The seed of each kind's base (BERT, T5): the same base weights in every golden set built with `build_base`.
+BASE_SEED = {"bert": 1234, "t5": 5678}
 
 
 def bert_config():
@@ -42,3 +50,32 @@ def transformer_inputs(kind):
     decoder_input_ids = torch.randint(2, 50, (batch, 4))
     decoder_input_ids[:, 0] = 0  # decoder_start_token_id
     return {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
+
+
+def new_model(kind, config):
+    if kind == "bert":
+        return BertModel(config, add_pooling_layer=False)
+    return T5ForConditionalGeneration(config)
+
+
+def build_base(kind):
+    """The same base model and inputs for every case of a kind (seeded per kind): identical base files."""
+    torch.manual_seed(BASE_SEED[kind])
+    config = bert_config() if kind == "bert" else t5_config()
+    model = new_model(kind, config).eval()
+    randomize_norms(model)
+    inputs = transformer_inputs(kind)
+    return model, config, inputs
+
+
+def fresh_base(kind, config, state):
+    model = new_model(kind, config)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def compact_json(obj):
+    """json.dumps(indent=2, sort_keys=True) with lists of numbers (shapes) kept on one line."""
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    return re.sub(r"\[\s*(-?[0-9.eE+-]+(?:,\s*-?[0-9.eE+-]+)*)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
