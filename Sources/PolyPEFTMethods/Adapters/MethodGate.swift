@@ -40,8 +40,11 @@ public final class MethodGate: Module {
     /// Tasks of a task-routed gate, nil for an input gate.
     public var tasks: Int? { taskLogits?.value.shape[0] }
 
-    /// Whether the parameter called `name` (relative to the gate) is the task table.
-    static func isTaskTable(_ name: String) -> Bool { name == "task_logits" }
+    /// The role of an adapter's parameter `name` when its gate is the child `gate`: the task table learns as a
+    /// router, everything else as the adapter (what `Adapter.parameterRole` returns for gated methods).
+    static func role(ofAdapterParameter name: String) -> ParameterRole {
+        name == "gate.task_logits" ? .router : .adapter
+    }
 
     /// `g`: `[B, outputs]` for the input `x` (`[B, T, in]` or `[B, in]`). `place` names the gate in errors.
     public func value(_ x: Variable, place: String, _ ctx: Context) throws -> Variable {

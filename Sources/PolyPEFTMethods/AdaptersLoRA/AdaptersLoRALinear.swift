@@ -84,7 +84,7 @@ public final class AdaptersLoRALinear: Module, AdapterLayer, FeatureLayer {
     }
 
     public func parameterRole(_ name: String) -> ParameterRole {
-        name == "gate.task_logits" ? .router : .adapter
+        MethodGate.role(ofAdapterParameter: name)
     }
 
     public func update(_ x: Variable, _ ctx: Context) throws -> AdapterUpdate {

@@ -127,7 +127,7 @@ public struct AdaptersPrefixConfig: GateableConfig, Equatable, Codable {
             }
         }
         let pool = AdaptersPrefixPool(path: AdaptersPrefixSlot.poolPath(forHosts: all.map(\.path)), generators: generators,
-                                      hostPaths: all.map(\.path), config: self)
+                                      hostPaths: all.map(\.path))
         for (slot, place) in zip(slots, chosen) {
             try slot.connect(to: pool, position: chosen.prefix { $0.path != place.path }.filter { $0.location == place.location }.count)
             try place.host.installPrefix(slot)

@@ -89,17 +89,15 @@ final class AdaptersPrefixGenerator {
 /// (`AdaptersPrefixSlot`). Saved names are `<location>_prefix.<name>` (`self_prefix.wte.weight`).
 public final class AdaptersPrefixPool: Adapter {
     public let path: String
-    public let config: AdaptersPrefixConfig
     let generators: [AdaptersPrefixGenerator]
     /// Every attention with a prefix slot in the model, taken or not (each holds the library's pool under its own
     /// keys too).
     let hostPaths: [String]
 
-    init(path: String, generators: [AdaptersPrefixGenerator], hostPaths: [String], config: AdaptersPrefixConfig) {
+    init(path: String, generators: [AdaptersPrefixGenerator], hostPaths: [String]) {
         self.path = path
         self.generators = generators
         self.hostPaths = hostPaths
-        self.config = config
     }
 
     public func adapterParameters() -> [(name: String, parameter: Parameter)] {

@@ -53,7 +53,7 @@ public final class AdaptersPrefixSlot: Module, AttentionPrefix, Adapter {
     }
 
     public func parameterRole(_ name: String) -> ParameterRole {
-        name == "gate.task_logits" ? .router : .adapter
+        MethodGate.role(ofAdapterParameter: name)
     }
 
     public func prefix(for x: Variable, _ ctx: Context) throws -> KeyValuePrefix? {

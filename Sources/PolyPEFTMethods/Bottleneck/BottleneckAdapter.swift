@@ -160,7 +160,7 @@ public final class BottleneckAdapter: Module, ResidualJoin, Adapter {
     public func adapterParameters() -> [(name: String, parameter: Parameter)] { namedParameters() }
 
     public func parameterRole(_ name: String) -> ParameterRole {
-        name == "gate.task_logits" ? .router : .adapter
+        MethodGate.role(ofAdapterParameter: name)
     }
 
     /// The bottleneck is not linear in its weights: no merge.

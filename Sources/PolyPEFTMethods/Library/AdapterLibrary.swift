@@ -64,12 +64,8 @@ public struct AdapterLibrary {
         if let n = dataSize, n < 0 { throw ConfigError("\(name): data_size must be >= 0, got \(n)") }
         let configURL = try PeftAdapterFolder.configFile(in: directory, named: PeftAdapterFolder.configFileName, of: "a PEFT adapter folder")
         let json = try PeftAdapterFolder.readJSONObject(at: configURL)
-        let config: LoraConfig
-        do {
-            guard let c = try PeftMethods.config(json: json, context: configURL.path) as? LoraConfig else {
-                throw ConfigError("\(configURL.path): peft_type is \(json["peft_type"]?.compactString() ?? "absent"); a library holds LoRA adapters")
-            }
-            config = c
+        guard let config = try PeftMethods.config(json: json, context: configURL.path) as? LoraConfig else {
+            throw ConfigError("\(configURL.path): peft_type is \(json["peft_type"]?.compactString() ?? "absent"); a library holds LoRA adapters")
         }
         guard !config.useDora else { throw ConfigError("\(configURL.path): use_dora: a library holds plain LoRA adapters") }
         let weightsURL = directory.appendingPathComponent(PeftAdapterFolder.weightsFileName)

@@ -65,10 +65,10 @@ public struct ConfigUnion: PeftConfig {
             throw ConfigError("\(context): configs[\(prompts[0])] and configs[\(prompts[1])] are both prompt-learning methods "
                 + "(\(configs[prompts[0]].peftType), \(configs[prompts[1]].peftType)); a model takes one")
         }
-        let routed = configs.indices.filter { PeftModel.taskCount(of: configs[$0]) > 0 }
-        if let first = routed.first, let other = routed.first(where: { PeftModel.taskCount(of: configs[$0]) != PeftModel.taskCount(of: configs[first]) }) {
-            throw ConfigError("\(context): configs[\(first)] routes by \(PeftModel.taskCount(of: configs[first])) tasks and configs[\(other)] by "
-                + "\(PeftModel.taskCount(of: configs[other])); a union's task tables must have one number of tasks")
+        let tasks = configs.map(PeftModel.taskCount(of:))
+        if let first = tasks.firstIndex(where: { $0 > 0 }), let other = tasks.firstIndex(where: { $0 > 0 && $0 != tasks[first] }) {
+            throw ConfigError("\(context): configs[\(first)] routes by \(tasks[first]) tasks and configs[\(other)] by \(tasks[other]); "
+                + "a union's task tables must have one number of tasks")
         }
         let rules = configs.indices.filter { (configs[$0] as? BnConfig).map { $0.phmLayer && $0.sharedPhmRule } ?? false }
         if rules.count > 1 {
@@ -116,7 +116,7 @@ public struct ConfigUnion: PeftConfig {
                 for t in try AdaptersLoRALinear.targets(of: model, selectedBy: lora) { try claim(t.path, "wrap", by: i) }
             } else if let prefix = c as? AdaptersPrefixConfig {
                 for place in try AdaptersPrefixSlot.places(in: model, selectedBy: prefix).chosen {
-                    try claim(place.path + ".prefix_tuning", "fill the attention prefix slot", by: i)
+                    try claim(place.path + "." + type(of: place.host).prefixSlotName, "fill the attention prefix slot", by: i)
                 }
             } else if let bn = c as? BnConfig {
                 for slot in try BottleneckAdapter.slots(of: model, selectedBy: bn) { try claim(slot.path + ".adapters", "fill the residual slot", by: i) }
